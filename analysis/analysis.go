@@ -1,0 +1,66 @@
+// Package analysis measures a canary against its stable version and judges
+// the difference. It knows nothing of the rollout engine: it takes a
+// Request and returns a Result.
+package analysis
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Verdict is the outcome of one analysis tick.
+type Verdict string
+
+// The three verdicts. There is no fourth: a measurement that could not be
+// taken is Inconclusive, never Pass.
+const (
+	Pass         Verdict = "Pass"
+	Fail         Verdict = "Fail"
+	Inconclusive Verdict = "Inconclusive"
+)
+
+// ErrNoData means a provider returned nothing to judge: a query error, a
+// timeout, an empty result or too few samples.
+var ErrNoData = errors.New("no data")
+
+// Request asks for one tick of analysis of one rollout.
+type Request struct {
+	// Namespace and Name identify the rollout.
+	Namespace string
+	Name      string
+	// Host is the service host of the canary (subset mode), or empty.
+	Host         string
+	StableSubset string
+	CanarySubset string
+	// StableHost and CanaryHost are set instead in host mode.
+	StableHost string
+	CanaryHost string
+	// CanaryWeight is the canary's current weight, in percent.
+	CanaryWeight int32
+	// Since is the start of the data that counts for this tick (the later
+	// of the step's start and the previous tick).
+	Since time.Time
+	// Now is the time of the tick.
+	Now time.Time
+}
+
+// Result is the judgement of one tick.
+type Result struct {
+	Verdict Verdict
+	// Reason says why, in plain words: which check, which hop, which values.
+	Reason string
+	// FastFail asks for a rollback on this tick, without waiting for the
+	// failure threshold.
+	FastFail bool
+}
+
+// AlwaysPass is a placeholder Analyzer that passes every tick without
+// measuring anything. It exists so that the engine can run before real
+// providers are configured; never use it to judge a real canary.
+type AlwaysPass struct{}
+
+// Analyze returns Pass.
+func (AlwaysPass) Analyze(context.Context, Request) (Result, error) {
+	return Result{Verdict: Pass, Reason: "no analysis configured (AlwaysPass placeholder)"}, nil
+}

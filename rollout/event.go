@@ -1,0 +1,45 @@
+package rollout
+
+import "time"
+
+// EventKind names what happened to a rollout.
+type EventKind string
+
+// The events a rollout emits, to Kubernetes and to the Notifier.
+const (
+	EventStarted      EventKind = "Started"
+	EventStepAdvanced EventKind = "StepAdvanced"
+	EventPaused       EventKind = "Paused"
+	EventResumed      EventKind = "Resumed"
+	EventSucceeded    EventKind = "Succeeded"
+	EventRolledBack   EventKind = "RolledBack"
+	EventAborted      EventKind = "Aborted"
+	EventFailed       EventKind = "Failed"
+	EventWarning      EventKind = "Warning"
+)
+
+// Event is one thing that happened to a rollout, with enough context for a
+// person to understand it.
+type Event struct {
+	Kind      EventKind
+	Namespace string
+	Name      string
+	Time      time.Time
+	// Weight is the canary weight when it happened.
+	Weight int32
+	// Step is the index of the step.
+	Step int32
+	// Message explains it in plain words.
+	Message string
+	// By names who asked for it, for pause, promote and abort.
+	By string
+}
+
+// Warning reports whether the event should be a Kubernetes Warning event.
+func (e Event) Warning() bool {
+	switch e.Kind {
+	case EventRolledBack, EventAborted, EventFailed, EventWarning, EventPaused:
+		return true
+	}
+	return false
+}

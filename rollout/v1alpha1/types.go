@@ -1,0 +1,282 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Phase is where a Rollout is in its life.
+// +kubebuilder:validation:Enum=Pending;Progressing;Paused;Succeeded;RolledBack;Aborted;Failed
+type Phase string
+
+// The phases of a Rollout. Succeeded, RolledBack, Aborted and Failed are
+// terminal: a Rollout describes one canary run and never leaves them.
+const (
+	PhasePending     Phase = "Pending"
+	PhaseProgressing Phase = "Progressing"
+	PhasePaused      Phase = "Paused"
+	PhaseSucceeded   Phase = "Succeeded"
+	PhaseRolledBack  Phase = "RolledBack"
+	PhaseAborted     Phase = "Aborted"
+	PhaseFailed      Phase = "Failed"
+)
+
+// Terminal reports whether the phase is final.
+func (p Phase) Terminal() bool {
+	switch p {
+	case PhaseSucceeded, PhaseRolledBack, PhaseAborted, PhaseFailed:
+		return true
+	}
+	return false
+}
+
+// Annotations that request an imperative action on a Rollout. They are
+// written by the REST API or by hand (kubectl annotate) and read by the
+// controller; they do not change the spec's generation.
+const (
+	// AnnotationAbort asks the controller to abort; its value is the reason.
+	AnnotationAbort = "serin.dev/abort"
+	// AnnotationAbortBy names who asked for the abort.
+	AnnotationAbortBy = "serin.dev/abort-by"
+	// AnnotationPromote, set to "true", asks the controller to jump to 100%.
+	AnnotationPromote = "serin.dev/promote"
+	// AnnotationPromoteBy names who asked for the promotion.
+	AnnotationPromoteBy = "serin.dev/promote-by"
+)
+
+// Finalizer is set on every Rollout so that deleting one mid-way first
+// restores the route to 100/0.
+const Finalizer = "serin.dev/restore-route"
+
+// Rollout moves traffic on one Istio VirtualService route from a stable
+// version to a canary version in steps, while analysis compares the two.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ro,categories=serin
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.currentStep`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`
+// +kubebuilder:printcolumn:name="VirtualService",type=string,JSONPath=`.spec.virtualService`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Rollout struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   RolloutSpec   `json:"spec"`
+	Status RolloutStatus `json:"status,omitempty"`
+}
+
+// RolloutList is a list of Rollouts.
+//
+// +kubebuilder:object:root=true
+type RolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Rollout `json:"items"`
+}
+
+// RolloutSpec is what the user asks for. Exactly one of the two modes is
+// given: subset mode (stableSubset and canarySubset of one host) or host
+// mode (stableHost and canaryHost, for meshes that split by service).
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.stableSubset) && has(self.canarySubset) && !has(self.stableHost) && !has(self.canaryHost)) || (has(self.stableHost) && has(self.canaryHost) && !has(self.stableSubset) && !has(self.canarySubset))",message="give either stableSubset and canarySubset (subset mode) or stableHost and canaryHost (host mode), not both and not neither"
+// +kubebuilder:validation:XValidation:rule="!has(self.stableSubset) || !has(self.canarySubset) || self.stableSubset != self.canarySubset",message="stableSubset and canarySubset must differ"
+// +kubebuilder:validation:XValidation:rule="!has(self.stableHost) || !has(self.canaryHost) || self.stableHost != self.canaryHost",message="stableHost and canaryHost must differ"
+// +kubebuilder:validation:XValidation:rule="self.virtualService == oldSelf.virtualService && (has(self.route) ? self.route : '') == (has(oldSelf.route) ? oldSelf.route : '') && (has(self.host) ? self.host : '') == (has(oldSelf.host) ? oldSelf.host : '') && (has(self.stableSubset) ? self.stableSubset : '') == (has(oldSelf.stableSubset) ? oldSelf.stableSubset : '') && (has(self.canarySubset) ? self.canarySubset : '') == (has(oldSelf.canarySubset) ? oldSelf.canarySubset : '') && (has(self.stableHost) ? self.stableHost : '') == (has(oldSelf.stableHost) ? oldSelf.stableHost : '') && (has(self.canaryHost) ? self.canaryHost : '') == (has(oldSelf.canaryHost) ? oldSelf.canaryHost : '')",message="virtualService, route, host and the stable/canary subsets or hosts cannot change once a rollout exists; create a new Rollout instead"
+type RolloutSpec struct {
+	// VirtualService is the name of the Istio VirtualService, in the
+	// Rollout's namespace, whose route serin shifts.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	VirtualService string `json:"virtualService"`
+
+	// Route is the name of the http route to shift. When it is empty, the
+	// route is the single http route whose destinations include both the
+	// stable and the canary destination.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:default=""
+	Route string `json:"route"`
+
+	// Host is the destination host in subset mode. It defaults to the host
+	// of the route's destinations.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:default=""
+	Host string `json:"host"`
+
+	// StableSubset is the DestinationRule subset that serves today's version.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	StableSubset string `json:"stableSubset,omitempty"`
+
+	// CanarySubset is the DestinationRule subset of the new version.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	CanarySubset string `json:"canarySubset,omitempty"`
+
+	// StableHost is the stable service's host, in host mode.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	StableHost string `json:"stableHost,omitempty"`
+
+	// CanaryHost is the canary service's host, in host mode.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	CanaryHost string `json:"canaryHost,omitempty"`
+
+	// Steps are the canary weights, in percent, that the rollout walks
+	// through. They are strictly increasing, each in [1, 100], and the last
+	// is 100.
+	// +optional
+	// +kubebuilder:default={10,25,50,100}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=100
+	// +kubebuilder:validation:XValidation:rule="self.all(i, self.filter(j, j <= i).size() == self.filter(j, j < i).size() + 1) && self.isSorted()",message="steps must be strictly increasing"
+	// +kubebuilder:validation:XValidation:rule="self[self.size() - 1] == 100",message="the last step must be 100"
+	Steps []int32 `json:"steps,omitempty"`
+
+	// StepInterval is how long each step dwells while analysis passes.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="stepInterval must be at least 1s"
+	StepInterval metav1.Duration `json:"stepInterval,omitempty"`
+
+	// Analysis configures the checks that compare canary and stable.
+	// +optional
+	Analysis *AnalysisSpec `json:"analysis,omitempty"`
+
+	// Paused holds the rollout at its current weight. serin sets it too
+	// when it pauses by itself (for example on drift); set it to false to
+	// resume.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+}
+
+// AnalysisSpec configures the analysis loop. Its checks are filled in by
+// the analysis package; every field has a default that suits most users.
+type AnalysisSpec struct {
+	// Interval is the time between two analysis ticks.
+	// +optional
+	// +kubebuilder:default="2s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="analysis.interval must be at least 1s"
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// FailureThreshold is the number of consecutive failed ticks that roll
+	// the canary back.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+}
+
+// RolloutStatus is what the controller observed and did.
+type RolloutStatus struct {
+	// Phase is where the rollout is.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// CurrentStep is the index into spec.steps of the step being dwelt on,
+	// or -1 before the first step.
+	// +optional
+	CurrentStep int32 `json:"currentStep"`
+
+	// CanaryWeight is the canary weight, in percent, that serin has decided
+	// on for the route. Stable gets 100 minus this.
+	// +optional
+	CanaryWeight int32 `json:"canaryWeight"`
+
+	// AppliedWeight is the canary weight that serin last confirmed on the
+	// VirtualService by reading it back. It differs from CanaryWeight only
+	// while a write is in flight, which lets a restarted controller tell
+	// its own unfinished write from a hand edit.
+	// +optional
+	AppliedWeight int32 `json:"appliedWeight"`
+
+	// StepStartedAt is when the current step began.
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+
+	// Message says, in plain words, why the rollout is where it is.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Conditions are the standard Kubernetes conditions: Preflight,
+	// MTLSStrict and Progressing.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the spec generation that the status reflects.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Analysis holds the state of the analysis loop for the current step.
+	// +optional
+	Analysis AnalysisStatus `json:"analysis,omitempty"`
+
+	// History lists the phase and step transitions, oldest first. It keeps
+	// the most recent MaxHistory entries.
+	// +optional
+	History []Transition `json:"history,omitempty"`
+}
+
+// MaxHistory bounds status.history.
+const MaxHistory = 50
+
+// AnalysisStatus is the analysis loop's memory between ticks. It lives in
+// the status so that a restarted controller continues where it was.
+type AnalysisStatus struct {
+	// LastVerdict is the verdict of the latest tick: Pass, Fail or Inconclusive.
+	// +optional
+	LastVerdict string `json:"lastVerdict,omitempty"`
+	// LastReason explains the latest verdict.
+	// +optional
+	LastReason string `json:"lastReason,omitempty"`
+	// LastTickAt is when the latest tick ran.
+	// +optional
+	LastTickAt *metav1.Time `json:"lastTickAt,omitempty"`
+	// ConsecutiveFailures counts failed ticks in a row.
+	// +optional
+	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
+	// PassedTicks counts passing ticks since the step (or the latest
+	// failure within it) began.
+	// +optional
+	PassedTicks int32 `json:"passedTicks,omitempty"`
+	// CleanSince is when the current run of ticks without a failure began;
+	// a step is promoted only after a whole dwell since then.
+	// +optional
+	CleanSince *metav1.Time `json:"cleanSince,omitempty"`
+	// InconclusiveSince is when the analysis last started to be inconclusive
+	// without a pass or a failure since.
+	// +optional
+	InconclusiveSince *metav1.Time `json:"inconclusiveSince,omitempty"`
+}
+
+// Transition is one entry of status.history.
+type Transition struct {
+	// Time is when the transition happened.
+	Time metav1.Time `json:"time"`
+	// From is the phase and step before, for example "Progressing/1 (25%)".
+	From string `json:"from"`
+	// To is the phase and step after.
+	To string `json:"to"`
+	// Reason is a short machine-readable reason, such as StepAdvanced.
+	Reason string `json:"reason"`
+	// Message explains the transition in plain words.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
