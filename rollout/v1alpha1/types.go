@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -83,7 +85,7 @@ type RolloutList struct {
 // +kubebuilder:validation:XValidation:rule="(has(self.stableSubset) && has(self.canarySubset) && !has(self.stableHost) && !has(self.canaryHost)) || (has(self.stableHost) && has(self.canaryHost) && !has(self.stableSubset) && !has(self.canarySubset))",message="give either stableSubset and canarySubset (subset mode) or stableHost and canaryHost (host mode), not both and not neither"
 // +kubebuilder:validation:XValidation:rule="!has(self.stableSubset) || !has(self.canarySubset) || self.stableSubset != self.canarySubset",message="stableSubset and canarySubset must differ"
 // +kubebuilder:validation:XValidation:rule="!has(self.stableHost) || !has(self.canaryHost) || self.stableHost != self.canaryHost",message="stableHost and canaryHost must differ"
-// +kubebuilder:validation:XValidation:rule="self.virtualService == oldSelf.virtualService && (has(self.route) ? self.route : '') == (has(oldSelf.route) ? oldSelf.route : '') && (has(self.host) ? self.host : '') == (has(oldSelf.host) ? oldSelf.host : '') && (has(self.stableSubset) ? self.stableSubset : '') == (has(oldSelf.stableSubset) ? oldSelf.stableSubset : '') && (has(self.canarySubset) ? self.canarySubset : '') == (has(oldSelf.canarySubset) ? oldSelf.canarySubset : '') && (has(self.stableHost) ? self.stableHost : '') == (has(oldSelf.stableHost) ? oldSelf.stableHost : '') && (has(self.canaryHost) ? self.canaryHost : '') == (has(oldSelf.canaryHost) ? oldSelf.canaryHost : '')",message="virtualService, route, host and the stable/canary subsets or hosts cannot change once a rollout exists; create a new Rollout instead"
+// +kubebuilder:validation:XValidation:rule="self.virtualService == oldSelf.virtualService && (has(self.route) ? self.route : ”) == (has(oldSelf.route) ? oldSelf.route : ”) && (has(self.host) ? self.host : ”) == (has(oldSelf.host) ? oldSelf.host : ”) && (has(self.stableSubset) ? self.stableSubset : ”) == (has(oldSelf.stableSubset) ? oldSelf.stableSubset : ”) && (has(self.canarySubset) ? self.canarySubset : ”) == (has(oldSelf.canarySubset) ? oldSelf.canarySubset : ”) && (has(self.stableHost) ? self.stableHost : ”) == (has(oldSelf.stableHost) ? oldSelf.stableHost : ”) && (has(self.canaryHost) ? self.canaryHost : ”) == (has(oldSelf.canaryHost) ? oldSelf.canaryHost : ”)",message="virtualService, route, host and the stable/canary subsets or hosts cannot change once a rollout exists; create a new Rollout instead"
 type RolloutSpec struct {
 	// VirtualService is the name of the Istio VirtualService, in the
 	// Rollout's namespace, whose route serin shifts.
@@ -180,7 +182,38 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+
+	// InconclusiveLimit is how long analysis may stay inconclusive (no
+	// data, too few requests, a data source down) before OnInconclusive
+	// applies. No data is never a pass.
+	// +optional
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="analysis.inconclusiveLimit must be at least 1s"
+	InconclusiveLimit metav1.Duration `json:"inconclusiveLimit,omitempty"`
+
+	// OnInconclusive is what happens when analysis stays inconclusive for
+	// InconclusiveLimit: Rollback (the default) or Pause.
+	// +optional
+	// +kubebuilder:default=Rollback
+	// +kubebuilder:validation:Enum=Rollback;Pause
+	OnInconclusive string `json:"onInconclusive,omitempty"`
 }
+
+// Defaults of the fields above, applied by the API server from the CRD
+// schema and by Defaulted for objects built in Go.
+const (
+	DefaultStepInterval      = 30 * time.Second
+	DefaultAnalysisInterval  = 2 * time.Second
+	DefaultFailureThreshold  = 2
+	DefaultInconclusiveLimit = 60 * time.Second
+	OnInconclusiveRollback   = "Rollback"
+	OnInconclusivePause      = "Pause"
+)
+
+// DefaultSteps are the canary weights used when spec.steps is empty.
+var DefaultSteps = []int32{10, 25, 50, 100}
 
 // RolloutStatus is what the controller observed and did.
 type RolloutStatus struct {

@@ -1,0 +1,47 @@
+# serin's one entry point for building, testing and demoing.
+#   make demo   run the whole thing locally (installs what is missing)
+#   make test   run go vet and every test against the real local stack
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+SERIN_CACHE ?= $(HOME)/.cache/serin
+export SERIN_CACHE
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# Integration tests start real servers; one package at a time keeps their
+# timing honest on 2 cores.
+TEST_FLAGS ?= -count=1 -p 1 -timeout 45m
+
+.PHONY: all build tools vet test generate verify-generate demo bench clean
+
+all: build
+
+build:
+	@echo "==> building bin/serin"
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/serin ./cmd/serin
+
+tools:
+	@echo "==> installing or building the local stack (cached in $(SERIN_CACHE))"
+	bash test/tools/install.sh etcd prometheus kube jaeger
+
+vet:
+	@echo "==> go vet"
+	$(GO) vet ./...
+
+# Every test, unit and integration. A missing server is a failure.
+test: tools vet
+	@echo "==> go test (unit and integration, real kube-apiserver, Prometheus, Jaeger)"
+	$(GO) test $(TEST_FLAGS) ./...
+
+generate:
+	@echo "==> controller-gen: deepcopy and CRD"
+	$(GO) tool controller-gen object paths=./rollout/v1alpha1/...
+	$(GO) tool controller-gen crd paths=./rollout/v1alpha1/... output:crd:dir=deploy/crd
+
+demo: tools build
+	$(GO) run ./test/demo
+
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m ./test/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,350 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+// Recorder emits Kubernetes Events; client-go's events.EventRecorder
+// satisfies it.
+type Recorder interface {
+	// Eventf records an event about regarding.
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...interface{})
+}
+
+// Options are the engine's dependencies.
+type Options struct {
+	// Client reads and writes Rollouts.
+	Client client.Client
+	// Router shifts traffic.
+	Router TrafficRouter
+	// Analyzer judges canary against stable on every tick.
+	Analyzer Analyzer
+	// Notifier receives every event through a bounded queue; nil drops them.
+	Notifier Notifier
+	// Recorder emits Kubernetes Events; nil emits none.
+	Recorder Recorder
+	// Clock tells the time; nil is the wall clock.
+	Clock Clock
+	// Log is the logger; nil discards.
+	Log *slog.Logger
+}
+
+// Engine reconciles Rollouts: on each tick it observes, calls Next and
+// carries out the decision.
+type Engine struct {
+	o     Options
+	queue *notifyQueue
+}
+
+// NewEngine checks the options and returns an engine.
+func NewEngine(o Options) (*Engine, error) {
+	switch {
+	case o.Client == nil:
+		return nil, errors.New("rollout engine: Client is required")
+	case o.Router == nil:
+		return nil, errors.New("rollout engine: Router is required")
+	case o.Analyzer == nil:
+		return nil, errors.New("rollout engine: Analyzer is required")
+	}
+	if o.Notifier == nil {
+		o.Notifier = NopNotifier{}
+	}
+	if o.Clock == nil {
+		o.Clock = RealClock{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log)}, nil
+}
+
+// SetupWithManager registers the engine as the Rollout controller. Ticks
+// come from RequeueAfter; status-only updates (the engine's own writes) do
+// not trigger a reconcile.
+func (e *Engine) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.Add(e.queue); err != nil {
+		return fmt.Errorf("add notification queue: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("rollout").
+		For(&v1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{},
+			predicate.AnnotationChangedPredicate{},
+			deletionPredicate{},
+		))).
+		Complete(e)
+}
+
+// Reconcile runs one tick for one Rollout.
+func (e *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ro := &v1alpha1.Rollout{}
+	if err := e.o.Client.Get(ctx, req.NamespacedName, ro); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	res, err := e.tick(ctx, ro)
+	if apierrors.IsConflict(err) {
+		// Someone wrote the Rollout since we read it; read again soon.
+		return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
+	}
+	if err != nil {
+		e.o.Log.Warn("reconcile failed", "rollout", req.String(), "err", err)
+	}
+	return res, err
+}
+
+func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, error) {
+	if !ro.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, e.finalize(ctx, ro)
+	}
+	if !controllerutil.ContainsFinalizer(ro, v1alpha1.Finalizer) {
+		controllerutil.AddFinalizer(ro, v1alpha1.Finalizer)
+		if err := e.o.Client.Update(ctx, ro); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer to Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		}
+	}
+	if ro.Status.Phase.Terminal() {
+		return ctrl.Result{}, e.converge(ctx, ro, nil)
+	}
+	now := e.o.Clock.Now()
+	obs, wait, err := e.observe(ctx, ro, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	d := Next(ro.Status, ro.Spec, obs, now)
+	if err := e.apply(ctx, ro, d); err != nil {
+		return ctrl.Result{}, err
+	}
+	var live *int32
+	if obs.LiveKnown {
+		live = &obs.LiveWeight
+	}
+	if err := e.converge(ctx, ro, live); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
+}
+
+// observe gathers what Next needs. A non-zero wait means the analysis tick
+// is not due yet and nothing should be decided now.
+func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Time) (Observation, time.Duration, error) {
+	obs := Observation{Generation: ro.Generation, Abort: abortRequest(ro), Promote: promoteRequest(ro)}
+	t := TargetOf(ro)
+	if ro.Status.Phase == "" || ro.Status.Phase == v1alpha1.PhasePending {
+		if ro.Spec.Paused || obs.Abort != nil {
+			return obs, 0, nil
+		}
+		pf, err := e.preflight(ctx, t)
+		if err != nil {
+			return obs, 0, err
+		}
+		obs.Preflight = &pf
+		return obs, 0, nil
+	}
+	w, err := e.o.Router.CanaryWeight(ctx, t)
+	if err != nil {
+		e.event(ro, Event{Kind: EventWarning, Message: fmt.Sprintf("cannot read the weights of %s: %v", t, err)})
+		return obs, 0, fmt.Errorf("read weights of %s: %w", t, err)
+	}
+	obs.LiveWeight, obs.LiveKnown = w, true
+	spec := ro.Spec.Defaulted()
+	analyze := ro.Status.Phase == v1alpha1.PhaseProgressing && !ro.Spec.Paused &&
+		obs.Abort == nil && obs.Promote == nil && ro.Generation == ro.Status.ObservedGeneration &&
+		ro.Status.AppliedWeight == ro.Status.CanaryWeight && w == ro.Status.CanaryWeight
+	if !analyze {
+		return obs, 0, nil
+	}
+	if last := ro.Status.Analysis.LastTickAt; last != nil {
+		// Reconciles can come early (an annotation changed); ticks keep
+		// their interval.
+		if due := last.Add(spec.Analysis.Interval.Duration); now.Before(due) {
+			return obs, due.Sub(now), nil
+		}
+	}
+	res := e.analyze(ctx, ro, now)
+	obs.Result = &res
+	return obs, 0, nil
+}
+
+func (e *Engine) preflight(ctx context.Context, t Target) (PreflightReport, error) {
+	pf, err := e.o.Router.Preflight(ctx, t)
+	if err != nil {
+		return pf, fmt.Errorf("preflight of %s: %w", t, err)
+	}
+	if !pf.OK() {
+		return pf, nil
+	}
+	// A rollout starts from 100/0; anything else is someone else's traffic.
+	w, err := e.o.Router.CanaryWeight(ctx, t)
+	if err != nil {
+		return pf, fmt.Errorf("preflight of %s: %w", t, err)
+	}
+	if w != 0 {
+		pf.Failures = append(pf.Failures, Finding{Check: "Weights", Message: fmt.Sprintf(
+			"VirtualService %s/%s already sends %d%% to the canary; a rollout starts from 100/0", t.Namespace, t.VirtualService, w)})
+	}
+	return pf, nil
+}
+
+func (e *Engine) analyze(ctx context.Context, ro *v1alpha1.Rollout, now time.Time) analysis.Result {
+	since := now.Add(-ro.Spec.Defaulted().Analysis.Interval.Duration)
+	if s := ro.Status.StepStartedAt; s != nil && s.After(since) {
+		since = s.Time
+	}
+	t := TargetOf(ro)
+	req := analysis.Request{
+		Namespace: ro.Namespace, Name: ro.Name, Host: t.Host,
+		StableSubset: t.StableSubset, CanarySubset: t.CanarySubset,
+		StableHost: t.StableHost, CanaryHost: t.CanaryHost,
+		CanaryWeight: ro.Status.CanaryWeight, Since: since, Now: now,
+	}
+	res, err := e.o.Analyzer.Analyze(ctx, req)
+	if err != nil {
+		// Failing to measure is never a pass.
+		return analysis.Result{Verdict: analysis.Inconclusive, Reason: "analysis could not run: " + err.Error()}
+	}
+	return res
+}
+
+// apply records the decision: the engine-initiated pause in the spec, then
+// the status (with optimistic concurrency), then the events. The weight is
+// written afterwards by converge, so a crash in between leaves an intent
+// in the status that the next tick completes.
+func (e *Engine) apply(ctx context.Context, ro *v1alpha1.Rollout, d Decision) error {
+	if d.Pause && !ro.Spec.Paused {
+		base := ro.DeepCopy()
+		ro.Spec.Paused = true
+		if err := e.o.Client.Patch(ctx, ro, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("pause Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		}
+		// The pause bumped the generation; the status reflects it.
+		d.Status.ObservedGeneration = ro.Generation
+	}
+	if equality.Semantic.DeepEqual(ro.Status, d.Status) {
+		return nil
+	}
+	ro.Status = d.Status
+	if err := e.o.Client.Status().Update(ctx, ro); err != nil {
+		return fmt.Errorf("update status of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	for _, ev := range d.Events {
+		e.event(ro, ev)
+	}
+	return nil
+}
+
+// converge puts the decided weight on the route when a write is pending,
+// then records that it is there. live is the weight read this tick, or nil.
+func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32) error {
+	st := ro.Status
+	want := st.CanaryWeight
+	if st.AppliedWeight == want || st.Phase == v1alpha1.PhaseFailed {
+		return nil
+	}
+	t := TargetOf(ro)
+	if live == nil {
+		w, err := e.o.Router.CanaryWeight(ctx, t)
+		if err != nil {
+			return fmt.Errorf("read weights of %s: %w", t, err)
+		}
+		live = &w
+	}
+	// Never overwrite a hand edit while moving forward; the next tick
+	// pauses for it. Returning to stable (want 0) always goes ahead.
+	if *live != want && *live != st.AppliedWeight && want != 0 {
+		return nil
+	}
+	if err := e.o.Router.SetCanaryWeight(ctx, t, want); err != nil {
+		e.event(ro, Event{Kind: EventWarning, Message: fmt.Sprintf("cannot set canary weight %d%% on %s: %v", want, t, err)})
+		return fmt.Errorf("set canary weight %d on %s: %w", want, t, err)
+	}
+	ro.Status.AppliedWeight = want
+	if err := e.o.Client.Status().Update(ctx, ro); err != nil {
+		return fmt.Errorf("record applied weight of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	return nil
+}
+
+// finalize restores 100/0 when a Rollout is deleted mid-way, then lets the
+// deletion proceed. A finished rollout leaves the route as it is.
+func (e *Engine) finalize(ctx context.Context, ro *v1alpha1.Rollout) error {
+	if !controllerutil.ContainsFinalizer(ro, v1alpha1.Finalizer) {
+		return nil
+	}
+	p := ro.Status.Phase
+	midway := p == v1alpha1.PhaseProgressing || p == v1alpha1.PhasePaused ||
+		((p == v1alpha1.PhaseRolledBack || p == v1alpha1.PhaseAborted) && ro.Status.AppliedWeight != 0)
+	if midway {
+		t := TargetOf(ro)
+		err := e.o.Router.SetCanaryWeight(ctx, t, 0)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("restore 100/0 on %s before deleting Rollout %s/%s: %w", t, ro.Namespace, ro.Name, err)
+		}
+		if err == nil {
+			e.event(ro, Event{Kind: EventAborted, Message: "deleted mid-rollout; traffic returned to stable (100/0)"})
+		}
+	}
+	controllerutil.RemoveFinalizer(ro, v1alpha1.Finalizer)
+	if err := e.o.Client.Update(ctx, ro); err != nil {
+		return fmt.Errorf("remove finalizer from Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	return nil
+}
+
+func (e *Engine) event(ro *v1alpha1.Rollout, ev Event) {
+	ev.Namespace, ev.Name = ro.Namespace, ro.Name
+	if ev.Time.IsZero() {
+		ev.Time = e.o.Clock.Now()
+	}
+	if e.o.Recorder != nil {
+		typ := corev1.EventTypeNormal
+		if ev.Warning() {
+			typ = corev1.EventTypeWarning
+		}
+		e.o.Recorder.Eventf(ro, nil, typ, string(ev.Kind), string(ev.Kind), "%s", ev.Message)
+	}
+	e.o.Log.Info("rollout event", "rollout", ro.Namespace+"/"+ro.Name, "kind", ev.Kind, "weight", ev.Weight, "message", ev.Message)
+	e.queue.push(ev)
+}
+
+func abortRequest(ro *v1alpha1.Rollout) *Request {
+	reason, ok := ro.Annotations[v1alpha1.AnnotationAbort]
+	if !ok {
+		return nil
+	}
+	return &Request{By: ro.Annotations[v1alpha1.AnnotationAbortBy], Reason: reason}
+}
+
+func promoteRequest(ro *v1alpha1.Rollout) *Request {
+	if ro.Annotations[v1alpha1.AnnotationPromote] != "true" {
+		return nil
+	}
+	return &Request{By: ro.Annotations[v1alpha1.AnnotationPromoteBy]}
+}
+
+// deletionPredicate lets through updates that start a deletion.
+type deletionPredicate struct{ predicate.Funcs }
+
+func (deletionPredicate) Update(e event.UpdateEvent) bool {
+	return e.ObjectNew != nil && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+}

@@ -1,0 +1,420 @@
+package rollout
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+// Request is an imperative request from a person: abort or promote.
+type Request struct {
+	By     string
+	Reason string
+}
+
+// Observation is what the engine saw on this tick, before deciding.
+type Observation struct {
+	// Generation is the Rollout's metadata.generation.
+	Generation int64
+	// Preflight is the preflight report; the engine runs it in Pending only.
+	Preflight *PreflightReport
+	// LiveWeight is the canary weight read from the route, when LiveKnown.
+	LiveWeight int32
+	LiveKnown  bool
+	// Result is this tick's analysis, or nil when none ran.
+	Result *analysis.Result
+	// Abort and Promote are pending requests, or nil.
+	Abort   *Request
+	Promote *Request
+}
+
+// Decision is what the engine should do. Next computes it from the status,
+// the spec and an observation, without reading a clock or doing I/O.
+type Decision struct {
+	// Status is the status to record. Its CanaryWeight is the weight the
+	// route must have; the engine writes it after recording the status.
+	Status v1alpha1.RolloutStatus
+	// Pause asks the engine to set spec.paused, for a pause serin decided
+	// by itself (drift, inconclusive analysis), so that a person resumes it
+	// the same way as a pause they asked for.
+	Pause bool
+	// Events happened in this decision.
+	Events []Event
+	// RequeueAfter is when the next tick is due; zero means no tick is due
+	// (a terminal phase, or a pause waiting for a person).
+	RequeueAfter time.Duration
+}
+
+// Condition types recorded in status.conditions.
+const (
+	CondPreflight   = "Preflight"
+	CondMTLSStrict  = "MTLSStrict"
+	CondProgressing = "Progressing"
+)
+
+// Next decides the next status of a rollout. It is pure: everything it
+// needs is in its arguments, and now is the time of the tick.
+func Next(st v1alpha1.RolloutStatus, spec v1alpha1.RolloutSpec, obs Observation, now time.Time) Decision {
+	spec = spec.Defaulted()
+	d := &decider{spec: spec, obs: obs, now: now, old: st, st: *st.DeepCopy()}
+	if d.st.Phase == "" {
+		d.st.Phase = v1alpha1.PhasePending
+		d.st.CurrentStep = -1
+	}
+	d.decide()
+	d.st.ObservedGeneration = obs.Generation
+	return d.decision()
+}
+
+type decider struct {
+	spec    v1alpha1.RolloutSpec
+	obs     Observation
+	now     time.Time
+	old     v1alpha1.RolloutStatus
+	st      v1alpha1.RolloutStatus
+	pause   bool
+	events  []Event
+	requeue time.Duration
+}
+
+func (d *decider) decide() {
+	switch {
+	case d.st.Phase.Terminal():
+		return
+	case d.obs.Abort != nil:
+		d.abort()
+	case d.st.Phase == v1alpha1.PhasePending:
+		d.pending()
+	case d.st.Phase == v1alpha1.PhasePaused && d.obs.Promote != nil:
+		d.promote(d.obs.Promote)
+	case d.st.Phase == v1alpha1.PhasePaused:
+		// Resume comes before drift: resuming accepts the live weight.
+		d.paused()
+	case d.obs.LiveKnown && d.drifted():
+		d.driftPause()
+	case d.obs.Promote != nil:
+		d.promote(d.obs.Promote)
+	case d.spec.Paused:
+		d.enter(v1alpha1.PhasePaused, "PausedByUser", "paused by request; the weight is held until spec.paused is false")
+	default:
+		d.progressing()
+	}
+}
+
+func (d *decider) abort() {
+	by := ""
+	if d.obs.Abort.By != "" {
+		by = " by " + d.obs.Abort.By
+	}
+	msg := "aborted" + by
+	if d.obs.Abort.Reason != "" {
+		msg += ": " + d.obs.Abort.Reason
+	}
+	d.st.CanaryWeight = 0
+	d.enter(v1alpha1.PhaseAborted, "Aborted", msg+"; traffic returned to stable (100/0)")
+	d.events[len(d.events)-1].By = d.obs.Abort.By
+}
+
+func (d *decider) pending() {
+	if d.spec.Paused {
+		d.st.Message = "paused before start; set spec.paused to false to start"
+		return
+	}
+	pf := d.obs.Preflight
+	if pf == nil {
+		return // the engine runs the preflight before it asks again
+	}
+	d.preflightConditions(*pf)
+	if !pf.OK() {
+		d.enter(v1alpha1.PhaseFailed, "PreflightFailed", "preflight failed: "+joinFindings(pf.Failures)+"; nothing was written")
+		return
+	}
+	if d.obs.Promote != nil {
+		d.promote(d.obs.Promote)
+		return
+	}
+	d.gotoStep(0, "Started", fmt.Sprintf("started: canary weight %d%%", d.spec.Steps[0]))
+}
+
+func (d *decider) preflightConditions(pf PreflightReport) {
+	if pf.OK() {
+		d.setCondition(CondPreflight, metav1.ConditionTrue, "Passed", "every preflight check passed")
+	} else {
+		d.setCondition(CondPreflight, metav1.ConditionFalse, "Failed", joinFindings(pf.Failures))
+	}
+	var mtls []Finding
+	for _, w := range pf.Warnings {
+		if w.Check == "PeerAuthentication" {
+			mtls = append(mtls, w)
+		}
+	}
+	if len(mtls) > 0 {
+		d.setCondition(CondMTLSStrict, metav1.ConditionFalse, "NotStrict", joinFindings(mtls))
+		d.events = append(d.events, d.event(EventWarning, "mesh warning: "+joinFindings(mtls)))
+	} else if pf.OK() {
+		d.setCondition(CondMTLSStrict, metav1.ConditionTrue, "Strict", "a STRICT PeerAuthentication covers the namespace")
+	}
+}
+
+// drifted reports whether someone else changed the weight: the live value
+// is neither what serin decided nor what it last confirmed.
+func (d *decider) drifted() bool {
+	return d.obs.LiveWeight != d.st.CanaryWeight && d.obs.LiveWeight != d.st.AppliedWeight
+}
+
+func (d *decider) driftPause() {
+	d.pause = true
+	d.enter(v1alpha1.PhasePaused, "Drift", fmt.Sprintf(
+		"the VirtualService was edited by someone else: canary weight is %d%% but serin set %d%%; "+
+			"paused without overwriting it. Set spec.paused to false to resume at %d%%",
+		d.obs.LiveWeight, d.st.CanaryWeight, d.st.CanaryWeight))
+}
+
+func (d *decider) promote(r *Request) {
+	last := int32(len(d.spec.Steps) - 1)
+	d.st.CurrentStep = last
+	d.st.CanaryWeight = 100
+	d.st.StepStartedAt = ptrTime(d.now)
+	msg := "promoted to 100%"
+	if r.By != "" {
+		msg += " by " + r.By
+	}
+	if r.Reason != "" {
+		msg += ": " + r.Reason
+	}
+	d.enter(v1alpha1.PhaseSucceeded, "Promoted", msg+"; make the canary subset the stable one for the next rollout")
+	d.events[len(d.events)-1].By = r.By
+}
+
+func (d *decider) paused() {
+	if d.spec.Paused {
+		d.requeue = 0
+		return
+	}
+	// Resuming. After a drift pause the person has accepted the live
+	// weight as a starting point; serin writes its own weight again.
+	if d.obs.LiveKnown {
+		d.st.AppliedWeight = d.obs.LiveWeight
+	}
+	d.resetDwell()
+	d.enter(v1alpha1.PhaseProgressing, "Resumed", fmt.Sprintf("resumed at step %d (%d%%)", d.st.CurrentStep, d.st.CanaryWeight))
+	d.requeue = d.spec.Analysis.Interval.Duration
+}
+
+func (d *decider) progressing() {
+	d.requeue = d.spec.Analysis.Interval.Duration
+	if d.obs.Generation != d.st.ObservedGeneration && d.st.ObservedGeneration != 0 {
+		d.replaceStep()
+	}
+	if d.st.AppliedWeight != d.st.CanaryWeight {
+		return // the weight is not on the route yet: nothing to judge
+	}
+	if r := d.obs.Result; r != nil {
+		if d.judge(*r) {
+			return
+		}
+	}
+	d.maybeAdvance()
+}
+
+// replaceStep keeps a progressing rollout consistent with a changed spec:
+// it moves to the highest new step not above the current weight, so a
+// spec change never raises canary traffic without a dwell.
+func (d *decider) replaceStep() {
+	idx := int32(0)
+	for i, w := range d.spec.Steps {
+		if w <= d.st.CanaryWeight {
+			idx = int32(i)
+		}
+	}
+	if idx == d.st.CurrentStep && d.spec.Steps[idx] == d.st.CanaryWeight {
+		return
+	}
+	d.gotoStep(idx, "SpecChanged", fmt.Sprintf("spec changed: now at step %d (%d%%)", idx, d.spec.Steps[idx]))
+}
+
+// judge records one analysis result and reports whether it ended the
+// rollout or paused it.
+func (d *decider) judge(r analysis.Result) bool {
+	a := &d.st.Analysis
+	a.LastVerdict = string(r.Verdict)
+	a.LastReason = r.Reason
+	a.LastTickAt = ptrTime(d.now)
+	switch r.Verdict {
+	case analysis.Pass:
+		a.ConsecutiveFailures = 0
+		a.PassedTicks++
+		a.InconclusiveSince = nil
+	case analysis.Fail:
+		a.ConsecutiveFailures++
+		a.PassedTicks = 0
+		a.CleanSince = ptrTime(d.now)
+		a.InconclusiveSince = nil
+		if r.FastFail || a.ConsecutiveFailures >= d.spec.Analysis.FailureThreshold {
+			d.rollback(fmt.Sprintf("rolled back after %d failed check(s): %s", a.ConsecutiveFailures, r.Reason))
+			return true
+		}
+	default:
+		if a.InconclusiveSince == nil {
+			a.InconclusiveSince = ptrTime(d.now)
+		}
+		limit := d.spec.Analysis.InconclusiveLimit.Duration
+		if d.now.Sub(a.InconclusiveSince.Time) >= limit {
+			msg := fmt.Sprintf("analysis inconclusive for %s: %s", limit, r.Reason)
+			if d.spec.Analysis.OnInconclusive == v1alpha1.OnInconclusivePause {
+				d.pause = true
+				d.enter(v1alpha1.PhasePaused, "Inconclusive", msg+"; paused")
+			} else {
+				d.rollback(msg)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decider) rollback(msg string) {
+	d.st.CanaryWeight = 0
+	d.enter(v1alpha1.PhaseRolledBack, "RolledBack", msg+"; traffic returned to stable (100/0)")
+}
+
+// maybeAdvance moves to the next step once the current one has dwelt a
+// whole stepInterval with at least one passing tick, the latest tick
+// passing and no failure since the step began.
+func (d *decider) maybeAdvance() {
+	a := d.st.Analysis
+	start := d.dwellStart()
+	due := start.Add(d.spec.StepInterval.Duration)
+	if d.now.Before(due) {
+		if left := due.Sub(d.now); left < d.requeue {
+			d.requeue = left
+		}
+		return
+	}
+	if a.PassedTicks < 1 || a.LastVerdict != string(analysis.Pass) {
+		return
+	}
+	next := d.st.CurrentStep + 1
+	if int(next) >= len(d.spec.Steps) {
+		next = int32(len(d.spec.Steps) - 1)
+	}
+	w := d.spec.Steps[next]
+	if w == 100 {
+		d.st.CurrentStep = next
+		d.st.CanaryWeight = 100
+		d.st.StepStartedAt = ptrTime(d.now)
+		d.enter(v1alpha1.PhaseSucceeded, "Succeeded",
+			"promoted to 100% after every step passed; make the canary subset the stable one for the next rollout")
+		return
+	}
+	d.gotoStep(next, "StepAdvanced", fmt.Sprintf("advanced to step %d: canary weight %d%%", next, w))
+}
+
+func (d *decider) dwellStart() time.Time {
+	start := d.now
+	if d.st.StepStartedAt != nil {
+		start = d.st.StepStartedAt.Time
+	}
+	if c := d.st.Analysis.CleanSince; c != nil && c.After(start) {
+		start = c.Time
+	}
+	return start
+}
+
+func (d *decider) gotoStep(i int32, reason, msg string) {
+	d.st.CurrentStep = i
+	d.st.CanaryWeight = d.spec.Steps[i]
+	d.st.StepStartedAt = ptrTime(d.now)
+	d.resetDwell()
+	kind := EventStepAdvanced
+	if reason == "Started" {
+		kind = EventStarted
+	}
+	d.transition(v1alpha1.PhaseProgressing, reason, msg, kind)
+	d.setCondition(CondProgressing, metav1.ConditionTrue, reason, msg)
+	d.requeue = d.spec.Analysis.Interval.Duration
+}
+
+func (d *decider) resetDwell() {
+	d.st.Analysis.ConsecutiveFailures = 0
+	d.st.Analysis.PassedTicks = 0
+	d.st.Analysis.CleanSince = ptrTime(d.now)
+	d.st.Analysis.InconclusiveSince = nil
+}
+
+// enter moves to a phase other than Progressing-at-a-new-step.
+func (d *decider) enter(p v1alpha1.Phase, reason, msg string) {
+	kinds := map[v1alpha1.Phase]EventKind{
+		v1alpha1.PhasePaused: EventPaused, v1alpha1.PhaseProgressing: EventResumed,
+		v1alpha1.PhaseSucceeded: EventSucceeded, v1alpha1.PhaseRolledBack: EventRolledBack,
+		v1alpha1.PhaseAborted: EventAborted, v1alpha1.PhaseFailed: EventFailed,
+	}
+	d.transition(p, reason, msg, kinds[p])
+	status := metav1.ConditionTrue
+	if p != v1alpha1.PhaseProgressing {
+		status = metav1.ConditionFalse
+	}
+	d.setCondition(CondProgressing, status, reason, msg)
+	if p.Terminal() {
+		d.requeue = 0
+	}
+}
+
+func (d *decider) transition(p v1alpha1.Phase, reason, msg string, kind EventKind) {
+	from := stepLabel(d.old)
+	d.st.Phase = p
+	d.st.Message = msg
+	d.st.History = append(d.st.History, v1alpha1.Transition{
+		Time: metav1.NewTime(d.now), From: from, To: stepLabel(d.st), Reason: reason, Message: msg,
+	})
+	if n := len(d.st.History); n > v1alpha1.MaxHistory {
+		d.st.History = append([]v1alpha1.Transition(nil), d.st.History[n-v1alpha1.MaxHistory:]...)
+	}
+	d.events = append(d.events, d.event(kind, msg))
+}
+
+func (d *decider) event(kind EventKind, msg string) Event {
+	return Event{Kind: kind, Time: d.now, Weight: d.st.CanaryWeight, Step: d.st.CurrentStep, Message: msg}
+}
+
+func (d *decider) setCondition(t string, s metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&d.st.Conditions, metav1.Condition{
+		Type: t, Status: s, Reason: reason, Message: msg,
+		ObservedGeneration: d.obs.Generation, LastTransitionTime: metav1.NewTime(d.now),
+	})
+}
+
+func (d *decider) decision() Decision {
+	return Decision{Status: d.st, Pause: d.pause, Events: d.events, RequeueAfter: d.requeue}
+}
+
+// stepLabel names a status for history entries, e.g. "Progressing 1 (25%)".
+func stepLabel(st v1alpha1.RolloutStatus) string {
+	p := st.Phase
+	if p == "" {
+		p = v1alpha1.PhasePending
+	}
+	if st.CurrentStep < 0 {
+		return string(p)
+	}
+	return fmt.Sprintf("%s %d (%d%%)", p, st.CurrentStep, st.CanaryWeight)
+}
+
+func joinFindings(fs []Finding) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f.Message
+	}
+	return strings.Join(parts, "; ")
+}
+
+func ptrTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t)
+	return &mt
+}

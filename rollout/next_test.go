@@ -1,0 +1,231 @@
+package rollout
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func spec() v1alpha1.RolloutSpec {
+	return v1alpha1.RolloutSpec{
+		VirtualService: "checkout", StableSubset: "v1", CanarySubset: "v2",
+		StepInterval: metav1.Duration{Duration: 10 * time.Second},
+	}
+}
+
+// at returns a Progressing status at step i, begun at start, with weight
+// applied and gen observed.
+func at(i int32, start time.Time) v1alpha1.RolloutStatus {
+	w := v1alpha1.DefaultSteps[i]
+	return v1alpha1.RolloutStatus{
+		Phase: v1alpha1.PhaseProgressing, CurrentStep: i, CanaryWeight: w, AppliedWeight: w,
+		StepStartedAt: ptrTime(start), ObservedGeneration: 1,
+		Analysis: v1alpha1.AnalysisStatus{CleanSince: ptrTime(start)},
+	}
+}
+
+func with(st v1alpha1.RolloutStatus, f func(*v1alpha1.RolloutStatus)) v1alpha1.RolloutStatus {
+	f(&st)
+	return st
+}
+
+func live(w int32) Observation { return Observation{Generation: 1, LiveWeight: w, LiveKnown: true} }
+
+func withResult(o Observation, v analysis.Verdict, reason string) Observation {
+	o.Result = &analysis.Result{Verdict: v, Reason: reason}
+	return o
+}
+
+func passed(st v1alpha1.RolloutStatus, n int32) v1alpha1.RolloutStatus {
+	st.Analysis.PassedTicks = n
+	st.Analysis.LastVerdict = string(analysis.Pass)
+	return st
+}
+
+type want struct {
+	phase    v1alpha1.Phase
+	step     int32
+	weight   int32
+	pause    bool
+	events   []EventKind
+	msg      string // substring of status.message
+	requeue  time.Duration
+	failures int32
+}
+
+func TestNext(t *testing.T) {
+	okPF := &PreflightReport{}
+	badPF := &PreflightReport{Failures: []Finding{{Check: "DestinationRule", Message: `DestinationRule shop/checkout has no subset "v2"`}}}
+	warnPF := &PreflightReport{Warnings: []Finding{{Check: "PeerAuthentication", Message: "no STRICT PeerAuthentication in shop or istio-system"}}}
+	paused := func(s v1alpha1.RolloutSpec) v1alpha1.RolloutSpec { s.Paused = true; return s }
+	later := t0.Add(11 * time.Second)
+
+	tests := []struct {
+		name string
+		st   v1alpha1.RolloutStatus
+		spec v1alpha1.RolloutSpec
+		obs  Observation
+		now  time.Time
+		want want
+	}{
+		{"new rollout waits for preflight", v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1}, t0,
+			want{phase: v1alpha1.PhasePending, step: -1}},
+		{"first step after preflight", v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1, Preflight: okPF}, t0,
+			want{phase: v1alpha1.PhaseProgressing, step: 0, weight: 10, events: []EventKind{EventStarted}, msg: "started", requeue: 2 * time.Second}},
+		{"preflight failure fails and writes nothing", v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1, Preflight: badPF}, t0,
+			want{phase: v1alpha1.PhaseFailed, step: -1, weight: 0, events: []EventKind{EventFailed}, msg: `no subset "v2"`}},
+		{"mTLS warning does not stop the start", v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1, Preflight: warnPF}, t0,
+			want{phase: v1alpha1.PhaseProgressing, step: 0, weight: 10, events: []EventKind{EventWarning, EventStarted}}},
+		{"paused before start stays pending", v1alpha1.RolloutStatus{}, paused(spec()), Observation{Generation: 1, Preflight: okPF}, t0,
+			want{phase: v1alpha1.PhasePending, step: -1, msg: "paused before start"}},
+		{"dwell not over: hold and requeue for the rest", passed(at(0, t0), 1), spec(), withResult(live(10), analysis.Pass, "ok"), t0.Add(9 * time.Second),
+			want{phase: v1alpha1.PhaseProgressing, step: 0, weight: 10, requeue: time.Second}},
+		{"dwell over with passes: advance", passed(at(0, t0), 4), spec(), withResult(live(10), analysis.Pass, "ok"), later,
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, events: []EventKind{EventStepAdvanced}, msg: "step 1"}},
+		{"dwell over but no pass ever: never promote on no data", at(1, t0), spec(), withResult(live(25), analysis.Inconclusive, "no data"), later,
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25}},
+		{"last step reaches 100 and succeeds", passed(at(2, t0), 3), spec(), withResult(live(50), analysis.Pass, "ok"), later,
+			want{phase: v1alpha1.PhaseSucceeded, step: 3, weight: 100, events: []EventKind{EventSucceeded}, msg: "stable one for the next rollout"}},
+		{"pause holds the weight", passed(at(1, t0), 3), paused(spec()), live(25), later,
+			want{phase: v1alpha1.PhasePaused, step: 1, weight: 25, events: []EventKind{EventPaused}, msg: "paused by request"}},
+		{"paused stays paused", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused }), paused(spec()), live(25), later,
+			want{phase: v1alpha1.PhasePaused, step: 1, weight: 25}},
+		{"resume continues with a fresh dwell", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused }), spec(), live(25), later,
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, events: []EventKind{EventResumed}, requeue: 2 * time.Second}},
+		{"promote jumps to 100", at(0, t0), spec(), Observation{Generation: 1, LiveWeight: 10, LiveKnown: true, Promote: &Request{By: "alice"}}, t0,
+			want{phase: v1alpha1.PhaseSucceeded, step: 3, weight: 100, events: []EventKind{EventSucceeded}, msg: "promoted to 100% by alice"}},
+		{"promote while paused", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused }), paused(spec()),
+			Observation{Generation: 1, LiveWeight: 25, LiveKnown: true, Promote: &Request{}}, t0,
+			want{phase: v1alpha1.PhaseSucceeded, step: 3, weight: 100, events: []EventKind{EventSucceeded}}},
+		{"abort returns to 100/0", at(2, t0), spec(), Observation{Generation: 1, LiveWeight: 50, LiveKnown: true, Abort: &Request{By: "bob", Reason: "bad smell"}}, t0,
+			want{phase: v1alpha1.PhaseAborted, step: 2, weight: 0, events: []EventKind{EventAborted}, msg: "aborted by bob: bad smell"}},
+		{"abort before start", v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1, Abort: &Request{Reason: "changed my mind"}}, t0,
+			want{phase: v1alpha1.PhaseAborted, step: -1, weight: 0, events: []EventKind{EventAborted}}},
+		{"one failure below threshold resets the dwell", passed(at(1, t0), 3), spec(), withResult(live(25), analysis.Fail, "error rate 3% > 1%"), later,
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, failures: 1, requeue: 2 * time.Second}},
+		{"failures at threshold roll back", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Analysis.ConsecutiveFailures = 1 }), spec(),
+			withResult(live(25), analysis.Fail, "error rate 3% > 1%"), later,
+			want{phase: v1alpha1.PhaseRolledBack, step: 1, weight: 0, failures: 2, events: []EventKind{EventRolledBack}, msg: "error rate 3% > 1%"}},
+		{"fast fail rolls back on the first tick", at(1, t0), spec(),
+			Observation{Generation: 1, LiveWeight: 25, LiveKnown: true, Result: &analysis.Result{Verdict: analysis.Fail, FastFail: true, Reason: "error rate 20%"}}, t0,
+			want{phase: v1alpha1.PhaseRolledBack, weight: 0, step: 1, failures: 1, events: []EventKind{EventRolledBack}}},
+		{"inconclusive past the limit rolls back", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Analysis.InconclusiveSince = ptrTime(t0) }), spec(),
+			withResult(live(25), analysis.Inconclusive, "Prometheus unavailable"), t0.Add(60 * time.Second),
+			want{phase: v1alpha1.PhaseRolledBack, step: 1, weight: 0, events: []EventKind{EventRolledBack}, msg: "Prometheus unavailable"}},
+		{"inconclusive past the limit pauses when asked", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Analysis.InconclusiveSince = ptrTime(t0) }),
+			func() v1alpha1.RolloutSpec {
+				s := spec()
+				s.Analysis = &v1alpha1.AnalysisSpec{OnInconclusive: v1alpha1.OnInconclusivePause}
+				return s
+			}(),
+			withResult(live(25), analysis.Inconclusive, "no data"), t0.Add(61 * time.Second),
+			want{phase: v1alpha1.PhasePaused, step: 1, weight: 25, pause: true, events: []EventKind{EventPaused}}},
+		{"drift pauses without overwriting", at(1, t0), spec(), live(40), later,
+			want{phase: v1alpha1.PhasePaused, step: 1, weight: 25, pause: true, events: []EventKind{EventPaused}, msg: "edited by someone else: canary weight is 40% but serin set 25%"}},
+		{"an unfinished write of our own is not drift", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.AppliedWeight = 10 }), spec(), live(10), later,
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, requeue: 2 * time.Second}},
+		{"spec changed mid-rollout: steps re-placed at or below the weight", at(2, t0),
+			func() v1alpha1.RolloutSpec { s := spec(); s.Steps = []int32{20, 40, 60, 100}; return s }(),
+			Observation{Generation: 2, LiveWeight: 50, LiveKnown: true}, t0.Add(time.Second),
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 40, events: []EventKind{EventStepAdvanced}, msg: "spec changed"}},
+		{"terminal phases never change", with(at(3, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhaseSucceeded }), spec(),
+			Observation{Generation: 1, LiveWeight: 0, LiveKnown: true, Abort: &Request{}}, later,
+			want{phase: v1alpha1.PhaseSucceeded, step: 3, weight: 100}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tc.st.DeepCopy()
+			d := Next(tc.st, tc.spec, tc.obs, tc.now)
+			st := d.Status
+			if st.Phase != tc.want.phase || st.CurrentStep != tc.want.step || st.CanaryWeight != tc.want.weight {
+				t.Fatalf("got %s step %d weight %d, want %s step %d weight %d (message %q)",
+					st.Phase, st.CurrentStep, st.CanaryWeight, tc.want.phase, tc.want.step, tc.want.weight, st.Message)
+			}
+			if d.Pause != tc.want.pause {
+				t.Errorf("Pause = %v, want %v", d.Pause, tc.want.pause)
+			}
+			var kinds []EventKind
+			for _, e := range d.Events {
+				kinds = append(kinds, e.Kind)
+			}
+			if strings.Join(kindStrings(kinds), ",") != strings.Join(kindStrings(tc.want.events), ",") {
+				t.Errorf("events = %v, want %v", kinds, tc.want.events)
+			}
+			if !strings.Contains(st.Message, tc.want.msg) {
+				t.Errorf("message %q does not contain %q", st.Message, tc.want.msg)
+			}
+			if tc.want.requeue != 0 && d.RequeueAfter != tc.want.requeue {
+				t.Errorf("RequeueAfter = %v, want %v", d.RequeueAfter, tc.want.requeue)
+			}
+			if st.Analysis.ConsecutiveFailures != tc.want.failures {
+				t.Errorf("ConsecutiveFailures = %d, want %d", st.Analysis.ConsecutiveFailures, tc.want.failures)
+			}
+			if before.Phase != "" && st.Phase != before.Phase && len(st.History) != len(before.History)+1 {
+				t.Errorf("a phase change must add one history entry, got %d -> %d", len(before.History), len(st.History))
+			}
+			if st.Phase.Terminal() && d.RequeueAfter != 0 {
+				t.Errorf("terminal phase %s must not requeue, got %v", st.Phase, d.RequeueAfter)
+			}
+		})
+	}
+}
+
+func kindStrings(ks []EventKind) []string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = string(k)
+	}
+	return out
+}
+
+// TestNextWalksEveryStep drives a whole rollout tick by tick with a fake
+// clock, as the engine would, and checks the weights in order.
+func TestNextWalksEveryStep(t *testing.T) {
+	sp := spec()
+	st := Next(v1alpha1.RolloutStatus{}, sp, Observation{Generation: 1, Preflight: &PreflightReport{}}, t0).Status
+	var weights []int32
+	now := t0
+	for i := 0; i < 100 && !st.Phase.Terminal(); i++ {
+		if len(weights) == 0 || weights[len(weights)-1] != st.CanaryWeight {
+			weights = append(weights, st.CanaryWeight)
+		}
+		st.AppliedWeight = st.CanaryWeight // the engine wrote it
+		now = now.Add(2 * time.Second)
+		st = Next(st, sp, withResult(live(st.CanaryWeight), analysis.Pass, "ok"), now).Status
+	}
+	weights = append(weights, st.CanaryWeight)
+	if got := weightsString(weights); got != "10,25,50,100" || st.Phase != v1alpha1.PhaseSucceeded {
+		t.Fatalf("walked %s ending %s, want 10,25,50,100 ending Succeeded", got, st.Phase)
+	}
+	if now.Before(t0.Add(30 * time.Second)) {
+		t.Errorf("three dwells of 10s must take at least 30s of clock, took %v", now.Sub(t0))
+	}
+}
+
+func TestHistoryIsBounded(t *testing.T) {
+	st := at(1, t0)
+	sp := spec()
+	for i := 0; i < 2*v1alpha1.MaxHistory; i++ {
+		sp.Paused = i%2 == 0
+		st = Next(st, sp, live(25), t0.Add(time.Duration(i)*time.Second)).Status
+	}
+	if len(st.History) != v1alpha1.MaxHistory {
+		t.Fatalf("history has %d entries, want %d", len(st.History), v1alpha1.MaxHistory)
+	}
+}
+
+func weightsString(ws []int32) string {
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = fmt.Sprint(w)
+	}
+	return strings.Join(parts, ",")
+}
