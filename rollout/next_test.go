@@ -17,7 +17,7 @@ var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 func spec() v1alpha1.RolloutSpec {
 	return v1alpha1.RolloutSpec{
 		VirtualService: "checkout", StableSubset: "v1", CanarySubset: "v2",
-		StepInterval: metav1.Duration{Duration: 10 * time.Second},
+		StepInterval: &metav1.Duration{Duration: 10 * time.Second},
 	}
 }
 

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 // Defaulted returns a copy of s with every unset field at its default, the
 // same defaults the CRD schema makes the API server apply. The engine uses
 // it so that objects built in Go (tests, the REST API) behave like stored ones.
@@ -8,21 +10,21 @@ func (s RolloutSpec) Defaulted() RolloutSpec {
 	if len(out.Steps) == 0 {
 		out.Steps = append([]int32(nil), DefaultSteps...)
 	}
-	if out.StepInterval.Duration == 0 {
-		out.StepInterval.Duration = DefaultStepInterval
+	if out.StepInterval == nil {
+		out.StepInterval = &metav1.Duration{Duration: DefaultStepInterval}
 	}
 	if out.Analysis == nil {
 		out.Analysis = &AnalysisSpec{}
 	}
 	a := out.Analysis
-	if a.Interval.Duration == 0 {
-		a.Interval.Duration = DefaultAnalysisInterval
+	if a.Interval == nil {
+		a.Interval = &metav1.Duration{Duration: DefaultAnalysisInterval}
 	}
 	if a.FailureThreshold == 0 {
 		a.FailureThreshold = DefaultFailureThreshold
 	}
-	if a.InconclusiveLimit.Duration == 0 {
-		a.InconclusiveLimit.Duration = DefaultInconclusiveLimit
+	if a.InconclusiveLimit == nil {
+		a.InconclusiveLimit = &metav1.Duration{Duration: DefaultInconclusiveLimit}
 	}
 	if a.OnInconclusive == "" {
 		a.OnInconclusive = OnInconclusiveRollback

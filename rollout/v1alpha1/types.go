@@ -85,7 +85,7 @@ type RolloutList struct {
 // +kubebuilder:validation:XValidation:rule="(has(self.stableSubset) && has(self.canarySubset) && !has(self.stableHost) && !has(self.canaryHost)) || (has(self.stableHost) && has(self.canaryHost) && !has(self.stableSubset) && !has(self.canarySubset))",message="give either stableSubset and canarySubset (subset mode) or stableHost and canaryHost (host mode), not both and not neither"
 // +kubebuilder:validation:XValidation:rule="!has(self.stableSubset) || !has(self.canarySubset) || self.stableSubset != self.canarySubset",message="stableSubset and canarySubset must differ"
 // +kubebuilder:validation:XValidation:rule="!has(self.stableHost) || !has(self.canaryHost) || self.stableHost != self.canaryHost",message="stableHost and canaryHost must differ"
-// +kubebuilder:validation:XValidation:rule="self.virtualService == oldSelf.virtualService && (has(self.route) ? self.route : ”) == (has(oldSelf.route) ? oldSelf.route : ”) && (has(self.host) ? self.host : ”) == (has(oldSelf.host) ? oldSelf.host : ”) && (has(self.stableSubset) ? self.stableSubset : ”) == (has(oldSelf.stableSubset) ? oldSelf.stableSubset : ”) && (has(self.canarySubset) ? self.canarySubset : ”) == (has(oldSelf.canarySubset) ? oldSelf.canarySubset : ”) && (has(self.stableHost) ? self.stableHost : ”) == (has(oldSelf.stableHost) ? oldSelf.stableHost : ”) && (has(self.canaryHost) ? self.canaryHost : ”) == (has(oldSelf.canaryHost) ? oldSelf.canaryHost : ”)",message="virtualService, route, host and the stable/canary subsets or hosts cannot change once a rollout exists; create a new Rollout instead"
+// +kubebuilder:validation:XValidation:rule="self.virtualService == oldSelf.virtualService && has(self.route) == has(oldSelf.route) && (!has(self.route) || self.route == oldSelf.route) && has(self.host) == has(oldSelf.host) && (!has(self.host) || self.host == oldSelf.host) && has(self.stableSubset) == has(oldSelf.stableSubset) && (!has(self.stableSubset) || self.stableSubset == oldSelf.stableSubset) && has(self.canarySubset) == has(oldSelf.canarySubset) && (!has(self.canarySubset) || self.canarySubset == oldSelf.canarySubset) && has(self.stableHost) == has(oldSelf.stableHost) && (!has(self.stableHost) || self.stableHost == oldSelf.stableHost) && has(self.canaryHost) == has(oldSelf.canaryHost) && (!has(self.canaryHost) || self.canaryHost == oldSelf.canaryHost)",message="virtualService, route, host and the stable/canary subsets or hosts cannot change once a rollout exists; create a new Rollout instead"
 type RolloutSpec struct {
 	// VirtualService is the name of the Istio VirtualService, in the
 	// Rollout's namespace, whose route serin shifts.
@@ -151,7 +151,7 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="stepInterval must be at least 1s"
-	StepInterval metav1.Duration `json:"stepInterval,omitempty"`
+	StepInterval *metav1.Duration `json:"stepInterval,omitempty"`
 
 	// Analysis configures the checks that compare canary and stable.
 	// +optional
@@ -173,7 +173,7 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="analysis.interval must be at least 1s"
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// FailureThreshold is the number of consecutive failed ticks that roll
 	// the canary back.
@@ -191,7 +191,7 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="analysis.inconclusiveLimit must be at least 1s"
-	InconclusiveLimit metav1.Duration `json:"inconclusiveLimit,omitempty"`
+	InconclusiveLimit *metav1.Duration `json:"inconclusiveLimit,omitempty"`
 
 	// OnInconclusive is what happens when analysis stays inconclusive for
 	// InconclusiveLimit: Rollback (the default) or Pause.
