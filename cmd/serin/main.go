@@ -1,0 +1,45 @@
+// Command serin is the progressive delivery controller for Istio canaries.
+//
+//	serin controller [flags]   run the controller
+//	serin version              print the version
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	switch args[0] {
+	case "controller":
+		return runController(args[1:])
+	case "version":
+		fmt.Println(version)
+		return 0
+	case "-h", "--help", "help":
+		usage()
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "serin: unknown command %q\n", args[0])
+		usage()
+		return 2
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: serin <command> [flags]
+
+commands:
+  controller   run the rollout controller (serin controller -h for flags)
+  version      print the version
+`)
+}

@@ -1,0 +1,193 @@
+package istioadapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	apisec "istio.io/api/security/v1"
+	netv1 "istio.io/client-go/pkg/apis/networking/v1"
+	secv1 "istio.io/client-go/pkg/apis/security/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/serin-dev/serin/rollout"
+)
+
+// Preflight checks, with reads only, that the mesh is ready for a rollout
+// of t. Failures: the target is malformed (Check "Target"), the
+// VirtualService does not exist, the route is missing or ambiguous, a
+// destination is missing or the route has one besides stable and canary,
+// and in subset mode no DestinationRule in the namespace defines both
+// subsets for the host. Warning: mTLS is not STRICT namespace-wide, by a
+// PeerAuthentication in t's namespace or in the mesh root namespace. The
+// error is only for failures to ask the API server.
+func (r *Router) Preflight(ctx context.Context, t rollout.Target) (rollout.PreflightReport, error) {
+	rep := rollout.PreflightReport{Resolved: t}
+	if err := validateTarget(t); err != nil {
+		return failReport(rep, err), nil
+	}
+	vs, err := r.istio.NetworkingV1().VirtualServices(t.Namespace).Get(ctx, t.VirtualService, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		rep.Failures = append(rep.Failures, rollout.Finding{Check: "VirtualService",
+			Message: fmt.Sprintf("VirtualService %s/%s does not exist", t.Namespace, t.VirtualService)})
+		return rep, nil
+	case err != nil:
+		return rep, fmt.Errorf("preflight: get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, err)
+	}
+	res, err := resolveRoute(vs, t)
+	if res.Name != "" {
+		rep.Resolved.Route, rep.Resolved.Host = res.Name, res.Host
+	}
+	if err != nil {
+		rep = failReport(rep, err)
+	}
+	host := res.Host
+	if host == "" {
+		host = t.Host
+	}
+	if !t.HostMode() && host != "" {
+		f, err := r.checkSubsets(ctx, vs, host, t)
+		if err != nil {
+			return rep, err
+		}
+		rep.Failures = append(rep.Failures, f...)
+	}
+	w, err := r.checkMTLS(ctx, t.Namespace)
+	if err != nil {
+		return rep, err
+	}
+	rep.Warnings = append(rep.Warnings, w...)
+	return rep, nil
+}
+
+// failReport records a resolution error as a failure of its check.
+func failReport(rep rollout.PreflightReport, err error) rollout.PreflightReport {
+	check := checkRoute
+	var re *resolveError
+	if errors.As(err, &re) {
+		check = re.check
+	}
+	rep.Failures = append(rep.Failures, rollout.Finding{Check: check, Message: err.Error()})
+	return rep
+}
+
+// checkSubsets looks for a DestinationRule in vs's namespace whose host is
+// host and which defines both of t's subsets. It returns one failure that
+// names every DestinationRule it looked at and what each lacks.
+func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, host string, t rollout.Target) ([]rollout.Finding, error) {
+	list, err := r.istio.NetworkingV1().DestinationRules(vs.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("preflight: list DestinationRules in namespace %s: %w", vs.Namespace, err)
+	}
+	var looked []string
+	for _, dr := range list.Items {
+		if !sameHost(dr.Spec.GetHost(), host, dr.Namespace) {
+			continue
+		}
+		missing := missingSubsets(dr.Spec.GetSubsets(), t.StableSubset, t.CanarySubset)
+		if len(missing) == 0 {
+			return nil, nil
+		}
+		looked = append(looked, fmt.Sprintf("DestinationRule %s/%s (host %q) defines no subset %s (subsets: %s)",
+			dr.Namespace, dr.Name, dr.Spec.GetHost(), strings.Join(missing, " or "), subsetNames(dr.Spec.GetSubsets())))
+	}
+	msg := fmt.Sprintf("no DestinationRule in namespace %s has host %q (DestinationRules there: %s); subsets %q and %q are undefined",
+		vs.Namespace, host, drNames(list.Items), t.StableSubset, t.CanarySubset)
+	if len(looked) > 0 {
+		sort.Strings(looked)
+		msg = strings.Join(looked, "; ")
+	}
+	return []rollout.Finding{{Check: "DestinationRule", Message: msg}}, nil
+}
+
+type subsetLike interface{ GetName() string }
+
+func missingSubsets[S subsetLike](subsets []S, want ...string) []string {
+	var missing []string
+	for _, w := range want {
+		found := false
+		for _, s := range subsets {
+			found = found || s.GetName() == w
+		}
+		if !found {
+			missing = append(missing, strconv.Quote(w))
+		}
+	}
+	return missing
+}
+
+func subsetNames[S subsetLike](subsets []S) string {
+	if len(subsets) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(subsets))
+	for _, s := range subsets {
+		names = append(names, strconv.Quote(s.GetName()))
+	}
+	return strings.Join(names, ", ")
+}
+
+func drNames(items []*netv1.DestinationRule) string {
+	if len(items) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(items))
+	for _, dr := range items {
+		names = append(names, fmt.Sprintf("%s (host %q)", dr.Name, dr.Spec.GetHost()))
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkMTLS warns unless workloads in ns get STRICT mTLS from a
+// namespace-wide PeerAuthentication (one without a selector): the one in
+// ns if it sets a mode, else the one in the mesh root namespace, as Istio
+// resolves them.
+func (r *Router) checkMTLS(ctx context.Context, ns string) ([]rollout.Finding, error) {
+	nsMode, nsName, err := r.namespaceWideMTLS(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	if nsMode != apisec.PeerAuthentication_MutualTLS_UNSET {
+		if nsMode == apisec.PeerAuthentication_MutualTLS_STRICT {
+			return nil, nil
+		}
+		return []rollout.Finding{{Check: "PeerAuthentication", Message: fmt.Sprintf(
+			"PeerAuthentication %s/%s sets mTLS mode %s for namespace %s, not STRICT; traffic to the canary may bypass mTLS",
+			ns, nsName, nsMode, ns)}}, nil
+	}
+	rootMode, _, err := r.namespaceWideMTLS(ctx, r.rootNS)
+	if err != nil || rootMode == apisec.PeerAuthentication_MutualTLS_STRICT {
+		return nil, err
+	}
+	return []rollout.Finding{{Check: "PeerAuthentication", Message: fmt.Sprintf(
+		"no namespace-wide PeerAuthentication with mTLS mode STRICT in namespace %s or in the mesh root namespace %s; the mesh may accept plaintext traffic",
+		ns, r.rootNS)}}, nil
+}
+
+// namespaceWideMTLS returns the mTLS mode, and the object's name, of the
+// PeerAuthentication without a selector in ns; UNSET when there is none.
+// Istio honours only the oldest such object, so this does too.
+func (r *Router) namespaceWideMTLS(ctx context.Context, ns string) (apisec.PeerAuthentication_MutualTLS_Mode, string, error) {
+	list, err := r.istio.SecurityV1().PeerAuthentications(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, "", fmt.Errorf("preflight: list PeerAuthentications in namespace %s: %w", ns, err)
+	}
+	var oldest *secv1.PeerAuthentication
+	for _, pa := range list.Items {
+		if len(pa.Spec.GetSelector().GetMatchLabels()) > 0 {
+			continue
+		}
+		if oldest == nil || pa.CreationTimestamp.Before(&oldest.CreationTimestamp) {
+			oldest = pa
+		}
+	}
+	if oldest == nil {
+		return apisec.PeerAuthentication_MutualTLS_UNSET, "", nil
+	}
+	return oldest.Spec.GetMtls().GetMode(), oldest.Name, nil
+}
