@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	netv1 "istio.io/client-go/pkg/apis/networking/v1"
 	"istio.io/client-go/pkg/clientset/versioned"
@@ -110,7 +111,11 @@ func (r *Router) CanaryWeight(ctx context.Context, t rollout.Target) (int32, err
 // weights are already right. On a write conflict it re-reads, re-resolves
 // and tries again. After writing it reads the object back and returns an
 // error wrapping rollout.ErrDrift if the weights are not what it wrote.
-func (r *Router) SetCanaryWeight(ctx context.Context, t rollout.Target, w int32) error {
+// When from is not empty, it writes only if the live canary weight is one
+// of from (or already w); that check and the write are one atomic step
+// guarded by resourceVersion, so a hand edit made in between is never
+// overwritten: the call wraps rollout.ErrDrift and writes nothing.
+func (r *Router) SetCanaryWeight(ctx context.Context, t rollout.Target, w int32, from ...int32) error {
 	if w < 0 || w > 100 {
 		return fmt.Errorf("set canary weight on %s: weight %d is outside 0..100: %w", t, w, ErrInvalidWeight)
 	}
@@ -122,6 +127,10 @@ func (r *Router) SetCanaryWeight(ctx context.Context, t rollout.Target, w int32)
 		}
 		if weightsAre(vs, res, w) {
 			return nil
+		}
+		if live := weightOf(vs.Spec.GetHttp()[res.HTTP], res.Canary); len(from) > 0 && !slices.Contains(from, live) {
+			return fmt.Errorf("VirtualService %s/%s route %q: canary weight is %d, not one serin set (%v); not overwriting it: %w",
+				vs.Namespace, vs.Name, res.Name, live, from, rollout.ErrDrift)
 		}
 		patch, err := weightPatch(vs.ResourceVersion, res, w)
 		if err != nil {

@@ -287,3 +287,28 @@ spec:
 		}
 	}
 }
+
+// TestSetCanaryWeightNeverOverwritesAHandEdit: with from given, a live
+// weight serin did not set is left alone and the call says why.
+func TestSetCanaryWeightNeverOverwritesAHandEdit(t *testing.T) {
+	e := newEnv(t, nil)
+	e.apply("", richVS)
+	tgt := subsetTarget(e, "primary")
+	if err := e.router.SetCanaryWeight(e.ctx, tgt, 10, 0); err != nil {
+		t.Fatalf("SetCanaryWeight(10 from 0): %v", err)
+	}
+	if err := e.router.SetCanaryWeight(e.ctx, tgt, 30); err != nil { // a person's edit
+		t.Fatalf("SetCanaryWeight(30): %v", err)
+	}
+	rv := e.resourceVersion("checkout")
+	err := e.router.SetCanaryWeight(e.ctx, tgt, 25, 10, 25)
+	if !errors.Is(err, rollout.ErrDrift) || !strings.Contains(err.Error(), "canary weight is 30") {
+		t.Fatalf("SetCanaryWeight(25 from 10 or 25) = %v, want ErrDrift naming weight 30", err)
+	}
+	if got := e.resourceVersion("checkout"); got != rv {
+		t.Fatalf("the hand edit was overwritten: resourceVersion %s -> %s", rv, got)
+	}
+	if w, err := e.router.CanaryWeight(e.ctx, tgt); err != nil || w != 30 {
+		t.Fatalf("CanaryWeight = %d, %v; want 30", w, err)
+	}
+}

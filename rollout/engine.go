@@ -271,10 +271,18 @@ func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32
 	}
 	// Never overwrite a hand edit while moving forward; the next tick
 	// pauses for it. Returning to stable (want 0) always goes ahead.
-	if *live != want && *live != st.AppliedWeight && want != 0 {
-		return nil
+	var from []int32
+	if want != 0 {
+		if *live != want && *live != st.AppliedWeight {
+			return nil
+		}
+		from = []int32{st.AppliedWeight, want}
 	}
-	if err := e.o.Router.SetCanaryWeight(ctx, t, want); err != nil {
+	err := e.o.Router.SetCanaryWeight(ctx, t, want, from...)
+	if errors.Is(err, ErrDrift) && want != 0 {
+		return nil // edited by hand since we read it: the next tick pauses
+	}
+	if err != nil {
 		e.event(ro, Event{Kind: EventWarning, Message: fmt.Sprintf("cannot set canary weight %d%% on %s: %v", want, t, err)})
 		return fmt.Errorf("set canary weight %d on %s: %w", want, t, err)
 	}

@@ -99,8 +99,10 @@ type TrafficRouter interface {
 	// SetCanaryWeight sets the canary weight to w and the stable weight to
 	// 100-w on t's route, and changes nothing else. It writes nothing when
 	// the weights are already right, retries on write conflicts, and reads
-	// back what it wrote.
-	SetCanaryWeight(ctx context.Context, t Target, w int32) error
+	// back what it wrote. When from is not empty, it writes only if the
+	// live canary weight is one of from, atomically with the write, and
+	// otherwise wraps ErrDrift: a hand edit is never overwritten.
+	SetCanaryWeight(ctx context.Context, t Target, w int32, from ...int32) error
 }
 
 // Analyzer judges the canary against stable for one tick.

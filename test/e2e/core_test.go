@@ -178,6 +178,31 @@ func TestAbortMidway(t *testing.T) {
 	}
 }
 
+// TestPromote: the promote annotation jumps to 100 and Succeeded.
+func TestPromote(t *testing.T) {
+	e := newEnv(t)
+	e.mesh(nil)
+	e.startController()
+	log := e.watchWeights("primary")
+	e.rollout("promo", func(r *v1alpha1.Rollout) { r.Spec.StepInterval = dur(30 * time.Second) })
+	e.eventually(30*time.Second, "weight 10", func() (bool, string) { return log.has(10), fmt.Sprint(log.get()) })
+	ro := e.get("promo")
+	patch := client.MergeFrom(ro.DeepCopy())
+	ro.Annotations = map[string]string{v1alpha1.AnnotationPromote: "true", v1alpha1.AnnotationPromoteBy: "carol"}
+	must(t, e.c.Patch(e.ctx, ro, patch))
+	ro = e.waitPhase("promo", v1alpha1.PhaseSucceeded, 10*time.Second)
+	if !strings.Contains(ro.Status.Message, "promoted to 100% by carol") {
+		t.Errorf("message %q does not say who promoted", ro.Status.Message)
+	}
+	e.eventually(5*time.Second, "route at 0/100", func() (bool, string) {
+		s, c := weights(e.vs(), "primary")
+		return s == 0 && c == 100, fmt.Sprintf("%d/%d", s, c)
+	})
+	if got := log.get(); !slices.Equal(got, []int32{0, 10, 100}) {
+		t.Errorf("weights seen %v, want [0 10 100]", got)
+	}
+}
+
 // TestControllerKilledMidRollout kills the controller with SIGKILL three
 // times, at different steps; each new process resumes from the status and
 // the rollout finishes with no step skipped or repeated.

@@ -25,12 +25,17 @@ import (
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	istio "istio.io/client-go/pkg/clientset/versioned"
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -114,7 +119,7 @@ func (e *env) startController() *controllerProc {
 	logf := filepath.Join(e.t.TempDir(), fmt.Sprintf("controller-%d.log", time.Now().UnixNano()))
 	out, err := os.Create(logf)
 	must(e.t, err)
-	cmd := exec.Command(serinBin, "controller", "--kubeconfig", st.Kubeconfig, "--http-addr", addr, "--namespace", e.ns)
+	cmd := exec.Command(serinBin, "controller", "--kubeconfig", controllerKubeconfig(e.t), "--http-addr", addr, "--namespace", e.ns)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	must(e.t, cmd.Start())
@@ -162,6 +167,51 @@ func (p *controllerProc) stop() {
 	case <-time.After(10 * time.Second):
 		p.kill()
 	}
+}
+
+var (
+	saOnce       sync.Once
+	saKubeconfig string
+	saErr        error
+)
+
+// controllerKubeconfig returns a kubeconfig for the serin-controller
+// ServiceAccount with exactly the RBAC of deploy/rbac.yaml, so that every
+// end-to-end test also proves those permissions are enough.
+func controllerKubeconfig(t testing.TB) string {
+	saOnce.Do(func() { saKubeconfig, saErr = makeSAKubeconfig() })
+	must(t, saErr)
+	return saKubeconfig
+}
+
+func makeSAKubeconfig() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kc, err := kubernetes.NewForConfig(st.RESTConfig())
+	if err != nil {
+		return "", err
+	}
+	_, err = kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serin-system"}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	if err := st.ApplyYAML(ctx, filepath.Join(stack.RepoRoot(), "deploy", "rbac.yaml")); err != nil {
+		return "", fmt.Errorf("apply deploy/rbac.yaml: %w", err)
+	}
+	tr, err := kc.CoreV1().ServiceAccounts("serin-system").CreateToken(ctx, "serin-controller",
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for serin-controller: %w", err)
+	}
+	cfg, err := clientcmd.LoadFromFile(st.Kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range cfg.AuthInfos {
+		a.Token = tr.Status.Token
+	}
+	path := filepath.Join(st.Dir, "serin-controller.kubeconfig")
+	return path, clientcmd.WriteToFile(*cfg, path)
 }
 
 func freeAddr(t testing.TB) string {
@@ -311,27 +361,54 @@ type weightLog struct {
 
 func (e *env) watchWeights(route string) *weightLog {
 	e.t.Helper()
-	w, err := e.istio.NetworkingV1().VirtualServices(e.ns).Watch(e.ctx, metav1.ListOptions{FieldSelector: "metadata.name=checkout"})
-	must(e.t, err)
 	l := &weightLog{}
-	go func() {
+	vsc := e.istio.NetworkingV1().VirtualServices(e.ns)
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.t.Cleanup(cancel)
+	record := func(vs *networkingv1.VirtualService) {
+		s, c := weights(vs, route)
+		if s+c != 100 {
+			e.t.Errorf("weights %d/%d on route %s do not add up to 100", s, c, route)
+		}
+		l.mu.Lock()
+		if len(l.ws) == 0 || l.ws[len(l.ws)-1] != c {
+			l.ws = append(l.ws, c)
+		}
+		l.mu.Unlock()
+	}
+	// list, then watch from there; start over when the watch ends, so that
+	// no version is missed.
+	once := func() string {
+		list, err := vsc.List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=checkout"})
+		if err != nil {
+			return err.Error()
+		}
+		for i := range list.Items {
+			record(list.Items[i])
+		}
+		w, err := vsc.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=checkout", ResourceVersion: list.ResourceVersion})
+		if err != nil {
+			return err.Error()
+		}
+		defer w.Stop()
 		for ev := range w.ResultChan() {
-			vs, ok := ev.Object.(*networkingv1.VirtualService)
-			if !ok || ev.Type == watch.Deleted {
-				continue
+			switch ev.Type {
+			case watch.Added, watch.Modified:
+				record(ev.Object.(*networkingv1.VirtualService))
+			case watch.Error:
+				return fmt.Sprintf("watch error: %v", ev.Object)
 			}
-			s, c := weights(vs, route)
-			if s+c != 100 {
-				e.t.Errorf("weights %d/%d on route %s do not add up to 100", s, c, route)
+		}
+		return "watch closed"
+	}
+	go func() {
+		for ctx.Err() == nil {
+			if why := once(); ctx.Err() == nil {
+				e.t.Logf("re-watching VirtualService: %s", why)
+				time.Sleep(50 * time.Millisecond)
 			}
-			l.mu.Lock()
-			if len(l.ws) == 0 || l.ws[len(l.ws)-1] != c {
-				l.ws = append(l.ws, c)
-			}
-			l.mu.Unlock()
 		}
 	}()
-	e.t.Cleanup(w.Stop)
 	return l
 }
 
