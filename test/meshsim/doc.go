@@ -1,0 +1,28 @@
+// Package meshsim is a mesh simulator: a stand-in for the Envoy/Istio sidecar
+// data plane, for local testing of serin only. It is not a proxy and must
+// never be deployed.
+//
+// There is no Envoy and no container engine on the machines serin is tested
+// on, so meshsim plays the data plane in one process:
+//
+//   - Demo workloads frontend-v1 → checkout-v1|checkout-v2 → payments-v1 and
+//     inventory-v1 are real HTTP servers on 127.0.0.1, one listener each, and
+//     every hop is a real HTTP request over loopback.
+//   - Each outbound call is routed the way a sidecar would route it: by the
+//     VirtualServices and DestinationRules (networking.istio.io/v1) found in
+//     the namespace through an informer, so a weight change takes effect as
+//     soon as the watch event arrives.
+//   - Every hop is reported the way Istio's Envoy stats report it
+//     (istio_requests_total and istio_request_duration_milliseconds with the
+//     standard labels, reporter="source" and reporter="destination"), so a
+//     PromQL query written for a real Istio mesh works unchanged.
+//   - Every hop emits a CLIENT and a SERVER span over OTLP/HTTP, with one
+//     TracerProvider per workload so that service.name and service.version
+//     are those of the workload.
+//   - A built-in load generator, a fault-injection API (Go and HTTP JSON) and
+//     Fire, which sends N requests and counts which checkout version served
+//     them.
+//
+// See README.md for the modelling choices (quasi-random weighted picks,
+// asynchronous downstream amplification, unknown-source ingress traffic).
+package meshsim

@@ -1,0 +1,250 @@
+package meshsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Headers between simulated sidecars. They stand in for Istio's peer
+// metadata exchange and are never propagated by the apps.
+const (
+	// hdrSource names the calling workload, as the peer metadata that Istio's
+	// sidecars exchange over mTLS would.
+	hdrSource = "X-Meshsim-Source"
+	// hdrDelay asks the callee to take this many extra milliseconds: the
+	// downstream half of Fault.DownstreamLatencyMs.
+	hdrDelay = "X-Meshsim-Delay-Ms"
+)
+
+// hopResult is the JSON body every workload answers with: who served the
+// request and what its synchronous downstream calls returned.
+type hopResult struct {
+	Workload string      `json:"workload,omitempty"`
+	App      string      `json:"app,omitempty"`
+	Version  string      `json:"version,omitempty"`
+	Code     int         `json:"code"`
+	Flags    string      `json:"flags,omitempty"`
+	Error    string      `json:"error,omitempty"`
+	Calls    []hopResult `json:"calls,omitempty"`
+}
+
+// inbound is the HTTP handler of workload w: its inbound sidecar (server
+// span, destination metrics) wrapped around the app (faults, downstream
+// calls).
+func (s *Sim) inbound(w *workload) http.Handler {
+	spec := s.cat.services[w.app]
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(s.ctx, cancel)() // Close cancels in-flight work
+		src := s.cat.workloads[r.Header.Get(hdrSource)]
+		host := r.Host
+		h, ok := s.cat.hosts[host]
+		if !ok || h.app != w.app { // called directly, not through a Service
+			host = fqdn(w.app, w.namespace)
+			h = s.cat.hosts[host]
+		}
+		ctx = s.tr.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		ctx, span := s.tr.start(ctx, trace.SpanKindServer, spanInfo{
+			self: w, route: spec.route, host: host, peerService: peerApp(src), cluster: "inbound|80||" + host,
+		})
+		var res hopResult
+		if r.URL.Path == spec.route {
+			res = s.serve(ctx, w, spec, r.Header)
+		} else {
+			res = hopResult{Workload: w.name(), App: w.app, Version: w.version, Code: http.StatusNotFound,
+				Error: "no such path; " + w.app + " serves " + spec.route}
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(res.Code)
+		_ = json.NewEncoder(rw).Encode(res) // the caller may be gone; its metrics say so
+		s.metrics.record(hop{reporter: reporterDestination, ns: w.namespace, src: src, dst: w,
+			dstHost: host, dstName: h.name, code: res.Code}, time.Since(start))
+		endSpan(span, res.Code, "")
+	})
+}
+
+// serve is the app behind workload w: its own latency and faults, then its
+// downstream calls, synchronous unless a fault amplifies them.
+func (s *Sim) serve(ctx context.Context, w *workload, spec serviceSpec, in http.Header) hopResult {
+	res := hopResult{Workload: w.name(), App: w.app, Version: w.version, Code: http.StatusOK}
+	f := s.faults.get(w)
+	if err := sleep(ctx, baseLatency()+f.latency()+requestedDelay(in)); err != nil {
+		res.Code, res.Error = http.StatusServiceUnavailable, "canceled: "+err.Error()
+		return res
+	}
+	if s.faults.fail(w, f) {
+		res.Code, res.Error = http.StatusInternalServerError, "injected fault"
+		return res
+	}
+	if f.amplifies() {
+		s.callInBackground(ctx, w, spec.calls, in, f)
+		return res
+	}
+	for _, c := range spec.calls {
+		sub := s.outbound(ctx, w, c, in, 0)
+		res.Calls = append(res.Calls, sub)
+		if sub.Code >= 500 {
+			res.Code, res.Error = http.StatusBadGateway, "downstream "+c.host+" failed"
+		}
+	}
+	return res
+}
+
+// callInBackground makes an amplified workload's downstream calls after its
+// inbound response: max(DownstreamCalls,1) calls to each downstream, each
+// asking the callee for DownstreamLatencyMs more. The calls stay in the
+// request's trace but not in its latency. At most cap(s.async) run at once;
+// beyond that they are dropped and counted.
+func (s *Sim) callInBackground(ctx context.Context, w *workload, calls []call, in http.Header, f Fault) {
+	parent := trace.ContextWithSpanContext(s.ctx, trace.SpanContextFromContext(ctx))
+	hdr := propagated(in)
+	for _, c := range calls {
+		for range max(f.DownstreamCalls, 1) {
+			select {
+			case s.async <- struct{}{}:
+			default:
+				s.metrics.asyncDropped.Inc()
+				continue
+			}
+			s.bg.Go(func() {
+				defer func() { <-s.async }()
+				s.outbound(parent, w, c, hdr, f.DownstreamLatencyMs)
+			})
+		}
+	}
+}
+
+// outbound is the caller's outbound sidecar: it routes the call, sends it
+// over loopback with a CLIENT span, and records the source metrics. src nil
+// is the load generator, which has no sidecar and so no source metrics.
+func (s *Sim) outbound(ctx context.Context, src *workload, c call, in http.Header, delayMs int) hopResult {
+	start := time.Now()
+	host := fqdn(c.host, s.cat.namespace)
+	hdr := propagated(in)
+	tgt, rerr := s.router.resolve(&request{host: host, path: c.path, method: http.MethodGet, header: hdr, source: src})
+	ctx, span := s.tr.start(ctx, trace.SpanKindClient, spanInfo{
+		self: src, route: c.path, host: host, peerService: c.host,
+		cluster: "outbound|80|" + tgt.subset + "|" + host,
+	})
+	var res hopResult
+	if rerr != nil {
+		res = routeFailure(rerr)
+	} else {
+		res = s.send(ctx, src, tgt, c.path, hdr, delayMs)
+	}
+	if src != nil {
+		h := hop{reporter: reporterSource, ns: s.cat.namespace, src: src, dstHost: host, dstName: c.host,
+			code: res.Code, flags: res.Flags}
+		if rerr == nil {
+			h.dstHost, h.dstName, h.dst = tgt.fqdn, tgt.host.name, tgt.wl
+		}
+		s.metrics.record(h, time.Since(start))
+	}
+	endSpan(span, res.Code, res.Flags)
+	return res
+}
+
+// send makes the HTTP request to the target workload's listener, with the
+// Service FQDN as Host and the trace context as traceparent.
+func (s *Sim) send(ctx context.Context, src *workload, tgt target, path string, hdr http.Header, delayMs int) hopResult {
+	fail := hopResult{Workload: tgt.wl.name(), App: tgt.wl.app, Version: tgt.wl.version,
+		Code: http.StatusServiceUnavailable, Flags: "UF"}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addrs[tgt.wl.name()]+path, nil)
+	if err != nil {
+		fail.Error = err.Error()
+		return fail
+	}
+	req.Host = tgt.fqdn
+	req.Header = hdr
+	if src != nil {
+		req.Header.Set(hdrSource, src.name())
+	}
+	if delayMs > 0 {
+		req.Header.Set(hdrDelay, strconv.Itoa(delayMs))
+	}
+	s.tr.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	resp, err := s.client.Do(req)
+	if err != nil { // upstream connection failure, as Envoy's UF
+		fail.Error = err.Error()
+		return fail
+	}
+	defer resp.Body.Close()
+	body := io.LimitReader(resp.Body, 1<<20)
+	var res hopResult
+	if err := json.NewDecoder(body).Decode(&res); err != nil {
+		res = hopResult{Workload: tgt.wl.name(), App: tgt.wl.app, Version: tgt.wl.version, Error: "bad body: " + err.Error()}
+	}
+	_, _ = io.Copy(io.Discard, body)
+	res.Code = resp.StatusCode
+	return res
+}
+
+// routeFailure is the answer Envoy gives when routing fails.
+func routeFailure(err error) hopResult {
+	if errors.Is(err, errNoRoute) {
+		return hopResult{Code: http.StatusNotFound, Flags: "NR", Error: err.Error()}
+	}
+	return hopResult{Code: http.StatusServiceUnavailable, Flags: "NC", Error: err.Error()}
+}
+
+// propagated returns the headers an app forwards downstream: every X- header
+// except meshsim's own, so that header-based routes keep matching on later
+// hops as they do with apps that propagate them.
+func propagated(in http.Header) http.Header {
+	out := http.Header{}
+	for k, v := range in {
+		if strings.HasPrefix(k, "X-") && !strings.HasPrefix(k, "X-Meshsim-") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// requestedDelay reads the extra latency a caller asked for.
+func requestedDelay(h http.Header) time.Duration {
+	ms, err := strconv.Atoi(h.Get(hdrDelay))
+	if err != nil || ms <= 0 {
+		return 0
+	}
+	return time.Duration(min(ms, maxFaultLatencyMs)) * time.Millisecond
+}
+
+// baseLatency is an app's own handling time: 1–3 ms.
+func baseLatency() time.Duration {
+	return time.Millisecond + rand.N(2*time.Millisecond)
+}
+
+// peerApp names the calling app for peer.service on a SERVER span.
+func peerApp(src *workload) string {
+	if src == nil {
+		return unknown
+	}
+	return src.app
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
