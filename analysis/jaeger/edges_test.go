@@ -1,0 +1,265 @@
+package jaeger
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/serin-dev/serin/analysis"
+)
+
+// versionMode is the matcher of checkout v2 (canary) against v1 (stable).
+var versionMode = matcher{service: "checkout", canary: "v2", stable: "v1"}
+
+// sp builds a span for the pure tests: service, version, kind, duration.
+func sp(id, parent, svc, ver string, kind int, durMs float64) span {
+	return span{TraceID: "t", SpanID: id, ParentID: parent, Service: svc, Version: ver,
+		Kind: kind, StartNs: 1e9, EndNs: 1e9 + int64(durMs*1e6)}
+}
+
+// failed marks a span failed.
+func failed(s span) span { s.Failed = true; return s }
+
+func TestTraceCalls(t *testing.T) {
+	edge := func(from, to string) analysis.Edge { return analysis.Edge{From: from, To: to} }
+	tests := []struct {
+		name  string
+		spans []span
+		want  []call
+	}{{
+		name: "client span duration is the hop's",
+		spans: []span{
+			sp("c1", "", "checkout", "v2", kindClient, 300),
+			sp("p0", "c1", "payments", "", kindServer, 250),
+		},
+		want: []call{{edge("checkout", "payments"), 300, false}},
+	}, {
+		name: "parent not a client span: the child's duration",
+		spans: []span{
+			sp("f0", "", "frontend", "", kindServer, 90),
+			sp("c0", "f0", "checkout", "v2", kindServer, 40),
+		},
+		want: []call{{edge("frontend", "checkout"), 40, false}},
+	}, {
+		name: "missing parent (partial trace) is skipped",
+		spans: []span{
+			sp("c0", "gone", "checkout", "v2", kindServer, 40),
+			sp("c1", "c0", "checkout", "v2", kindClient, 30),
+			sp("p0", "c1", "payments", "", kindServer, 20),
+		},
+		want: []call{{edge("checkout", "payments"), 30, false}},
+	}, {
+		name: "same-service links are not hops",
+		spans: []span{
+			sp("c0", "", "checkout", "v2", kindServer, 40),
+			sp("c1", "c0", "checkout", "v2", 1, 30),
+		},
+		want: nil,
+	}, {
+		name: "hops not touching the service are left out",
+		spans: []span{
+			sp("p1", "", "payments", "", kindClient, 10),
+			sp("b0", "p1", "bank", "", kindServer, 8),
+		},
+		want: nil,
+	}, {
+		name: "error status on the caller fails the call",
+		spans: []span{
+			failed(sp("c1", "", "checkout", "v2", kindClient, 5)),
+			sp("p0", "c1", "payments", "", kindServer, 4),
+		},
+		want: []call{{edge("checkout", "payments"), 5, true}},
+	}, {
+		name: "error on the callee fails the call",
+		spans: []span{
+			sp("c1", "", "checkout", "v2", kindClient, 5),
+			failed(sp("p0", "c1", "payments", "", kindServer, 4)),
+		},
+		want: []call{{edge("checkout", "payments"), 5, true}},
+	}, {
+		name: "negative durations (clock skew) count as 0",
+		spans: []span{
+			{SpanID: "c1", Service: "checkout", Kind: kindClient, StartNs: 10, EndNs: 5},
+			sp("p0", "c1", "payments", "", kindServer, 4),
+		},
+		want: []call{{edge("checkout", "payments"), 0, false}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := traceCalls(tt.spans, versionMode); !slices.Equal(got, tt.want) {
+				t.Errorf("traceCalls = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTraceCallsHostModeRenamesBothSides(t *testing.T) {
+	m := matcher{service: "checkout", byName: true, canary: "checkout-canary", stable: "checkout-primary"}
+	spans := []span{
+		sp("f1", "", "frontend", "", kindClient, 50),
+		sp("c0", "f1", "checkout-canary", "", kindServer, 45),
+		sp("c1", "c0", "checkout-canary", "", kindClient, 30),
+		sp("p0", "c1", "payments", "", kindServer, 20),
+	}
+	want := []call{
+		{analysis.Edge{From: "frontend", To: "checkout"}, 50, false},
+		{analysis.Edge{From: "checkout", To: "payments"}, 30, false},
+	}
+	if got := traceCalls(spans, m); !slices.Equal(got, want) {
+		t.Errorf("traceCalls = %+v, want %+v", got, want)
+	}
+}
+
+func TestSideOf(t *testing.T) {
+	host := matcher{service: "checkout", byName: true, canary: "checkout-canary", stable: "checkout"}
+	tests := []struct {
+		name  string
+		m     matcher
+		spans []span
+		want  side
+	}{
+		{"canary version", versionMode, []span{sp("a", "", "checkout", "v2", 0, 1)}, sideCanary},
+		{"stable version", versionMode, []span{sp("a", "", "checkout", "v1", 0, 1)}, sideStable},
+		{"other version", versionMode, []span{sp("a", "", "checkout", "v3", 0, 1)}, sideNone},
+		{"no version", versionMode, []span{sp("a", "", "checkout", "", 0, 1)}, sideNone},
+		{"version of another service", versionMode, []span{sp("a", "", "payments", "v2", 0, 1)}, sideNone},
+		{"both versions", versionMode, []span{sp("a", "", "checkout", "v2", 0, 1), sp("b", "", "checkout", "v1", 0, 1)}, sideNone},
+		{"host mode canary", host, []span{sp("a", "", "checkout-canary", "", 0, 1)}, sideCanary},
+		{"host mode stable", host, []span{sp("a", "", "checkout", "", 0, 1)}, sideStable},
+		{"host mode neither", host, []span{sp("a", "", "payments", "", 0, 1)}, sideNone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.m.sideOf(tt.spans); got != tt.want {
+				t.Errorf("sideOf = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewMatcher(t *testing.T) {
+	side := func(v, h string) analysis.Side { return analysis.Side{Version: v, Host: h} }
+	tests := []struct {
+		name    string
+		t       analysis.Target
+		want    matcher
+		wantErr string
+	}{
+		{"versions", analysis.Target{Service: "checkout", Canary: side("v2", ""), Stable: side("v1", "")},
+			versionMode, ""},
+		{"host mode with versions uses versions",
+			analysis.Target{Service: "checkout", HostMode: true, Canary: side("v2", "a.ns"), Stable: side("v1", "b.ns")},
+			versionMode, ""},
+		{"host mode by name",
+			analysis.Target{Service: "checkout", HostMode: true,
+				Canary: side("", "checkout-canary.shop.svc.cluster.local"), Stable: side("", "checkout.shop")},
+			matcher{service: "checkout", byName: true, canary: "checkout-canary", stable: "checkout"}, ""},
+		{"no service", analysis.Target{Namespace: "shop"}, matcher{}, "no service name"},
+		{"missing canary version", analysis.Target{Service: "checkout", Stable: side("v1", "")},
+			matcher{}, `canary version "" and stable version "v1" must both be set`},
+		{"same versions", analysis.Target{Service: "checkout", Canary: side("v1", ""), Stable: side("v1", "")},
+			matcher{}, `both version "v1"`},
+		{"same short host names",
+			analysis.Target{Service: "checkout", HostMode: true, Canary: side("", "checkout.a"), Stable: side("", "checkout.b")},
+			matcher{}, `both host "checkout"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := newMatcher(tt.t)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("newMatcher error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("newMatcher = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestP99(t *testing.T) {
+	seq := func(n int) []float64 {
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = float64(n - i) // reversed, to check the sort
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		values []float64
+		want   float64
+	}{
+		{"one value", []float64{7}, 7},
+		{"two values: the larger", []float64{9, 3}, 9},
+		{"100 values: the 99th", seq(100), 99},
+		{"101 values: the 100th", seq(101), 100},
+		{"1000 values: the 990th", seq(1000), 990},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := p99(tt.values); got != tt.want {
+				t.Errorf("p99 = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if got := p99(nil); !math.IsNaN(got) {
+		t.Errorf("p99(nil) = %v, want NaN", got)
+	}
+}
+
+func TestComputeEdgesExampleTrace(t *testing.T) {
+	trace := func(id, ver string, ms float64, fail bool) []span {
+		c := sp("c1", "", "checkout", ver, kindClient, ms)
+		p := sp("p0", "c1", "payments", "", kindServer, ms-1)
+		p.Failed = fail
+		c.TraceID, p.TraceID = id, id
+		return []span{c, p}
+	}
+	tests := []struct {
+		name      string
+		traces    map[string][]span
+		wantTrace string
+	}{
+		{"slowest when none failed", map[string][]span{
+			"a": trace("a", "v2", 10, false), "b": trace("b", "v2", 90, false), "c": trace("c", "v2", 20, false),
+		}, "b"},
+		{"a failed call beats a slower one", map[string][]span{
+			"a": trace("a", "v2", 10, true), "b": trace("b", "v2", 90, false),
+		}, "a"},
+		{"slowest failed call", map[string][]span{
+			"a": trace("a", "v2", 10, true), "b": trace("b", "v2", 90, false), "c": trace("c", "v2", 30, true),
+		}, "c"},
+		{"never a stable trace", map[string][]span{
+			"a": trace("a", "v2", 10, false), "s": trace("s", "v1", 900, true),
+		}, "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := computeEdges(tt.traces, versionMode)
+			e := got[analysis.Edge{From: "checkout", To: "payments"}]
+			if e.CanaryTraceID != tt.wantTrace {
+				t.Errorf("CanaryTraceID = %q, want %q", e.CanaryTraceID, tt.wantTrace)
+			}
+		})
+	}
+}
+
+func TestComputeEdgesOneSideOnly(t *testing.T) {
+	c := sp("c1", "", "checkout", "v1", kindClient, 12)
+	p := sp("p0", "c1", "payments", "", kindServer, 10)
+	got, n := computeEdges(map[string][]span{"t": {c, p}}, versionMode)
+	e := got[analysis.Edge{From: "checkout", To: "payments"}]
+	if n != (tally{traces: 1, stable: 1}) {
+		t.Errorf("tally = %+v", n)
+	}
+	if e.Stable.Requests != 1 || e.Stable.P99Ms != 12 || e.CanaryTraceID != "" {
+		t.Errorf("stable = %+v, trace %q", e.Stable, e.CanaryTraceID)
+	}
+	if e.Canary.Requests != 0 || !math.IsNaN(e.Canary.P99Ms) {
+		t.Errorf("canary without calls = %+v, want 0 requests and NaN p99", e.Canary)
+	}
+}

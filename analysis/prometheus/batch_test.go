@@ -1,0 +1,227 @@
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/serin-dev/serin/analysis"
+)
+
+// fakeClock is a settable clock for the cache.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// meshSeries is what the fake mesh reports for n services svc-0..svc-(n-1)
+// in namespace mesh, each with v2 (canary) and v1 (stable), per mesh-wide
+// query: svc-i v2 received i+1 OK requests and one 500 and called db i+1
+// times; v1 received 2(i+1) and called db 3 times.
+func meshSeries(n int) map[string][]sample {
+	out := map[string][]sample{}
+	for i := range n {
+		svc := fmt.Sprintf("svc-%d", i)
+		host := svc + ".mesh.svc.cluster.local"
+		dst := func(version string, kv ...string) []string {
+			return append([]string{"destination_workload_namespace", "mesh", "destination_service", host,
+				"destination_service_name", svc, "destination_canonical_service", svc,
+				"destination_workload", svc + "-" + version, "destination_version", version}, kv...)
+		}
+		src := func(version string, kv ...string) []string {
+			return append([]string{"source_workload_namespace", "mesh", "source_workload", svc + "-" + version,
+				"source_canonical_service", svc, "source_version", version, "destination_service", "db.mesh.svc.cluster.local",
+				"destination_service_name", "db", "destination_canonical_service", "db"}, kv...)
+		}
+		out[InboundRequestsQuery] = append(out[InboundRequestsQuery],
+			smp(float64(i+1), dst("v2", "response_code", "200")...), smp(1, dst("v2", "response_code", "500")...),
+			smp(float64(2*(i+1)), dst("v1", "response_code", "200")...))
+		out[InboundLatencyQuery] = append(out[InboundLatencyQuery],
+			smp(0, dst("v2", "le", "100")...), smp(10, dst("v2", "le", "250")...), smp(10, dst("v2", "le", "+Inf")...),
+			smp(10, dst("v1", "le", "25")...), smp(10, dst("v1", "le", "+Inf")...))
+		out[HopRequestsQuery] = append(out[HopRequestsQuery],
+			smp(float64(i+1), src("v2", "response_code", "200")...), smp(3, src("v1", "response_code", "200")...))
+		out[HopLatencyQuery] = append(out[HopLatencyQuery],
+			smp(5, src("v2", "le", "1000")...), smp(5, src("v2", "le", "+Inf")...))
+	}
+	return out
+}
+
+// meshTarget is svc-i: subset mode for even i, Match by workload for odd i.
+func meshTarget(i int) analysis.Target {
+	svc := fmt.Sprintf("svc-%d", i)
+	host := svc + ".mesh.svc.cluster.local"
+	t := analysis.Target{Namespace: "mesh", Service: svc,
+		Canary: analysis.Side{Version: "v2", Host: host}, Stable: analysis.Side{Version: "v1", Host: host}}
+	if i%2 == 1 {
+		t.Canary.Match = map[string]string{"destination_workload": svc + "-v2"}
+		t.Stable.Match = map[string]string{"destination_workload": svc + "-v1"}
+	}
+	return t
+}
+
+// newMeshProm serves meshSeries(n) for the window given, after delay.
+func newMeshProm(t *testing.T, n int, window, delay time.Duration) *fakeProm {
+	series := meshSeries(n)
+	return newFakeProm(t, func(ctx context.Context, q string) (int, string) {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
+		for tmpl, samples := range series {
+			if q == MeshQuery(tmpl, window) {
+				return 200, vectorBody(samples...)
+			}
+		}
+		return 400, `{"status":"error","errorType":"bad_data","error":"unexpected query"}`
+	})
+}
+
+// TestBatching runs Inbound and Hops for 100 rollouts concurrently within
+// one TTL and checks that exactly the four mesh-wide queries reach
+// Prometheus and that each rollout gets its own numbers.
+func TestBatching(t *testing.T) {
+	const n, window = 100, 30 * time.Second
+	f := newMeshProm(t, n, window, 50*time.Millisecond)
+	s := newSource(t, f.URL, time.Second)
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	s.now = clock.Now
+	at := clock.Now()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		wg.Go(func() { errs <- checkInbound(t.Context(), s, i, window, at) })
+		wg.Go(func() { errs <- checkHops(t.Context(), s, i, window, at) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := f.queries.Load(); got != 4 {
+		t.Errorf("server received %d queries for %d rollouts, want 4", got, n)
+	}
+	if got := s.Queries(); got != 4 {
+		t.Errorf("Queries() = %d, want 4", got)
+	}
+
+	// Within the TTL: served from the cache.
+	clock.Add(900 * time.Millisecond)
+	if err := checkInbound(t.Context(), s, 7, window, at.Add(900*time.Millisecond)); err != nil {
+		t.Error(err)
+	}
+	assertQueries(t, s, f, 4, "within the TTL")
+	// After the TTL: asked again.
+	clock.Add(100 * time.Millisecond)
+	if err := checkInbound(t.Context(), s, 7, window, at.Add(time.Second)); err != nil {
+		t.Error(err)
+	}
+	assertQueries(t, s, f, 6, "after the TTL")
+	// An evaluation time far from the cached one is not served from the cache.
+	if _, err := s.Inbound(t.Context(), meshTarget(7), window, at.Add(-time.Hour)); err != nil {
+		t.Error(err)
+	}
+	assertQueries(t, s, f, 8, "for another evaluation time")
+	// Another window is another query.
+	if _, err := s.Inbound(t.Context(), meshTarget(7), time.Minute, at.Add(time.Second)); err == nil || !errors.Is(err, analysis.ErrUnavailable) {
+		t.Errorf("Inbound over 1m = %v, want ErrUnavailable (the fake only knows [30s])", err)
+	}
+	if !strings.Contains(MeshQuery(InboundRequestsQuery, 1500*time.Millisecond), "[2s]") {
+		t.Errorf("1.5s window not rounded to [2s]: %s", MeshQuery(InboundRequestsQuery, 1500*time.Millisecond))
+	}
+}
+
+func assertQueries(t *testing.T, s *Source, f *fakeProm, want int64, when string) {
+	t.Helper()
+	if got, sent := f.queries.Load(), s.Queries(); got != want || sent != want {
+		t.Errorf("%s: server received %d queries, Queries() = %d; want %d", when, got, sent, want)
+	}
+}
+
+// checkInbound checks the numbers of svc-i described at meshSeries.
+func checkInbound(ctx context.Context, s *Source, i int, window time.Duration, at time.Time) error {
+	p, err := s.Inbound(ctx, meshTarget(i), window, at)
+	if err != nil {
+		return fmt.Errorf("Inbound svc-%d: %w", i, err)
+	}
+	want := analysis.Pair{Canary: analysis.Stats{Requests: float64(i + 2), Errors: 1, P99Ms: 248.5},
+		Stable: analysis.Stats{Requests: float64(2 * (i + 1)), P99Ms: 24.75}}
+	if p.Canary != want.Canary || p.Stable != want.Stable {
+		return fmt.Errorf("Inbound svc-%d = %+v, want %+v", i, p, want)
+	}
+	return nil
+}
+
+// checkHops checks the hops of svc-i described at meshSeries.
+func checkHops(ctx context.Context, s *Source, i int, window time.Duration, at time.Time) error {
+	h, err := s.Hops(ctx, meshTarget(i), window, at)
+	if err != nil {
+		return fmt.Errorf("Hops svc-%d: %w", i, err)
+	}
+	db, ok := h["db"]
+	if len(h) != 1 || !ok || db.Canary.Requests != float64(i+1) || db.Stable.Requests != 3 ||
+		db.Canary.P99Ms != 990 || !sameFloat(db.Stable.P99Ms, nan()) {
+		return fmt.Errorf("Hops svc-%d = %+v, want db: canary %d requests with p99 990, stable 3 with NaN", i, h, i+1)
+	}
+	return nil
+}
+
+// TestFailureShared checks that a failed mesh-wide query is shared for the
+// TTL like a result, so that an unavailable Prometheus is not asked once
+// per rollout.
+func TestFailureShared(t *testing.T) {
+	f := newFakeProm(t, func(context.Context, string) (int, string) { return 500, "boom" })
+	s := newSource(t, f.URL, time.Second)
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	s.now = clock.Now
+	for i := range 10 {
+		if _, err := s.Inbound(t.Context(), meshTarget(i), 30*time.Second, clock.Now()); !errors.Is(err, analysis.ErrUnavailable) {
+			t.Fatalf("Inbound = %v, want ErrUnavailable", err)
+		}
+	}
+	assertQueries(t, s, f, 2, "10 rollouts, Prometheus failing")
+	clock.Add(time.Second)
+	_, _ = s.Inbound(t.Context(), meshTarget(0), 30*time.Second, clock.Now())
+	assertQueries(t, s, f, 4, "after the TTL")
+}
+
+// TestCallerGivesUp checks that a caller whose context ends gets
+// ErrUnavailable at once, while the shared query still serves the others.
+func TestCallerGivesUp(t *testing.T) {
+	const window = 30 * time.Second
+	f := newMeshProm(t, 2, window, 200*time.Millisecond)
+	s := newSource(t, f.URL, time.Second)
+	at := time.Now()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- checkInbound(t.Context(), s, 1, window, at) }()
+	_, err := s.Inbound(ctx, meshTarget(0), window, at)
+	if !errors.Is(err, analysis.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Inbound with an expiring context = %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("the other caller: %v", err)
+	}
+	assertQueries(t, s, f, 2, "two callers")
+}

@@ -1,0 +1,280 @@
+// Package prometheus is the analysis.MetricSource that reads Istio's
+// standard metrics from Prometheus.
+//
+// Inbound and Hops do not send a query per rollout. Four mesh-wide queries
+// (see InboundRequestsQuery and the others) are cached for Options.CacheTTL
+// and shared by every concurrent caller, then split per rollout in Go, so
+// that one analysis tick costs at most four queries whether one rollout or a
+// hundred are analysed. Scalar runs custom queries uncached.
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/serin-dev/serin/analysis"
+)
+
+// Defaults for the Options left zero.
+const (
+	DefaultTimeout  = 2 * time.Second
+	DefaultCacheTTL = time.Second
+)
+
+// Options configures a Source.
+type Options struct {
+	// Address is Prometheus' base URL, e.g. http://127.0.0.1:9090. It is
+	// required and must be an http or https URL with a host.
+	Address string
+	// Timeout bounds each query; zero means DefaultTimeout.
+	Timeout time.Duration
+	// CacheTTL is how long the results of the mesh-wide queries are shared;
+	// zero means DefaultCacheTTL.
+	CacheTTL time.Duration
+	// RoundTripper, when set, carries the HTTP requests (authentication,
+	// TLS, tests); nil means client_golang's default.
+	RoundTripper http.RoundTripper
+}
+
+// Source is an analysis.MetricSource backed by Prometheus. It is safe for
+// concurrent use.
+type Source struct {
+	addr    string
+	api     v1.API
+	timeout time.Duration
+	ttl     time.Duration
+	now     func() time.Time // wall clock for cache expiry; tests replace it
+
+	queries atomic.Int64
+	flights singleflight.Group
+	mu      sync.Mutex
+	cache   map[string]*result // by query text, which includes the range
+}
+
+var _ analysis.MetricSource = (*Source)(nil)
+
+// result is the outcome of one mesh-wide query, shared through the cache.
+type result struct {
+	samples []sample
+	err     error
+	at      time.Time // evaluation time asked for
+	fetched time.Time // when the answer arrived, by Source.now
+}
+
+// New checks o and returns a Source. It sends nothing to Prometheus yet.
+func New(o Options) (*Source, error) {
+	if err := checkAddress(o.Address); err != nil {
+		return nil, err
+	}
+	if o.Timeout < 0 || o.CacheTTL < 0 {
+		return nil, fmt.Errorf("prometheus %s: negative timeout (%v) or cache TTL (%v)", o.Address, o.Timeout, o.CacheTTL)
+	}
+	client, err := api.NewClient(api.Config{Address: o.Address, RoundTripper: o.RoundTripper})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus address %q: %w", o.Address, err)
+	}
+	s := &Source{
+		addr:    o.Address,
+		api:     v1.NewAPI(client),
+		timeout: o.Timeout,
+		ttl:     o.CacheTTL,
+		now:     time.Now,
+		cache:   map[string]*result{},
+	}
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.ttl == 0 {
+		s.ttl = DefaultCacheTTL
+	}
+	return s, nil
+}
+
+// checkAddress refuses an address that is not an absolute http(s) URL.
+func checkAddress(addr string) error {
+	if addr == "" {
+		return errors.New("prometheus address is required")
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return fmt.Errorf("prometheus address %q: %w", addr, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("prometheus address %q: want an http or https URL with a host, e.g. http://127.0.0.1:9090", addr)
+	}
+	return nil
+}
+
+// Queries returns how many queries this Source has sent to Prometheus.
+func (s *Source) Queries() int64 { return s.queries.Load() }
+
+// Scalar runs query at at, uncached, and returns its value: a scalar, or
+// the value of a vector with exactly one series. It wraps analysis.ErrNoData
+// for an empty vector or a NaN or infinite value, analysis.ErrUnavailable
+// when Prometheus cannot be asked or answers with another type, and returns
+// a plain error naming the count when the vector has several series.
+func (s *Source) Scalar(ctx context.Context, query string, at time.Time) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	val, err := s.query(ctx, query, at)
+	if err != nil {
+		return 0, s.unavailable(query, err)
+	}
+	var v float64
+	switch val := val.(type) {
+	case *model.Scalar:
+		v = float64(val.Value)
+	case model.Vector:
+		if len(val) > 1 {
+			return 0, fmt.Errorf("query %q at Prometheus %s returned %d series, want one (aggregate it, e.g. with sum)", query, s.addr, len(val))
+		}
+		if len(val) == 0 {
+			return 0, fmt.Errorf("query %q: empty result: %w", query, analysis.ErrNoData)
+		}
+		v = float64(val[0].Value)
+	default:
+		return 0, s.unavailable(query, fmt.Errorf("answer is a %s, want a scalar or a vector", val.Type()))
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("query %q: value is %v: %w", query, v, analysis.ErrNoData)
+	}
+	return v, nil
+}
+
+// query sends one query and counts it.
+func (s *Source) query(ctx context.Context, query string, at time.Time) (model.Value, error) {
+	s.queries.Add(1)
+	val, _, _, err := s.api.Query(ctx, query, at)
+	if err != nil {
+		return nil, withDetail(err)
+	}
+	if val == nil {
+		return nil, errors.New("answer has no result")
+	}
+	return val, nil
+}
+
+// maxDetail bounds how much of an error body goes into a message.
+const maxDetail = 200
+
+// withDetail adds the body of an HTTP error answer, which client_golang
+// keeps out of its message, e.g. "server error: 503: shutting down".
+func withDetail(err error) error {
+	var apiErr *v1.Error
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	detail := strings.TrimSpace(apiErr.Detail)
+	if detail == "" {
+		return err
+	}
+	if len(detail) > maxDetail {
+		detail = detail[:maxDetail] + "..."
+	}
+	return fmt.Errorf("%w: %s", err, detail)
+}
+
+// unavailable wraps a failed query with the address, ErrUnavailable and the
+// cause.
+func (s *Source) unavailable(what string, cause error) error {
+	return fmt.Errorf("query Prometheus at %s: %s: %w: %w", s.addr, what, analysis.ErrUnavailable, cause)
+}
+
+// vector returns the samples of a mesh-wide query evaluated at at: from the
+// cache when a result younger than the TTL was evaluated within the TTL of
+// at, otherwise from one query shared with every concurrent caller. The
+// shared query runs detached from the caller's cancellation (bounded by
+// Options.Timeout instead), so that one caller giving up does not fail the
+// others; a failure is cached like a result, so that an unavailable
+// Prometheus is asked once per TTL, not once per rollout.
+func (s *Source) vector(ctx context.Context, name, query string, at time.Time) ([]sample, error) {
+	if r := s.lookup(query, at); r != nil {
+		return r.samples, r.err
+	}
+	ch := s.flights.DoChan(query, func() (any, error) {
+		if r := s.lookup(query, at); r != nil { // stored while we queued
+			return r, nil
+		}
+		r := s.fetch(context.WithoutCancel(ctx), name, query, at)
+		s.store(query, r)
+		return r, nil
+	})
+	select {
+	case res := <-ch:
+		r := res.Val.(*result)
+		if !within(r.at, at, s.ttl) {
+			// A flight for a distant time (a replay, a backfill) was in
+			// progress: ask for this time on our own.
+			r = s.fetch(ctx, name, query, at)
+		}
+		return r.samples, r.err
+	case <-ctx.Done():
+		return nil, s.unavailable(name, ctx.Err())
+	}
+}
+
+// fetch runs a mesh-wide query and keeps its finite samples.
+func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *result {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	r := &result{at: at}
+	val, err := s.query(ctx, query, at)
+	if err == nil {
+		vec, ok := val.(model.Vector)
+		if ok {
+			r.samples = samplesOf(vec)
+		} else {
+			err = fmt.Errorf("answer is a %s, want a vector", val.Type())
+		}
+	}
+	if err != nil {
+		r.err = s.unavailable(name, err)
+	}
+	r.fetched = s.now()
+	return r
+}
+
+// lookup returns the cached result of query if it is still fresh and was
+// evaluated close enough to at, or nil.
+func (s *Source) lookup(query string, at time.Time) *result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.cache[query]
+	if r == nil || s.now().Sub(r.fetched) >= s.ttl || !within(r.at, at, s.ttl) {
+		return nil
+	}
+	return r
+}
+
+// store caches r under query and drops expired entries, so that the cache
+// holds at most one entry per query and window in use.
+func (s *Source) store(query string, r *result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for q, old := range s.cache {
+		if now.Sub(old.fetched) >= s.ttl {
+			delete(s.cache, q)
+		}
+	}
+	s.cache[query] = r
+}
+
+// within reports whether a and b are less than d apart.
+func within(a, b time.Time, d time.Duration) bool {
+	diff := a.Sub(b)
+	return diff > -d && diff < d
+}

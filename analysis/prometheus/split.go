@@ -1,0 +1,224 @@
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/serin-dev/serin/analysis"
+)
+
+// sample is one series of a mesh-wide query: its labels and finite value.
+type sample struct {
+	labels model.Metric
+	value  float64
+}
+
+// samplesOf keeps the finite samples of a vector: NaN and ±Inf values are
+// treated as absent.
+func samplesOf(vec model.Vector) []sample {
+	out := make([]sample, 0, len(vec))
+	for _, s := range vec {
+		v := float64(s.Value)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		out = append(out, sample{labels: s.Metric, value: v})
+	}
+	return out
+}
+
+// Inbound measures the requests each side of t received in the window
+// ending at at, from the two shared inbound queries. It wraps
+// analysis.ErrNoData naming the side and its matchers when a side has no
+// series, and analysis.ErrUnavailable when Prometheus cannot be asked.
+func (s *Source) Inbound(ctx context.Context, t analysis.Target, window time.Duration, at time.Time) (analysis.Pair, error) {
+	var counts, latency []sample
+	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
+	g.Go(func() (err error) {
+		counts, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, window), at)
+		return err
+	})
+	g.Go(func() (err error) {
+		latency, err = s.vector(ctx, "inbound latency", MeshQuery(InboundLatencyQuery, window), at)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return analysis.Pair{}, err
+	}
+	return splitInbound(t, counts, latency)
+}
+
+// Hops measures the calls each side of t made downstream in the window
+// ending at at, keyed by the called service's short name (its canonical
+// service, or its service name when that is unknown). A hop seen on one
+// side only still appears, with zero Stats and a NaN p99 on the other; a
+// service that calls nothing gets an empty map.
+//
+// In subset mode a side's calls are those reported with its namespace,
+// canonical service (t.Service) and version. In host mode, or when a side
+// has Match, the caller's version label cannot be relied on, so its calls
+// are those of the workloads that its inbound series name
+// (destination_workload): Hops then also uses the shared inbound query and
+// wraps analysis.ErrNoData when a side has no inbound series.
+func (s *Source) Hops(ctx context.Context, t analysis.Target, window time.Duration, at time.Time) (map[string]analysis.Pair, error) {
+	var counts, latency, inbound []sample
+	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
+	g.Go(func() (err error) {
+		counts, err = s.vector(ctx, "hop requests", MeshQuery(HopRequestsQuery, window), at)
+		return err
+	})
+	g.Go(func() (err error) {
+		latency, err = s.vector(ctx, "hop latency", MeshQuery(HopLatencyQuery, window), at)
+		return err
+	})
+	if byWorkload(t, t.Canary) || byWorkload(t, t.Stable) {
+		g.Go(func() (err error) {
+			inbound, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, window), at)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return splitHops(t, counts, latency, inbound)
+}
+
+// inboundMatchers returns the label equalities that select the inbound
+// series of one side: side.Match when set; in subset mode the host and
+// version; in host mode the service name and namespace, or the host itself
+// when it is a cluster FQDN.
+func inboundMatchers(t analysis.Target, side analysis.Side) map[string]string {
+	if len(side.Match) > 0 {
+		return side.Match
+	}
+	m := map[string]string{}
+	switch {
+	case !t.HostMode:
+		m["destination_service"] = side.Host
+		m["destination_version"] = side.Version
+	case isFQDN(side.Host):
+		m["destination_service"] = side.Host
+	default:
+		// "name" or "name.namespace": the namespace of the target wins.
+		parts := strings.Split(side.Host, ".")
+		m["destination_service_name"] = parts[0]
+		if len(parts) > 1 && parts[1] != "" {
+			m["destination_workload_namespace"] = parts[1]
+		}
+	}
+	if t.Namespace != "" {
+		m["destination_workload_namespace"] = t.Namespace
+	}
+	return m
+}
+
+// isFQDN reports whether host is a cluster FQDN such as
+// checkout.shop.svc.cluster.local, the form of destination_service.
+func isFQDN(host string) bool {
+	return strings.Contains(host, ".svc.") || strings.HasSuffix(host, ".svc")
+}
+
+// matches reports whether labels has every label of m with its value.
+func matches(labels model.Metric, m map[string]string) bool {
+	for k, v := range m {
+		if string(labels[model.LabelName(k)]) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// describe names one side for messages: "checkout v2" in subset mode,
+// "checkout canary" otherwise.
+func describe(t analysis.Target, side analysis.Side, role string) string {
+	if !t.HostMode && len(side.Match) == 0 && side.Version != "" {
+		return t.Service + " " + side.Version
+	}
+	return t.Service + " " + role
+}
+
+// formatMatchers renders matchers sorted by name: a="x", b="y".
+func formatMatchers(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, v))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+// splitInbound measures both sides of t from the mesh-wide inbound counts
+// and latency buckets.
+func splitInbound(t analysis.Target, counts, latency []sample) (analysis.Pair, error) {
+	var pair analysis.Pair
+	var errs []error
+	for _, side := range []struct {
+		role string
+		side analysis.Side
+		out  *analysis.Stats
+	}{{"canary", t.Canary, &pair.Canary}, {"stable", t.Stable, &pair.Stable}} {
+		m := inboundMatchers(t, side.side)
+		keep := func(l model.Metric) bool { return matches(l, m) }
+		st, found := statsOf(counts, latency, keep)
+		if !found {
+			errs = append(errs, fmt.Errorf("no inbound series for %s (%s): %w",
+				describe(t, side.side, side.role), formatMatchers(m), analysis.ErrNoData))
+			continue
+		}
+		*side.out = st
+	}
+	return pair, errors.Join(errs...)
+}
+
+// statsOf adds up the counts of the series that keep accepts (errors are
+// the 5xx codes) and computes the p99 of their latency buckets. found is
+// false when no count series was accepted.
+func statsOf(counts, latency []sample, keep func(model.Metric) bool) (st analysis.Stats, found bool) {
+	for _, s := range counts {
+		if !keep(s.labels) {
+			continue
+		}
+		found = true
+		st.Requests += s.value
+		if is5xx(string(s.labels["response_code"])) {
+			st.Errors += s.value
+		}
+	}
+	st.P99Ms = p99(latency, keep)
+	return st, found
+}
+
+// is5xx reports whether an HTTP response code is a server error.
+func is5xx(code string) bool {
+	return len(code) == 3 && code[0] == '5'
+}
+
+// p99 adds up the latency buckets of the series that keep accepts by le
+// and returns their 99th percentile, NaN without usable buckets.
+func p99(latency []sample, keep func(model.Metric) bool) float64 {
+	byLE := map[float64]float64{}
+	for _, s := range latency {
+		if !keep(s.labels) {
+			continue
+		}
+		le, err := strconv.ParseFloat(string(s.labels[model.BucketLabel]), 64)
+		if err != nil {
+			continue // a bucket without a valid bound: histogram_quantile ignores it too
+		}
+		byLE[le] += s.value
+	}
+	buckets := make([]bucket, 0, len(byLE))
+	for le, n := range byLE {
+		buckets = append(buckets, bucket{upperBound: le, count: n})
+	}
+	return bucketQuantile(0.99, buckets)
+}

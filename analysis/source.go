@@ -1,0 +1,111 @@
+package analysis
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+)
+
+// ErrUnavailable means a data source could not be asked: a connection
+// refused, a timeout, a server error or an answer that does not parse. Like
+// ErrNoData it leads to Inconclusive, never to Pass; the reason says the
+// data source is unavailable.
+var ErrUnavailable = errors.New("data source unavailable")
+
+// Stats is what a provider measured for one side (canary or stable) over a
+// window.
+type Stats struct {
+	// Requests is the number of requests in the window: the sample size.
+	Requests float64
+	// Errors is the number of those that failed (5xx, or an error span).
+	Errors float64
+	// P99Ms is the 99th percentile latency in milliseconds; NaN when it
+	// cannot be computed.
+	P99Ms float64
+}
+
+// ErrorRate is Errors/Requests, or NaN without requests.
+func (s Stats) ErrorRate() float64 {
+	if s.Requests <= 0 {
+		return math.NaN()
+	}
+	return s.Errors / s.Requests
+}
+
+// Side says how one version of the analysed service is recognised in
+// metrics and traces.
+type Side struct {
+	// Version is the version label of the subset (subset mode), e.g. "v2":
+	// destination_version / source_version in Istio's metrics, and
+	// service.version in traces.
+	Version string
+	// Host is the service host. In subset mode both sides share it
+	// (destination_service); in host mode each side has its own and it is
+	// matched on destination_service_name.
+	Host string
+	// Match, when set, replaces the default matchers with explicit
+	// destination-side label matchers, e.g. {"destination_workload":
+	// "checkout-v2"}, for meshes labelled differently.
+	Match map[string]string
+}
+
+// Target is the service whose canary is analysed.
+type Target struct {
+	Namespace string
+	// Service is the short service name, e.g. "checkout": the
+	// canonical service in metrics and service.name in traces.
+	Service string
+	// HostMode is true when the sides are told apart by host instead of by
+	// version label.
+	HostMode bool
+	Canary   Side
+	Stable   Side
+}
+
+// Pair is canary and stable measured the same way.
+type Pair struct {
+	Canary Stats
+	Stable Stats
+}
+
+// MetricSource measures traffic from metrics (Prometheus). Implementations
+// batch their queries: one query per kind serves every rollout in a tick.
+type MetricSource interface {
+	// Inbound measures the requests each side of t received in the window
+	// ending at at. It wraps ErrNoData when there are no series for a side,
+	// and ErrUnavailable when the source cannot be asked.
+	Inbound(ctx context.Context, t Target, window time.Duration, at time.Time) (Pair, error)
+	// Hops measures the calls each side of t made downstream in the window,
+	// keyed by the called service's short name (e.g. "payments").
+	Hops(ctx context.Context, t Target, window time.Duration, at time.Time) (map[string]Pair, error)
+	// Scalar runs a custom query and returns its single value. It wraps
+	// ErrNoData for an empty result and ErrUnavailable for a failed query.
+	Scalar(ctx context.Context, query string, at time.Time) (float64, error)
+}
+
+// Edge is a call from one service to another, as seen in traces.
+type Edge struct {
+	From string
+	To   string
+}
+
+// EdgePair is an edge's statistics split by the version of the analysed
+// service in the trace, with an example trace of the canary side.
+type EdgePair struct {
+	Pair
+	// CanaryTraceID is the ID of a canary trace on this edge, preferably
+	// its slowest or a failed one, to link from messages.
+	CanaryTraceID string
+}
+
+// TraceSource measures per-edge statistics from traces (Jaeger).
+type TraceSource interface {
+	// Edges reads traces that pass through t.Service between since and
+	// until (at most the source's configured number of traces) and returns
+	// per calling → called edge the statistics of the traces in which
+	// t.Service was the canary and of those in which it was stable. It wraps
+	// ErrNoData when there are no traces and ErrUnavailable when the source
+	// cannot be asked.
+	Edges(ctx context.Context, t Target, since, until time.Time) (map[Edge]EdgePair, error)
+}
