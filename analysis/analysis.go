@@ -29,18 +29,13 @@ type Request struct {
 	// Namespace and Name identify the rollout.
 	Namespace string
 	Name      string
-	// Host is the service host of the canary (subset mode), or empty.
-	Host         string
-	StableSubset string
-	CanarySubset string
-	// StableHost and CanaryHost are set instead in host mode.
-	StableHost string
-	CanaryHost string
-	// CanaryWeight is the canary's current weight, in percent.
-	CanaryWeight int32
-	// Since is the start of the data that counts for this tick (the later
-	// of the step's start and the previous tick).
-	Since time.Time
+	// Target is the service whose canary is analysed.
+	Target Target
+	// Config holds the checks and their limits.
+	Config Config
+	// Vars are the variables of custom check queries, e.g. Namespace,
+	// Service, CanaryVersion.
+	Vars map[string]string
 	// Now is the time of the tick.
 	Now time.Time
 }
@@ -53,6 +48,8 @@ type Result struct {
 	// FastFail asks for a rollback on this tick, without waiting for the
 	// failure threshold.
 	FastFail bool
+	// Checks are the individual checks' results, in a stable order.
+	Checks []CheckResult
 }
 
 // AlwaysPass is a placeholder Analyzer that passes every tick without

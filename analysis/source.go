@@ -97,6 +97,17 @@ type EdgePair struct {
 	// CanaryTraceID is the ID of a canary trace on this edge, preferably
 	// its slowest or a failed one, to link from messages.
 	CanaryTraceID string
+	// CanaryCalls and StableCalls are the calls behind the statistics, so
+	// that a caller can merge several fetches exactly.
+	CanaryCalls []Call
+	StableCalls []Call
+}
+
+// Call is one call on an edge, as seen in a trace.
+type Call struct {
+	Ms      float64
+	Failed  bool
+	TraceID string
 }
 
 // TraceSource measures per-edge statistics from traces (Jaeger).

@@ -51,11 +51,15 @@ func (r *Router) Preflight(ctx context.Context, t rollout.Target) (rollout.Prefl
 		host = t.Host
 	}
 	if !t.HostMode() && host != "" {
-		f, err := r.checkSubsets(ctx, vs, host, t)
+		f, dr, err := r.checkSubsets(ctx, vs, host, t)
 		if err != nil {
 			return rep, err
 		}
 		rep.Failures = append(rep.Failures, f...)
+		if dr != nil {
+			rep.StableVersion = subsetVersion(dr, t.StableSubset)
+			rep.CanaryVersion = subsetVersion(dr, t.CanarySubset)
+		}
 	}
 	w, err := r.checkMTLS(ctx, t.Namespace)
 	if err != nil {
@@ -77,12 +81,13 @@ func failReport(rep rollout.PreflightReport, err error) rollout.PreflightReport 
 }
 
 // checkSubsets looks for a DestinationRule in vs's namespace whose host is
-// host and which defines both of t's subsets. It returns one failure that
-// names every DestinationRule it looked at and what each lacks.
-func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, host string, t rollout.Target) ([]rollout.Finding, error) {
+// host and which defines both of t's subsets, and returns it. Otherwise it
+// returns one failure that names every DestinationRule it looked at and
+// what each lacks.
+func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, host string, t rollout.Target) ([]rollout.Finding, *netv1.DestinationRule, error) {
 	list, err := r.istio.NetworkingV1().DestinationRules(vs.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("preflight: list DestinationRules in namespace %s: %w", vs.Namespace, err)
+		return nil, nil, fmt.Errorf("preflight: list DestinationRules in namespace %s: %w", vs.Namespace, err)
 	}
 	var looked []string
 	for _, dr := range list.Items {
@@ -91,7 +96,7 @@ func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, hos
 		}
 		missing := missingSubsets(dr.Spec.GetSubsets(), t.StableSubset, t.CanarySubset)
 		if len(missing) == 0 {
-			return nil, nil
+			return nil, dr, nil
 		}
 		looked = append(looked, fmt.Sprintf("DestinationRule %s/%s (host %q) defines no subset %s (subsets: %s)",
 			dr.Namespace, dr.Name, dr.Spec.GetHost(), strings.Join(missing, " or "), subsetNames(dr.Spec.GetSubsets())))
@@ -102,7 +107,21 @@ func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, hos
 		sort.Strings(looked)
 		msg = strings.Join(looked, "; ")
 	}
-	return []rollout.Finding{{Check: "DestinationRule", Message: msg}}, nil
+	return []rollout.Finding{{Check: "DestinationRule", Message: msg}}, nil, nil
+}
+
+// subsetVersion is the "version" label of the named subset, which is what
+// Istio's metrics report as destination_version; a subset without one is
+// known by its name.
+func subsetVersion(dr *netv1.DestinationRule, subset string) string {
+	for _, s := range dr.Spec.GetSubsets() {
+		if s.GetName() == subset {
+			if v := s.GetLabels()["version"]; v != "" {
+				return v
+			}
+		}
+	}
+	return subset
 }
 
 type subsetLike interface{ GetName() string }

@@ -81,6 +81,11 @@ type PreflightReport struct {
 	// Resolved is the target with Route and Host filled in from the live
 	// VirtualService, when the route was found.
 	Resolved Target
+	// StableVersion and CanaryVersion are the "version" labels of the two
+	// subsets in the DestinationRule (subset mode): how metrics and traces
+	// tell the two apart.
+	StableVersion string
+	CanaryVersion string
 }
 
 // OK reports whether the preflight found no failure.

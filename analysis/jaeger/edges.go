@@ -150,6 +150,7 @@ func traceCalls(spans []span, m matcher) []call {
 // sideStats accumulates one side of one edge.
 type sideStats struct {
 	ms     []float64
+	calls  []analysis.Call
 	errors int
 	// Example call for CanaryTraceID: the slowest failed call if any
 	// failed, else the slowest call.
@@ -161,6 +162,7 @@ type sideStats struct {
 // add records one call of trace traceID.
 func (a *sideStats) add(c call, traceID string) {
 	a.ms = append(a.ms, c.Ms)
+	a.calls = append(a.calls, analysis.Call{Ms: c.Ms, Failed: c.Failed, TraceID: traceID})
 	if c.Failed {
 		a.errors++
 	}
@@ -233,6 +235,8 @@ func computeEdges(traces map[string][]span, m matcher) (map[analysis.Edge]analys
 		out[e] = analysis.EdgePair{
 			Pair:          analysis.Pair{Canary: p.canary.stats(), Stable: p.stable.stats()},
 			CanaryTraceID: p.canary.exTrace,
+			CanaryCalls:   p.canary.calls,
+			StableCalls:   p.stable.calls,
 		}
 	}
 	return out, n

@@ -86,8 +86,11 @@ func TestEdgesNormalResponse(t *testing.T) {
 		},
 		CanaryTraceID: hexID("c2", 32), // the failed one
 	}
-	if toPay != want {
+	if toPay.Pair != want.Pair || toPay.CanaryTraceID != want.CanaryTraceID {
 		t.Errorf("checkout → payments = %+v, want %+v", toPay, want)
+	}
+	if len(toPay.CanaryCalls) != 3 || len(toPay.StableCalls) != 2 {
+		t.Errorf("calls behind the stats: %d canary, %d stable; want 3 and 2", len(toPay.CanaryCalls), len(toPay.StableCalls))
 	}
 	fromFront := got[analysis.Edge{From: "frontend", To: "checkout"}]
 	if fromFront.Canary.Requests != 3 || fromFront.Stable.Requests != 2 || fromFront.Canary.P99Ms != 330 {
