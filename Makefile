@@ -35,10 +35,15 @@ test: tools vet
 generate:
 	@echo "==> controller-gen: deepcopy and CRD"
 	$(GO) tool controller-gen object paths=./rollout/v1alpha1/...
-	$(GO) tool controller-gen crd paths=./rollout/v1alpha1/... output:crd:dir=deploy/crd
+	$(GO) tool controller-gen crd:allowDangerousTypes=true paths=./rollout/v1alpha1/... output:crd:dir=deploy/crd
 
+# The demo is built and run as bin/serin-demo rather than with `go run`, so
+# that Ctrl-C reaches it directly and it stops everything it started.
+# Extra flags: make demo DEMO_FLAGS="-rps 100".
 demo: tools build
-	$(GO) run ./test/demo
+	@echo "==> building bin/serin-demo"
+	$(GO) build -o bin/serin-demo ./test/demo
+	bin/serin-demo $(DEMO_FLAGS)
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m ./test/...

@@ -18,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/serin-dev/serin/analysis"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
@@ -45,13 +47,16 @@ type Options struct {
 	Clock Clock
 	// Log is the logger; nil discards.
 	Log *slog.Logger
+	// Metrics receives the engine's metrics; nil registers none.
+	Metrics prometheus.Registerer
 }
 
 // Engine reconciles Rollouts: on each tick it observes, calls Next and
 // carries out the decision.
 type Engine struct {
-	o     Options
-	queue *notifyQueue
+	o       Options
+	queue   *notifyQueue
+	metrics engineMetrics
 }
 
 // NewEngine checks the options and returns an engine.
@@ -73,7 +78,11 @@ func NewEngine(o Options) (*Engine, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log)}, nil
+	m, err := newEngineMetrics(o.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m}, nil
 }
 
 // SetupWithManager registers the engine as the Rollout controller. Ticks
@@ -158,6 +167,7 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 		if err != nil {
 			return obs, 0, err
 		}
+		checkAnalysisSpec(ro, &pf)
 		obs.Preflight = &pf
 		return obs, 0, nil
 	}
@@ -206,19 +216,20 @@ func (e *Engine) preflight(ctx context.Context, t Target) (PreflightReport, erro
 	return pf, nil
 }
 
+// checkAnalysisSpec adds a preflight failure when the analysis spec does
+// not make sense (a custom query that does not render, say).
+func checkAnalysisSpec(ro *v1alpha1.Rollout, pf *PreflightReport) {
+	if _, err := AnalysisConfig(ro.Spec); err != nil {
+		pf.Failures = append(pf.Failures, Finding{Check: "Analysis", Message: err.Error()})
+	}
+}
+
 func (e *Engine) analyze(ctx context.Context, ro *v1alpha1.Rollout, now time.Time) analysis.Result {
-	since := now.Add(-ro.Spec.Defaulted().Analysis.Interval.Duration)
-	if s := ro.Status.StepStartedAt; s != nil && s.After(since) {
-		since = s.Time
+	cfg, err := AnalysisConfig(ro.Spec)
+	if err != nil {
+		return analysis.Result{Verdict: analysis.Inconclusive, Reason: "the analysis spec is invalid: " + err.Error()}
 	}
-	t := TargetOf(ro)
-	req := analysis.Request{
-		Namespace: ro.Namespace, Name: ro.Name, Host: t.Host,
-		StableSubset: t.StableSubset, CanarySubset: t.CanarySubset,
-		StableHost: t.StableHost, CanaryHost: t.CanaryHost,
-		CanaryWeight: ro.Status.CanaryWeight, Since: since, Now: now,
-	}
-	res, err := e.o.Analyzer.Analyze(ctx, req)
+	res, err := e.o.Analyzer.Analyze(ctx, analysisRequest(ro, cfg, now))
 	if err != nil {
 		// Failing to measure is never a pass.
 		return analysis.Result{Verdict: analysis.Inconclusive, Reason: "analysis could not run: " + err.Error()}
@@ -289,6 +300,9 @@ func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32
 	ro.Status.AppliedWeight = want
 	if err := e.o.Client.Status().Update(ctx, ro); err != nil {
 		return fmt.Errorf("record applied weight of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	if st.Phase == v1alpha1.PhaseRolledBack {
+		e.metrics.rolledBack(st.Analysis.FirstFailureAt, e.o.Clock.Now())
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -131,6 +132,8 @@ func (d *decider) pending() {
 		return // the engine runs the preflight before it asks again
 	}
 	d.preflightConditions(*pf)
+	d.st.Target = &v1alpha1.ResolvedTarget{Route: pf.Resolved.Route, Host: pf.Resolved.Host,
+		StableVersion: pf.StableVersion, CanaryVersion: pf.CanaryVersion}
 	if !pf.OK() {
 		d.enter(v1alpha1.PhaseFailed, "PreflightFailed", "preflight failed: "+joinFindings(pf.Failures)+"; nothing was written")
 		return
@@ -246,12 +249,23 @@ func (d *decider) judge(r analysis.Result) bool {
 	a.LastVerdict = string(r.Verdict)
 	a.LastReason = r.Reason
 	a.LastTickAt = ptrTime(d.now)
+	a.Checks = checkStatuses(r.Checks)
+	a.History = append(a.History, v1alpha1.AnalysisTick{Time: metav1.NewTime(d.now), Verdict: string(r.Verdict), Reason: clip(r.Reason, 300)})
+	if n := len(a.History); n > v1alpha1.MaxAnalysisHistory {
+		a.History = append([]v1alpha1.AnalysisTick(nil), a.History[n-v1alpha1.MaxAnalysisHistory:]...)
+	}
+	if r.Verdict != analysis.Fail {
+		a.FirstFailureAt = nil
+	}
 	switch r.Verdict {
 	case analysis.Pass:
 		a.ConsecutiveFailures = 0
 		a.PassedTicks++
 		a.InconclusiveSince = nil
 	case analysis.Fail:
+		if a.FirstFailureAt == nil {
+			a.FirstFailureAt = ptrTime(d.now)
+		}
 		a.ConsecutiveFailures++
 		a.PassedTicks = 0
 		a.CleanSince = ptrTime(d.now)
@@ -404,6 +418,43 @@ func stepLabel(st v1alpha1.RolloutStatus) string {
 		return string(p)
 	}
 	return fmt.Sprintf("%s %d (%d%%)", p, st.CurrentStep, st.CanaryWeight)
+}
+
+// checkStatuses records the checks that matter for the status: every
+// check that did not skip, then as many skipped ones as fit.
+func checkStatuses(crs []analysis.CheckResult) []v1alpha1.CheckStatus {
+	out := make([]v1alpha1.CheckStatus, 0, len(crs))
+	for _, c := range crs {
+		if c.Verdict == analysis.Skipped && c.Reason != "" && strings.Contains(c.Reason, "over the last few seconds") {
+			continue // a fast-window check that found nothing fast
+		}
+		out = append(out, v1alpha1.CheckStatus{
+			Check: c.Check, Hop: c.Hop, Source: c.Source, Verdict: string(c.Verdict),
+			Canary: finite(c.Canary), Stable: finite(c.Stable), Limit: finite(c.Limit), Unit: c.Unit,
+			CanaryRequests: finite(c.CanaryRequests), StableRequests: finite(c.StableRequests),
+			Reason: clip(c.Reason, 300), DryRun: c.DryRun, TraceID: c.TraceID,
+		})
+		if len(out) == 100 {
+			break
+		}
+	}
+	return out
+}
+
+// finite keeps NaN and infinities, which JSON cannot carry, out of the status.
+func finite(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return math.Round(v*1000) / 1000
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 func joinFindings(fs []Finding) string {

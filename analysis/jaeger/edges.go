@@ -31,6 +31,7 @@ const (
 // the stable's calls land on the same Edge.
 type matcher struct {
 	service        string
+	namespace      string // spans of the service from another namespace are not this rollout's
 	byName         bool   // host mode: sides are told apart by service.name
 	canary, stable string // versions, or service names when byName
 }
@@ -41,7 +42,7 @@ func newMatcher(t analysis.Target) (matcher, error) {
 	if t.Service == "" {
 		return matcher{}, fmt.Errorf("jaeger: target %s has no service name", t.Namespace)
 	}
-	m := matcher{service: t.Service, canary: t.Canary.Version, stable: t.Stable.Version}
+	m := matcher{service: t.Service, namespace: t.Namespace, canary: t.Canary.Version, stable: t.Stable.Version}
 	if t.HostMode && m.canary == "" && m.stable == "" {
 		m.byName = true
 		m.canary, m.stable = shortName(t.Canary.Host), shortName(t.Stable.Host)
@@ -89,6 +90,9 @@ func (m matcher) name(service string) string {
 func (m matcher) sideOf(spans []span) side {
 	var canary, stable bool
 	for _, s := range spans {
+		if m.namespace != "" && s.Namespace != "" && s.Namespace != m.namespace {
+			continue // the same service name in another namespace
+		}
 		key := s.Version
 		if m.byName {
 			key = s.Service

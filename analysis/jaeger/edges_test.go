@@ -111,7 +111,11 @@ func TestTraceCallsHostModeRenamesBothSides(t *testing.T) {
 	}
 }
 
+func nsSpan(s span, ns string) span { s.Namespace = ns; return s }
+
 func TestSideOf(t *testing.T) {
+	inShop := versionMode
+	inShop.namespace = "shop"
 	host := matcher{service: "checkout", byName: true, canary: "checkout-canary", stable: "checkout"}
 	tests := []struct {
 		name  string
@@ -128,6 +132,9 @@ func TestSideOf(t *testing.T) {
 		{"host mode canary", host, []span{sp("a", "", "checkout-canary", "", 0, 1)}, sideCanary},
 		{"host mode stable", host, []span{sp("a", "", "checkout", "", 0, 1)}, sideStable},
 		{"host mode neither", host, []span{sp("a", "", "payments", "", 0, 1)}, sideNone},
+		{"the same service in this namespace", inShop, []span{nsSpan(sp("a", "", "checkout", "v2", 0, 1), "shop")}, sideCanary},
+		{"the same service in another namespace", inShop, []span{nsSpan(sp("a", "", "checkout", "v2", 0, 1), "staging")}, sideNone},
+		{"a span that names no namespace", inShop, []span{sp("a", "", "checkout", "v1", 0, 1)}, sideStable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

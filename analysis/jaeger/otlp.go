@@ -26,9 +26,12 @@ type span struct {
 	ParentID string // "" for a root span
 	Service  string
 	Version  string
-	Kind     int   // OTLP SpanKind: 2 server, 3 client
-	StartNs  int64 // Unix nanoseconds
-	EndNs    int64
+	// Namespace is the resource's k8s.namespace.name (or
+	// service.namespace); "" when the emitter does not say.
+	Namespace string
+	Kind      int   // OTLP SpanKind: 2 server, 3 client
+	StartNs   int64 // Unix nanoseconds
+	EndNs     int64
 	// Failed is true when the span's status is ERROR or its HTTP status
 	// code is 5xx.
 	Failed bool
@@ -194,18 +197,23 @@ func appendSpans(out []span, rss []resourceSpans) []span {
 	for _, rs := range rss {
 		service := stringAttr(rs.Resource.Attributes, "service.name")
 		version := stringAttr(rs.Resource.Attributes, "service.version")
+		ns := stringAttr(rs.Resource.Attributes, "k8s.namespace.name")
+		if ns == "" {
+			ns = stringAttr(rs.Resource.Attributes, "service.namespace")
+		}
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
 				out = append(out, span{
-					TraceID:  normID(s.TraceID),
-					SpanID:   normID(s.SpanID),
-					ParentID: normID(s.ParentSpanID),
-					Service:  service,
-					Version:  version,
-					Kind:     int(s.Kind),
-					StartNs:  int64(s.StartTimeUnixNano),
-					EndNs:    int64(s.EndTimeUnixNano),
-					Failed:   int(s.Status.Code) == statusCodeError || httpStatus(s.Attributes) >= 500,
+					TraceID:   normID(s.TraceID),
+					SpanID:    normID(s.SpanID),
+					ParentID:  normID(s.ParentSpanID),
+					Service:   service,
+					Version:   version,
+					Namespace: ns,
+					Kind:      int(s.Kind),
+					StartNs:   int64(s.StartTimeUnixNano),
+					EndNs:     int64(s.EndTimeUnixNano),
+					Failed:    int(s.Status.Code) == statusCodeError || httpStatus(s.Attributes) >= 500,
 				})
 			}
 		}

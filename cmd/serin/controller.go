@@ -27,6 +27,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/analysis/jaeger"
+	"github.com/serin-dev/serin/analysis/prometheus"
 	"github.com/serin-dev/serin/istioadapter"
 	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
@@ -43,6 +45,11 @@ type controllerOptions struct {
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	ShutdownTimeout         time.Duration
+	PrometheusURL           string
+	JaegerURL               string
+	ScrapeInterval          time.Duration
+	JaegerMaxTraces         int
+	NoAnalysis              bool
 }
 
 func parseControllerFlags(args []string) (controllerOptions, error) {
@@ -57,8 +64,22 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease before reconciling (for more than one replica)")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease; empty uses the pod's namespace")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on SIGTERM")
+	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus base URL for analysis, e.g. http://prometheus.istio-system:9090 (required unless --no-analysis)")
+	fs.StringVar(&o.JaegerURL, "jaeger-url", "", "Jaeger query base URL for per-edge trace analysis, e.g. http://tracing.istio-system:16686; empty turns trace checks off")
+	fs.DurationVar(&o.ScrapeInterval, "scrape-interval", 15*time.Second, "Prometheus's scrape interval; analysis windows span at least two")
+	fs.IntVar(&o.JaegerMaxTraces, "jaeger-max-traces", 200, "traces fetched from Jaeger per rollout per tick")
+	fs.BoolVar(&o.NoAnalysis, "no-analysis", false, "run without analysis: every tick passes (AlwaysPass placeholder; never for real canaries)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.PrometheusURL == "" && !o.NoAnalysis {
+		return o, errors.New("--prometheus-url is required (or --no-analysis, which promotes without measuring anything)")
+	}
+	if o.PrometheusURL != "" && o.NoAnalysis {
+		return o, errors.New("--no-analysis and --prometheus-url contradict each other")
+	}
+	if o.ScrapeInterval <= 0 {
+		return o, fmt.Errorf("--scrape-interval %v: must be positive", o.ScrapeInterval)
 	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		return o, fmt.Errorf("--log-format %q: want text or json", o.LogFormat)
@@ -149,12 +170,17 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	analyzer, err := newAnalyzer(o, log)
+	if err != nil {
+		return err
+	}
 	engine, err := rollout.NewEngine(rollout.Options{
 		Client:   mgr.GetClient(),
 		Router:   router,
-		Analyzer: analysis.AlwaysPass{}, // replaced by the Prometheus/Jaeger analyzer
+		Analyzer: analyzer,
 		Recorder: mgr.GetEventRecorder("serin-controller"),
 		Log:      log,
+		Metrics:  ctrlmetrics.Registry,
 	})
 	if err != nil {
 		return err
@@ -163,6 +189,28 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		return fmt.Errorf("set up rollout controller: %w", err)
 	}
 	return serve(ctx, o, log, mgr)
+}
+
+// newAnalyzer builds the analysis runner on Prometheus and, when given,
+// Jaeger; or the AlwaysPass placeholder when asked for explicitly.
+func newAnalyzer(o controllerOptions, log *slog.Logger) (rollout.Analyzer, error) {
+	if o.NoAnalysis {
+		log.Warn("analysis is off (--no-analysis): every tick passes; do not use this for real canaries")
+		return analysis.AlwaysPass{}, nil
+	}
+	prom, err := prometheus.New(prometheus.Options{Address: o.PrometheusURL, CacheTTL: min(o.ScrapeInterval, time.Second)})
+	if err != nil {
+		return nil, fmt.Errorf("--prometheus-url: %w", err)
+	}
+	ro := analysis.RunnerOptions{Metrics: prom, ScrapeInterval: o.ScrapeInterval}
+	if o.JaegerURL != "" {
+		j, err := jaeger.New(jaeger.Options{QueryURL: o.JaegerURL, MaxTraces: o.JaegerMaxTraces})
+		if err != nil {
+			return nil, fmt.Errorf("--jaeger-url: %w", err)
+		}
+		ro.Traces = j
+	}
+	return analysis.NewRunner(ro), nil
 }
 
 // serve runs the manager and the HTTP endpoints together, and shuts both

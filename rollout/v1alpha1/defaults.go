@@ -20,6 +20,12 @@ func (s RolloutSpec) Defaulted() RolloutSpec {
 	if a.Interval == nil {
 		a.Interval = &metav1.Duration{Duration: DefaultAnalysisInterval}
 	}
+	if a.Window == nil {
+		a.Window = &metav1.Duration{Duration: DefaultAnalysisWindow}
+	}
+	if a.MinRequests == 0 {
+		a.MinRequests = DefaultMinRequests
+	}
 	if a.FailureThreshold == 0 {
 		a.FailureThreshold = DefaultFailureThreshold
 	}

@@ -164,8 +164,10 @@ type RolloutSpec struct {
 	Paused bool `json:"paused,omitempty"`
 }
 
-// AnalysisSpec configures the analysis loop. Its checks are filled in by
-// the analysis package; every field has a default that suits most users.
+// AnalysisSpec configures the analysis loop. Every field has a default
+// that suits most users: declare nothing and serin compares error rate and
+// p99 of the canary's inbound traffic and of every hop it calls, from
+// Prometheus and from traces, against stable.
 type AnalysisSpec struct {
 	// Interval is the time between two analysis ticks.
 	// +optional
@@ -175,6 +177,22 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="analysis.interval must be at least 1s"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
+	// Window is the range over which metrics are measured. serin widens it
+	// to span at least two scrapes.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="analysis.window must be at least 1s"
+	Window *metav1.Duration `json:"window,omitempty"`
+
+	// MinRequests is the sample size each check needs; below it the check
+	// is inconclusive. No data is never a pass.
+	// +optional
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=1
+	MinRequests int32 `json:"minRequests,omitempty"`
+
 	// FailureThreshold is the number of consecutive failed ticks that roll
 	// the canary back.
 	// +optional
@@ -183,9 +201,15 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:Maximum=100
 	FailureThreshold int32 `json:"failureThreshold,omitempty"`
 
+	// FastFailFactor: a failure at or above this many times a check's
+	// absolute limit rolls back on the first tick. Default 5.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	FastFailFactor *float64 `json:"fastFailFactor,omitempty"`
+
 	// InconclusiveLimit is how long analysis may stay inconclusive (no
 	// data, too few requests, a data source down) before OnInconclusive
-	// applies. No data is never a pass.
+	// applies.
 	// +optional
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
@@ -199,6 +223,111 @@ type AnalysisSpec struct {
 	// +kubebuilder:default=Rollback
 	// +kubebuilder:validation:Enum=Rollback;Pause
 	OnInconclusive string `json:"onInconclusive,omitempty"`
+
+	// ErrorRate limits the canary's inbound error rate.
+	// +optional
+	ErrorRate *ErrorRateCheck `json:"errorRate,omitempty"`
+	// Latency limits the canary's inbound p99 latency.
+	// +optional
+	Latency *LatencyCheck `json:"latency,omitempty"`
+	// Hops limits every downstream call the canary makes.
+	// +optional
+	Hops *HopChecks `json:"hops,omitempty"`
+	// Traces configures the per-edge checks from traces.
+	// +optional
+	Traces *TraceChecks `json:"traces,omitempty"`
+	// Custom are extra PromQL checks.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Custom []CustomCheck `json:"custom,omitempty"`
+	// Match overrides how canary and stable are told apart in metrics,
+	// for meshes labelled differently: destination-side label matchers.
+	// +optional
+	Match *MatchOverride `json:"match,omitempty"`
+}
+
+// ErrorRateCheck limits an error rate: at most MaxPercent, and at most
+// stable's plus MaxIncreasePoints percentage points.
+type ErrorRateCheck struct {
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MaxPercent *float64 `json:"maxPercent,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MaxIncreasePoints *float64 `json:"maxIncreasePoints,omitempty"`
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+	// DryRun evaluates and reports the check but never acts on it.
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// LatencyCheck limits the p99 latency: at most MaxMs, and at most
+// MaxRatio × stable + SlackMs.
+type LatencyCheck struct {
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxMs *float64 `json:"maxMs,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxRatio *float64 `json:"maxRatio,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SlackMs *float64 `json:"slackMs,omitempty"`
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// HopChecks are the per-hop checks: the same two checks on each service
+// the canary calls. They default to the inbound limits.
+type HopChecks struct {
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+	// +optional
+	ErrorRate *ErrorRateCheck `json:"errorRate,omitempty"`
+	// +optional
+	Latency *LatencyCheck `json:"latency,omitempty"`
+}
+
+// TraceChecks configures the per-edge checks from traces, judged with the
+// hop limits.
+type TraceChecks struct {
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// CustomCheck is a PromQL query that returns one value, compared with a
+// threshold. The query may use {{ .Namespace }}, {{ .Name }},
+// {{ .Service }}, {{ .Host }}, {{ .CanaryVersion }}, {{ .StableVersion }},
+// {{ .CanaryHost }}, {{ .StableHost }} and {{ .Window }}.
+type CustomCheck struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Query string `json:"query"`
+	// +kubebuilder:validation:Enum="<";"<=";">";">="
+	Op        string  `json:"op"`
+	Threshold float64 `json:"threshold"`
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// MatchOverride gives explicit destination-side label matchers for each
+// side, e.g. {destination_workload: checkout-v2}.
+type MatchOverride struct {
+	// +kubebuilder:validation:MinProperties=1
+	Canary map[string]string `json:"canary"`
+	// +kubebuilder:validation:MinProperties=1
+	Stable map[string]string `json:"stable"`
 }
 
 // Defaults of the fields above, applied by the API server from the CRD
@@ -206,6 +335,8 @@ type AnalysisSpec struct {
 const (
 	DefaultStepInterval      = 30 * time.Second
 	DefaultAnalysisInterval  = 2 * time.Second
+	DefaultAnalysisWindow    = 30 * time.Second
+	DefaultMinRequests       = 20
 	DefaultFailureThreshold  = 2
 	DefaultInconclusiveLimit = 60 * time.Second
 	OnInconclusiveRollback   = "Rollback"
@@ -257,6 +388,11 @@ type RolloutStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
+	// Target is what preflight resolved: the route, the host and the
+	// version labels of the two subsets.
+	// +optional
+	Target *ResolvedTarget `json:"target,omitempty"`
+
 	// Analysis holds the state of the analysis loop for the current step.
 	// +optional
 	Analysis AnalysisStatus `json:"analysis,omitempty"`
@@ -297,6 +433,64 @@ type AnalysisStatus struct {
 	// without a pass or a failure since.
 	// +optional
 	InconclusiveSince *metav1.Time `json:"inconclusiveSince,omitempty"`
+	// FirstFailureAt is when the current run of failed ticks began: the
+	// detection time of a rollback.
+	// +optional
+	FirstFailureAt *metav1.Time `json:"firstFailureAt,omitempty"`
+	// Checks are the latest tick's results, one per check and hop.
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	Checks []CheckStatus `json:"checks,omitempty"`
+	// History holds the latest ticks' verdicts, oldest first, at most
+	// MaxAnalysisHistory.
+	// +optional
+	History []AnalysisTick `json:"history,omitempty"`
+}
+
+// MaxAnalysisHistory bounds status.analysis.history.
+const MaxAnalysisHistory = 30
+
+// ResolvedTarget is the route and versions preflight found.
+type ResolvedTarget struct {
+	Route string `json:"route,omitempty"`
+	Host  string `json:"host,omitempty"`
+	// StableVersion and CanaryVersion are the subsets' version labels.
+	StableVersion string `json:"stableVersion,omitempty"`
+	CanaryVersion string `json:"canaryVersion,omitempty"`
+}
+
+// CheckStatus is one check's latest result.
+type CheckStatus struct {
+	// Check is the check's name, e.g. error-rate or latency-p99.
+	Check string `json:"check"`
+	// Hop is the edge, e.g. "checkout → payments"; empty for inbound.
+	// +optional
+	Hop string `json:"hop,omitempty"`
+	// Source is prometheus or jaeger.
+	Source string `json:"source"`
+	// Verdict is Pass, Fail, Inconclusive or Skipped.
+	Verdict string `json:"verdict"`
+	// Canary, Stable and Limit are in Unit (% or ms).
+	Canary float64 `json:"canary"`
+	Stable float64 `json:"stable"`
+	Limit  float64 `json:"limit"`
+	// +optional
+	Unit           string  `json:"unit,omitempty"`
+	CanaryRequests float64 `json:"canaryRequests"`
+	StableRequests float64 `json:"stableRequests"`
+	Reason         string  `json:"reason"`
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+	// TraceID is an example canary trace on this hop.
+	// +optional
+	TraceID string `json:"traceID,omitempty"`
+}
+
+// AnalysisTick is one tick's verdict in the analysis history.
+type AnalysisTick struct {
+	Time    metav1.Time `json:"time"`
+	Verdict string      `json:"verdict"`
+	Reason  string      `json:"reason"`
 }
 
 // Transition is one entry of status.history.

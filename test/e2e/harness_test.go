@@ -69,7 +69,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "[e2e] build serin: %v\n", err)
 		return 1
 	}
-	return stack.Main(m, stack.Options{}, &st)
+	return stack.Main(m, stack.Options{Prometheus: true, Jaeger: true}, &st)
 }
 
 // env is one test's world: its own namespace, clients and controller.
@@ -79,6 +79,9 @@ type env struct {
 	c     client.Client
 	istio istio.Interface
 	ctx   context.Context
+	// analysisArgs are the controller's analysis flags; nil runs it with
+	// --no-analysis.
+	analysisArgs []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -119,7 +122,11 @@ func (e *env) startController() *controllerProc {
 	logf := filepath.Join(e.t.TempDir(), fmt.Sprintf("controller-%d.log", time.Now().UnixNano()))
 	out, err := os.Create(logf)
 	must(e.t, err)
-	cmd := exec.Command(serinBin, "controller", "--kubeconfig", controllerKubeconfig(e.t), "--http-addr", addr, "--namespace", e.ns)
+	args := []string{"controller", "--kubeconfig", controllerKubeconfig(e.t), "--http-addr", addr, "--namespace", e.ns}
+	if e.analysisArgs == nil {
+		args = append(args, "--no-analysis") // the Core tests judge the engine, not the analysis
+	}
+	cmd := exec.Command(serinBin, append(args, e.analysisArgs...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	must(e.t, cmd.Start())

@@ -1,0 +1,130 @@
+package rollout
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+// AnalysisConfig turns a Rollout's analysis spec into the analysis
+// package's Config, with every default applied, and checks it: a custom
+// query that does not render is refused with its name.
+func AnalysisConfig(spec v1alpha1.RolloutSpec) (analysis.Config, error) {
+	a := spec.Defaulted().Analysis
+	cfg := analysis.DefaultConfig()
+	cfg.Window = a.Window.Duration
+	cfg.MinRequests = float64(a.MinRequests)
+	if a.FastFailFactor != nil {
+		cfg.FastFailFactor = *a.FastFailFactor
+	}
+	cfg.ErrorRate = errorRateLimit(cfg.ErrorRate, a.ErrorRate)
+	cfg.Latency = latencyLimit(cfg.Latency, a.Latency)
+	cfg.HopErrorRate, cfg.HopLatency = cfg.ErrorRate, cfg.Latency
+	if h := a.Hops; h != nil {
+		cfg.Hops = !h.Disabled
+		cfg.HopErrorRate = errorRateLimit(cfg.HopErrorRate, h.ErrorRate)
+		cfg.HopLatency = latencyLimit(cfg.HopLatency, h.Latency)
+	}
+	if tr := a.Traces; tr != nil {
+		cfg.Traces, cfg.TracesDryRun = !tr.Disabled, tr.DryRun
+	}
+	for _, c := range a.Custom {
+		cfg.Custom = append(cfg.Custom, analysis.CustomCheck{Name: c.Name, Query: c.Query, Op: c.Op, Threshold: c.Threshold, DryRun: c.DryRun})
+		if _, err := analysis.RenderQuery(c.Query, queryVars(spec, v1alpha1.ResolvedTarget{}, "", "")); err != nil {
+			return cfg, fmt.Errorf("spec.analysis.custom[%s]: %w", c.Name, err)
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+func errorRateLimit(l analysis.Limit, c *v1alpha1.ErrorRateCheck) analysis.Limit {
+	if c == nil {
+		return l
+	}
+	if c.MaxPercent != nil {
+		l.Max = *c.MaxPercent / 100
+	}
+	if c.MaxIncreasePoints != nil {
+		l.Slack = *c.MaxIncreasePoints / 100
+	}
+	l.Disabled, l.DryRun = c.Disabled, c.DryRun
+	return l
+}
+
+func latencyLimit(l analysis.Limit, c *v1alpha1.LatencyCheck) analysis.Limit {
+	if c == nil {
+		return l
+	}
+	if c.MaxMs != nil {
+		l.Max = *c.MaxMs
+	}
+	if c.MaxRatio != nil {
+		l.Factor = *c.MaxRatio
+	}
+	if c.SlackMs != nil {
+		l.Slack = *c.SlackMs
+	}
+	l.Disabled, l.DryRun = c.Disabled, c.DryRun
+	return l
+}
+
+// analysisRequest builds one tick's request from the Rollout and what
+// preflight resolved.
+func analysisRequest(ro *v1alpha1.Rollout, cfg analysis.Config, now time.Time) analysis.Request {
+	rt := v1alpha1.ResolvedTarget{Host: ro.Spec.Host}
+	if ro.Status.Target != nil {
+		rt = *ro.Status.Target
+	}
+	t := analysis.Target{Namespace: ro.Namespace}
+	if ro.Spec.StableHost != "" {
+		t.HostMode = true
+		t.Service = shortHost(ro.Spec.CanaryHost)
+		t.Canary = analysis.Side{Host: ro.Spec.CanaryHost}
+		t.Stable = analysis.Side{Host: ro.Spec.StableHost}
+	} else {
+		t.Service = shortHost(rt.Host)
+		t.Canary = analysis.Side{Host: fqdn(rt.Host, ro.Namespace), Version: rt.CanaryVersion}
+		t.Stable = analysis.Side{Host: fqdn(rt.Host, ro.Namespace), Version: rt.StableVersion}
+	}
+	if m := ro.Spec.Analysis; m != nil && m.Match != nil {
+		t.Canary.Match, t.Stable.Match = m.Match.Canary, m.Match.Stable
+	}
+	return analysis.Request{
+		Namespace: ro.Namespace, Name: ro.Name, Target: t, Config: cfg, Now: now,
+		Vars: queryVars(ro.Spec, rt, ro.Namespace, ro.Name),
+	}
+}
+
+func queryVars(spec v1alpha1.RolloutSpec, rt v1alpha1.ResolvedTarget, ns, name string) map[string]string {
+	window := spec.Defaulted().Analysis.Window.Duration
+	return map[string]string{
+		"Namespace": ns, "Name": name, "Service": shortHost(rt.Host), "Host": rt.Host,
+		"CanaryVersion": rt.CanaryVersion, "StableVersion": rt.StableVersion,
+		"CanaryHost": spec.CanaryHost, "StableHost": spec.StableHost,
+		"Window": fmt.Sprintf("%ds", int(window.Seconds())),
+	}
+}
+
+// shortHost is the service name of a host: "checkout" for
+// "checkout.shop.svc.cluster.local".
+func shortHost(h string) string {
+	s, _, _ := strings.Cut(h, ".")
+	return s
+}
+
+// fqdn completes a short host to the FQDN Istio reports as
+// destination_service.
+func fqdn(h, ns string) string {
+	switch strings.Count(h, ".") {
+	case 0:
+		return h + "." + ns + ".svc.cluster.local"
+	case 1:
+		return h + ".svc.cluster.local"
+	case 2:
+		return h + ".cluster.local"
+	}
+	return h
+}

@@ -1,0 +1,49 @@
+package rollout
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// engineMetrics are what the controller says about its own rollbacks.
+type engineMetrics struct {
+	rollbacks prometheus.Counter
+	detection prometheus.Histogram
+}
+
+func newEngineMetrics(reg prometheus.Registerer) (engineMetrics, error) {
+	m := engineMetrics{
+		rollbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "serin_rollbacks_total",
+			Help: "Rollouts rolled back by analysis.",
+		}),
+		detection: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "serin_rollback_detection_to_rollback_seconds",
+			Help:    "Time from the first failed analysis tick to the route confirmed back at 100/0.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60},
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.rollbacks, m.detection} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return m, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// rolledBack records a rollback confirmed on the route at now.
+func (m engineMetrics) rolledBack(detected *metav1.Time, now time.Time) {
+	m.rollbacks.Inc()
+	if detected != nil {
+		m.detection.Observe(now.Sub(detected.Time).Seconds())
+	}
+}
