@@ -23,7 +23,7 @@ type meshEnv struct {
 	sim *meshsim.Sim
 }
 
-func newMeshEnv(t *testing.T, rps float64, prometheusURL string) *meshEnv {
+func newMeshEnv(t testing.TB, rps float64, prometheusURL string) *meshEnv {
 	t.Helper()
 	e := newEnv(t)
 	e.mesh(nil)
@@ -102,7 +102,7 @@ func TestAnalysisHealthyCanaryIsPromoted(t *testing.T) {
 func TestAnalysisErrorsRollBack(t *testing.T) {
 	e := newMeshEnv(t, 50, "")
 	e.fault("v2", meshsim.Fault{ErrorRate: 0.2})
-	e.startController()
+	p := e.startController()
 	e.rollout("errors", analysed(30*time.Second, nil))
 	ro := e.waitPhase("errors", v1alpha1.PhaseRolledBack, 90*time.Second)
 	msg := ro.Status.Message
@@ -111,6 +111,12 @@ func TestAnalysisErrorsRollBack(t *testing.T) {
 	}
 	if s, c := weights(e.vs(), "primary"); s != 100 || c != 0 {
 		t.Errorf("route after rollback %d/%d, want 100/0", s, c)
+	}
+	metrics := httpGet(t, "http://"+p.addr+"/metrics")
+	for _, want := range []string{"serin_rollbacks_total 1", "serin_rollback_detection_to_rollback_seconds_count 1"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 

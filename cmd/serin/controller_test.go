@@ -1,0 +1,42 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseControllerFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		err  string // "" means valid
+	}{
+		{[]string{"--no-analysis"}, ""},
+		{[]string{"--prometheus-url", "http://127.0.0.1:9090", "--jaeger-url", "http://127.0.0.1:16686"}, ""},
+		{nil, "--prometheus-url is required"},
+		{[]string{"--no-analysis", "--prometheus-url", "http://p:9090"}, "contradict"},
+		{[]string{"--no-analysis", "--log-format", "xml"}, `--log-format "xml"`},
+		{[]string{"--no-analysis", "--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"--no-analysis", "--http-addr", "8080"}, `--http-addr "8080"`},
+		{[]string{"--prometheus-url", "http://p:9090", "--scrape-interval", "0s"}, "--scrape-interval"},
+		{[]string{"--no-such-flag"}, "no-such-flag"},
+	}
+	for _, tc := range tests {
+		_, err := parseControllerFlags(tc.args)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%v: unexpected error %v", tc.args, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.err)
+		}
+	}
+}
+
+func TestNewAnalyzerRefusesABadURL(t *testing.T) {
+	o, err := parseControllerFlags([]string{"--prometheus-url", "not a url"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newAnalyzer(o, nil); err == nil || !strings.Contains(err.Error(), "--prometheus-url") {
+		t.Fatalf("newAnalyzer with a bad URL: %v, want an error naming --prometheus-url", err)
+	}
+}
