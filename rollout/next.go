@@ -271,7 +271,11 @@ func (d *decider) judge(r analysis.Result) bool {
 		a.CleanSince = ptrTime(d.now)
 		a.InconclusiveSince = nil
 		if r.FastFail || a.ConsecutiveFailures >= d.spec.Analysis.FailureThreshold {
-			d.rollback(fmt.Sprintf("rolled back after %d failed check(s): %s", a.ConsecutiveFailures, r.Reason))
+			why := fmt.Sprintf("%d consecutive failed analysis ticks", a.ConsecutiveFailures)
+			if r.FastFail {
+				why = "a fast failure, far over its limit"
+			}
+			d.rollback(fmt.Sprintf("rolled back after %s: %s", why, r.Reason))
 			return true
 		}
 	default:

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/serin-dev/serin/test/stack"
+)
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	must(t, err)
+	if want := filepath.Join(stack.RepoRoot(), "bin", "serin"); o.Serin != want || o.RPS != 50 || o.ReadyFile != "" || o.NoBanner {
+		t.Errorf("defaults = %+v, want serin %s, rps 50", o, want)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-rps", "-1"}, "-rps -1"},
+		{[]string{"-rps", "1001"}, "-rps 1001"},
+		{[]string{"-rps", "NaN"}, "-rps NaN"},
+		{[]string{"-bogus"}, "flag provided but not defined"},
+		{[]string{"extra"}, `unexpected arguments ["extra"]`},
+	} {
+		_, err := parseFlags(tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseFlags(%q) = %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/tmp/serin-stack-1/kubeconfig": "/tmp/serin-stack-1/kubeconfig",
+		"/tmp/with space":               "'/tmp/with space'",
+		"it's":                          `'it'\''s'`,
+		"":                              "''",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
