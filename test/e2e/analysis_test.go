@@ -84,7 +84,15 @@ func findCheck(cs []v1alpha1.CheckStatus, verdict, check, hop, source string) *v
 func TestAnalysisHealthyCanaryIsPromoted(t *testing.T) {
 	e := newMeshEnv(t, 50, "")
 	e.startController()
-	e.rollout("healthy", analysed(4*time.Second, nil))
+	e.rollout("healthy", analysed(4*time.Second, func(a *v1alpha1.AnalysisSpec) {
+		// A custom PromQL check, rendered with the rollout's variables and
+		// run against the real Prometheus: the canary receives traffic.
+		a.Custom = []v1alpha1.CustomCheck{{
+			Name: "canary-traffic", Op: ">", Threshold: 0,
+			Query: `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{ .Namespace }}",` +
+				`destination_service_name="{{ .Service }}",destination_version="{{ .CanaryVersion }}"}[{{ .Window }}]))`,
+		}}
+	}))
 	ro, seen := e.watchChecks("healthy", 120*time.Second)
 	if ro.Status.Phase != v1alpha1.PhaseSucceeded {
 		t.Fatalf("healthy canary ended %s: %s", ro.Status.Phase, ro.Status.Message)
@@ -92,6 +100,7 @@ func TestAnalysisHealthyCanaryIsPromoted(t *testing.T) {
 	for _, want := range []struct{ check, hop, source string }{
 		{"error-rate", "", "prometheus"}, {"latency-p99", "", "prometheus"},
 		{"latency-p99", "checkout → payments", "prometheus"}, {"latency-p99", "checkout → payments", "jaeger"},
+		{"canary-traffic", "", "prometheus"},
 	} {
 		if findCheck(seen, "Pass", want.check, want.hop, want.source) == nil {
 			t.Errorf("no passing %s check on %q from %s was recorded", want.check, want.hop, want.source)

@@ -74,7 +74,7 @@ func testMain(m *testing.M) int {
 
 // env is one test's world: its own namespace, clients and controller.
 type env struct {
-	t     *testing.T
+	t     testing.TB // a test's or a benchmark's
 	ns    string
 	c     client.Client
 	istio istio.Interface
@@ -84,7 +84,7 @@ type env struct {
 	analysisArgs []string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	must(t, clientgoscheme.AddToScheme(scheme))
@@ -360,10 +360,12 @@ func weights(vs *networkingv1.VirtualService, route string) (int32, int32) {
 }
 
 // weightLog records every distinct canary weight of the route, as the API
-// server's watch delivers the VirtualService's versions.
+// server's watch delivers the VirtualService's versions, and when each
+// arrived (for the benchmarks).
 type weightLog struct {
-	mu sync.Mutex
-	ws []int32
+	mu  sync.Mutex
+	ws  []int32
+	ats []time.Time
 }
 
 func (e *env) watchWeights(route string) *weightLog {
@@ -380,6 +382,7 @@ func (e *env) watchWeights(route string) *weightLog {
 		l.mu.Lock()
 		if len(l.ws) == 0 || l.ws[len(l.ws)-1] != c {
 			l.ws = append(l.ws, c)
+			l.ats = append(l.ats, time.Now())
 		}
 		l.mu.Unlock()
 	}
@@ -423,6 +426,18 @@ func (l *weightLog) get() []int32 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]int32(nil), l.ws...)
+}
+
+// since returns when the canary weight first became w at or after t0.
+func (l *weightLog) since(w int32, t0 time.Time) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, x := range l.ws {
+		if x == w && !l.ats[i].Before(t0) {
+			return l.ats[i], true
+		}
+	}
+	return time.Time{}, false
 }
 
 func (l *weightLog) has(w int32) bool {
