@@ -1,0 +1,169 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+// createRollout handles POST /api/v1/rollouts. The order matters: the
+// body is decoded and its identity checked before authorization (which
+// needs the namespace); the spec is validated by the API server in a dry
+// run, then checked for a running rollout on the same route, and only
+// then created.
+func (s *server) createRollout(c *gin.Context) {
+	var req CreateRequest
+	if err := decodeStrict(c.Request.Body, &req); err != nil {
+		abort(c, s.Log, err)
+		return
+	}
+	if !s.authorize(c, Action{Verb: "create", Namespace: req.Namespace, Name: req.Name}) {
+		return
+	}
+	if err := checkIdentity(req); err != nil {
+		abort(c, s.Log, err)
+		return
+	}
+	ctx := c.Request.Context()
+	r := newRollout(req)
+	if _, err := s.Writer.Create(ctx, r, true); err != nil {
+		if apierrors.IsNotFound(err) { // the only thing a create can miss
+			err = errorf(http.StatusUnprocessableEntity, []string{"namespace: not found"}, "namespace %q does not exist", r.Namespace)
+		}
+		abort(c, s.Log, err)
+		return
+	}
+	if err := s.checkRouteFree(r); err != nil {
+		abort(c, s.Log, err)
+		return
+	}
+	created, err := s.Writer.Create(ctx, r, false)
+	if err != nil {
+		abort(c, s.Log, err)
+		return
+	}
+	c.Header("Location", fmt.Sprintf("/api/v1/rollouts/%s/%s", created.Namespace, created.Name))
+	c.JSON(http.StatusCreated, view(created))
+}
+
+// checkRouteFree refuses a second running rollout on the same
+// VirtualService route, as seen by the read model. A rollout without a
+// route name takes whichever route holds both destinations, so it clashes
+// with any rollout on that VirtualService. Two requests racing each other
+// can both pass; the controller's preflight remains the last guard.
+func (s *server) checkRouteFree(r *v1alpha1.Rollout) error {
+	if !s.Store.Synced() {
+		return errorf(http.StatusServiceUnavailable, nil, "the read model is still loading; retry")
+	}
+	others, err := s.Store.ByVirtualService(r.Namespace, r.Spec.VirtualService)
+	if err != nil {
+		return err
+	}
+	for _, o := range others {
+		if o.Name == r.Name || o.Status.Phase.Terminal() {
+			continue
+		}
+		if o.Spec.Route == r.Spec.Route || o.Spec.Route == "" || r.Spec.Route == "" {
+			return errorf(http.StatusConflict,
+				[]string{fmt.Sprintf("rollout %s/%s (phase %q, route %q)", o.Namespace, o.Name, o.Status.Phase, o.Spec.Route)},
+				"VirtualService %s/%s already has a running rollout on this route", r.Namespace, r.Spec.VirtualService)
+		}
+	}
+	return nil
+}
+
+// setPaused handles pause (true) and resume (false): it sets spec.paused.
+func (s *server) setPaused(paused bool) gin.HandlerFunc {
+	op := "resume"
+	if paused {
+		op = "pause"
+	}
+	return func(c *gin.Context) {
+		if !s.authorizeOp(c, op) {
+			return
+		}
+		s.mutate(c, op, func(r *v1alpha1.Rollout) error {
+			r.Spec.Paused = paused
+			return nil
+		})
+	}
+}
+
+// promote asks the controller to jump to 100%.
+func (s *server) promote(c *gin.Context) {
+	if !s.authorizeOp(c, "promote") {
+		return
+	}
+	user := userOf(c)
+	s.mutate(c, "promote", func(r *v1alpha1.Rollout) error {
+		setAnnotations(r, v1alpha1.AnnotationPromote, "true", v1alpha1.AnnotationPromoteBy, user)
+		return nil
+	})
+}
+
+// abortRollout asks the controller to abort, with the caller's reason.
+func (s *server) abortRollout(c *gin.Context) {
+	if !s.authorizeOp(c, "abort") {
+		return
+	}
+	var req AbortRequest
+	if err := decodeStrict(c.Request.Body, &req); err != nil {
+		abort(c, s.Log, err)
+		return
+	}
+	req.Reason = strings.TrimSpace(req.Reason)
+	switch {
+	case req.Reason == "":
+		abort(c, s.Log, errorf(http.StatusUnprocessableEntity, []string{"reason: required"}, "an abort needs a reason"))
+		return
+	case len(req.Reason) > maxReasonLen:
+		abort(c, s.Log, errorf(http.StatusUnprocessableEntity, []string{fmt.Sprintf("reason: at most %d bytes", maxReasonLen)}, "the abort reason is too long"))
+		return
+	}
+	c.Set(keyReason, req.Reason)
+	user := userOf(c)
+	s.mutate(c, "abort", func(r *v1alpha1.Rollout) error {
+		setAnnotations(r, v1alpha1.AnnotationAbort, req.Reason, v1alpha1.AnnotationAbortBy, user)
+		return nil
+	})
+}
+
+// authorizeOp authorizes op (a patch) on the path's rollout.
+func (s *server) authorizeOp(c *gin.Context, op string) bool {
+	return s.authorize(c, Action{Verb: "patch", Namespace: c.Param("ns"), Name: c.Param("name"), Subresource: op})
+}
+
+// mutate applies change to the path's rollout through the Writer unless
+// the rollout has finished, and answers with the result. The caller has
+// authorized it.
+func (s *server) mutate(c *gin.Context, op string, change func(*v1alpha1.Rollout) error) {
+	ns, name := c.Param("ns"), c.Param("name")
+	updated, err := s.Writer.Update(c.Request.Context(), ns, name, func(r *v1alpha1.Rollout) error {
+		if r.Status.Phase.Terminal() {
+			return fmt.Errorf("%s rollout %s/%s in phase %s: %w", op, ns, name, r.Status.Phase, ErrTerminal)
+		}
+		return change(r)
+	})
+	if err != nil {
+		abort(c, s.Log, err)
+		return
+	}
+	c.JSON(http.StatusOK, view(updated))
+}
+
+func userOf(c *gin.Context) string { return c.MustGet(keyUser).(User).Name }
+
+// setAnnotations sets key/value pairs on r's annotations.
+func setAnnotations(r *v1alpha1.Rollout, kv ...string) {
+	if r.Annotations == nil {
+		r.Annotations = map[string]string{}
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		r.Annotations[kv[i]] = kv[i+1]
+	}
+}

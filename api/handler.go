@@ -1,0 +1,189 @@
+// Package api is serin's REST API (/api/v1): gin routes, JSON shapes,
+// bearer-token authentication and authorization, and the audit log. It
+// holds no business rules: reads come from the read model
+// (api/readmodel), writes go through the Kubernetes API (RolloutWriter),
+// and the controller acts on what was written.
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/serin-dev/serin/api/readmodel"
+)
+
+// DefaultMaxBodyBytes bounds request bodies when Options.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Options are the API's dependencies.
+type Options struct {
+	// Store is the read model that answers every read. Required.
+	Store *readmodel.Store
+	// Writer makes changes through the Kubernetes API. Required.
+	Writer RolloutWriter
+	// Authenticator checks bearer tokens. Required: there is no anonymous
+	// access.
+	Authenticator Authenticator
+	// Authorizer decides what each user may do. Required.
+	Authorizer Authorizer
+	// Log receives errors and the audit log of mutations; nil discards.
+	Log *slog.Logger
+	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// server holds the handlers' dependencies.
+type server struct {
+	Options
+}
+
+// New returns the API's handler. It serves /api/v1/... and answers JSON
+// 404s elsewhere; mount it under "/api/" of the controller's mux.
+func New(o Options) (http.Handler, error) {
+	var missing []string
+	if o.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if o.Writer == nil {
+		missing = append(missing, "Writer")
+	}
+	if o.Authenticator == nil {
+		missing = append(missing, "Authenticator")
+	}
+	if o.Authorizer == nil {
+		missing = append(missing, "Authorizer")
+	}
+	if len(missing) > 0 {
+		return nil, errors.New("api: missing options: " + strings.Join(missing, ", "))
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &server{Options: o}
+
+	// Release mode only silences gin's route listing on stdout; gin keeps
+	// it as a package variable, so it is set here rather than by callers.
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
+		s.Log.Error("panic in API handler", "path", c.Request.URL.Path, "panic", rec)
+		c.AbortWithStatusJSON(http.StatusInternalServerError, ErrorBody{Error: "internal error"})
+	}))
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, ErrorBody{Error: "no such endpoint"})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, ErrorBody{Error: "method not allowed"})
+	})
+
+	v1 := r.Group("/api/v1", s.limitBody)
+	reads := v1.Group("", s.authenticate)
+	reads.GET("/rollouts", s.listRollouts)
+	reads.GET("/rollouts/:ns/:name", s.getRollout)
+
+	writes := v1.Group("", s.audit, s.authenticate)
+	writes.POST("/rollouts", s.createRollout)
+	writes.POST("/rollouts/:ns/:name/pause", s.setPaused(true))
+	writes.POST("/rollouts/:ns/:name/resume", s.setPaused(false))
+	writes.POST("/rollouts/:ns/:name/promote", s.promote)
+	writes.POST("/rollouts/:ns/:name/abort", s.abortRollout)
+	return r, nil
+}
+
+// limitBody caps the request body, so that no handler reads more than
+// MaxBodyBytes.
+func (s *server) limitBody(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.MaxBodyBytes)
+	c.Next()
+}
+
+// Context keys set by the middleware.
+const (
+	keyUser   = "serin.user"
+	keyAction = "serin.action"
+	keyReason = "serin.reason"
+)
+
+// authenticate requires a valid bearer token and stores its User.
+func (s *server) authenticate(c *gin.Context) {
+	token, ok := bearer(c.GetHeader("Authorization"))
+	if !ok {
+		c.Header("WWW-Authenticate", `Bearer realm="serin"`)
+		abort(c, s.Log, errorf(http.StatusUnauthorized, nil, "a bearer token is required"))
+		return
+	}
+	u, err := s.Authenticator.Authenticate(c.Request.Context(), token)
+	if errors.Is(err, ErrUnauthenticated) {
+		c.Header("WWW-Authenticate", `Bearer realm="serin", error="invalid_token"`)
+		abort(c, s.Log, errorf(http.StatusUnauthorized, nil, "the bearer token is not valid"))
+		return
+	}
+	if err != nil {
+		abort(c, s.Log, err)
+		return
+	}
+	c.Set(keyUser, u)
+	c.Next()
+}
+
+// bearer extracts the token of an "Authorization: Bearer TOKEN" header.
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return tok, true
+}
+
+// authorize checks a with the Authorizer and answers 403 when it is
+// refused. It records a for the audit log.
+func (s *server) authorize(c *gin.Context, a Action) bool {
+	c.Set(keyAction, a)
+	u := c.MustGet(keyUser).(User)
+	ok, err := s.Authorizer.Authorize(c.Request.Context(), u, a)
+	if err != nil {
+		abort(c, s.Log, err)
+		return false
+	}
+	if !ok {
+		abort(c, s.Log, errorf(http.StatusForbidden, nil, "user %q may not %s rollouts in namespace %q", u.Name, verbPhrase(a), a.Namespace))
+		return false
+	}
+	return true
+}
+
+func verbPhrase(a Action) string {
+	if a.Subresource != "" {
+		return a.Subresource
+	}
+	return a.Verb
+}
+
+// audit logs every mutation request once it has been answered: who, what,
+// on which rollout, and the status. Never the token.
+func (s *server) audit(c *gin.Context) {
+	c.Next()
+	attrs := []any{"method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status()}
+	if u, ok := c.Get(keyUser); ok {
+		attrs = append(attrs, "user", u.(User).Name)
+	} else {
+		attrs = append(attrs, "user", "")
+	}
+	if v, ok := c.Get(keyAction); ok {
+		a := v.(Action)
+		attrs = append(attrs, "verb", verbPhrase(a), "namespace", a.Namespace, "name", a.Name)
+	}
+	if r, ok := c.Get(keyReason); ok {
+		attrs = append(attrs, "reason", r)
+	}
+	s.Log.Info("audit", attrs...)
+}

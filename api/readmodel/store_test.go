@@ -1,0 +1,127 @@
+package readmodel
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+func ro(ns, name, vs string, phase v1alpha1.Phase) *v1alpha1.Rollout {
+	return &v1alpha1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.RolloutSpec{VirtualService: vs},
+		Status:     v1alpha1.RolloutStatus{Phase: phase},
+	}
+}
+
+func names(rs []*v1alpha1.Rollout) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.Namespace+"/"+r.Name)
+	}
+	return out
+}
+
+func TestStoreQueries(t *testing.T) {
+	s, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*v1alpha1.Rollout{
+		ro("shop", "b", "checkout", v1alpha1.PhaseProgressing),
+		ro("shop", "a", "checkout", v1alpha1.PhaseSucceeded),
+		ro("shop", "c", "cart", ""),
+		ro("bank", "a", "checkout", v1alpha1.PhaseProgressing),
+	} {
+		if err := s.Upsert(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		f    Filter
+		want string
+	}{
+		{Filter{}, "[bank/a shop/a shop/b shop/c]"},
+		{Filter{Namespace: "shop"}, "[shop/a shop/b shop/c]"},
+		{Filter{Phase: v1alpha1.PhaseProgressing}, "[bank/a shop/b]"},
+		{Filter{Namespace: "shop", Phase: v1alpha1.PhaseProgressing}, "[shop/b]"},
+		{Filter{Namespace: "none"}, "[]"},
+	} {
+		got, err := s.List(tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := fmtNames(names(got)); g != tc.want {
+			t.Errorf("List(%+v) = %s, want %s", tc.f, g, tc.want)
+		}
+	}
+	got, _ := s.ByVirtualService("shop", "checkout")
+	if g := fmtNames(names(got)); g != "[shop/a shop/b]" {
+		t.Errorf("ByVirtualService = %s", g)
+	}
+
+	// Update moves a rollout between index entries; the copy handed out
+	// is the caller's own.
+	if err := s.Upsert(ro("shop", "b", "checkout", v1alpha1.PhaseRolledBack)); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := s.Get("shop", "b")
+	if !ok || r.Status.Phase != v1alpha1.PhaseRolledBack {
+		t.Fatalf("Get after update = %v, %v", r, ok)
+	}
+	r.Status.Phase = "Mutated"
+	if again, _ := s.Get("shop", "b"); again.Status.Phase != v1alpha1.PhaseRolledBack {
+		t.Error("a caller's change leaked into the store")
+	}
+	if l, _ := s.List(Filter{Phase: v1alpha1.PhaseProgressing}); fmtNames(names(l)) != "[bank/a]" {
+		t.Errorf("stale phase index: %v", names(l))
+	}
+	if err := s.Delete("shop", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Get("shop", "b"); ok {
+		t.Error("Get after Delete found the rollout")
+	}
+	if err := s.Delete("shop", "b"); err != nil {
+		t.Errorf("deleting an absent rollout: %v", err)
+	}
+}
+
+func fmtNames(n []string) string {
+	out := "["
+	for i, s := range n {
+		if i > 0 {
+			out += " "
+		}
+		out += s
+	}
+	return out + "]"
+}
+
+func TestSubscribe(t *testing.T) {
+	s, _ := New()
+	events, cancel := s.Subscribe(2)
+	slow, _ := s.Subscribe(1)
+	_ = s.Upsert(ro("shop", "a", "vs", ""))
+	_ = s.Delete("shop", "a")
+	if e := <-events; e.Type != EventUpsert || e.Rollout.Name != "a" {
+		t.Errorf("first event = %+v", e)
+	}
+	if e := <-events; e.Type != EventDelete {
+		t.Errorf("second event = %+v", e)
+	}
+	// The slow subscriber missed the second event: it is dropped, its
+	// channel closed after the one event it had room for.
+	<-slow
+	if _, open := <-slow; open {
+		t.Error("a subscriber that fell behind was not dropped")
+	}
+	cancel()
+	cancel()
+	if _, open := <-events; open {
+		t.Error("cancel did not close the channel")
+	}
+	_ = s.Upsert(ro("shop", "b", "vs", "")) // no subscribers left: must not block or panic
+}

@@ -1,0 +1,183 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	sigsjson "sigs.k8s.io/json"
+
+	"github.com/serin-dev/serin/api/readmodel"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+// CreateRequest is the body of POST /api/v1/rollouts: the Rollout's
+// namespace and name, and its spec exactly as in the Rollout resource.
+//
+//	{"namespace": "shop", "name": "checkout-v2",
+//	 "spec": {"virtualService": "checkout", "stableSubset": "v1", "canarySubset": "v2"}}
+type CreateRequest struct {
+	Namespace string               `json:"namespace"`
+	Name      string               `json:"name"`
+	Spec      v1alpha1.RolloutSpec `json:"spec"`
+}
+
+// AbortRequest is the body of POST .../abort.
+type AbortRequest struct {
+	Reason string `json:"reason"`
+}
+
+// maxReasonLen bounds an abort reason, which becomes an annotation value.
+const maxReasonLen = 1024
+
+// Rollout is the JSON shape of one rollout in answers.
+type Rollout struct {
+	Namespace       string    `json:"namespace"`
+	Name            string    `json:"name"`
+	UID             string    `json:"uid"`
+	ResourceVersion string    `json:"resourceVersion"`
+	CreatedAt       time.Time `json:"createdAt"`
+	// Requests are the pending serin.dev/ action annotations (promote,
+	// abort and who asked).
+	Requests map[string]string      `json:"requests,omitempty"`
+	Spec     v1alpha1.RolloutSpec   `json:"spec"`
+	Status   v1alpha1.RolloutStatus `json:"status"`
+}
+
+// RolloutList is the JSON shape of GET /api/v1/rollouts.
+type RolloutList struct {
+	Items []Rollout `json:"items"`
+}
+
+func view(r *v1alpha1.Rollout) Rollout {
+	v := Rollout{
+		Namespace: r.Namespace, Name: r.Name, UID: string(r.UID),
+		ResourceVersion: r.ResourceVersion, CreatedAt: r.CreationTimestamp.UTC(),
+		Spec: r.Spec, Status: r.Status,
+	}
+	for k, val := range r.Annotations {
+		if strings.HasPrefix(k, "serin.dev/") {
+			if v.Requests == nil {
+				v.Requests = map[string]string{}
+			}
+			v.Requests[k] = val
+		}
+	}
+	return v
+}
+
+// phases are the values accepted by the phase filter.
+var phases = []v1alpha1.Phase{
+	v1alpha1.PhasePending, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseSucceeded,
+	v1alpha1.PhaseRolledBack, v1alpha1.PhaseAborted, v1alpha1.PhaseFailed,
+}
+
+func (s *server) listRollouts(c *gin.Context) {
+	f := readmodel.Filter{Namespace: c.Query("namespace"), Phase: v1alpha1.Phase(c.Query("phase"))}
+	if f.Phase != "" && !validPhase(f.Phase) {
+		abort(c, s.Log, errorf(http.StatusBadRequest, []string{fmt.Sprintf("phase must be one of %v", phases)}, "unknown phase %q", f.Phase))
+		return
+	}
+	if !s.authorize(c, Action{Verb: "list", Namespace: f.Namespace}) || !s.synced(c) {
+		return
+	}
+	items, err := s.Store.List(f)
+	if err != nil {
+		abort(c, s.Log, err)
+		return
+	}
+	out := RolloutList{Items: make([]Rollout, 0, len(items))}
+	for _, r := range items {
+		out.Items = append(out.Items, view(r))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func validPhase(p v1alpha1.Phase) bool {
+	for _, q := range phases {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
+
+// synced answers 503 while the read model is still loading, so that an
+// empty answer is never a guess.
+func (s *server) synced(c *gin.Context) bool {
+	if s.Store.Synced() {
+		return true
+	}
+	c.Header("Retry-After", "1")
+	abort(c, s.Log, errorf(http.StatusServiceUnavailable, nil, "the read model is still loading; retry"))
+	return false
+}
+
+func (s *server) getRollout(c *gin.Context) {
+	ns, name := c.Param("ns"), c.Param("name")
+	if !s.authorize(c, Action{Verb: "get", Namespace: ns, Name: name}) || !s.synced(c) {
+		return
+	}
+	r, ok := s.Store.Get(ns, name)
+	if !ok {
+		abort(c, s.Log, errorf(http.StatusNotFound, nil, "rollout %s/%s not found", ns, name))
+		return
+	}
+	c.JSON(http.StatusOK, view(r))
+}
+
+// decodeStrict reads the whole body and decodes it into v, refusing
+// unknown or duplicate fields, case-insensitive matches, trailing data and
+// bodies over the limit, all as 400.
+func decodeStrict(body io.Reader, v any) error {
+	data, err := io.ReadAll(body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return errorf(http.StatusBadRequest, nil, "request body is larger than %d bytes", tooBig.Limit)
+	}
+	if err != nil {
+		return errorf(http.StatusBadRequest, nil, "read request body: %v", err)
+	}
+	strict, err := sigsjson.UnmarshalStrict(data, v, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+	if err != nil {
+		return errorf(http.StatusBadRequest, []string{err.Error()}, "malformed JSON")
+	}
+	if len(strict) > 0 {
+		details := make([]string, len(strict))
+		for i, e := range strict {
+			details[i] = e.Error()
+		}
+		return errorf(http.StatusBadRequest, details, "unknown or duplicate fields")
+	}
+	return nil
+}
+
+// checkIdentity validates the namespace and name of a CreateRequest, which
+// the API server cannot report as field errors of the object.
+func checkIdentity(req CreateRequest) error {
+	var details []string
+	for _, e := range validation.IsDNS1123Label(req.Namespace) {
+		details = append(details, "namespace: "+e)
+	}
+	for _, e := range validation.IsDNS1123Subdomain(req.Name) {
+		details = append(details, "name: "+e)
+	}
+	if len(details) > 0 {
+		return errorf(http.StatusUnprocessableEntity, details, "the rollout does not validate")
+	}
+	return nil
+}
+
+func newRollout(req CreateRequest) *v1alpha1.Rollout {
+	return &v1alpha1.Rollout{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Rollout"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name},
+		Spec:       req.Spec,
+	}
+}

@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+	"github.com/serin-dev/serin/test/meshsim"
+)
+
+// rollbackRun is one run of BenchmarkRollbackLatency.
+type rollbackRun struct {
+	// latency is from the fault's injection to the canary weight 0 seen on
+	// the VirtualService's watch.
+	latency time.Duration
+	// ctrl is the run's controller's /metrics after the rollback.
+	ctrl    ctrlMetrics
+	phase   v1alpha1.Phase
+	message string
+}
+
+// BenchmarkRollbackLatency measures how long a canary that starts failing
+// keeps traffic: benchRuns runs, each in a fresh namespace with its own
+// simulator and controller, from the injection of 20% errors on checkout
+// v2 (t0) to the VirtualService's canary weight back at 0 as its watch
+// delivers it (t1). The target is p95 ≤ 5 s, the goal 3 s; both are
+// reported, not asserted.
+func BenchmarkRollbackLatency(b *testing.B) {
+	var runs []rollbackRun
+	var total ctrlMetrics
+	for i := range benchRuns {
+		r := runRollback(b, i)
+		runs = append(runs, r)
+		total.add(r.ctrl)
+	}
+	var lat []float64
+	rows := make([]string, 0, len(runs))
+	for i, r := range runs {
+		lat = append(lat, r.latency.Seconds())
+		detect := "-"
+		if r.ctrl.count == 1 { // one observation: its sum is its value
+			detect = fmt.Sprintf("%.2f", r.ctrl.sum)
+		}
+		rows = append(rows, fmt.Sprintf("%d\t%s\t%s\t%s\t  %s", i+1, seconds(r.latency), detect, r.phase, short(r.message, 110)))
+	}
+	table(fmt.Sprintf("BenchmarkRollbackLatency: %d runs, 20%% errors on checkout v2 at 10%%, %d rps (target p95 ≤ 5 s, goal 3 s)", len(runs), benchRPS),
+		"run\tfault → canary 0% (s)\tfirst failed tick → 100/0 (s, controller)\tphase\t  message", rows)
+	table("rollback latency, fault → canary weight 0 on the watch", "p50 (s)\tp95 (s)\tmax (s)\t",
+		[]string{fmt.Sprintf("%.2f\t%.2f\t%.2f\t", percentile(lat, 50), percentile(lat, 95), percentile(lat, 100))})
+	total.print()
+	b.ReportMetric(0, "ns/op") // the whole benchmark's wall time says nothing
+	b.ReportMetric(percentile(lat, 50), "p50_s")
+	b.ReportMetric(percentile(lat, 95), "p95_s")
+	b.ReportMetric(percentile(lat, 100), "max_s")
+	b.ReportMetric(total.rollbacks, "rollbacks_total")
+}
+
+// runRollback runs one canary at 10% until it passes a tick, then breaks
+// it and times the rollback.
+func runRollback(b *testing.B, i int) rollbackRun {
+	s := newRunScope(b)
+	defer s.close()
+	e := newMeshEnv(s, benchRPS, "")
+	p := e.startController()
+	w := e.watchWeights("primary")
+	name := fmt.Sprintf("rollback-%02d", i)
+	// A long step keeps the canary at step 0 (10%) for the whole run.
+	e.rollout(name, analysed(10*time.Minute, nil))
+	e.eventually(90*time.Second, "weight 10 applied and a passing tick", func() (bool, string) {
+		ro := e.get(name)
+		a := ro.Status.Analysis
+		return w.has(10) && ro.Status.CanaryWeight == 10 && a.LastVerdict == "Pass",
+			fmt.Sprintf("weights %v, %s %d%%, %s: %s", w.get(), ro.Status.Phase, ro.Status.CanaryWeight, a.LastVerdict, a.LastReason)
+	})
+	t0 := time.Now()
+	e.fault("v2", meshsim.Fault{ErrorRate: 0.2})
+	var t1 time.Time
+	e.eventually(60*time.Second, "the canary weight back to 0", func() (bool, string) {
+		var ok bool
+		t1, ok = w.since(0, t0)
+		return ok, fmt.Sprintf("weights %v", w.get())
+	})
+	ro := e.waitPhase(name, v1alpha1.PhaseRolledBack, 30*time.Second)
+	var m ctrlMetrics
+	e.eventually(10*time.Second, "the rollback in the controller's /metrics", func() (bool, string) {
+		var err error
+		if m, err = scrapeController(p.addr); err != nil {
+			return false, err.Error()
+		}
+		return m.rollbacks >= 1 && m.count >= 1, fmt.Sprintf("rollbacks %v, observations %v", m.rollbacks, m.count)
+	})
+	e.sim.ClearFaults()
+	return rollbackRun{latency: t1.Sub(t0), ctrl: m, phase: ro.Status.Phase, message: ro.Status.Message}
+}
+
+// BenchmarkFalseRollbacks runs benchRuns healthy canaries (no fault), one
+// at a time, each through steps 10, 50 and 100 with a 3 s dwell, and counts
+// those that end anything but Succeeded. A rollback of a healthy canary is
+// a correctness failure, so it fails the benchmark.
+func BenchmarkFalseRollbacks(b *testing.B) {
+	var falseRollbacks, otherFailures int
+	var took []float64
+	rows := make([]string, 0, benchRuns)
+	for i := range benchRuns {
+		phase, d, msg := runHealthy(b, i)
+		switch phase {
+		case v1alpha1.PhaseSucceeded:
+			took = append(took, d.Seconds())
+		case v1alpha1.PhaseRolledBack:
+			falseRollbacks++
+			b.Errorf("healthy canary %d was rolled back after %v: %s", i+1, d.Round(time.Millisecond), msg)
+		default:
+			otherFailures++
+			b.Errorf("healthy canary %d ended %s after %v: %s", i+1, phase, d.Round(time.Millisecond), msg)
+		}
+		rows = append(rows, fmt.Sprintf("%d\t%s\t%s\t  %s", i+1, phase, seconds(d), short(msg, 110)))
+	}
+	table(fmt.Sprintf("BenchmarkFalseRollbacks: %d healthy canaries, steps 10/50/100, dwell 3 s, %d rps", benchRuns, benchRPS),
+		"run\tphase\tcreated → terminal (s)\t  message", rows)
+	table("healthy canaries", "runs\tsucceeded\tfalse rollbacks\tother\tp50 to succeed (s)\t", []string{
+		fmt.Sprintf("%d\t%d\t%d\t%d\t%.2f\t", benchRuns, len(took), falseRollbacks, otherFailures, percentile(took, 50))})
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(falseRollbacks), "false_rollbacks")
+	b.ReportMetric(float64(len(took)), "succeeded")
+}
+
+// runHealthy runs one healthy canary to its end (or 150 s) and returns its
+// final phase, how long it took and its message.
+func runHealthy(b *testing.B, i int) (v1alpha1.Phase, time.Duration, string) {
+	s := newRunScope(b)
+	defer s.close()
+	e := newMeshEnv(s, benchRPS, "")
+	e.startController()
+	name := fmt.Sprintf("healthy-%02d", i)
+	start := time.Now()
+	e.rollout(name, func(r *v1alpha1.Rollout) {
+		analysed(3*time.Second, nil)(r)
+		r.Spec.Steps = []int32{10, 50, 100}
+	})
+	deadline := start.Add(150 * time.Second)
+	for {
+		ro := e.get(name)
+		if ro.Status.Phase.Terminal() {
+			return ro.Status.Phase, time.Since(start), ro.Status.Message
+		}
+		if time.Now().After(deadline) {
+			return ro.Status.Phase + " (timed out)", time.Since(start),
+				fmt.Sprintf("at %d%%: %s", ro.Status.CanaryWeight, ro.Status.Analysis.LastReason)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// short cuts s to n runes.
+func short(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
