@@ -34,6 +34,20 @@ type Options struct {
 	Log *slog.Logger
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Sessions, when set, authenticates requests that carry no bearer
+	// token by another credential: the console's session cookie. It is
+	// responsible for CSRF protection of the mutations it lets through.
+	Sessions RequestAuthenticator
+}
+
+// RequestAuthenticator authenticates a request by a credential other than
+// a bearer token, such as the web console's session cookie.
+type RequestAuthenticator interface {
+	// AuthenticateRequest returns the request's user. ok is false when the
+	// request carries no such credential at all; err wraps
+	// ErrUnauthenticated when it carries one that is not valid (expired,
+	// or a mutation without a matching CSRF token).
+	AuthenticateRequest(r *http.Request) (u User, ok bool, err error)
 }
 
 // server holds the handlers' dependencies.
@@ -112,9 +126,22 @@ const (
 	keyReason = "serin.reason"
 )
 
-// authenticate requires a valid bearer token and stores its User.
+// authenticate requires a valid bearer token (or, when configured, a
+// valid console session) and stores its User.
 func (s *server) authenticate(c *gin.Context) {
 	token, ok := bearer(c.GetHeader("Authorization"))
+	if !ok && s.Sessions != nil && c.GetHeader("Authorization") == "" {
+		u, found, err := s.Sessions.AuthenticateRequest(c.Request)
+		switch {
+		case found && err == nil:
+			c.Set(keyUser, u)
+			c.Next()
+			return
+		case found:
+			abort(c, s.Log, errorf(http.StatusUnauthorized, nil, "the console session is not valid: %v", err))
+			return
+		}
+	}
 	if !ok {
 		c.Header("WWW-Authenticate", `Bearer realm="serin"`)
 		abort(c, s.Log, errorf(http.StatusUnauthorized, nil, "a bearer token is required"))
