@@ -157,7 +157,7 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 // observe gathers what Next needs. A non-zero wait means the analysis tick
 // is not due yet and nothing should be decided now.
 func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Time) (Observation, time.Duration, error) {
-	obs := Observation{Generation: ro.Generation, Abort: abortRequest(ro), Promote: promoteRequest(ro)}
+	obs := Observation{Generation: ro.Generation, Abort: abortRequest(ro), Promote: promoteRequest(ro), Created: ro.CreationTimestamp.Time}
 	t := TargetOf(ro)
 	if ro.Status.Phase == "" || ro.Status.Phase == v1alpha1.PhasePending {
 		if ro.Spec.Paused || obs.Abort != nil {

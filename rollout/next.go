@@ -33,6 +33,9 @@ type Observation struct {
 	// Abort and Promote are pending requests, or nil.
 	Abort   *Request
 	Promote *Request
+	// Created is the Rollout's creation time, from which a scheduled
+	// start is computed.
+	Created time.Time
 }
 
 // Decision is what the engine should do. Next computes it from the status,
@@ -57,6 +60,7 @@ const (
 	CondPreflight   = "Preflight"
 	CondMTLSStrict  = "MTLSStrict"
 	CondProgressing = "Progressing"
+	CondInWindow    = "InWindow"
 )
 
 // Next decides the next status of a rollout. It is pure: everything it
@@ -64,6 +68,7 @@ const (
 func Next(st v1alpha1.RolloutStatus, spec v1alpha1.RolloutSpec, obs Observation, now time.Time) Decision {
 	spec = spec.Defaulted()
 	d := &decider{spec: spec, obs: obs, now: now, old: st, st: *st.DeepCopy()}
+	d.cal, d.calErr = ParseSchedule(spec.Schedule)
 	if d.st.Phase == "" {
 		d.st.Phase = v1alpha1.PhasePending
 		d.st.CurrentStep = -1
@@ -74,6 +79,8 @@ func Next(st v1alpha1.RolloutStatus, spec v1alpha1.RolloutSpec, obs Observation,
 }
 
 type decider struct {
+	cal     *Calendar
+	calErr  error
 	spec    v1alpha1.RolloutSpec
 	obs     Observation
 	now     time.Time
@@ -127,6 +134,13 @@ func (d *decider) pending() {
 		d.st.Message = "paused before start; set spec.paused to false to start"
 		return
 	}
+	if d.calErr != nil {
+		d.enter(v1alpha1.PhaseFailed, "InvalidSchedule", d.calErr.Error()+"; nothing was written")
+		return
+	}
+	if d.waitForSchedule() {
+		return
+	}
 	pf := d.obs.Preflight
 	if pf == nil {
 		return // the engine runs the preflight before it asks again
@@ -143,6 +157,62 @@ func (d *decider) pending() {
 		return
 	}
 	d.gotoStep(0, "Started", fmt.Sprintf("started: canary weight %d%%", d.spec.Steps[0]))
+}
+
+// waitForSchedule keeps a pending rollout waiting for its scheduled start
+// and for an open deployment window, showing when it may start.
+func (d *decider) waitForSchedule() bool {
+	if at := d.cal.StartAt(d.obs.Created); d.now.Before(at) {
+		d.wait(at, "waiting for the scheduled start at "+at.Format(time.RFC3339))
+		return true
+	}
+	if open, why, next := d.cal.Open(d.now); !open {
+		d.wait(next, "waiting to start: "+why)
+		return true
+	}
+	d.st.NextStartAt = nil
+	return false
+}
+
+func (d *decider) wait(until time.Time, msg string) {
+	d.st.Message = msg
+	d.requeue = time.Minute
+	if !until.IsZero() {
+		d.st.NextStartAt = ptrTime(until)
+		d.requeue = max(until.Sub(d.now), time.Second)
+	}
+}
+
+// windowClosed holds (or rolls back) a progressing rollout outside its
+// deployment windows or inside a freeze. It reports whether the rollout
+// may not advance now.
+func (d *decider) windowClosed() bool {
+	if d.calErr != nil {
+		d.st.Message = "holding: " + d.calErr.Error()
+		return true
+	}
+	open, why, next := d.cal.Open(d.now)
+	if open {
+		if d.st.NextStartAt != nil {
+			d.st.NextStartAt = nil
+			d.st.Message = "the deployment window is open; continuing"
+			d.setCondition(CondInWindow, metav1.ConditionTrue, "Open", "inside a deployment window")
+		}
+		return false
+	}
+	if d.cal.Rollback && !d.cal.Frozen(d.now) {
+		d.rollback("the deployment window closed (" + why + ")")
+		return true
+	}
+	if d.st.NextStartAt == nil {
+		d.events = append(d.events, d.event(EventPaused, fmt.Sprintf("holding at %d%%: %s", d.st.CanaryWeight, why)))
+	}
+	d.st.Message = fmt.Sprintf("holding at %d%%: %s", d.st.CanaryWeight, why)
+	if !next.IsZero() {
+		d.st.NextStartAt = ptrTime(next)
+	}
+	d.setCondition(CondInWindow, metav1.ConditionFalse, "Closed", why)
+	return true
 }
 
 func (d *decider) preflightConditions(pf PreflightReport) {
@@ -222,6 +292,11 @@ func (d *decider) progressing() {
 		if d.judge(*r) {
 			return
 		}
+	}
+	// Analysis goes on outside a window, so a bad canary is still caught;
+	// only advancing waits.
+	if d.windowClosed() {
+		return
 	}
 	d.maybeAdvance()
 }

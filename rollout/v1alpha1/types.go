@@ -157,6 +157,10 @@ type RolloutSpec struct {
 	// +optional
 	Analysis *AnalysisSpec `json:"analysis,omitempty"`
 
+	// Schedule delays the start and limits progress to deployment windows.
+	// +optional
+	Schedule *Schedule `json:"schedule,omitempty"`
+
 	// Paused holds the rollout at its current weight. serin sets it too
 	// when it pauses by itself (for example on drift); set it to false to
 	// resume.
@@ -245,6 +249,68 @@ type AnalysisSpec struct {
 	// +optional
 	Match *MatchOverride `json:"match,omitempty"`
 }
+
+// Schedule says when a rollout may start and advance.
+type Schedule struct {
+	// Start is a cron expression (five fields, or a descriptor such as
+	// @daily): the rollout waits in Pending until its first time after the
+	// Rollout was created.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every [0-9a-zµ.]+|\S+( +\S+){4})$`
+	Start string `json:"start,omitempty"`
+	// TimeZone is the IANA time zone of every cron expression here, e.g.
+	// Europe/Berlin. Default UTC.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$`
+	TimeZone string `json:"timeZone,omitempty"`
+	// Windows are the deployment windows: the rollout starts and advances
+	// only inside one. None means always.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Windows []Window `json:"windows,omitempty"`
+	// OutsideWindow is what a progressing rollout does when its window
+	// closes: Hold (the default) keeps the weight and goes on when the
+	// next window opens; Rollback returns traffic to stable.
+	// +optional
+	// +kubebuilder:default=Hold
+	// +kubebuilder:validation:Enum=Hold;Rollback
+	OutsideWindow string `json:"outsideWindow,omitempty"`
+	// Freeze lists periods when no rollout starts or advances.
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	Freeze []FreezePeriod `json:"freeze,omitempty"`
+}
+
+// Window is a deployment window: it opens at each time of the cron
+// expression Start and stays open for Duration.
+type Window struct {
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$`
+	Start string `json:"start"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="a window's duration must be at least 1m"
+	Duration metav1.Duration `json:"duration"`
+}
+
+// FreezePeriod is a range of time, [From, To), when nothing starts or
+// advances.
+// +kubebuilder:validation:XValidation:rule="self.to > self.from",message="a freeze period must end after it starts"
+type FreezePeriod struct {
+	From metav1.Time `json:"from"`
+	To   metav1.Time `json:"to"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Reason string `json:"reason,omitempty"`
+}
+
+// Values of Schedule.OutsideWindow.
+const (
+	OutsideWindowHold     = "Hold"
+	OutsideWindowRollback = "Rollback"
+)
 
 // ErrorRateCheck limits an error rate: at most MaxPercent, and at most
 // stable's plus MaxIncreasePoints percentage points.
@@ -387,6 +453,11 @@ type RolloutStatus struct {
 	// ObservedGeneration is the spec generation that the status reflects.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// NextStartAt is when a scheduled rollout may start, or when the next
+	// deployment window opens, while it waits.
+	// +optional
+	NextStartAt *metav1.Time `json:"nextStartAt,omitempty"`
 
 	// Target is what preflight resolved: the route, the host and the
 	// version labels of the two subsets.
