@@ -302,7 +302,9 @@ func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32
 		return fmt.Errorf("record applied weight of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	if st.Phase == v1alpha1.PhaseRolledBack {
-		e.metrics.rolledBack(st.Analysis.FirstFailureAt, e.o.Clock.Now())
+		now := e.o.Clock.Now()
+		e.metrics.rolledBack(st.Analysis.FirstFailureAt, now)
+		e.queue.push(rollbackEvent(ro, now, st.AppliedWeight))
 	}
 	return nil
 }
@@ -346,7 +348,41 @@ func (e *Engine) event(ro *v1alpha1.Rollout, ev Event) {
 		e.o.Recorder.Eventf(ro, nil, typ, string(ev.Kind), string(ev.Kind), "%s", ev.Message)
 	}
 	e.o.Log.Info("rollout event", "rollout", ro.Namespace+"/"+ro.Name, "kind", ev.Kind, "weight", ev.Weight, "message", ev.Message)
+	if ev.Kind == EventRolledBack {
+		return // notified once the route is confirmed back at 100/0, with the timings
+	}
+	if ro.Spec.Notifications != nil {
+		ev.Channels = ro.Spec.Notifications.Channels
+	}
 	e.queue.push(ev)
+}
+
+// rollbackEvent describes a rollback confirmed on the route at now, from
+// the canary weight it had: the failed checks and how long detection and
+// rollback took.
+func rollbackEvent(ro *v1alpha1.Rollout, now time.Time, from int32) Event {
+	st := ro.Status
+	ev := Event{Kind: EventRolledBack, Namespace: ro.Namespace, Name: ro.Name, Time: now, Message: st.Message,
+		Step: st.CurrentStep, CompletedAt: now, Weight: from}
+	if ro.Spec.Notifications != nil {
+		ev.Channels = ro.Spec.Notifications.Channels
+	}
+	if f := st.Analysis.FirstFailureAt; f != nil {
+		ev.DetectedAt = f.Time
+	}
+	for _, h := range st.Analysis.History {
+		if h.Verdict == string(analysis.Pass) && (ev.DetectedAt.IsZero() || h.Time.Time.Before(ev.DetectedAt)) {
+			ev.LastPassAt = h.Time.Time
+		}
+	}
+	for _, c := range st.Analysis.Checks {
+		if c.Verdict == string(analysis.Fail) && !c.DryRun {
+			ev.Checks = append(ev.Checks, analysis.CheckResult{Check: c.Check, Hop: c.Hop, Source: c.Source,
+				Verdict: analysis.Fail, Canary: c.Canary, Stable: c.Stable, Limit: c.Limit, Unit: c.Unit,
+				CanaryRequests: c.CanaryRequests, StableRequests: c.StableRequests, Reason: c.Reason, TraceID: c.TraceID})
+		}
+	}
+	return ev
 }
 
 func abortRequest(ro *v1alpha1.Rollout) *Request {

@@ -1,6 +1,10 @@
 package rollout
 
-import "time"
+import (
+	"time"
+
+	"github.com/serin-dev/serin/analysis"
+)
 
 // EventKind names what happened to a rollout.
 type EventKind string
@@ -33,6 +37,19 @@ type Event struct {
 	Message string
 	// By names who asked for it, for pause, promote and abort.
 	By string
+	// Channels are the notification channels the Rollout names; empty
+	// means every channel that wants this kind of event.
+	Channels []string
+	// Checks are the failed checks behind a rollback, with canary, stable,
+	// limit, hop and an example trace.
+	Checks []analysis.CheckResult
+	// LastPassAt is the last passing tick before the failure, DetectedAt the
+	// first failed tick, and CompletedAt when the route was confirmed back
+	// at 100/0: detection took at most DetectedAt-LastPassAt, the rollback
+	// CompletedAt-DetectedAt. Zero when unknown.
+	LastPassAt  time.Time
+	DetectedAt  time.Time
+	CompletedAt time.Time
 }
 
 // Warning reports whether the event should be a Kubernetes Warning event.

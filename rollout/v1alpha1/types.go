@@ -157,6 +157,11 @@ type RolloutSpec struct {
 	// +optional
 	Analysis *AnalysisSpec `json:"analysis,omitempty"`
 
+	// Notifications names the channels this rollout's events go to; empty
+	// means every configured channel that wants them.
+	// +optional
+	Notifications *Notifications `json:"notifications,omitempty"`
+
 	// Schedule delays the start and limits progress to deployment windows.
 	// +optional
 	Schedule *Schedule `json:"schedule,omitempty"`
@@ -248,6 +253,14 @@ type AnalysisSpec struct {
 	// for meshes labelled differently: destination-side label matchers.
 	// +optional
 	Match *MatchOverride `json:"match,omitempty"`
+}
+
+// Notifications selects notification channels by name.
+type Notifications struct {
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	Channels []string `json:"channels,omitempty"`
 }
 
 // Schedule says when a rollout may start and advance.
