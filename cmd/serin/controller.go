@@ -27,6 +27,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/api"
+	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/analysis/jaeger"
 	"github.com/serin-dev/serin/analysis/prometheus"
 	"github.com/serin-dev/serin/istioadapter"
@@ -50,6 +52,8 @@ type controllerOptions struct {
 	ScrapeInterval          time.Duration
 	JaegerMaxTraces         int
 	NoAnalysis              bool
+	Auth                    string
+	APITokenFile            string
 }
 
 func parseControllerFlags(args []string) (controllerOptions, error) {
@@ -69,8 +73,18 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.DurationVar(&o.ScrapeInterval, "scrape-interval", 15*time.Second, "Prometheus's scrape interval; analysis windows span at least two")
 	fs.IntVar(&o.JaegerMaxTraces, "jaeger-max-traces", 200, "traces fetched from Jaeger per rollout per tick")
 	fs.BoolVar(&o.NoAnalysis, "no-analysis", false, "run without analysis: every tick passes (AlwaysPass placeholder; never for real canaries)")
+	fs.StringVar(&o.Auth, "auth", "none", "how the REST API and console authenticate: none (API off), static (--api-token-file) or kubernetes (TokenReview and SubjectAccessReview)")
+	fs.StringVar(&o.APITokenFile, "api-token-file", "", "with --auth=static: a file of token,user,role lines (roles viewer and operator)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	switch {
+	case o.Auth != "none" && o.Auth != "static" && o.Auth != "kubernetes":
+		return o, fmt.Errorf("--auth %q: want none, static or kubernetes", o.Auth)
+	case o.Auth == "static" && o.APITokenFile == "":
+		return o, errors.New("--auth=static needs --api-token-file")
+	case o.Auth != "static" && o.APITokenFile != "":
+		return o, errors.New("--api-token-file is only used with --auth=static")
 	}
 	if o.PrometheusURL == "" && !o.NoAnalysis {
 		return o, errors.New("--prometheus-url is required (or --no-analysis, which promotes without measuring anything)")
@@ -188,7 +202,51 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err := engine.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up rollout controller: %w", err)
 	}
-	return serve(ctx, o, log, mgr)
+	apiHandler, err := newAPI(ctx, o, log, mgr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, o, log, mgr, apiHandler)
+}
+
+// newAPI builds the REST API on a read model fed by the manager's cache,
+// or returns nil when --auth=none: there are no anonymous requests.
+func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager) (http.Handler, error) {
+	if o.Auth == "none" {
+		log.Warn("the REST API and console are off (--auth=none)")
+		return nil, nil
+	}
+	store, err := readmodel.New()
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Feed(ctx, mgr.GetCache(), log); err != nil {
+		return nil, fmt.Errorf("feed the read model: %w", err)
+	}
+	authn, authz, err := newAuth(o, mgr)
+	if err != nil {
+		return nil, err
+	}
+	return api.New(api.Options{
+		Store:         store,
+		Writer:        api.KubeWriter{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		Authenticator: authn,
+		Authorizer:    authz,
+		Log:           log,
+	})
+}
+
+func newAuth(o controllerOptions, _ ctrl.Manager) (api.Authenticator, api.Authorizer, error) {
+	switch o.Auth {
+	case "static":
+		st, err := api.LoadStaticTokens(o.APITokenFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--api-token-file: %w", err)
+		}
+		return st, st, nil
+	default:
+		return nil, nil, fmt.Errorf("--auth %q is not available yet", o.Auth)
+	}
 }
 
 // newAnalyzer builds the analysis runner on Prometheus and, when given,
@@ -215,13 +273,17 @@ func newAnalyzer(o controllerOptions, log *slog.Logger) (rollout.Analyzer, error
 
 // serve runs the manager and the HTTP endpoints together, and shuts both
 // down when ctx ends.
-func serve(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager) error {
+func serve(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager, apiHandler http.Handler) error {
 	ln, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr %s: %w", o.HTTPAddr, err)
 	}
 	var ready atomic.Bool
-	srv := &http.Server{Handler: httpMux(&ready), ReadHeaderTimeout: 5 * time.Second}
+	mux := httpMux(&ready)
+	if apiHandler != nil {
+		mux.Handle("/api/", apiHandler)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)

@@ -19,6 +19,10 @@ func TestParseControllerFlags(t *testing.T) {
 		{[]string{"--no-analysis", "--http-addr", "8080"}, `--http-addr "8080"`},
 		{[]string{"--prometheus-url", "http://p:9090", "--scrape-interval", "0s"}, "--scrape-interval"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
+		{[]string{"--no-analysis", "--auth", "ldap"}, `--auth "ldap"`},
+		{[]string{"--no-analysis", "--auth", "static"}, "needs --api-token-file"},
+		{[]string{"--no-analysis", "--api-token-file", "/x"}, "only used with --auth=static"},
+		{[]string{"--no-analysis", "--auth", "static", "--api-token-file", "/x"}, ""},
 	}
 	for _, tc := range tests {
 		_, err := parseControllerFlags(tc.args)
