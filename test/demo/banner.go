@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -23,6 +25,8 @@ type readyInfo struct {
 	MeshControlURL  string `json:"meshControlUrl"`
 	MeshMetricsAddr string `json:"meshMetricsAddr"`
 	Kubeconfig      string `json:"kubeconfig"`
+	OperatorToken   string `json:"operatorToken"` // the demo's own, random per run
+	ViewerToken     string `json:"viewerToken"`
 	Kubectl         string `json:"kubectl"`
 	StackDir        string `json:"stackDir"`
 	PIDs            []int  `json:"pids"` // every child process: the stack's and the controller
@@ -42,6 +46,8 @@ func (d *demo) info() readyInfo {
 		MeshControlURL:  d.sim.ControlURL(),
 		MeshMetricsAddr: d.sim.MetricsAddr(),
 		Kubeconfig:      d.st.Kubeconfig,
+		OperatorToken:   d.operatorToken,
+		ViewerToken:     d.viewerToken,
 		Kubectl:         filepath.Join(stack.BinDir(), "kubectl"),
 		StackDir:        d.st.Dir,
 		PIDs:            append(d.st.PIDs(), d.ctrl.pid()),
@@ -86,7 +92,10 @@ func banner(i readyInfo, repo string) string {
 	w(line)
 	w(" serin demo is running. Everything listens on 127.0.0.1; Ctrl-C stops it all.")
 	w(line)
-	w(" Console          %s   (arrives with the console issue; 404 until then)", i.ConsoleURL)
+	w(" Console          %s   (log in with the operator token)", i.ConsoleURL)
+	w(" Operator token   %s", i.OperatorToken)
+	w(" Viewer token     %s   (read-only)", i.ViewerToken)
+	w(" REST API         %s/api/v1/rollouts   (Authorization: Bearer <token>)", i.ControllerURL)
 	w(" Controller       %s/metrics   (also /healthz, /readyz)", i.ControllerURL)
 	w(" Controller log   %s", i.ControllerLog)
 	w(" Prometheus       %s", i.PrometheusURL)
@@ -130,4 +139,22 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// writeTokens creates the demo's random operator and viewer tokens in a
+// file the controller reads with --api-token-file.
+func (d *demo) writeTokens(dir string) (string, error) {
+	for _, t := range []*string{&d.operatorToken, &d.viewerToken} {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return "", fmt.Errorf("demo tokens: %w", err)
+		}
+		*t = hex.EncodeToString(b)
+	}
+	path := filepath.Join(dir, "serin-tokens.csv")
+	body := fmt.Sprintf("# token,user,role\n%s,demo-operator,operator\n%s,demo-viewer,viewer\n", d.operatorToken, d.viewerToken)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		return "", fmt.Errorf("demo tokens: %w", err)
+	}
+	return path, nil
 }

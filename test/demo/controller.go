@@ -34,6 +34,7 @@ type controllerConfig struct {
 	Kubeconfig    string
 	PrometheusURL string
 	JaegerURL     string // Jaeger's HTTP query API
+	TokenFile     string // the REST API's and the console's static tokens
 }
 
 // controller is a running `serin controller` child process.
@@ -98,6 +99,7 @@ func spawnController(cfg controllerConfig, addr string) (*controller, error) {
 		// The stack's Prometheus scrapes every second; the analysis windows
 		// are sized from this.
 		"--scrape-interval", "1s",
+		"--auth", "static", "--api-token-file", cfg.TokenFile,
 	)
 	cmd.Dir = cfg.Dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile

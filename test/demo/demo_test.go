@@ -62,6 +62,29 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("faults at start = %v, want none", faults)
 		}
 	})
+	t.Run("the REST API takes the banner's operator token", func(t *testing.T) {
+		if !strings.Contains(d.output(), info.OperatorToken) || info.OperatorToken == "" {
+			t.Errorf("the banner does not print the operator token")
+		}
+		status := func(token string) int {
+			req, _ := http.NewRequest(http.MethodGet, info.ControllerURL+"/api/v1/rollouts", nil)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if got := status(info.OperatorToken); got != http.StatusOK {
+			t.Errorf("GET /api/v1/rollouts with the operator token: %d, want 200", got)
+		}
+		if got := status(""); got != http.StatusUnauthorized {
+			t.Errorf("GET /api/v1/rollouts without a token: %d, want 401", got)
+		}
+	})
 	t.Run("good canary succeeds", func(t *testing.T) { goodCanary(t, info, tmp) })
 
 	d.interruptAndWait(t)

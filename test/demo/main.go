@@ -110,6 +110,8 @@ type demo struct {
 	st   *stack.Stack
 	sim  *meshsim.Sim
 	ctrl *controller
+	// operatorToken and viewerToken log in to the console and the API.
+	operatorToken, viewerToken string
 }
 
 // progress prints one visible progress line.
@@ -143,10 +145,14 @@ func (d *demo) start(ctx context.Context) error {
 	if err := d.startMesh(ctx); err != nil {
 		return err
 	}
+	tokenFile, err := d.writeTokens(st.Dir)
+	if err != nil {
+		return err
+	}
 	d.progress("starting the serin controller (%s)", d.opts.Serin)
 	ctrl, err := startController(ctx, controllerConfig{
 		Bin: d.opts.Serin, Dir: st.Dir, Kubeconfig: st.Kubeconfig,
-		PrometheusURL: st.PrometheusURL, JaegerURL: st.JaegerQueryURL,
+		PrometheusURL: st.PrometheusURL, JaegerURL: st.JaegerQueryURL, TokenFile: tokenFile,
 	})
 	if err != nil {
 		return err
