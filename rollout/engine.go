@@ -168,6 +168,9 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 			return obs, 0, err
 		}
 		checkAnalysisSpec(ro, &pf)
+		if err := e.checkRouteFree(ctx, ro, &pf); err != nil {
+			return obs, 0, err
+		}
 		obs.Preflight = &pf
 		return obs, 0, nil
 	}
@@ -214,6 +217,37 @@ func (e *Engine) preflight(ctx context.Context, t Target) (PreflightReport, erro
 			"VirtualService %s/%s already sends %d%% to the canary; a rollout starts from 100/0", t.Namespace, t.VirtualService, w)})
 	}
 	return pf, nil
+}
+
+// checkRouteFree adds a preflight failure when an older rollout that has
+// not finished targets the same VirtualService route: one route, one
+// rollout at a time, however the Rollouts were created.
+func (e *Engine) checkRouteFree(ctx context.Context, ro *v1alpha1.Rollout, pf *PreflightReport) error {
+	var list v1alpha1.RolloutList
+	if err := e.o.Client.List(ctx, &list, client.InNamespace(ro.Namespace)); err != nil {
+		return fmt.Errorf("list Rollouts in %s: %w", ro.Namespace, err)
+	}
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID == ro.UID || other.Spec.VirtualService != ro.Spec.VirtualService ||
+			other.Status.Phase.Terminal() || !other.DeletionTimestamp.IsZero() || !olderThan(other, ro) {
+			continue
+		}
+		if other.Spec.Route == "" || ro.Spec.Route == "" || other.Spec.Route == ro.Spec.Route {
+			pf.Failures = append(pf.Failures, Finding{Check: "Conflict", Message: fmt.Sprintf(
+				"Rollout %s is already in progress on VirtualService %s/%s; one rollout per route at a time",
+				other.Name, ro.Namespace, ro.Spec.VirtualService)})
+			return nil
+		}
+	}
+	return nil
+}
+
+func olderThan(a, b *v1alpha1.Rollout) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
 }
 
 // checkAnalysisSpec adds a preflight failure when the analysis spec does

@@ -303,6 +303,24 @@ func TestPreflightFailures(t *testing.T) {
 	}
 }
 
+// TestSecondRolloutOnARouteFails: however two Rollouts on one route are
+// created, the younger fails its preflight and writes nothing.
+func TestSecondRolloutOnARouteFails(t *testing.T) {
+	e := newEnv(t)
+	e.mesh(nil)
+	e.rollout("first", func(r *v1alpha1.Rollout) { r.Spec.StepInterval = dur(30 * time.Second) })
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have second precision
+	e.rollout("second", nil)
+	e.startController()
+	ro := e.waitPhase("second", v1alpha1.PhaseFailed, 20*time.Second)
+	if !strings.Contains(ro.Status.Message, "Rollout first is already in progress on VirtualService") {
+		t.Errorf("message %q does not name the rollout in the way", ro.Status.Message)
+	}
+	if first := e.get("first"); first.Status.Phase != v1alpha1.PhaseProgressing {
+		t.Errorf("the first rollout is %s, want Progressing", first.Status.Phase)
+	}
+}
+
 // TestMalformedSpecsRejected: the API server itself refuses bad specs, with
 // a clear error, and stores nothing.
 func TestMalformedSpecsRejected(t *testing.T) {
