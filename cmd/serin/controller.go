@@ -27,10 +27,10 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/serin-dev/serin/analysis"
-	"github.com/serin-dev/serin/api"
-	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/analysis/jaeger"
 	"github.com/serin-dev/serin/analysis/prometheus"
+	"github.com/serin-dev/serin/api"
+	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/istioadapter"
 	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/rollout/v1alpha1"

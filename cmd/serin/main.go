@@ -1,6 +1,7 @@
 // Command serin is the progressive delivery controller for Istio canaries.
 //
 //	serin controller [flags]   run the controller
+//	serin rollout <command>    start, list, watch and steer rollouts through the REST API
 //	serin version              print the version
 package main
 
@@ -22,6 +23,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "controller":
 		return runController(args[1:])
+	case "rollout":
+		return runRollout(args[1:])
 	case "version":
 		fmt.Println(version)
 		return 0
@@ -40,6 +43,7 @@ func usage() {
 
 commands:
   controller   run the rollout controller (serin controller -h for flags)
+  rollout      start, list, watch and steer rollouts through the REST API (serin rollout -h)
   version      print the version
 `)
 }

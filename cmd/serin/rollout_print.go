@@ -1,0 +1,226 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/serin-dev/serin/api"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+// historyShown is how many recent transitions status prints.
+const historyShown = 10
+
+// printJSON writes v as indented JSON.
+func printJSON(cio cliIO, v any) int {
+	enc := json.NewEncoder(cio.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(cio.Stderr, "serin: write output: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// printRollout prints the answer of a start or an action: the JSON, or a
+// short summary.
+func printRollout(cio cliIO, output string, r api.Rollout) int {
+	if output == "json" {
+		return printJSON(cio, r)
+	}
+	fmt.Fprintf(cio.Stdout, "rollout %s/%s: %s\n", r.Namespace, r.Name, summary(r))
+	if len(r.Requests) > 0 {
+		for _, k := range sortedKeys(r.Requests) {
+			fmt.Fprintf(cio.Stdout, "  requested: %s=%s\n", k, r.Requests[k])
+		}
+	}
+	return exitOK
+}
+
+// summary is a one-line state of r: phase, weight, ladder and pause.
+func summary(r api.Rollout) string {
+	parts := []string{phaseOf(r), fmt.Sprintf("weight %d%%", r.Status.CanaryWeight), "steps " + stepLadder(steps(r), currentStep(r))}
+	if r.Spec.Paused {
+		parts = append(parts, "paused")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// phaseOf is r's phase, or Pending before the controller has written one.
+func phaseOf(r api.Rollout) string {
+	if r.Status.Phase == "" {
+		return string(v1alpha1.PhasePending)
+	}
+	return string(r.Status.Phase)
+}
+
+// steps are r's step weights, the defaults when the spec has none.
+func steps(r api.Rollout) []int32 {
+	if len(r.Spec.Steps) > 0 {
+		return r.Spec.Steps
+	}
+	return v1alpha1.DefaultSteps
+}
+
+// stepLadder renders steps with the current one bracketed:
+// "10 → [25] → 50 → 100". current is -1 before the first step.
+func stepLadder(steps []int32, current int32) string {
+	parts := make([]string, len(steps))
+	for i, s := range steps {
+		parts[i] = strconv.Itoa(int(s))
+		if int32(i) == current {
+			parts[i] = "[" + parts[i] + "]"
+		}
+	}
+	return strings.Join(parts, " → ")
+}
+
+// currentStep is r's step index, -1 before the first step (a Pending
+// rollout's status still holds the zero index).
+func currentStep(r api.Rollout) int32 {
+	if phaseOf(r) == string(v1alpha1.PhasePending) {
+		return -1
+	}
+	return r.Status.CurrentStep
+}
+
+// stepLabel is "2/4" for the second of four steps, "0/4" before the first.
+func stepLabel(r api.Rollout) string {
+	return fmt.Sprintf("%d/%d", max(currentStep(r)+1, 0), len(steps(r)))
+}
+
+// printList writes the aligned table of rollouts.
+func printList(w io.Writer, items []api.Rollout, now time.Time) {
+	if len(items) == 0 {
+		fmt.Fprintln(w, "No rollouts found.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tPHASE\tSTEP\tWEIGHT\tAGE")
+	for _, r := range items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d%%\t%s\n", r.Namespace, r.Name, phaseOf(r), stepLabel(r), r.Status.CanaryWeight, age(now, r.CreatedAt))
+	}
+	tw.Flush()
+}
+
+// age is a short duration since t, as kubectl prints it: 45s, 12m, 3h, 2d.
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := max(now.Sub(t), 0)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+}
+
+// printStatus writes the full status of one rollout.
+func printStatus(w io.Writer, r api.Rollout, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	field := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	field("Rollout", r.Namespace+"/"+r.Name)
+	phase := phaseOf(r)
+	if r.Spec.Paused && phase != string(v1alpha1.PhasePaused) {
+		phase += " (pause requested)"
+	}
+	field("Phase", phase)
+	field("Steps", stepLadder(steps(r), currentStep(r)))
+	field("Weight", fmt.Sprintf("%d%% canary, %d%% stable", r.Status.CanaryWeight, 100-r.Status.CanaryWeight))
+	field("Target", target(r.Spec))
+	if r.Status.Message != "" {
+		field("Message", r.Status.Message)
+	}
+	for _, k := range sortedKeys(r.Requests) {
+		field("Requested", k+"="+r.Requests[k])
+	}
+	field("Age", age(now, r.CreatedAt))
+	a := r.Status.Analysis
+	if a.LastVerdict != "" {
+		v := a.LastVerdict
+		if a.LastReason != "" {
+			v += ": " + a.LastReason
+		}
+		if a.LastTickAt != nil {
+			v += " (" + age(now, a.LastTickAt.Time) + " ago)"
+		}
+		field("Analysis", v)
+	}
+	tw.Flush()
+	if len(a.Checks) > 0 {
+		fmt.Fprintln(w, "\nChecks:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  CHECK\tHOP\tCANARY\tSTABLE\tLIMIT\tVERDICT\tREASON")
+		for _, c := range a.Checks {
+			hop := c.Hop
+			if hop == "" {
+				hop = "inbound"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, hop, value(c.Canary, c.Unit), value(c.Stable, c.Unit), value(c.Limit, c.Unit), verdict(c), c.Reason)
+		}
+		tw.Flush()
+	}
+	if h := r.Status.History; len(h) > 0 {
+		fmt.Fprintln(w, "\nHistory:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  AGE\tFROM\tTO\tREASON\tMESSAGE")
+		for _, t := range h[max(len(h)-historyShown, 0):] {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", age(now, t.Time.Time), t.From, t.To, t.Reason, t.Message)
+		}
+		tw.Flush()
+	}
+}
+
+// target describes what the rollout shifts.
+func target(s v1alpha1.RolloutSpec) string {
+	t := "VirtualService " + s.VirtualService
+	if s.Route != "" {
+		t += ", route " + s.Route
+	}
+	if s.StableHost != "" {
+		return t + ", host " + s.StableHost + " → " + s.CanaryHost
+	}
+	if s.Host != "" {
+		t += ", host " + s.Host
+	}
+	return t + ", subset " + s.StableSubset + " → " + s.CanarySubset
+}
+
+// value formats a measurement with its unit.
+func value(v float64, unit string) string {
+	s := strconv.FormatFloat(v, 'g', 4, 64)
+	switch unit {
+	case "":
+		return s
+	case "%":
+		return s + "%"
+	}
+	return s + " " + unit
+}
+
+func verdict(c v1alpha1.CheckStatus) string {
+	if c.DryRun {
+		return c.Verdict + " (dry run)"
+	}
+	return c.Verdict
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
