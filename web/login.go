@@ -1,0 +1,133 @@
+package web
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/serin-dev/serin/api"
+)
+
+// maxFormBytes bounds the login and logout forms.
+const maxFormBytes = 16 << 10
+
+// loginView is the login page's data.
+type loginView struct {
+	CSRF  string // the form's token, tied to the pre-session cookie
+	Next  string
+	Error string
+}
+
+// loginForm shows the login form, with a fresh pre-session cookie and the
+// form token derived from it.
+func (c *Console) loginForm(w http.ResponseWriter, r *http.Request) {
+	if c.session(r) != nil {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	c.showLogin(w, http.StatusOK, safeNext(r.URL.Query().Get("next")), "")
+}
+
+func (c *Console) showLogin(w http.ResponseWriter, status int, next, msg string) {
+	pre, err := randomToken()
+	if err != nil {
+		c.opts.Log.Error("console: login form", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	c.setCookie(w, loginCookie, pre, "/login", 3600)
+	c.render(w, status, "login", layout{Title: "Sign in", Page: loginView{CSRF: c.loginToken(pre), Next: next, Error: msg}})
+}
+
+// loginToken is the form token for the pre-session cookie value pre: an
+// HMAC under a key only this process knows, so that a cookie planted by
+// someone else is useless without its matching form.
+func (c *Console) loginToken(pre string) string {
+	m := hmac.New(sha256.New, c.loginKey)
+	m.Write([]byte("serin-login:" + pre))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// login checks the form's CSRF token and then the pasted token. On
+// success it starts a session; the token itself is neither stored nor
+// logged.
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		c.showLogin(w, http.StatusBadRequest, "/", "The form could not be read; try again.")
+		return
+	}
+	next := safeNext(r.PostFormValue("next"))
+	pre, err := r.Cookie(loginCookie)
+	if err != nil || !equalSecret(r.PostFormValue("csrf"), c.loginToken(pre.Value)) {
+		c.showLogin(w, http.StatusForbidden, next, "The form expired; paste the token again.")
+		return
+	}
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	u, err := c.opts.Authenticator.Authenticate(r.Context(), token)
+	if token == "" || errors.Is(err, api.ErrUnauthenticated) {
+		c.opts.Log.Info("console: sign-in refused", "remote", r.RemoteAddr)
+		c.showLogin(w, http.StatusUnauthorized, next, "That token is not valid.")
+		return
+	}
+	if err != nil {
+		c.opts.Log.Error("console: check token", "err", err)
+		c.showLogin(w, http.StatusServiceUnavailable, next, "The token could not be checked right now; try again.")
+		return
+	}
+	id, _, err := c.sessions.create(u)
+	if err != nil {
+		c.opts.Log.Error("console: start session", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	c.setCookie(w, loginCookie, "", "/login", -1)
+	c.setCookie(w, sessionCookie, id, "/", int(c.opts.SessionTTL.Seconds()))
+	c.opts.Log.Info("console: signed in", "user", u.Name)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// logout ends the session. The form carries the session's CSRF token so
+// that another site cannot sign a user out.
+func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	_ = r.ParseForm()
+	ck, err := r.Cookie(sessionCookie)
+	if err == nil {
+		s := c.sessions.get(ck.Value)
+		if s != nil && !equalSecret(r.PostFormValue("csrf"), s.csrf) {
+			c.errorPage(w, r, s, http.StatusForbidden, "The sign-out form expired; reload the page and try again.")
+			return
+		}
+		if s != nil {
+			c.opts.Log.Info("console: signed out", "user", s.user.Name)
+		}
+		c.sessions.end(ck.Value)
+	}
+	c.setCookie(w, sessionCookie, "", "/", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// requireSession returns the request's session, or redirects to the
+// login form and returns nil.
+func (c *Console) requireSession(w http.ResponseWriter, r *http.Request) *session {
+	if s := c.session(r); s != nil {
+		return s
+	}
+	http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+	return nil
+}
+
+// safeNext keeps a redirect target on this site: a local absolute path,
+// never "//host" or "/\host", which browsers read as another origin.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsAny(next, "\r\n") {
+		return "/"
+	}
+	return next
+}

@@ -1,0 +1,148 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/serin-dev/serin/api"
+	"github.com/serin-dev/serin/api/readmodel"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+// rolloutRow is one line of the list page.
+type rolloutRow struct {
+	Namespace, Name string
+	Phase           string
+	Step            string // "2/4", or "–" before the first step
+	Weight          int32
+	Created         time.Time
+	Changed         time.Time
+}
+
+type listView struct {
+	Namespace string // the filter, empty for all
+	Loading   bool   // the read model has not synced yet
+	Rows      []rolloutRow
+}
+
+func (c *Console) listPage(w http.ResponseWriter, r *http.Request) {
+	s := c.requireSession(w, r)
+	if s == nil {
+		return
+	}
+	ns := r.URL.Query().Get("namespace")
+	if !c.allowed(w, r, s, api.Action{Verb: "list", Namespace: ns}) {
+		return
+	}
+	items, err := c.opts.Store.List(readmodel.Filter{Namespace: ns})
+	if err != nil {
+		c.opts.Log.Error("console: list rollouts", "err", err)
+		c.errorPage(w, r, s, http.StatusInternalServerError, "The rollouts could not be listed.")
+		return
+	}
+	v := listView{Namespace: ns, Loading: !c.opts.Store.Synced()}
+	for _, ro := range items {
+		v.Rows = append(v.Rows, row(ro))
+	}
+	c.render(w, http.StatusOK, "list", layout{Title: "Rollouts", User: s.user.Name, CSRF: s.csrf, Page: v})
+}
+
+func row(ro *v1alpha1.Rollout) rolloutRow {
+	return rolloutRow{
+		Namespace: ro.Namespace, Name: ro.Name, Phase: phaseOf(ro),
+		Step:    stepText(ro),
+		Weight:  ro.Status.CanaryWeight,
+		Created: ro.CreationTimestamp.Time,
+		Changed: changedAt(ro),
+	}
+}
+
+// phaseOf names a phase for display; a rollout the controller has not
+// picked up yet has none.
+func phaseOf(ro *v1alpha1.Rollout) string {
+	if ro.Status.Phase == "" {
+		return "New"
+	}
+	return string(ro.Status.Phase)
+}
+
+func steps(ro *v1alpha1.Rollout) []int32 {
+	if len(ro.Spec.Steps) > 0 {
+		return ro.Spec.Steps
+	}
+	return v1alpha1.DefaultSteps
+}
+
+func stepText(ro *v1alpha1.Rollout) string {
+	n := len(steps(ro))
+	if ro.Status.Phase == "" || ro.Status.CurrentStep < 0 {
+		return fmt.Sprintf("0/%d", n)
+	}
+	return fmt.Sprintf("%d/%d", min(int(ro.Status.CurrentStep)+1, n), n)
+}
+
+// changedAt is when the rollout last changed phase or step.
+func changedAt(ro *v1alpha1.Rollout) time.Time {
+	if h := ro.Status.History; len(h) > 0 {
+		return h[len(h)-1].Time.Time
+	}
+	if t := ro.Status.StepStartedAt; t != nil {
+		return t.Time
+	}
+	return ro.CreationTimestamp.Time
+}
+
+// allowed asks the Authorizer, as the API would, and answers 403 (or 503
+// when the decision could not be made) when the user may not.
+func (c *Console) allowed(w http.ResponseWriter, r *http.Request, s *session, a api.Action) bool {
+	ok, err := c.opts.Authorizer.Authorize(r.Context(), s.user, a)
+	if err != nil {
+		c.opts.Log.Error("console: authorize", "user", s.user.Name, "verb", a.Verb, "namespace", a.Namespace, "err", err)
+		c.errorPage(w, r, s, http.StatusServiceUnavailable, "Your access could not be checked right now; try again.")
+		return false
+	}
+	if !ok {
+		what := "see rollouts"
+		if a.Namespace != "" {
+			what += " in namespace " + a.Namespace
+		}
+		c.errorPage(w, r, s, http.StatusForbidden, "You may not "+what+".")
+	}
+	return ok
+}
+
+// operations are the buttons of the rollout page, in order.
+var operations = []string{"pause", "resume", "promote", "abort"}
+
+func (c *Console) rolloutPage(w http.ResponseWriter, r *http.Request) {
+	s := c.requireSession(w, r)
+	if s == nil {
+		return
+	}
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	if !c.allowed(w, r, s, api.Action{Verb: "get", Namespace: ns, Name: name}) {
+		return
+	}
+	ro, ok := c.opts.Store.Get(ns, name)
+	switch {
+	case !ok && !c.opts.Store.Synced():
+		w.Header().Set("Retry-After", "1")
+		c.errorPage(w, r, s, http.StatusServiceUnavailable, "The console is still loading the rollouts; reload in a moment.")
+		return
+	case !ok:
+		c.errorPage(w, r, s, http.StatusNotFound, fmt.Sprintf("There is no rollout %s/%s.", ns, name))
+		return
+	}
+	v := c.detail(ro)
+	for _, op := range operations {
+		ok, err := c.opts.Authorizer.Authorize(r.Context(), s.user, api.Action{Verb: "patch", Namespace: ns, Name: name, Subresource: op})
+		if err != nil {
+			c.opts.Log.Error("console: authorize operation", "user", s.user.Name, "op", op, "err", err)
+		}
+		if ok && err == nil {
+			v.Ops = append(v.Ops, op)
+		}
+	}
+	c.render(w, http.StatusOK, "rollout", layout{Title: ns + "/" + name, User: s.user.Name, CSRF: s.csrf, Page: v})
+}

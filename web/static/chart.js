@@ -1,0 +1,70 @@
+// chart.js: a small line chart of one check, canary vs stable over time
+// with the limit, drawn as inline SVG. Adds serin.drawChart.
+(() => {
+  'use strict';
+  const { svg } = window.serin;
+  const W = 560, H = 190, L = 52, R = 12, T = 12, B = 26;
+
+  const fmt = (v, unit) => {
+    const p = unit === 'ms' ? (v < 10 ? 1 : 0) : 2;
+    return `${v.toFixed(p)}${unit ? ' ' + unit : ''}`;
+  };
+  const hms = (t) => new Date(t).toISOString().slice(11, 19);
+
+  function path(points, key, x, y) {
+    let d = '';
+    for (const p of points) {
+      const v = p[key];
+      if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+      d += `${d ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(v).toFixed(1)}`;
+    }
+    return d;
+  }
+
+  function text(x, y, s, cls, anchor) {
+    const n = svg('text', { x, y, class: cls, 'text-anchor': anchor || 'start' });
+    n.textContent = s;
+    return n;
+  }
+
+  // drawChart replaces the chart's SVG. points are {t (ms), canary,
+  // stable, limit, unit, verdict}, oldest first.
+  function drawChart(fig, points) {
+    const old = fig.querySelector(':scope > svg.plot');
+    if (old) old.remove();
+    const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'plot', role: 'img' });
+    if (points.length === 0) {
+      s.append(text(W / 2, H / 2, 'waiting for data', 'axis', 'middle'));
+      fig.append(s);
+      return;
+    }
+    const unit = points[points.length - 1].unit || '';
+    let max = 0;
+    for (const p of points) for (const k of ['canary', 'stable', 'limit']) {
+      if (typeof p[k] === 'number' && Number.isFinite(p[k])) max = Math.max(max, p[k]);
+    }
+    max = max > 0 ? max * 1.15 : 1;
+    const t0 = points[0].t, t1 = Math.max(points[points.length - 1].t, t0 + 1000);
+    const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+    const y = (v) => T + (1 - v / max) * (H - T - B);
+    s.append(
+      svg('line', { x1: L, y1: y(0), x2: W - R, y2: y(0), class: 'axis-line' }),
+      svg('line', { x1: L, y1: T, x2: L, y2: y(0), class: 'axis-line' }),
+      text(L - 6, y(0) + 4, fmt(0, unit), 'axis', 'end'),
+      text(L - 6, y(max / 1.15) + 4, fmt(max / 1.15, unit), 'axis', 'end'),
+      text(L, H - 8, hms(t0), 'axis'),
+      text(W - R, H - 8, hms(t1), 'axis', 'end'));
+    for (const [key, cls] of [['limit', 'limit'], ['stable', 'stable'], ['canary', 'canary']]) {
+      const d = path(points, key, x, y);
+      if (d) s.append(svg('path', { d, class: `line ${cls}` }));
+    }
+    for (const p of points) {
+      if (p.verdict === 'Fail' && Number.isFinite(p.canary)) {
+        s.append(svg('circle', { cx: x(p.t).toFixed(1), cy: y(p.canary).toFixed(1), r: 3, class: 'fail-dot' }));
+      }
+    }
+    fig.append(s);
+  }
+
+  window.serin.drawChart = drawChart;
+})();

@@ -1,0 +1,186 @@
+// console.js: helpers shared by the console's pages. Plain ES2020, no
+// build step. Exposes window.serin.
+(() => {
+  'use strict';
+
+  const csrf = () => {
+    const m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.content : '';
+  };
+
+  // api calls the REST API with the session cookie; mutations carry the
+  // session's CSRF token. It resolves to the parsed JSON, or throws an
+  // Error whose message is the API's error text.
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    if (method !== 'GET') headers['X-CSRF-Token'] = csrf();
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const resp = await fetch(path, {
+      method, headers, credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await resp.json(); } catch (_) { /* not JSON */ }
+    if (!resp.ok) {
+      const err = new Error((data && data.error) || `${resp.status} ${resp.statusText}`);
+      err.status = resp.status;
+      throw err;
+    }
+    return data;
+  }
+
+  // el builds an element: el('td', {class: 'num'}, 'text', child, ...).
+  function el(tag, attrs, ...children) {
+    const n = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      n.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children) {
+      if (c === undefined || c === null || c === '') continue;
+      n.append(c instanceof Node ? c : String(c));
+    }
+    return n;
+  }
+
+  const svgNS = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs) {
+    const n = document.createElementNS(svgNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) n.setAttribute(k, String(v));
+    return n;
+  }
+
+  function ago(d) {
+    const s = Math.max(0, Math.round((Date.now() - d.getTime()) / 1000));
+    if (s < 5) return 'just now';
+    if (s < 60) return `${s}s ago`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m}m ${s % 60}s ago`;
+    const h = Math.floor(m / 60);
+    if (h < 48) return `${h}h ${m % 60}m ago`;
+    return `${Math.floor(h / 24)}d ago`;
+  }
+
+  // timeEl is a <time> element that refreshTimes keeps relative.
+  function timeEl(iso) {
+    const t = el('time', { datetime: iso, title: new Date(iso).toUTCString() });
+    t.textContent = iso ? ago(new Date(iso)) : '';
+    return t;
+  }
+
+  function refreshTimes() {
+    for (const t of document.querySelectorAll('time[datetime]')) {
+      const d = new Date(t.getAttribute('datetime'));
+      if (!Number.isNaN(d.getTime()) && d.getFullYear() > 1) t.textContent = ago(d);
+    }
+  }
+
+  function setLive(state) {
+    const n = document.getElementById('live');
+    if (!n) return;
+    n.className = 'live ' + state;
+    n.textContent = { on: '● live', polling: '○ polling', connecting: '○ connecting' }[state] || state;
+  }
+
+  // parseFrames splits Server-Sent Events text into complete frames and
+  // returns [frames, rest]. A frame is {event, data}; comments are dropped.
+  function parseFrames(buf) {
+    buf = buf.replace(/\r\n?/g, '\n');
+    const parts = buf.split('\n\n');
+    const rest = parts.pop();
+    const frames = [];
+    for (const p of parts) {
+      let event = 'message';
+      const data = [];
+      for (const line of p.split('\n')) {
+        if (line === '' || line.startsWith(':')) continue;
+        const i = line.indexOf(':');
+        const field = i < 0 ? line : line.slice(0, i);
+        const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+        if (field === 'event') event = value;
+        else if (field === 'data') data.push(value);
+      }
+      if (data.length) frames.push({ event, data: data.join('\n') });
+    }
+    return [frames, rest];
+  }
+
+  // live follows an SSE stream with fetch (same origin, session cookie).
+  // While it is down it polls: refresh() is called when the stream opens
+  // (to catch up), after every failure, and then every few seconds until
+  // the stream is back. onFrame gets each {event, data, json}.
+  function live(url, onFrame, refresh) {
+    let delay = 1000;
+    const run = async () => {
+      setLive('connecting');
+      try {
+        const resp = await fetch(url, { headers: { Accept: 'text/event-stream' }, credentials: 'same-origin', cache: 'no-store' });
+        const type = resp.headers.get('Content-Type') || '';
+        if (!resp.ok || !resp.body || !type.startsWith('text/event-stream')) throw new Error(`stream: ${resp.status}`);
+        setLive('on');
+        delay = 1000;
+        refresh();
+        const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          let frames;
+          [frames, buf] = parseFrames(buf + value);
+          for (const f of frames) {
+            try { f.json = JSON.parse(f.data); } catch (_) { f.json = null; }
+            onFrame(f);
+          }
+        }
+      } catch (_) {
+        // fall through to polling and a later retry
+      }
+      setLive('polling');
+      refresh();
+      setTimeout(run, delay);
+      delay = Math.min(delay * 2, 5000);
+    };
+    run();
+  }
+
+  // debounce runs fn at most once per wait ms, trailing.
+  function debounce(fn, wait) {
+    let timer = null;
+    return () => {
+      if (timer) return;
+      timer = setTimeout(() => { timer = null; fn(); }, wait);
+    };
+  }
+
+  // rolloutOf finds a whole rollout (the API's JSON shape) in an event.
+  function rolloutOf(j) {
+    if (!j || typeof j !== 'object') return null;
+    if (j.status && j.spec && j.name) return j;
+    for (const k of ['rollout', 'object', 'item']) {
+      if (j[k] && j[k].status && j[k].spec) return j[k];
+    }
+    return null;
+  }
+
+  const lower = (s) => String(s || '').toLowerCase();
+  const phaseOf = (r) => (r.status && r.status.phase) || 'New';
+  const stepsOf = (r) => (r.spec.steps && r.spec.steps.length ? r.spec.steps : [10, 25, 50, 100]);
+  function stepText(r) {
+    const n = stepsOf(r).length;
+    const cur = r.status.currentStep;
+    if (!r.status.phase || cur === undefined || cur < 0) return `0/${n}`;
+    return `${Math.min(cur + 1, n)}/${n}`;
+  }
+  function changedAt(r) {
+    const h = r.status.history || [];
+    if (h.length) return h[h.length - 1].time;
+    return r.status.stepStartedAt || r.createdAt;
+  }
+
+  window.serin = {
+    api, el, svg, ago, timeEl, refreshTimes, setLive, live, debounce, parseFrames,
+    rolloutOf, lower, phaseOf, stepsOf, stepText, changedAt,
+  };
+  refreshTimes();
+  setInterval(refreshTimes, 5000);
+})();
