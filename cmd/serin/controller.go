@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/serin-dev/serin/istioadapter"
 	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
+	"github.com/serin-dev/serin/web"
 )
 
 // controllerOptions are the flags of `serin controller`.
@@ -54,6 +56,7 @@ type controllerOptions struct {
 	NoAnalysis              bool
 	Auth                    string
 	APITokenFile            string
+	SecureCookies           bool
 }
 
 func parseControllerFlags(args []string) (controllerOptions, error) {
@@ -75,6 +78,7 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.BoolVar(&o.NoAnalysis, "no-analysis", false, "run without analysis: every tick passes (AlwaysPass placeholder; never for real canaries)")
 	fs.StringVar(&o.Auth, "auth", "none", "how the REST API and console authenticate: none (API off), static (--api-token-file) or kubernetes (TokenReview and SubjectAccessReview)")
 	fs.StringVar(&o.APITokenFile, "api-token-file", "", "with --auth=static: a file of token,user,role lines (roles viewer and operator)")
+	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the console's cookies Secure; set it when the console is served over TLS")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -209,8 +213,9 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	return serve(ctx, o, log, mgr, apiHandler)
 }
 
-// newAPI builds the REST API on a read model fed by the manager's cache,
-// or returns nil when --auth=none: there are no anonymous requests.
+// newAPI builds the REST API and the console on a read model fed by the
+// manager's cache, on one handler; or returns nil when --auth=none: there
+// are no anonymous requests.
 func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager) (http.Handler, error) {
 	if o.Auth == "none" {
 		log.Warn("the REST API and console are off (--auth=none)")
@@ -227,13 +232,29 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 	if err != nil {
 		return nil, err
 	}
-	return api.New(api.Options{
+	wo := web.Options{Store: store, Authenticator: authn, Authorizer: authz, SecureCookies: o.SecureCookies, Log: log}
+	if o.JaegerURL != "" {
+		wo.TraceURL = strings.TrimSuffix(o.JaegerURL, "/") + "/trace/"
+	}
+	console, err := web.New(wo)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	apiHandler, err := api.New(api.Options{
 		Store:         store,
 		Writer:        api.KubeWriter{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		Authenticator: authn,
 		Authorizer:    authz,
+		Sessions:      console,
 		Log:           log,
 	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/", console)
+	return mux, nil
 }
 
 func newAuth(o controllerOptions, _ ctrl.Manager) (api.Authenticator, api.Authorizer, error) {
@@ -281,7 +302,7 @@ func serve(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.
 	var ready atomic.Bool
 	mux := httpMux(&ready)
 	if apiHandler != nil {
-		mux.Handle("/api/", apiHandler)
+		mux.Handle("/", apiHandler) // the API under /api/ and the console
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

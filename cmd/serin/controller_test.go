@@ -23,6 +23,7 @@ func TestParseControllerFlags(t *testing.T) {
 		{[]string{"--no-analysis", "--auth", "static"}, "needs --api-token-file"},
 		{[]string{"--no-analysis", "--api-token-file", "/x"}, "only used with --auth=static"},
 		{[]string{"--no-analysis", "--auth", "static", "--api-token-file", "/x"}, ""},
+		{[]string{"--no-analysis", "--auth", "static", "--api-token-file", "/x", "--secure-cookies"}, ""},
 	}
 	for _, tc := range tests {
 		_, err := parseControllerFlags(tc.args)

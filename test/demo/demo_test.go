@@ -85,6 +85,17 @@ func TestDemo(t *testing.T) {
 			t.Errorf("GET /api/v1/rollouts without a token: %d, want 401", got)
 		}
 	})
+	t.Run("the console serves its login page", func(t *testing.T) {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(info.ConsoleURL + "login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "serin") || resp.Header.Get("Content-Security-Policy") == "" {
+			t.Errorf("GET %slogin: %s, CSP %q; want the login page", info.ConsoleURL, resp.Status, resp.Header.Get("Content-Security-Policy"))
+		}
+	})
 	t.Run("good canary succeeds", func(t *testing.T) { goodCanary(t, info, tmp) })
 
 	d.interruptAndWait(t)
