@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -168,6 +169,7 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 			return obs, 0, err
 		}
 		checkAnalysisSpec(ro, &pf)
+		e.checkChannels(ro, &pf)
 		if err := e.checkRouteFree(ctx, ro, &pf); err != nil {
 			return obs, 0, err
 		}
@@ -217,6 +219,30 @@ func (e *Engine) preflight(ctx context.Context, t Target) (PreflightReport, erro
 			"VirtualService %s/%s already sends %d%% to the canary; a rollout starts from 100/0", t.Namespace, t.VirtualService, w)})
 	}
 	return pf, nil
+}
+
+// ChannelLister is implemented by Notifiers that know their channels' names.
+type ChannelLister interface {
+	// Channels returns the names of the configured channels.
+	Channels() []string
+}
+
+// checkChannels fails a rollout that names a notification channel the
+// controller does not have: its events would go nowhere.
+func (e *Engine) checkChannels(ro *v1alpha1.Rollout, pf *PreflightReport) {
+	if ro.Spec.Notifications == nil || len(ro.Spec.Notifications.Channels) == 0 {
+		return
+	}
+	var known []string
+	if cl, ok := e.o.Notifier.(ChannelLister); ok {
+		known = cl.Channels()
+	}
+	for _, c := range ro.Spec.Notifications.Channels {
+		if !slices.Contains(known, c) {
+			pf.Failures = append(pf.Failures, Finding{Check: "Notifications", Message: fmt.Sprintf(
+				"spec.notifications.channels: no channel named %q is configured (channels: %v)", c, known)})
+		}
+	}
 }
 
 // checkRouteFree adds a preflight failure when an older rollout that has

@@ -19,7 +19,9 @@ var berlin = func() *time.Location {
 	return l
 }()
 
-func bt(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, berlin) }
+func bt(y int, m time.Month, d, h, min int) time.Time {
+	return time.Date(y, m, d, h, min, 0, 0, berlin)
+}
 
 func TestParseScheduleNamesTheField(t *testing.T) {
 	win := func(start string, d time.Duration) v1alpha1.Window {
