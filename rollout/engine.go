@@ -329,7 +329,10 @@ func (e *Engine) apply(ctx context.Context, ro *v1alpha1.Rollout, d Decision) er
 func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32) error {
 	st := ro.Status
 	want := st.CanaryWeight
-	if st.AppliedWeight == want || st.Phase == v1alpha1.PhaseFailed {
+	// AppliedWeight can be stale: the status write confirming a weight may
+	// have lost a conflict after the weight was written. The live weight,
+	// when read this tick, is the truth.
+	if st.Phase == v1alpha1.PhaseFailed || (st.AppliedWeight == want && (live == nil || *live == want)) {
 		return nil
 	}
 	t := TargetOf(ro)
@@ -376,15 +379,17 @@ func (e *Engine) finalize(ctx context.Context, ro *v1alpha1.Rollout) error {
 		return nil
 	}
 	p := ro.Status.Phase
+	// Restoring 100/0 writes nothing when it is already so, so it is safe
+	// even when the status's record of the applied weight is stale.
 	midway := p == v1alpha1.PhaseProgressing || p == v1alpha1.PhasePaused ||
-		((p == v1alpha1.PhaseRolledBack || p == v1alpha1.PhaseAborted) && ro.Status.AppliedWeight != 0)
+		p == v1alpha1.PhaseRolledBack || p == v1alpha1.PhaseAborted
 	if midway {
 		t := TargetOf(ro)
 		err := e.o.Router.SetCanaryWeight(ctx, t, 0)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("restore 100/0 on %s before deleting Rollout %s/%s: %w", t, ro.Namespace, ro.Name, err)
 		}
-		if err == nil {
+		if err == nil && !p.Terminal() {
 			e.event(ro, Event{Kind: EventAborted, Message: "deleted mid-rollout; traffic returned to stable (100/0)"})
 		}
 	}

@@ -66,6 +66,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("abort live through the API: %d %s", code, body)
 	}
 	e.waitPhase("live", v1alpha1.PhaseAborted, 30*time.Second)
+	e.waitRouteRestored("live")
 
 	// 2. Abort with the button, giving a reason.
 	startByAPI(t, base, e.env, "doomed", time.Minute)
@@ -78,6 +79,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("doomed is %s after the button, want Aborted", ro.Status.Phase)
 	}
 	b.screenshot("aborted")
+	e.waitRouteRestored("doomed")
 
 	// 3. A faulty canary: the rollback reason appears on its open page.
 	e.fault("v2", meshsim.Fault{ErrorRate: 0.2})

@@ -82,6 +82,9 @@ type env struct {
 	// analysisArgs are the controller's analysis flags; nil runs it with
 	// --no-analysis.
 	analysisArgs []string
+	// extraArgs are appended to the controller's flags (notifications,
+	// the API's authentication).
+	extraArgs []string
 }
 
 func newEnv(t testing.TB) *env {
@@ -126,7 +129,8 @@ func (e *env) startController() *controllerProc {
 	if e.analysisArgs == nil {
 		args = append(args, "--no-analysis") // the Core tests judge the engine, not the analysis
 	}
-	cmd := exec.Command(serinBin, append(args, e.analysisArgs...)...)
+	args = append(args, e.analysisArgs...)
+	cmd := exec.Command(serinBin, append(args, e.extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	must(e.t, cmd.Start())
@@ -330,6 +334,17 @@ func (e *env) waitPhase(name string, p v1alpha1.Phase, timeout time.Duration) *v
 		return ro.Status.Phase == p, fmt.Sprintf("phase %s weight %d message %q", ro.Status.Phase, ro.Status.CanaryWeight, ro.Status.Message)
 	})
 	return ro
+}
+
+// waitRouteRestored waits until a finished rollout's return to 100/0 is
+// on the route: the status records the decision a moment before the
+// weight is written, and the next rollout's preflight needs 100/0.
+func (e *env) waitRouteRestored(name string) {
+	e.t.Helper()
+	e.eventually(10*time.Second, "rollout "+name+" to restore 100/0", func() (bool, string) {
+		ro := e.get(name)
+		return ro.Status.AppliedWeight == 0, fmt.Sprintf("applied weight %d", ro.Status.AppliedWeight)
+	})
 }
 
 func (e *env) vs() *networkingv1.VirtualService {
