@@ -19,6 +19,10 @@ var ErrUnauthenticated = errors.New("unauthenticated")
 type User struct {
 	Name   string
 	Groups []string
+	// UID and Extra come from a TokenReview and are passed on to the
+	// SubjectAccessReview; other authenticators leave them empty.
+	UID   string
+	Extra map[string][]string
 }
 
 // Authenticator turns a bearer token into a User.

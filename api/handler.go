@@ -1,5 +1,7 @@
 // Package api is serin's REST API (/api/v1): gin routes, JSON shapes,
-// bearer-token authentication and authorization, and the audit log. It
+// bearer-token authentication and authorization (static tokens, or
+// TokenReview and SubjectAccessReview with KubeAuth), Server-Sent Events,
+// the OpenAPI document, and the audit log. It
 // holds no business rules: reads come from the read model
 // (api/readmodel), writes go through the Kubernetes API (RolloutWriter),
 // and the controller acts on what was written.
@@ -10,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -38,7 +41,15 @@ type Options struct {
 	// token by another credential: the console's session cookie. It is
 	// responsible for CSRF protection of the mutations it lets through.
 	Sessions RequestAuthenticator
+	// Heartbeat is the interval of the SSE streams' ": ping" comments,
+	// which keep proxies from closing an idle stream; 0 means
+	// DefaultHeartbeat.
+	Heartbeat time.Duration
 }
+
+// DefaultHeartbeat is the SSE heartbeat interval when Options.Heartbeat
+// is 0.
+const DefaultHeartbeat = 15 * time.Second
 
 // RequestAuthenticator authenticates a request by a credential other than
 // a bearer token, such as the web console's session cookie.
@@ -80,8 +91,31 @@ func New(o Options) (http.Handler, error) {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &server{Options: o}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
+	}
+	return engine(&server{Options: o}), nil
+}
 
+// Route is one endpoint of the API.
+type Route struct {
+	Method string // GET or POST
+	Path   string // gin syntax: /api/v1/rollouts/:ns/:name
+}
+
+// Routes lists the API's endpoints, as registered with gin; the OpenAPI
+// document describes exactly these.
+func Routes() []Route {
+	var out []Route
+	for _, ri := range engine(&server{}).Routes() {
+		out = append(out, Route{Method: ri.Method, Path: ri.Path})
+	}
+	return out
+}
+
+// engine builds the gin engine over s. It only registers handlers, so
+// Routes can call it on a zero server.
+func engine(s *server) *gin.Engine {
 	// Release mode only silences gin's route listing on stdout; gin keeps
 	// it as a package variable, so it is set here rather than by callers.
 	gin.SetMode(gin.ReleaseMode)
@@ -99,9 +133,13 @@ func New(o Options) (http.Handler, error) {
 	})
 
 	v1 := r.Group("/api/v1", s.limitBody)
+	v1.GET("/openapi.json", s.openAPI) // public: it describes, it reveals nothing
 	reads := v1.Group("", s.authenticate)
 	reads.GET("/rollouts", s.listRollouts)
 	reads.GET("/rollouts/:ns/:name", s.getRollout)
+	reads.GET("/rollouts/:ns/:name/series", s.getSeries)
+	reads.GET("/rollouts/:ns/:name/events", s.streamRollout)
+	reads.GET("/events", s.streamAll)
 
 	writes := v1.Group("", s.audit, s.authenticate)
 	writes.POST("/rollouts", s.createRollout)
@@ -109,7 +147,7 @@ func New(o Options) (http.Handler, error) {
 	writes.POST("/rollouts/:ns/:name/resume", s.setPaused(false))
 	writes.POST("/rollouts/:ns/:name/promote", s.promote)
 	writes.POST("/rollouts/:ns/:name/abort", s.abortRollout)
-	return r, nil
+	return r
 }
 
 // limitBody caps the request body, so that no handler reads more than
@@ -154,11 +192,19 @@ func (s *server) authenticate(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		abort(c, s.Log, err)
+		s.internal(c, "authenticate", err)
 		return
 	}
 	c.Set(keyUser, u)
 	c.Next()
+}
+
+// internal answers 500 for an error of a dependency (such as a failed
+// TokenReview) and logs it. Unlike abort, it never maps a Kubernetes API
+// status: a 404 from a review is not a missing rollout.
+func (s *server) internal(c *gin.Context, what string, err error) {
+	s.Log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "step", what, "err", err)
+	c.AbortWithStatusJSON(http.StatusInternalServerError, ErrorBody{Error: "internal error"})
 }
 
 // bearer extracts the token of an "Authorization: Bearer TOKEN" header.
@@ -178,7 +224,7 @@ func (s *server) authorize(c *gin.Context, a Action) bool {
 	u := c.MustGet(keyUser).(User)
 	ok, err := s.Authorizer.Authorize(c.Request.Context(), u, a)
 	if err != nil {
-		abort(c, s.Log, err)
+		s.internal(c, "authorize", err)
 		return false
 	}
 	if !ok {

@@ -15,11 +15,15 @@ const (
 	EventDelete EventType = "delete" // removed
 )
 
-// Event is one change in the read model. Rollout is shared between all
-// subscribers and must not be modified; DeepCopy it first.
+// Event is one change in the read model. Rollout and Point are shared
+// between all subscribers and must not be modified; copy them first.
 type Event struct {
 	Type    EventType
 	Rollout *v1alpha1.Rollout
+	// Point is the newest point of the rollout's series after an upsert
+	// (nil when it has none): the tick this change recorded, or an
+	// earlier one when the change was not a new tick.
+	Point *Point
 }
 
 // hub fans events out to subscribers over bounded channels. It never

@@ -55,6 +55,7 @@ type Store struct {
 
 	mu     sync.Mutex // serializes writers, so change events keep the writes' order
 	synced bool
+	series map[string]*ring // id -> analysis ticks; guarded by mu
 }
 
 // New returns an empty store.
@@ -63,13 +64,13 @@ func New() (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read model schema: %w", err)
 	}
-	return &Store{db: db, hub: newHub()}, nil
+	return &Store{db: db, hub: newHub(), series: map[string]*ring{}}, nil
 }
 
 func id(namespace, name string) string { return namespace + "/" + name }
 
-// Upsert stores a copy of r, replacing any earlier version, and notifies
-// subscribers.
+// Upsert stores a copy of r, replacing any earlier version, records a new
+// analysis tick in the rollout's series, and notifies subscribers.
 func (s *Store) Upsert(r *v1alpha1.Rollout) error {
 	r = r.DeepCopy()
 	rec := &record{
@@ -87,12 +88,12 @@ func (s *Store) Upsert(r *v1alpha1.Rollout) error {
 		return fmt.Errorf("read model: store Rollout %s: %w", rec.ID, err)
 	}
 	txn.Commit()
-	s.hub.publish(Event{Type: EventUpsert, Rollout: r})
+	s.hub.publish(Event{Type: EventUpsert, Rollout: r, Point: s.record(r)})
 	return nil
 }
 
-// Delete removes the Rollout namespace/name, if present, and notifies
-// subscribers.
+// Delete removes the Rollout namespace/name and its series, if present,
+// and notifies subscribers.
 func (s *Store) Delete(namespace, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,6 +111,7 @@ func (s *Store) Delete(namespace, name string) error {
 		return fmt.Errorf("read model: delete Rollout %s/%s: %w", namespace, name, err)
 	}
 	txn.Commit()
+	delete(s.series, id(namespace, name))
 	s.hub.publish(Event{Type: EventDelete, Rollout: raw.(*record).Rollout})
 	return nil
 }

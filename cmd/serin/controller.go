@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	istio "istio.io/client-go/pkg/clientset/versioned"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -34,6 +35,7 @@ import (
 	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/istioadapter"
 	"github.com/serin-dev/serin/rollout"
+	"github.com/serin-dev/serin/rollout/notify"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 	"github.com/serin-dev/serin/web"
 )
@@ -57,6 +59,7 @@ type controllerOptions struct {
 	Auth                    string
 	APITokenFile            string
 	SecureCookies           bool
+	NotifyConfig            string
 }
 
 func parseControllerFlags(args []string) (controllerOptions, error) {
@@ -78,6 +81,7 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.BoolVar(&o.NoAnalysis, "no-analysis", false, "run without analysis: every tick passes (AlwaysPass placeholder; never for real canaries)")
 	fs.StringVar(&o.Auth, "auth", "none", "how the REST API and console authenticate: none (API off), static (--api-token-file) or kubernetes (TokenReview and SubjectAccessReview)")
 	fs.StringVar(&o.APITokenFile, "api-token-file", "", "with --auth=static: a file of token,user,role lines (roles viewer and operator)")
+	fs.StringVar(&o.NotifyConfig, "notify-config", "", "notification channels (YAML; see rollout/notify/README.md); empty sends none")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the console's cookies Secure; set it when the console is served over TLS")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -192,10 +196,15 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	notifier, err := newNotifier(ctx, o, cfg, log)
+	if err != nil {
+		return err
+	}
 	engine, err := rollout.NewEngine(rollout.Options{
 		Client:   mgr.GetClient(),
 		Router:   router,
 		Analyzer: analyzer,
+		Notifier: notifier,
 		Recorder: mgr.GetEventRecorder("serin-controller"),
 		Log:      log,
 		Metrics:  ctrlmetrics.Registry,
@@ -211,6 +220,29 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		return err
 	}
 	return serve(ctx, o, log, mgr, apiHandler)
+}
+
+// newNotifier loads the notification channels; a config that does not
+// parse, or a Secret that cannot be read, stops the start-up.
+func newNotifier(ctx context.Context, o controllerOptions, cfg *rest.Config, log *slog.Logger) (rollout.Notifier, error) {
+	if o.NotifyConfig == "" {
+		log.Info("no --notify-config: rollout events go to Kubernetes Events only")
+		return rollout.NopNotifier{}, nil
+	}
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := notify.Load(ctx, o.NotifyConfig, notify.KubeSecrets{Client: kc.CoreV1()})
+	if err != nil {
+		return nil, fmt.Errorf("--notify-config: %w", err)
+	}
+	n, err := notify.New(nc, notify.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("--notify-config: %w", err)
+	}
+	log.Info("notification channels loaded", "channels", n.Channels())
+	return n, nil
 }
 
 // newAPI builds the REST API and the console on a read model fed by the
@@ -257,7 +289,10 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 	return mux, nil
 }
 
-func newAuth(o controllerOptions, _ ctrl.Manager) (api.Authenticator, api.Authorizer, error) {
+// newAuth picks how the API and the console authenticate: a static token
+// file, or the cluster itself (TokenReview and SubjectAccessReview), so
+// that access is exactly what RBAC grants.
+func newAuth(o controllerOptions, mgr ctrl.Manager) (api.Authenticator, api.Authorizer, error) {
 	switch o.Auth {
 	case "static":
 		st, err := api.LoadStaticTokens(o.APITokenFile)
@@ -265,8 +300,14 @@ func newAuth(o controllerOptions, _ ctrl.Manager) (api.Authenticator, api.Author
 			return nil, nil, fmt.Errorf("--api-token-file: %w", err)
 		}
 		return st, st, nil
+	case "kubernetes":
+		ka, err := api.NewKubeAuth(api.KubeAuthOptions{Client: mgr.GetClient()})
+		if err != nil {
+			return nil, nil, fmt.Errorf("--auth=kubernetes: %w", err)
+		}
+		return ka, ka, nil
 	default:
-		return nil, nil, fmt.Errorf("--auth %q is not available yet", o.Auth)
+		return nil, nil, fmt.Errorf("--auth %q: want static or kubernetes", o.Auth)
 	}
 }
 
@@ -304,7 +345,10 @@ func serve(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.
 	if apiHandler != nil {
 		mux.Handle("/", apiHandler) // the API under /api/ and the console
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Request contexts end with ctx, so open event streams do not hold up
+	// the shutdown.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)

@@ -24,6 +24,7 @@ func TestParseControllerFlags(t *testing.T) {
 		{[]string{"--no-analysis", "--api-token-file", "/x"}, "only used with --auth=static"},
 		{[]string{"--no-analysis", "--auth", "static", "--api-token-file", "/x"}, ""},
 		{[]string{"--no-analysis", "--auth", "static", "--api-token-file", "/x", "--secure-cookies"}, ""},
+		{[]string{"--no-analysis", "--auth", "kubernetes"}, ""},
 	}
 	for _, tc := range tests {
 		_, err := parseControllerFlags(tc.args)

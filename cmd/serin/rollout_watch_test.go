@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -77,9 +76,12 @@ func testWatch(t *testing.T, e *cliEnv, c cli, end v1alpha1.Phase, message strin
 }
 
 func TestRolloutWatchPollingFallback(t *testing.T) {
-	e := getCLIEnv(t) // the committed API has no events endpoint yet: watch polls
+	e := getCLIEnv(t)
+	old := httptest.NewServer(withoutEvents(e)) // an API server without the events endpoint
+	defer old.Close()
+	c := cli{server: old.URL, token: operatorToken}
 	t.Run("Succeeded", func(t *testing.T) {
-		w := testWatch(t, e, e.operator(), v1alpha1.PhaseSucceeded, "promoted to 100%")
+		w := testWatch(t, e, c, v1alpha1.PhaseSucceeded, "promoted to 100%")
 		if code := w.exit(t); code != exitOK {
 			t.Errorf("exit %d, want 0; stderr %q", code, w.stderr.String())
 		}
@@ -92,7 +94,7 @@ func TestRolloutWatchPollingFallback(t *testing.T) {
 		}
 	})
 	t.Run("RolledBack", func(t *testing.T) {
-		w := testWatch(t, e, e.operator(), v1alpha1.PhaseRolledBack, "error-rate of the canary 7% over 1% for 2 ticks")
+		w := testWatch(t, e, c, v1alpha1.PhaseRolledBack, "error-rate of the canary 7% over 1% for 2 ticks")
 		if code := w.exit(t); code != exitNotSucceded {
 			t.Errorf("exit %d, want 3", code)
 		}
@@ -105,64 +107,24 @@ func TestRolloutWatchPollingFallback(t *testing.T) {
 	})
 }
 
-// withEvents serves the real API plus a stand-in for the events endpoint
-// (GET .../events) with its contract: "event: rollout" with the JSON of a
-// GET, "event: deleted", and ": ping" comments. It is fed by the read
-// model, and the JSON comes from the real GET handler.
-func withEvents(e *cliEnv) http.Handler {
+// withoutEvents serves the real API as a server without the events
+// endpoint would: 404 for GET .../events, so that watch falls back to
+// polling.
+func withoutEvents(e *cliEnv) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/") // api v1 rollouts ns name events
-		if len(parts) != 6 || parts[5] != "events" || r.Method != http.MethodGet {
-			e.handler.ServeHTTP(w, r)
-			return
-		}
-		ns, name := parts[3], parts[4]
-		get := func() (int, string) {
-			rec := httptest.NewRecorder()
-			req := httptest.NewRequestWithContext(r.Context(), http.MethodGet, "/api/v1/rollouts/"+ns+"/"+name, nil)
-			req.Header.Set("Authorization", r.Header.Get("Authorization"))
-			e.handler.ServeHTTP(rec, req)
-			return rec.Code, rec.Body.String()
-		}
-		if code, body := get(); code != http.StatusOK {
+		if strings.HasSuffix(r.URL.Path, "/events") {
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(code)
-			fmt.Fprint(w, body)
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"error":"no such endpoint"}`)
 			return
 		}
-		events, cancel := e.store.Subscribe(64)
-		defer cancel()
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, ": ping\n\n")
-		w.(http.Flusher).Flush()
-		for {
-			select {
-			case <-r.Context().Done():
-				return
-			case ev, ok := <-events:
-				if !ok {
-					return
-				}
-				if ev.Rollout.Namespace != ns || ev.Rollout.Name != name {
-					continue
-				}
-				if ev.Type == readmodel.EventDelete {
-					fmt.Fprint(w, "event: deleted\ndata: {}\n\n")
-				} else {
-					_, body := get()
-					fmt.Fprintf(w, ": ping\n\nevent: rollout\ndata: %s\n\n", strings.TrimSpace(body))
-				}
-				w.(http.Flusher).Flush()
-			}
-		}
+		e.handler.ServeHTTP(w, r)
 	})
 }
 
 func TestRolloutWatchSSE(t *testing.T) {
 	e := getCLIEnv(t)
-	srv := httptest.NewServer(withEvents(e))
-	defer srv.Close()
-	c := cli{server: srv.URL, token: operatorToken}
+	c := e.operator() // the real API, with its real events endpoint
 
 	t.Run("Succeeded", func(t *testing.T) {
 		w := testWatch(t, e, c, v1alpha1.PhaseSucceeded, "promoted")

@@ -1,0 +1,134 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/serin-dev/serin/api"
+)
+
+// countingClient counts the objects it creates: the reviews.
+type countingClient struct {
+	client.Client
+	creates atomic.Int32
+}
+
+func (c *countingClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	c.creates.Add(1)
+	return c.Client.Create(ctx, obj, opts...)
+}
+
+// grant gives user get, list and patch on rollouts in ns through a Role
+// and a RoleBinding.
+func (e *env) grant(t *testing.T, ns, user string) {
+	t.Helper()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rollout-operator"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"serin.dev"}, Resources: []string{"rollouts"}, Verbs: []string{"get", "list", "patch"}}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rollout-operator-" + user},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}}}
+	for _, obj := range []client.Object{role, binding} {
+		if err := e.kube.Create(t.Context(), obj); err != nil {
+			t.Fatalf("create %T: %v", obj, err)
+		}
+	}
+}
+
+// TestKubeAuth runs the handler with TokenReview and SubjectAccessReview
+// against the real API server: alice has a Role on rollouts in ns, bob
+// has nothing.
+func TestKubeAuth(t *testing.T) {
+	e := getEnv(t)
+	ns := e.namespace(t)
+	e.mustCreate(t, ns, "a", "vs-a")
+	e.grant(t, ns, "alice")
+	auth, err := api.NewKubeAuth(api.KubeAuthOptions{Client: e.kube})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Options{Store: e.store, Writer: api.KubeWriter{Client: e.kube}, Authenticator: auth, Authorizer: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	k := &env{srv: srv, kube: e.kube, store: e.store}
+	alice, bob := st.Token("alice"), st.Token("bob")
+	get, abortPath := "/api/v1/rollouts/"+ns+"/a", "/api/v1/rollouts/"+ns+"/a/abort"
+
+	// RBAC reaches the authorizer through its informers: wait for it.
+	eventually(t, "alice's Role to take effect", func() bool {
+		return k.call(t, http.MethodGet, get, alice, nil).status == http.StatusOK
+	})
+	for _, tc := range []struct {
+		name, method, path, token string
+		want                      int
+	}{
+		{"bob reads", http.MethodGet, get, bob, http.StatusForbidden},
+		{"bob lists", http.MethodGet, "/api/v1/rollouts?namespace=" + ns, bob, http.StatusForbidden},
+		{"bob aborts", http.MethodPost, abortPath, bob, http.StatusForbidden},
+		{"alice lists", http.MethodGet, "/api/v1/rollouts?namespace=" + ns, alice, http.StatusOK},
+		{"alice lists everywhere", http.MethodGet, "/api/v1/rollouts", alice, http.StatusForbidden},
+		{"alice creates", http.MethodPost, "/api/v1/rollouts", alice, http.StatusForbidden},
+		{"invalid token", http.MethodGet, get, "not-a-token", http.StatusUnauthorized},
+		{"invalid token aborts", http.MethodPost, abortPath, "not-a-token", http.StatusUnauthorized},
+		{"alice aborts", http.MethodPost, abortPath, alice, http.StatusOK},
+	} {
+		body := `{"reason":"bad canary"}`
+		if tc.path == "/api/v1/rollouts" {
+			body = createBody(ns, "b", "vs-b")
+		}
+		r := k.call(t, tc.method, tc.path, tc.token, strings.NewReader(body))
+		if r.status != tc.want {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, r.status, tc.want, r.body)
+		}
+	}
+	if got := e.stored(t, ns); len(got) != 1 || got[0].Annotations["serin.dev/abort-by"] != "alice" {
+		t.Errorf("stored = %+v, want one rollout aborted by alice", got)
+	}
+}
+
+func TestKubeAuthCache(t *testing.T) {
+	e := getEnv(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cc := &countingClient{Client: e.kube}
+	auth, err := api.NewKubeAuth(api.KubeAuthOptions{Client: cc, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn := func(token string) (api.User, error) { return auth.Authenticate(t.Context(), token) }
+	for range 3 {
+		if u, err := authn(st.Token("alice")); err != nil || u.Name != "alice" || len(u.Groups) == 0 {
+			t.Fatalf("Authenticate(alice) = %+v, %v", u, err)
+		}
+	}
+	if n := cc.creates.Load(); n != 1 {
+		t.Errorf("%d TokenReviews for three calls within the TTL, want 1", n)
+	}
+	now = now.Add(api.DefaultTokenCacheTTL)
+	_, _ = authn(st.Token("alice"))
+	if n := cc.creates.Load(); n != 2 {
+		t.Errorf("%d TokenReviews after the TTL, want 2", n)
+	}
+	for range 2 {
+		if _, err := authn("not-a-token"); !errors.Is(err, api.ErrUnauthenticated) {
+			t.Fatalf("invalid token: err = %v", err)
+		}
+	}
+	if n := cc.creates.Load(); n != 4 {
+		t.Errorf("%d TokenReviews, want 4: a refusal is never cached", n)
+	}
+	if _, err := api.NewKubeAuth(api.KubeAuthOptions{}); err == nil {
+		t.Error("NewKubeAuth without a client: no error")
+	}
+}

@@ -1,0 +1,97 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/serin-dev/serin/api"
+)
+
+// ginParam matches a gin path parameter such as :ns.
+var ginParam = regexp.MustCompile(`:([A-Za-z_]+)`)
+
+// openAPIDoc is the part of the document the tests read.
+type openAPIDoc struct {
+	OpenAPI    string                           `json:"openapi"`
+	Paths      map[string]map[string]openAPIOp  `json:"paths"`
+	Components struct{ Schemas map[string]any } `json:"components"`
+	Security   []map[string][]string            `json:"security"`
+}
+
+type openAPIOp struct {
+	OperationID string                      `json:"operationId"`
+	Parameters  []struct{ Name, In string } `json:"parameters"`
+	Responses   map[string]any              `json:"responses"`
+	Security    *[]map[string][]string      `json:"security"`
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var doc openAPIDoc
+	if err := json.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatalf("the document is not JSON: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Errorf("openapi = %q, want 3.x", doc.OpenAPI)
+	}
+	if len(doc.Security) != 1 || doc.Security[0]["bearer"] == nil {
+		t.Errorf("global security = %v, want bearer", doc.Security)
+	}
+	routes := map[string]bool{}
+	for _, r := range api.Routes() {
+		path := ginParam.ReplaceAllString(r.Path, "{$1}")
+		key := r.Method + " " + path
+		routes[key] = true
+		op, ok := doc.Paths[path][strings.ToLower(r.Method)]
+		if !ok {
+			t.Errorf("route %s is not in the document", key)
+			continue
+		}
+		for _, m := range ginParam.FindAllStringSubmatch(r.Path, -1) {
+			if !slices.ContainsFunc(op.Parameters, func(p struct{ Name, In string }) bool { return p.Name == m[1] && p.In == "path" }) {
+				t.Errorf("%s: path parameter %s is not documented", key, m[1])
+			}
+		}
+		public := path == "/api/v1/openapi.json"
+		if _, has401 := op.Responses["401"]; has401 == public {
+			t.Errorf("%s: documents 401 = %v, want %v", key, has401, !public)
+		}
+		if public && (op.Security == nil || len(*op.Security) != 0) {
+			t.Errorf("%s: want security [] (no token)", key)
+		}
+		for code, resp := range op.Responses {
+			if code[0] >= '4' && !strings.Contains(toJSON(resp), "#/components/schemas/ErrorBody") {
+				t.Errorf("%s: response %s is not the error shape", key, code)
+			}
+		}
+	}
+	for path, item := range doc.Paths {
+		for method := range item {
+			if key := strings.ToUpper(method) + " " + path; !routes[key] {
+				t.Errorf("the document describes %s, which is not a route", key)
+			}
+		}
+	}
+	for _, name := range []string{"ErrorBody", "Rollout", "RolloutSpec", "RolloutStatus", "CheckStatus", "Point", "RolloutEvent", "CreateRequest"} {
+		if doc.Components.Schemas[name] == nil {
+			t.Errorf("schema %s is missing", name)
+		}
+	}
+}
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// The document is served without a token.
+func TestOpenAPIServed(t *testing.T) {
+	e := getEnv(t)
+	r := e.call(t, http.MethodGet, "/api/v1/openapi.json", "", nil)
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/json" || string(r.body) != string(api.OpenAPI()) {
+		t.Fatalf("GET openapi.json: status %d, %s", r.status, r.header.Get("Content-Type"))
+	}
+}

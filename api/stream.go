@@ -1,0 +1,210 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/serin-dev/serin/api/readmodel"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+// streamBuffer is how many changes an SSE client may fall behind before it
+// is dropped (its stream ends; an EventSource reconnects and starts from
+// the current state).
+const streamBuffer = 64
+
+// SeriesList is the JSON shape of GET .../series: the rollout's analysis
+// ticks, oldest first.
+type SeriesList struct {
+	Points []readmodel.Point `json:"points"`
+}
+
+// RolloutEvent is the data of an SSE "rollout" event: the same JSON as GET
+// /api/v1/rollouts/{ns}/{name}, plus the newest point of its series.
+type RolloutEvent struct {
+	Rollout
+	// Point is the rollout's newest analysis tick, absent before the first.
+	Point *readmodel.Point `json:"point,omitempty"`
+}
+
+// DeletedEvent is the data of an SSE "deleted" event.
+type DeletedEvent struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// SSE event names.
+const (
+	sseRollout = "rollout"
+	sseDeleted = "deleted"
+)
+
+func (s *server) getSeries(c *gin.Context) {
+	ns, name := c.Param("ns"), c.Param("name")
+	if !s.authorize(c, Action{Verb: "get", Namespace: ns, Name: name}) || !s.synced(c) {
+		return
+	}
+	if _, ok := s.Store.Get(ns, name); !ok {
+		abort(c, s.Log, errorf(http.StatusNotFound, nil, "rollout %s/%s not found", ns, name))
+		return
+	}
+	c.JSON(http.StatusOK, SeriesList{Points: s.Store.Series(ns, name)})
+}
+
+// streamRollout handles GET /api/v1/rollouts/{ns}/{name}/events: the
+// rollout now, then each change, until the client leaves or the rollout is
+// deleted.
+func (s *server) streamRollout(c *gin.Context) {
+	ns, name := c.Param("ns"), c.Param("name")
+	if !s.authorize(c, Action{Verb: "get", Namespace: ns, Name: name}) || !s.synced(c) {
+		return
+	}
+	// Subscribe before reading, so that no change falls in between.
+	events, cancel := s.Store.Subscribe(streamBuffer)
+	defer cancel()
+	r, ok := s.Store.Get(ns, name)
+	if !ok {
+		abort(c, s.Log, errorf(http.StatusNotFound, nil, "rollout %s/%s not found", ns, name))
+		return
+	}
+	w := s.startStream(c)
+	sent := map[string]string{} // id -> resourceVersion sent, to skip repeats
+	if w.rollout(r, s.latestPoint(r), sent) != nil {
+		return
+	}
+	w.loop(events, func(e readmodel.Event) (bool, error) {
+		if e.Rollout.Namespace != ns || e.Rollout.Name != name {
+			return true, nil
+		}
+		if e.Type == readmodel.EventDelete {
+			return false, w.deleted(e.Rollout)
+		}
+		return true, w.rollout(e.Rollout, e.Point, sent)
+	})
+}
+
+// streamAll handles GET /api/v1/events?namespace=: every rollout of the
+// namespace (or of all namespaces) now, then every change and deletion,
+// until the client leaves.
+func (s *server) streamAll(c *gin.Context) {
+	ns := c.Query("namespace")
+	if !s.authorize(c, Action{Verb: "list", Namespace: ns}) || !s.synced(c) {
+		return
+	}
+	events, cancel := s.Store.Subscribe(streamBuffer)
+	defer cancel()
+	items, err := s.Store.List(readmodel.Filter{Namespace: ns})
+	if err != nil {
+		abort(c, s.Log, err)
+		return
+	}
+	w := s.startStream(c)
+	sent := map[string]string{}
+	for _, r := range items {
+		if w.rollout(r, s.latestPoint(r), sent) != nil {
+			return
+		}
+	}
+	w.loop(events, func(e readmodel.Event) (bool, error) {
+		if ns != "" && e.Rollout.Namespace != ns {
+			return true, nil
+		}
+		if e.Type == readmodel.EventDelete {
+			delete(sent, e.Rollout.Namespace+"/"+e.Rollout.Name)
+			return true, w.deleted(e.Rollout)
+		}
+		return true, w.rollout(e.Rollout, e.Point, sent)
+	})
+}
+
+// latestPoint returns the newest point of r's series, or nil.
+func (s *server) latestPoint(r *v1alpha1.Rollout) *readmodel.Point {
+	pts := s.Store.Series(r.Namespace, r.Name)
+	if len(pts) == 0 {
+		return nil
+	}
+	return &pts[len(pts)-1]
+}
+
+// sseWriter writes Server-Sent Events to one client.
+type sseWriter struct {
+	c         *gin.Context
+	heartbeat time.Duration
+}
+
+// startStream sends the event-stream headers. It lifts the server's write
+// deadline, which would otherwise cut every stream at WriteTimeout.
+func (s *server) startStream(c *gin.Context) *sseWriter {
+	rc := http.NewResponseController(c.Writer)
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.Log.Warn("SSE: cannot lift the write deadline", "err", err)
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	c.Status(http.StatusOK)
+	c.Writer.WriteHeaderNow()
+	c.Writer.Flush()
+	return &sseWriter{c: c, heartbeat: s.Heartbeat}
+}
+
+// send writes one event and flushes it.
+func (w *sseWriter) send(event string, data any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("SSE %s event: %w", event, err)
+	}
+	if _, err := fmt.Fprintf(w.c.Writer, "event: %s\ndata: %s\n\n", event, b); err != nil {
+		return err
+	}
+	w.c.Writer.Flush()
+	return nil
+}
+
+// rollout sends r unless its resourceVersion was the last one sent.
+func (w *sseWriter) rollout(r *v1alpha1.Rollout, p *readmodel.Point, sent map[string]string) error {
+	key := r.Namespace + "/" + r.Name
+	if r.ResourceVersion != "" && sent[key] == r.ResourceVersion {
+		return nil
+	}
+	sent[key] = r.ResourceVersion
+	return w.send(sseRollout, RolloutEvent{Rollout: view(r), Point: p})
+}
+
+func (w *sseWriter) deleted(r *v1alpha1.Rollout) error {
+	return w.send(sseDeleted, DeletedEvent{Namespace: r.Namespace, Name: r.Name})
+}
+
+// loop hands each event to handle and sends heartbeats, until the client
+// leaves, a write fails, handle returns false, or the subscription is
+// dropped because the client fell behind.
+func (w *sseWriter) loop(events <-chan readmodel.Event, handle func(readmodel.Event) (bool, error)) {
+	tick := time.NewTicker(w.heartbeat)
+	defer tick.Stop()
+	done := w.c.Request.Context().Done()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			if _, err := fmt.Fprint(w.c.Writer, ": ping\n\n"); err != nil {
+				return
+			}
+			w.c.Writer.Flush()
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			more, err := handle(e)
+			if err != nil || !more {
+				return
+			}
+		}
+	}
+}
