@@ -224,6 +224,18 @@ func judgeLatency(cr CheckResult, m Measurement, cfg Config, where string) Check
 		cr.Verdict, cr.Reason = Pass, where+": "+vs
 		return cr
 	}
+	// A p99 over a small sample is its slowest few requests. Fail only
+	// when more requests were slower than the limit than the 1% a p99 at
+	// the limit allows, beyond noise for this sample size.
+	n := m.Pair.Canary.Requests
+	if above := m.Pair.Canary.Above(limit); !math.IsNaN(above) {
+		if p := binomialTail(math.Round(above), n, 0.01); p >= cfg.Significance {
+			cr.Verdict = Inconclusive
+			cr.Reason = fmt.Sprintf("%s: %s, but only %.0f of %.0f canary requests were slower than %.0f ms: not yet significant (p=%.2f)",
+				where, vs, above, n, limit, p)
+			return cr
+		}
+	}
 	cr.Verdict, cr.Reason = Fail, fmt.Sprintf("%s failed: %s", where, vs)
 	cr.FastFail = c >= cfg.FastFailFactor*m.Limit.Max
 	return cr

@@ -9,6 +9,40 @@ import (
 
 func stats(n, errs, p99 float64) Stats { return Stats{Requests: n, Errors: errs, P99Ms: p99} }
 
+// slowest is n requests of 5 ms, of which k took ms instead.
+func slowest(n, k int, ms float64) Stats {
+	st := Stats{Requests: float64(n), P99Ms: ms}
+	for i := 0; i < n; i++ {
+		v := 5.0
+		if i >= n-k {
+			v = ms
+		}
+		st.Latencies = append(st.Latencies, v)
+	}
+	return st
+}
+
+// bucketed is n requests in Istio's buckets, of which slow are in the
+// (250, 500] bucket and the rest in (1, 5]; p99 is given.
+func bucketed(n, slow, p99 float64) Stats {
+	return Stats{Requests: n, P99Ms: p99, Buckets: []Bucket{
+		{1, 0}, {5, n - slow}, {10, n - slow}, {25, n - slow}, {50, n - slow}, {100, n - slow}, {250, n - slow}, {500, n}, {math.Inf(1), n},
+	}}
+}
+
+func TestStatsAbove(t *testing.T) {
+	b := bucketed(100, 10, 400)
+	if got := b.Above(300); math.Abs(got-8) > 1e-9 { // 10 in (250,500]: 20% of the bucket lies below 300
+		t.Errorf("Above(300) from buckets = %v, want 8", got)
+	}
+	if got := slowest(50, 3, 100).Above(50); got != 3 {
+		t.Errorf("Above(50) from latencies = %v, want 3", got)
+	}
+	if got := (Stats{Requests: 10}).Above(5); !math.IsNaN(got) {
+		t.Errorf("Above without a distribution = %v, want NaN", got)
+	}
+}
+
 func er(hop string, c, s Stats) Measurement {
 	return Measurement{Check: "error-rate", Kind: KindErrorRate, Hop: hop, Source: "prometheus", Pair: Pair{c, s}, Limit: DefaultConfig().ErrorRate}
 }
@@ -42,6 +76,12 @@ func TestEvaluate(t *testing.T) {
 			[]string{"above the limit but not yet significant"}},
 		{"slow canary fails the p99 check, not fast", []Measurement{er("", healthy, stable), lat("", stats(200, 0, 320), stable)}, Fail, false,
 			[]string{"latency-p99 (inbound) failed", "p99 320 ms vs 22 ms on stable (limit 36 ms)"}},
+		{"one slow request in fifty is not yet a slow canary", []Measurement{lat("checkout → payments", slowest(50, 1, 22), stats(900, 0, 8))}, Inconclusive, false,
+			[]string{"only 1 of 50 canary requests were slower than 20 ms: not yet significant"}},
+		{"most requests slower than the limit is a slow canary", []Measurement{lat("checkout → payments", slowest(50, 40, 250), stats(900, 0, 8))}, Fail, false,
+			[]string{"latency-p99 on checkout → payments failed"}},
+		{"histogram buckets: a real slowdown fails", []Measurement{lat("", bucketed(200, 150, 320), stats(2000, 0, 22))}, Fail, false,
+			[]string{"latency-p99 (inbound) failed"}},
 		{"stable too small: the absolute limit alone", []Measurement{lat("", stats(200, 0, 400), stats(3, 0, 10))}, Pass, false,
 			[]string{"n/a (too few requests)", "limit 500 ms"}},
 		{"a slow hop names the hop", []Measurement{er("", healthy, stable), lat("checkout → payments", stats(600, 0, 840), stats(4000, 0, 95))}, Fail, false,

@@ -261,5 +261,6 @@ func summarize(calls []timedCall) Stats {
 	slices.Sort(d)
 	rank := int(math.Ceil(0.99 * float64(len(d))))
 	s.P99Ms = d[max(rank, 1)-1]
+	s.Latencies = d
 	return s
 }

@@ -23,6 +23,50 @@ type Stats struct {
 	// P99Ms is the 99th percentile latency in milliseconds; NaN when it
 	// cannot be computed.
 	P99Ms float64
+	// The latency distribution behind P99Ms, when the source has it:
+	// Buckets from a histogram (cumulative counts by upper bound, in ms,
+	// sorted by bound), or Latencies, the exact durations in ms. The judge
+	// uses them to tell a real slowdown from a few slow requests.
+	Buckets   []Bucket
+	Latencies []float64
+}
+
+// Bucket is one cumulative histogram bucket: Count requests took at most
+// UpperMs milliseconds.
+type Bucket struct {
+	UpperMs float64
+	Count   float64
+}
+
+// Above estimates how many requests took longer than ms: exactly from
+// Latencies, or from Buckets by linear interpolation inside the bucket
+// that holds ms, as histogram_quantile does. It is NaN without either.
+func (s Stats) Above(ms float64) float64 {
+	if len(s.Latencies) > 0 {
+		n := 0
+		for _, l := range s.Latencies {
+			if l > ms {
+				n++
+			}
+		}
+		return float64(n)
+	}
+	if len(s.Buckets) == 0 {
+		return math.NaN()
+	}
+	total := s.Buckets[len(s.Buckets)-1].Count
+	prevUpper, prevCount := 0.0, 0.0
+	for _, b := range s.Buckets {
+		if ms <= b.UpperMs {
+			if math.IsInf(b.UpperMs, 1) {
+				return total - prevCount
+			}
+			frac := (ms - prevUpper) / (b.UpperMs - prevUpper)
+			return total - (prevCount + frac*(b.Count-prevCount))
+		}
+		prevUpper, prevCount = b.UpperMs, b.Count
+	}
+	return 0
 }
 
 // ErrorRate is Errors/Requests, or NaN without requests.

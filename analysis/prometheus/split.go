@@ -193,7 +193,7 @@ func statsOf(counts, latency []sample, keep func(model.Metric) bool) (st analysi
 			st.Errors += s.value
 		}
 	}
-	st.P99Ms = p99(latency, keep)
+	st.P99Ms, st.Buckets = p99(latency, keep)
 	return st, found
 }
 
@@ -203,8 +203,9 @@ func is5xx(code string) bool {
 }
 
 // p99 adds up the latency buckets of the series that keep accepts by le
-// and returns their 99th percentile, NaN without usable buckets.
-func p99(latency []sample, keep func(model.Metric) bool) float64 {
+// and returns their 99th percentile (NaN without usable buckets) and the
+// buckets, sorted by bound.
+func p99(latency []sample, keep func(model.Metric) bool) (float64, []analysis.Bucket) {
 	byLE := map[float64]float64{}
 	for _, s := range latency {
 		if !keep(s.labels) {
@@ -220,5 +221,10 @@ func p99(latency []sample, keep func(model.Metric) bool) float64 {
 	for le, n := range byLE {
 		buckets = append(buckets, bucket{upperBound: le, count: n})
 	}
-	return bucketQuantile(0.99, buckets)
+	q := bucketQuantile(0.99, buckets) // sorts buckets
+	out := make([]analysis.Bucket, len(buckets))
+	for i, b := range buckets {
+		out[i] = analysis.Bucket{UpperMs: b.upperBound, Count: b.count}
+	}
+	return q, out
 }
