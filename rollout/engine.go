@@ -440,6 +440,11 @@ func rollbackEvent(ro *v1alpha1.Rollout, now time.Time, from int32) Event {
 			ev.LastPassAt = h.Time.Time
 		}
 	}
+	// A canary bad from its first tick has no passing tick before: then
+	// detection is counted from when its step's weight was set.
+	if ev.LastPassAt.IsZero() && st.StepStartedAt != nil && st.StepStartedAt.Time.Before(ev.DetectedAt) {
+		ev.LastPassAt = st.StepStartedAt.Time
+	}
 	for _, c := range st.Analysis.Checks {
 		if c.Verdict == string(analysis.Fail) && !c.DryRun {
 			ev.Checks = append(ev.Checks, analysis.CheckResult{Check: c.Check, Hop: c.Hop, Source: c.Source,

@@ -40,3 +40,14 @@ func TestRollbackEventCarriesWhyAndHowLong(t *testing.T) {
 		t.Errorf("channels %v, want the rollout's", ev.Channels)
 	}
 }
+
+func TestRollbackEventOfACanaryBadFromTheStart(t *testing.T) {
+	ro := &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "bad"}}
+	ro.Status = v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseRolledBack, StepStartedAt: ptrTime(t0),
+		Analysis: v1alpha1.AnalysisStatus{FirstFailureAt: ptrTime(t0.Add(3 * time.Second)),
+			History: []v1alpha1.AnalysisTick{{Time: metav1.NewTime(t0.Add(3 * time.Second)), Verdict: "Fail"}}}}
+	ev := rollbackEvent(ro, t0.Add(4*time.Second), 10)
+	if got := ev.DetectedAt.Sub(ev.LastPassAt); got != 3*time.Second {
+		t.Errorf("detected within %v of the step's start, want 3s", got)
+	}
+}
