@@ -117,9 +117,13 @@
     if (!Number.isFinite(t)) return;
     push('canary weight', { t, canary: r.status.canaryWeight || 0, unit: '%' });
     for (const c of a.checks || []) {
-      if (!c.hop) push(c.check, { t, canary: c.canary, stable: c.stable, limit: c.limit, unit: c.unit || '', verdict: c.verdict });
+      if (!c.hop && measured(c)) push(c.check, { t, canary: c.canary, stable: c.stable, limit: c.limit, unit: c.unit || '', verdict: c.verdict });
     }
   }
+
+  // measured is true for a check that produced numbers this tick: an
+  // inconclusive or skipped one has none, and must not plot as zeros.
+  const measured = (c) => c.verdict === 'Pass' || c.verdict === 'Fail';
 
   function push(key, p) {
     if (!series.has(key)) series.set(key, []);
@@ -145,7 +149,7 @@
       let checks = p.checks || [];
       if (!Array.isArray(checks)) checks = Object.entries(checks).map(([k, v]) => Object.assign({ check: k }, v));
       for (const c of checks) {
-        if (!c.hop) push(c.check || c.name, { t, canary: c.canary, stable: c.stable, limit: c.limit, unit: c.unit || '', verdict: c.verdict });
+        if (!c.hop && measured(c)) push(c.check || c.name, { t, canary: c.canary, stable: c.stable, limit: c.limit, unit: c.unit || '', verdict: c.verdict });
       }
     }
     for (const [k, old] of fresh) for (const p of old) push(k, p); // keep newer live points
