@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/serin-dev/serin/analysis"
 	"github.com/serin-dev/serin/api"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
@@ -167,7 +168,7 @@ func printStatus(w io.Writer, r api.Rollout, now time.Time) {
 			if hop == "" {
 				hop = "inbound"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, hop, value(c.Canary, c.Unit), value(c.Stable, c.Unit), value(c.Limit, c.Unit), verdict(c), c.Reason)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, hop, analysis.FormatValue(c.Canary, c.Unit), analysis.FormatValue(c.Stable, c.Unit), analysis.FormatValue(c.Limit, c.Unit), verdict(c), c.Reason)
 		}
 		tw.Flush()
 	}
@@ -195,18 +196,6 @@ func target(s v1alpha1.RolloutSpec) string {
 		t += ", host " + s.Host
 	}
 	return t + ", subset " + s.StableSubset + " → " + s.CanarySubset
-}
-
-// value formats a measurement with its unit.
-func value(v float64, unit string) string {
-	s := strconv.FormatFloat(v, 'g', 4, 64)
-	switch unit {
-	case "":
-		return s
-	case "%":
-		return s + "%"
-	}
-	return s + " " + unit
 }
 
 func verdict(c v1alpha1.CheckStatus) string {

@@ -224,7 +224,7 @@ func TestSlackEscapes(t *testing.T) {
 
 func TestValueAndDuration(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
-		{value(5.2, "%"), "5.2%"}, {value(812, "ms"), "812 ms"}, {value(0.12345, ""), "0.123"}, {value(1, "%"), "1%"},
+		{analysis.FormatValue(5.2, "%"), "5.2%"}, {analysis.FormatValue(812, "ms"), "812 ms"}, {analysis.FormatValue(0.12345, ""), "0.123"}, {analysis.FormatValue(1, "%"), "1%"},
 		{duration(850 * time.Millisecond), "850ms"}, {duration(1340 * time.Millisecond), "1.3s"}, {duration(125*time.Second + 400*time.Millisecond), "2m5s"},
 	} {
 		if tc.got != tc.want {

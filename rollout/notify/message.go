@@ -146,8 +146,8 @@ func (m *message) rollback(l links) {
 	if len(m.Failed) > 0 {
 		c := m.Failed[0]
 		m.Fields = append(m.Fields, field{"Check", c.Check}, field{"Hop", hopName(c.Hop)},
-			field{"Canary", value(c.Canary, c.Unit)}, field{"Stable", stableValue(c.CheckResult)},
-			field{"Limit", value(c.Limit, c.Unit)})
+			field{"Canary", analysis.FormatValue(c.Canary, c.Unit)}, field{"Stable", stableValue(c.CheckResult)},
+			field{"Limit", analysis.FormatValue(c.Limit, c.Unit)})
 	}
 	var timing []string
 	if !ev.LastPassAt.IsZero() && !ev.DetectedAt.IsZero() {
@@ -185,7 +185,7 @@ func failedChecks(cs []analysis.CheckResult) []analysis.CheckResult {
 // 5.2% vs stable 0.1% (limit 1%)".
 func describeCheck(c analysis.CheckResult) string {
 	return fmt.Sprintf("%s: canary %s vs stable %s (limit %s)",
-		checkName(c), value(c.Canary, c.Unit), stableValue(c), value(c.Limit, c.Unit))
+		checkName(c), analysis.FormatValue(c.Canary, c.Unit), stableValue(c), analysis.FormatValue(c.Limit, c.Unit))
 }
 
 func checkName(c analysis.CheckResult) string { return c.Check + " on " + hopName(c.Hop) }
@@ -201,21 +201,7 @@ func stableValue(c analysis.CheckResult) string {
 	if c.Stable == 0 && c.StableRequests == 0 {
 		return "n/a (no stable traffic)"
 	}
-	return value(c.Stable, c.Unit)
-}
-
-// value prints v with at most three decimals and its unit: "5.2%",
-// "812 ms", "0.25".
-func value(v float64, unit string) string {
-	s := strconv.FormatFloat(v, 'f', 3, 64)
-	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	switch unit {
-	case "":
-		return s
-	case "%":
-		return s + "%"
-	}
-	return s + " " + unit
+	return analysis.FormatValue(c.Stable, c.Unit)
 }
 
 // duration rounds d for people: "850ms", "1.3s", "2m5s".

@@ -23,7 +23,7 @@ func BenchmarkRollbackLatencyHangingReceiver(b *testing.B) {
 	var baseM, hangM ctrlMetrics
 	rows := make([]string, 0, benchRuns)
 	for i := range benchRuns {
-		r0 := runRollback(b, i)
+		r0 := runRollback(b, fmt.Sprintf("rollback-%02d", i), nil)
 		r1, calls := runRollbackHanging(b, i)
 		if calls == 0 {
 			b.Errorf("run %d: the hanging receiver was never called", i+1)
@@ -71,43 +71,16 @@ func detectSeconds(m ctrlMetrics) string {
 
 // runRollbackHanging is runRollback with a Slack channel, for every
 // default event, whose receiver hangs on every request. It also returns
-// how many requests the receiver got. It repeats runRollback's steps
-// rather than sharing them because runRollback builds its own controller.
+// how many requests the receiver got.
 func runRollbackHanging(b *testing.B, i int) (rollbackRun, int) {
-	s := newRunScope(b)
-	defer s.close()
-	rc := newHangingReceiver(s) // closed after the controller stops
-	e := newMeshEnv(s, benchRPS, "")
-	withNotify(e.env, notifyChannel{name: "stuck", typ: notify.TypeSlack, rc: rc.hookReceiver})
-	p := e.startController()
-	w := e.watchWeights("primary")
-	name := fmt.Sprintf("hanging-%02d", i)
-	e.rollout(name, analysed(10*time.Minute, nil))
-	e.eventually(90*time.Second, "weight 10 applied and a passing tick", func() (bool, string) {
-		ro := e.get(name)
-		a := ro.Status.Analysis
-		return w.has(10) && ro.Status.CanaryWeight == 10 && a.LastVerdict == "Pass",
-			fmt.Sprintf("weights %v, %s %d%%, %s: %s", w.get(), ro.Status.Phase, ro.Status.CanaryWeight, a.LastVerdict, a.LastReason)
-	})
-	t0 := time.Now()
-	e.fault("v2", meshsim.Fault{ErrorRate: 0.2})
-	var t1 time.Time
-	e.eventually(60*time.Second, "the canary weight back to 0", func() (bool, string) {
-		var ok bool
-		t1, ok = w.since(0, t0)
-		return ok, fmt.Sprintf("weights %v", w.get())
-	})
-	ro := e.waitPhase(name, v1alpha1.PhaseRolledBack, 30*time.Second)
-	var m ctrlMetrics
-	e.eventually(10*time.Second, "the rollback in the controller's /metrics", func() (bool, string) {
-		var err error
-		if m, err = scrapeController(p.addr); err != nil {
-			return false, err.Error()
+	var rc hangingReceiver
+	r := runRollback(b, fmt.Sprintf("hanging-%02d", i), func(s testing.TB) func(*meshEnv) {
+		rc = newHangingReceiver(s) // closed after the controller stops
+		return func(e *meshEnv) {
+			withNotify(e.env, notifyChannel{name: "stuck", typ: notify.TypeSlack, rc: rc.hookReceiver})
 		}
-		return m.rollbacks >= 1 && m.count >= 1, fmt.Sprintf("rollbacks %v, observations %v", m.rollbacks, m.count)
 	})
-	e.sim.ClearFaults()
-	return rollbackRun{latency: t1.Sub(t0), ctrl: m, phase: ro.Status.Phase, message: ro.Status.Message}, len(rc.got())
+	return r, len(rc.got())
 }
 
 // TestHangingReceiverDoesNotDelayRollback: the only channel hangs on every

@@ -30,7 +30,7 @@ func BenchmarkRollbackLatency(b *testing.B) {
 	var runs []rollbackRun
 	var total ctrlMetrics
 	for i := range benchRuns {
-		r := runRollback(b, i)
+		r := runRollback(b, fmt.Sprintf("rollback-%02d", i), nil)
 		runs = append(runs, r)
 		total.add(r.ctrl)
 	}
@@ -58,13 +58,22 @@ func BenchmarkRollbackLatency(b *testing.B) {
 
 // runRollback runs one canary at 10% until it passes a tick, then breaks
 // it and times the rollback.
-func runRollback(b *testing.B, i int) rollbackRun {
+// prepare, when given, runs before the run's environment exists (so that
+// what it starts is stopped after the controller) and returns what to do
+// to the environment before the controller starts.
+func runRollback(b *testing.B, name string, prepare func(s testing.TB) func(*meshEnv)) rollbackRun {
 	s := newRunScope(b)
 	defer s.close()
+	var configure func(*meshEnv)
+	if prepare != nil {
+		configure = prepare(s)
+	}
 	e := newMeshEnv(s, benchRPS, "")
+	if configure != nil {
+		configure(e)
+	}
 	p := e.startController()
 	w := e.watchWeights("primary")
-	name := fmt.Sprintf("rollback-%02d", i)
 	// A long step keeps the canary at step 0 (10%) for the whole run.
 	e.rollout(name, analysed(10*time.Minute, nil))
 	e.eventually(90*time.Second, "weight 10 applied and a passing tick", func() (bool, string) {

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/serin-dev/serin/analysis"
 	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/rollout/notify"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
@@ -71,7 +72,7 @@ func checkFailedChecks(t *testing.T, n slackNote, failed []v1alpha1.CheckStatus)
 	traced := 0
 	for _, c := range failed {
 		line := fmt.Sprintf("Failed: %s on %s: canary %s vs stable %s (limit %s)",
-			c.Check, hopLabel(c.Hop), unitValue(c.Canary, c.Unit), stableLabel(c), unitValue(c.Limit, c.Unit))
+			c.Check, hopLabel(c.Hop), analysis.FormatValue(c.Canary, c.Unit), stableLabel(c), analysis.FormatValue(c.Limit, c.Unit))
 		if !strings.Contains(text, line) {
 			t.Errorf("the message does not say %q", line)
 		}
@@ -93,7 +94,7 @@ func checkFailedChecks(t *testing.T, n slackNote, failed []v1alpha1.CheckStatus)
 	first := failed[0]
 	for label, want := range map[string]string{
 		"Check": first.Check, "Hop": hopLabel(first.Hop), "Weight": "10%",
-		"Canary": unitValue(first.Canary, first.Unit), "Stable": stableLabel(first), "Limit": unitValue(first.Limit, first.Unit),
+		"Canary": analysis.FormatValue(first.Canary, first.Unit), "Stable": stableLabel(first), "Limit": analysis.FormatValue(first.Limit, first.Unit),
 	} {
 		if f[label] != want {
 			t.Errorf("field %s is %q, want %q", label, f[label], want)
@@ -219,22 +220,11 @@ func hopLabel(hop string) string {
 	return hop
 }
 
-func unitValue(v float64, unit string) string {
-	s := strings.TrimRight(strings.TrimRight(strconv.FormatFloat(v, 'f', 3, 64), "0"), ".")
-	switch unit {
-	case "":
-		return s
-	case "%":
-		return s + "%"
-	}
-	return s + " " + unit
-}
-
 func stableLabel(c v1alpha1.CheckStatus) string {
 	if c.Stable == 0 && c.StableRequests == 0 {
 		return "n/a (no stable traffic)"
 	}
-	return unitValue(c.Stable, c.Unit)
+	return analysis.FormatValue(c.Stable, c.Unit)
 }
 
 // durationAfter reads the Go duration that follows label in text.
