@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -36,6 +37,12 @@ func (s *server) createRollout(c *gin.Context) {
 			err = errorf(http.StatusUnprocessableEntity, []string{"namespace: not found"}, "namespace %q does not exist", r.Namespace)
 		}
 		abort(c, s.Log, err)
+		return
+	}
+	// What the CRD's schema cannot check: cron expressions, time zones,
+	// custom query templates.
+	if err := rollout.ValidateSpec(r.Spec); err != nil {
+		abort(c, s.Log, errorf(http.StatusUnprocessableEntity, []string{err.Error()}, "the Rollout spec is invalid: %v", err))
 		return
 	}
 	if err := s.checkRouteFree(r); err != nil {

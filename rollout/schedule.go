@@ -147,3 +147,17 @@ func (c *Calendar) frozen(now time.Time) (v1alpha1.FreezePeriod, bool) {
 	}
 	return v1alpha1.FreezePeriod{}, false
 }
+
+// ValidateSpec checks what the CRD's schema cannot: that the schedule's
+// cron expressions and time zone parse and that custom analysis queries
+// render. The error names the field. The REST API refuses such a spec;
+// the engine fails a Rollout with one before writing anything.
+func ValidateSpec(spec v1alpha1.RolloutSpec) error {
+	if _, err := ParseSchedule(spec.Schedule); err != nil {
+		return err
+	}
+	if _, err := AnalysisConfig(spec); err != nil {
+		return err
+	}
+	return nil
+}
