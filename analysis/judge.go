@@ -163,14 +163,21 @@ func describe(m Measurement) string {
 // enough reports whether the canary has a sample worth judging; when not,
 // the result says how many requests there were.
 func enough(cr *CheckResult, m Measurement, cfg Config, where string) bool {
-	if m.Pair.Canary.Requests >= cfg.MinRequests {
+	need := cfg.MinRequests
+	if m.Fast {
+		// The short window only ever acts as a fast failure, which must
+		// also be significant for its sample; a quarter of the sample size
+		// (at least 5) lets it fire within a few scrapes on a small canary.
+		need = max(5, math.Ceil(cfg.MinRequests/4))
+	}
+	if m.Pair.Canary.Requests >= need {
 		return true
 	}
 	cr.Verdict = Inconclusive
 	if m.Hop != "" {
 		cr.Verdict = Skipped
 	}
-	cr.Reason = fmt.Sprintf("%s: only %.0f canary requests in the window, need %.0f", where, m.Pair.Canary.Requests, cfg.MinRequests)
+	cr.Reason = fmt.Sprintf("%s: only %.0f canary requests in the window, need %.0f", where, m.Pair.Canary.Requests, need)
 	return false
 }
 

@@ -91,6 +91,9 @@ func TestEvaluate(t *testing.T) {
 		{"a fast window that is merely high is skipped", []Measurement{er("", healthy, stable), fast(er("", stats(30, 1, 20), stable))}, Pass, false, nil},
 		{"a fast window far over the limit fails fast", []Measurement{er("", healthy, stable), fast(er("", stats(30, 9, 20), stable))}, Fail, true,
 			[]string{"over the last few seconds failed"}},
+		{"a small fast window may fail fast when significant", []Measurement{er("", healthy, stable), fast(er("", stats(12, 3, 20), stable))}, Fail, true,
+			[]string{"over the last few seconds failed"}},
+		{"one error in a small fast window is noise", []Measurement{er("", healthy, stable), fast(er("", stats(12, 1, 20), stable))}, Pass, false, nil},
 		{"custom check", []Measurement{{Check: "queue-depth", Kind: KindCustom, Source: "prometheus", Value: 12, Custom: CustomCheck{Name: "queue-depth", Op: "<", Threshold: 10}}},
 			Fail, false, []string{"queue-depth failed: 12, want < 10"}},
 	}

@@ -219,6 +219,8 @@ func TestControllerKilledMidRollout(t *testing.T) {
 		p = e.startController()
 	}
 	ro := e.waitPhase("restart", v1alpha1.PhaseSucceeded, 60*time.Second)
+	// The status records the decision a moment before the weight is written.
+	e.eventually(5*time.Second, "weight 100 on the route", func() (bool, string) { return log.has(100), fmt.Sprint(log.get()) })
 	if got := log.get(); !slices.Equal(got, []int32{0, 10, 25, 50, 100}) {
 		t.Errorf("canary weights seen: %v, want [0 10 25 50 100] (no step skipped or repeated)", got)
 	}
