@@ -15,11 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/serin-dev/serin/test/apitest"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/api"
@@ -82,31 +81,10 @@ func getEnv(t testing.TB) *env {
 
 // newEnv lives for the whole test binary: its informer stops with it.
 func newEnv() (*env, error) {
-	ctx := context.Background()
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	cfg := st.RESTConfig()
-	kube, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	informers, err := cache.New(cfg, cache.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
-	}
-	store, err := readmodel.New()
+	kube, store, err := apitest.ReadModel(context.Background(), st.RESTConfig())
 	if err != nil {
 		return nil, err
 	}
-	if err := store.Feed(ctx, informers, nil); err != nil {
-		return nil, err
-	}
-	go func() { _ = informers.Start(ctx) }()
 	tokens, err := api.ParseStaticTokens(strings.NewReader(
 		operatorToken + ",olga,operator\n" + viewerToken + ",victor,viewer\n"))
 	if err != nil {
@@ -120,13 +98,6 @@ func newEnv() (*env, error) {
 	})
 	if err != nil {
 		return nil, err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !store.Synced() {
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("read model did not sync")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return &env{srv: httptest.NewServer(h), kube: kube, store: store, logs: logs}, nil
 }

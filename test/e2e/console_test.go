@@ -15,13 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/serin-dev/serin/test/apitest"
+
 	"github.com/chromedp/chromedp"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/serin-dev/serin/api"
-	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 	"github.com/serin-dev/serin/test/meshsim"
 	"github.com/serin-dev/serin/test/stack"
@@ -128,17 +126,10 @@ const (
 // Kubernetes API.
 func consoleServer(t *testing.T, e *env) *httptest.Server {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	must(t, clientgoscheme.AddToScheme(scheme))
-	must(t, v1alpha1.AddToScheme(scheme))
-	informers, err := cache.New(st.RESTConfig(), cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{e.ns: {}}})
-	must(t, err)
-	store, err := readmodel.New()
-	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	must(t, store.Feed(ctx, informers, nil))
-	go func() { _ = informers.Start(ctx) }()
+	_, store, err := apitest.ReadModel(ctx, st.RESTConfig(), e.ns)
+	must(t, err)
 
 	tokenFile := filepath.Join(t.TempDir(), "tokens")
 	must(t, os.WriteFile(tokenFile, []byte(fmt.Sprintf("%s,olga,operator\n%s,vic,viewer\n", consoleOperatorToken, consoleViewerToken)), 0o600))
@@ -156,7 +147,6 @@ func consoleServer(t *testing.T, e *env) *httptest.Server {
 		srv.CloseClientConnections() // the browser's event streams
 		srv.Close()
 	})
-	e.eventually(30*time.Second, "the read model to sync", func() (bool, string) { return store.Synced(), "not synced" })
 	return srv
 }
 
