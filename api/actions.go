@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -54,6 +56,7 @@ func (s *server) createRollout(c *gin.Context) {
 		abort(c, s.Log, err)
 		return
 	}
+	s.awaitReadModel(c, created)
 	c.Header("Location", fmt.Sprintf("/api/v1/rollouts/%s/%s", created.Namespace, created.Name))
 	c.JSON(http.StatusCreated, view(created))
 }
@@ -160,7 +163,26 @@ func (s *server) mutate(c *gin.Context, op string, change func(*v1alpha1.Rollout
 		abort(c, s.Log, err)
 		return
 	}
+	s.awaitReadModel(c, updated)
 	c.JSON(http.StatusOK, view(updated))
+}
+
+// readYourWrites bounds how long a write waits for the read model to show
+// it before answering anyway.
+const readYourWrites = 5 * time.Second
+
+// awaitReadModel waits, a bounded time, until the read model holds the
+// version of r that the API server just returned. Then a client that reads
+// or opens the console page right after its write sees that write, rather
+// than a 404 or the state before it. The write has happened either way; a
+// slow informer only costs the client that guarantee, and is logged.
+func (s *server) awaitReadModel(c *gin.Context, r *v1alpha1.Rollout) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), readYourWrites)
+	defer cancel()
+	if !s.Store.WaitFor(ctx, r.Namespace, r.Name, r.ResourceVersion) {
+		s.Log.Warn("the read model has not shown a write yet; answering anyway",
+			"rollout", r.Namespace+"/"+r.Name, "resourceVersion", r.ResourceVersion, "waited", readYourWrites)
+	}
 }
 
 func userOf(c *gin.Context) string { return c.MustGet(keyUser).(User).Name }

@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/serin-dev/serin/api"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -24,6 +26,12 @@ func TestActions(t *testing.T) {
 	post("pause", "")
 	if !e.get(t, ns, "ro").Spec.Paused {
 		t.Error("pause did not set spec.paused")
+	}
+	// Read your writes: the answer waited for the read model.
+	var seen api.Rollout
+	if g := e.call(t, http.MethodGet, "/api/v1/rollouts/"+ns+"/ro", viewerToken, nil); g.status != http.StatusOK ||
+		json.Unmarshal(g.body, &seen) != nil || !seen.Spec.Paused {
+		t.Errorf("GET right after the pause: status %d, paused %v: %s", g.status, seen.Spec.Paused, g.body)
 	}
 	post("resume", "")
 	if e.get(t, ns, "ro").Spec.Paused {

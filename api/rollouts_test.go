@@ -34,9 +34,11 @@ func TestCreateGetList(t *testing.T) {
 		t.Fatalf("API server holds %d Rollouts, want 1", n)
 	}
 
-	eventually(t, "GET to find the rollout", func() bool {
-		return e.call(t, http.MethodGet, "/api/v1/rollouts/"+ns+"/checkout-v2", viewerToken, nil).status == http.StatusOK
-	})
+	// Read your writes: the answer to the create waited for the read
+	// model, so a GET right after it finds the rollout.
+	if g := e.call(t, http.MethodGet, "/api/v1/rollouts/"+ns+"/checkout-v2", viewerToken, nil); g.status != http.StatusOK {
+		t.Fatalf("GET right after the create: status %d: %s", g.status, g.body)
+	}
 	e.setPhase(t, ns, "checkout-v2", v1alpha1.PhaseProgressing)
 	var got api.Rollout
 	if err := json.Unmarshal(e.call(t, http.MethodGet, "/api/v1/rollouts/"+ns+"/checkout-v2", viewerToken, nil).body, &got); err != nil {

@@ -6,10 +6,12 @@
 package readmodel
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
 	"github.com/hashicorp/go-memdb"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
@@ -199,4 +201,34 @@ func (s *Store) setSynced() {
 // unsubscribes and closes the channel; it is safe to call more than once.
 func (s *Store) Subscribe(buffer int) (events <-chan Event, cancel func()) {
 	return s.hub.subscribe(buffer)
+}
+
+// WaitFor blocks until the store holds namespace/name at resourceVersion
+// or a later one, so that a client that has just written through the
+// Kubernetes API reads its own write here. It returns false when ctx ends
+// first. Resource versions are compared as the API server defines them
+// (k8s.io/apimachinery resourceversion); one that does not parse counts
+// only when it matches exactly.
+func (s *Store) WaitFor(ctx context.Context, namespace, name, resourceVersion string) bool {
+	for {
+		ws := memdb.NewWatchSet()
+		ch, raw, err := s.db.Txn(false).FirstWatch(table, indexID, id(namespace, name))
+		if err == nil && raw != nil && atOrAfter(raw.(*record).Rollout.ResourceVersion, resourceVersion) {
+			return true
+		}
+		ws.Add(ch)
+		if ws.WatchCtx(ctx) != nil {
+			return false
+		}
+	}
+}
+
+// atOrAfter reports whether the stored resource version have is the same
+// as want or newer.
+func atOrAfter(have, want string) bool {
+	if have == want {
+		return true
+	}
+	c, err := resourceversion.CompareResourceVersion(have, want)
+	return err == nil && c >= 0
 }

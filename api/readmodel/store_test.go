@@ -1,7 +1,9 @@
 package readmodel
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -124,4 +126,46 @@ func TestSubscribe(t *testing.T) {
 		t.Error("cancel did not close the channel")
 	}
 	_ = s.Upsert(ro("shop", "b", "vs", "")) // no subscribers left: must not block or panic
+}
+
+func TestWaitFor(t *testing.T) {
+	s, _ := New()
+	at := func(rv string) *v1alpha1.Rollout {
+		r := ro("shop", "a", "vs", "")
+		r.ResourceVersion = rv
+		return r
+	}
+	short := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	if s.WaitFor(short(), "shop", "a", "7") {
+		t.Error("WaitFor returned true for a rollout the store does not hold")
+	}
+
+	// A write that lands while WaitFor waits wakes it.
+	done := make(chan bool)
+	go func() { done <- s.WaitFor(context.Background(), "shop", "a", "9") }()
+	_ = s.Upsert(at("8")) // older than wanted: keeps waiting
+	select {
+	case got := <-done:
+		t.Fatalf("WaitFor returned %v at resourceVersion 8, want it to wait for 9", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	_ = s.Upsert(at("9"))
+	if !<-done {
+		t.Error("WaitFor did not see resourceVersion 9")
+	}
+
+	_ = s.Upsert(at("12"))
+	if !s.WaitFor(short(), "shop", "a", "10") {
+		t.Error("a newer resourceVersion (12) does not satisfy WaitFor(10)")
+	}
+	if s.WaitFor(short(), "shop", "a", "13") {
+		t.Error("an older resourceVersion (12) satisfies WaitFor(13)")
+	}
+	if s.WaitFor(short(), "shop", "a", "not-a-version") {
+		t.Error("a resourceVersion that does not parse matched one that differs")
+	}
 }
