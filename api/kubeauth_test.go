@@ -132,3 +132,51 @@ func TestKubeAuthCache(t *testing.T) {
 		t.Error("NewKubeAuth without a client: no error")
 	}
 }
+
+// TestStreamEndsWhenAccessIsRevoked opens alice's event stream, then
+// deletes her RoleBinding: the stream must end, since each heartbeat
+// authorizes her again with a SubjectAccessReview.
+func TestStreamEndsWhenAccessIsRevoked(t *testing.T) {
+	e := getEnv(t)
+	ns := e.namespace(t)
+	e.mustCreate(t, ns, "a", "vs-a")
+	e.grant(t, ns, "alice")
+	auth, err := api.NewKubeAuth(api.KubeAuthOptions{Client: e.kube})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Options{Store: e.store, Writer: api.KubeWriter{Client: e.kube},
+		Authenticator: auth, Authorizer: auth, Heartbeat: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	k := &env{srv: srv, kube: e.kube, store: e.store}
+	path := "/api/v1/rollouts/" + ns + "/a/events"
+	eventually(t, "alice's Role to take effect", func() bool {
+		return k.call(t, http.MethodGet, "/api/v1/rollouts/"+ns+"/a", st.Token("alice"), nil).status == http.StatusOK
+	})
+	s := e.openStream(t, srv.URL, path, st.Token("alice"))
+	pings := 0
+	for ev := range s.events {
+		if ev.Name == "rollout" {
+			continue
+		}
+		if pings++; pings == 2 { // still allowed: the stream goes on
+			binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rollout-operator-alice"}}
+			if err := e.kube.Delete(t.Context(), binding); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if pings > 300 { // 30 s of heartbeats
+			t.Fatal("the stream still runs 30 s after alice's RoleBinding was deleted")
+		}
+	}
+	if pings < 2 {
+		t.Fatalf("the stream ended after %d heartbeats, before access was revoked", pings)
+	}
+	if r := k.call(t, http.MethodGet, path, st.Token("alice"), nil); r.status != http.StatusForbidden {
+		t.Errorf("reopening the stream: status %d, want 403", r.status)
+	}
+}

@@ -135,10 +135,14 @@ func (s *server) latestPoint(r *v1alpha1.Rollout) *readmodel.Point {
 type sseWriter struct {
 	c         *gin.Context
 	heartbeat time.Duration
+	// allowed reports whether the caller may still read the stream.
+	allowed func() bool
 }
 
 // startStream sends the event-stream headers. It lifts the server's write
 // deadline, which would otherwise cut every stream at WriteTimeout.
+// The request must have been authorized: the stream checks again, at each
+// heartbeat, that its caller may still do the same thing.
 func (s *server) startStream(c *gin.Context) *sseWriter {
 	rc := http.NewResponseController(c.Writer)
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
@@ -151,7 +155,48 @@ func (s *server) startStream(c *gin.Context) *sseWriter {
 	c.Status(http.StatusOK)
 	c.Writer.WriteHeaderNow()
 	c.Writer.Flush()
-	return &sseWriter{c: c, heartbeat: s.Heartbeat}
+	return &sseWriter{c: c, heartbeat: s.Heartbeat, allowed: func() bool { return s.stillAllowed(c) }}
+}
+
+// stillAllowed authenticates c's request again, by the same credential,
+// and authorizes its recorded action again, so that a stream ends soon
+// after its token expires, its session ends or its RBAC is revoked. A
+// check that cannot be made (the API server is unreachable) keeps the
+// stream open and is logged; a refusal ends it.
+func (s *server) stillAllowed(c *gin.Context) bool {
+	ctx := c.Request.Context()
+	var (
+		u   User
+		err error
+	)
+	if token, ok := bearer(c.GetHeader("Authorization")); ok {
+		u, err = s.Authenticator.Authenticate(ctx, token)
+	} else if s.Sessions != nil {
+		var found bool
+		u, found, err = s.Sessions.AuthenticateRequest(c.Request)
+		if !found && err == nil {
+			err = ErrUnauthenticated
+		}
+	} else {
+		err = ErrUnauthenticated
+	}
+	if err != nil {
+		if errors.Is(err, ErrUnauthenticated) || ctx.Err() != nil {
+			return false
+		}
+		s.Log.Warn("SSE: cannot check the caller again; the stream stays open", "err", err)
+		return true
+	}
+	a := c.MustGet(keyAction).(Action)
+	ok, err := s.Authorizer.Authorize(ctx, u, a)
+	if err != nil {
+		s.Log.Warn("SSE: cannot authorize the caller again; the stream stays open", "user", u.Name, "err", err)
+		return true
+	}
+	if !ok {
+		s.Log.Info("SSE: access revoked; the stream ends", "user", u.Name, "verb", a.Verb, "namespace", a.Namespace, "name", a.Name)
+	}
+	return ok
 }
 
 // send writes one event and flushes it.
@@ -182,8 +227,8 @@ func (w *sseWriter) deleted(r *v1alpha1.Rollout) error {
 }
 
 // loop hands each event to handle and sends heartbeats, until the client
-// leaves, a write fails, handle returns false, or the subscription is
-// dropped because the client fell behind.
+// leaves, a write fails, handle returns false, the subscription is dropped
+// because the client fell behind, or the caller's access is gone.
 func (w *sseWriter) loop(events <-chan readmodel.Event, handle func(readmodel.Event) (bool, error)) {
 	tick := time.NewTicker(w.heartbeat)
 	defer tick.Stop()
@@ -193,6 +238,9 @@ func (w *sseWriter) loop(events <-chan readmodel.Event, handle func(readmodel.Ev
 		case <-done:
 			return
 		case <-tick.C:
+			if !w.allowed() {
+				return
+			}
 			if _, err := fmt.Fprint(w.c.Writer, ": ping\n\n"); err != nil {
 				return
 			}
