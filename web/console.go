@@ -75,6 +75,7 @@ type Console struct {
 	pages    map[string]*template.Template
 	sessions *sessions
 	loginKey []byte // signs the login form's CSRF token
+	throttle *throttle
 	mux      *http.ServeMux
 }
 
@@ -116,6 +117,7 @@ func New(o Options) (*Console, error) {
 		pages:    pages,
 		sessions: newSessions(o.SessionTTL, o.MaxSessions, o.Now),
 		loginKey: make([]byte, 32),
+		throttle: newThrottle(o.Now),
 	}
 	if _, err := rand.Read(c.loginKey); err != nil {
 		return nil, err

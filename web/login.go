@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/serin-dev/serin/api"
@@ -67,10 +69,19 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.showLogin(w, http.StatusForbidden, next, "The form expired; paste the token again.")
 		return
 	}
+	client := clientOf(r)
+	if d := c.throttle.wait(client); d > 0 {
+		secs := int(d.Seconds() + 0.999)
+		c.opts.Log.Info("console: sign-in throttled", "remote", client, "retryAfter", secs)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		c.showLogin(w, http.StatusTooManyRequests, next, fmt.Sprintf("Too many failed sign-ins from your address; try again in %d s.", secs))
+		return
+	}
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	u, err := c.opts.Authenticator.Authenticate(r.Context(), token)
 	if token == "" || errors.Is(err, api.ErrUnauthenticated) {
-		c.opts.Log.Info("console: sign-in refused", "remote", r.RemoteAddr)
+		c.throttle.failed(client)
+		c.opts.Log.Info("console: sign-in refused", "remote", client)
 		c.showLogin(w, http.StatusUnauthorized, next, "That token is not valid.")
 		return
 	}

@@ -156,3 +156,24 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+func TestFailedSignInsAreThrottled(t *testing.T) {
+	f := newFixture(t, false)
+	c := f.browser(t)
+	for i := range 10 {
+		if resp := f.login(t, c, "not-a-token"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failed sign-in %d: %s, want 401", i+1, resp.Status)
+		}
+	}
+	// The eleventh attempt is refused before the token is checked, even a
+	// good one; the answer says when to come back.
+	resp := f.login(t, c, operatorToken)
+	page := body(t, resp)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || sessionCookieOf(resp) != nil {
+		t.Fatalf("after 10 failures: %s, Retry-After %q, session %v; want 429 with Retry-After and no session",
+			resp.Status, resp.Header.Get("Retry-After"), sessionCookieOf(resp))
+	}
+	if !strings.Contains(page, "Too many failed sign-ins") {
+		t.Errorf("the form does not say why:\n%s", page)
+	}
+}
