@@ -152,7 +152,18 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 	if err := e.converge(ctx, ro, live); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
+	return ctrl.Result{RequeueAfter: sinceTick(d.RequeueAfter, now, e.o.Clock.Now())}, nil
+}
+
+// sinceTick turns a delay decided at the tick's start into one from now,
+// so that the time the tick itself took (the analysis queries, the
+// writes) does not stretch every interval. A due tick still waits a
+// millisecond: zero would mean no tick at all.
+func sinceTick(after time.Duration, start, now time.Time) time.Duration {
+	if after <= 0 {
+		return 0
+	}
+	return max(after-now.Sub(start), time.Millisecond)
 }
 
 // observe gathers what Next needs. A non-zero wait means the analysis tick
@@ -289,11 +300,14 @@ func (e *Engine) analyze(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 	if err != nil {
 		return analysis.Result{Verdict: analysis.Inconclusive, Reason: "the analysis spec is invalid: " + err.Error()}
 	}
+	start := time.Now()
 	res, err := e.o.Analyzer.Analyze(ctx, analysisRequest(ro, cfg, now))
 	if err != nil {
 		// Failing to measure is never a pass.
-		return analysis.Result{Verdict: analysis.Inconclusive, Reason: "analysis could not run: " + err.Error()}
+		res = analysis.Result{Verdict: analysis.Inconclusive, Reason: "analysis could not run: " + err.Error()}
 	}
+	e.o.Log.Debug("analysis tick", "rollout", ro.Namespace+"/"+ro.Name, "weight", ro.Status.CanaryWeight,
+		"verdict", res.Verdict, "fastFail", res.FastFail, "took", time.Since(start), "reason", res.Reason)
 	return res
 }
 

@@ -51,3 +51,19 @@ func TestRollbackEventOfACanaryBadFromTheStart(t *testing.T) {
 		t.Errorf("detected within %v of the step's start, want 3s", got)
 	}
 }
+
+func TestSinceTick(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		after, took, want time.Duration
+	}{
+		{time.Second, 150 * time.Millisecond, 850 * time.Millisecond},
+		{time.Second, 0, time.Second},
+		{time.Second, 2 * time.Second, time.Millisecond}, // overdue: run now
+		{0, 150 * time.Millisecond, 0},                   // no tick due
+	} {
+		if got := sinceTick(tc.after, start, start.Add(tc.took)); got != tc.want {
+			t.Errorf("sinceTick(%v, took %v) = %v, want %v", tc.after, tc.took, got, tc.want)
+		}
+	}
+}
