@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/serin-dev/serin/analysis"
 )
@@ -31,22 +35,25 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 // meshSeries is what the fake mesh reports for n services svc-0..svc-(n-1)
-// in namespace mesh, each with v2 (canary) and v1 (stable), per mesh-wide
+// in namespace mesh, each with v2 (canary) and v1 (stable), per shared
 // query: svc-i v2 received i+1 OK requests and one 500 and called db i+1
 // times; v1 received 2(i+1) and called db 3 times.
-func meshSeries(n int) map[string][]sample {
-	out := map[string][]sample{}
+func meshSeries(n int) map[string][]sample { return addSeries(map[string][]sample{}, "mesh", n) }
+
+// addSeries adds to out the series of meshSeries for n services in
+// namespace ns.
+func addSeries(out map[string][]sample, ns string, n int) map[string][]sample {
 	for i := range n {
 		svc := fmt.Sprintf("svc-%d", i)
-		host := svc + ".mesh.svc.cluster.local"
+		host := svc + "." + ns + ".svc.cluster.local"
 		dst := func(version string, kv ...string) []string {
-			return append([]string{"destination_workload_namespace", "mesh", "destination_service", host,
+			return append([]string{"destination_workload_namespace", ns, "destination_service", host,
 				"destination_service_name", svc, "destination_canonical_service", svc,
 				"destination_workload", svc + "-" + version, "destination_version", version}, kv...)
 		}
 		src := func(version string, kv ...string) []string {
-			return append([]string{"source_workload_namespace", "mesh", "source_workload", svc + "-" + version,
-				"source_canonical_service", svc, "source_version", version, "destination_service", "db.mesh.svc.cluster.local",
+			return append([]string{"source_workload_namespace", ns, "source_workload", svc + "-" + version,
+				"source_canonical_service", svc, "source_version", version, "destination_service", "db." + ns + ".svc.cluster.local",
 				"destination_service_name", "db", "destination_canonical_service", "db"}, kv...)
 		}
 		out[InboundRequestsQuery] = append(out[InboundRequestsQuery],
@@ -63,30 +70,65 @@ func meshSeries(n int) map[string][]sample {
 	return out
 }
 
-// meshTarget is svc-i: subset mode for even i, Match by workload for odd i.
+// meshTarget is svc-i in namespace mesh: subset mode for even i, Match by
+// workload (without a namespace, so it cannot be scoped) for odd i.
 func meshTarget(i int) analysis.Target {
-	svc := fmt.Sprintf("svc-%d", i)
-	host := svc + ".mesh.svc.cluster.local"
-	t := analysis.Target{Namespace: "mesh", Service: svc,
-		Canary: analysis.Side{Version: "v2", Host: host}, Stable: analysis.Side{Version: "v1", Host: host}}
+	t := targetIn("mesh", i)
 	if i%2 == 1 {
-		t.Canary.Match = map[string]string{"destination_workload": svc + "-v2"}
-		t.Stable.Match = map[string]string{"destination_workload": svc + "-v1"}
+		t.Canary.Match = map[string]string{"destination_workload": t.Service + "-v2"}
+		t.Stable.Match = map[string]string{"destination_workload": t.Service + "-v1"}
 	}
 	return t
 }
 
+// targetIn is svc-i of addSeries in namespace ns, in subset mode.
+func targetIn(ns string, i int) analysis.Target {
+	svc := fmt.Sprintf("svc-%d", i)
+	host := svc + "." + ns + ".svc.cluster.local"
+	return analysis.Target{Namespace: ns, Service: svc,
+		Canary: analysis.Side{Version: "v2", Host: host}, Stable: analysis.Side{Version: "v1", Host: host}}
+}
+
 // newMeshProm serves meshSeries(n) for the window given, after delay.
 func newMeshProm(t *testing.T, n int, window, delay time.Duration) *fakeProm {
-	series := meshSeries(n)
+	return newSeriesProm(t, meshSeries(n), window, delay)
+}
+
+// nsMatcher is the namespace matcher that MeshQuery puts in a selector.
+var nsMatcher = regexp.MustCompile(`, ((?:destination|source)_workload_namespace)=~("(?:[^"\\]|\\.)*")`)
+
+// newSeriesProm serves the shared queries over series (by template) for
+// the window given, after delay, applying their namespace matcher as
+// Prometheus would.
+func newSeriesProm(t *testing.T, series map[string][]sample, window, delay time.Duration) *fakeProm {
 	return newFakeProm(t, func(ctx context.Context, q string) (int, string) {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
 		}
+		keep := func(sample) bool { return true }
+		if m := nsMatcher.FindStringSubmatchIndex(q); m != nil {
+			label := model.LabelName(q[m[2]:m[3]])
+			pattern, err := strconv.Unquote(q[m[4]:m[5]])
+			if err != nil {
+				return 400, `{"status":"error","errorType":"bad_data","error":"bad string"}`
+			}
+			re, err := regexp.Compile("^(?:" + pattern + ")$")
+			if err != nil {
+				return 400, `{"status":"error","errorType":"bad_data","error":"bad regexp"}`
+			}
+			keep = func(s sample) bool { return re.MatchString(string(s.labels[label])) }
+			q = q[:m[0]] + q[m[1]:]
+		}
 		for tmpl, samples := range series {
-			if q == MeshQuery(tmpl, window) {
-				return 200, vectorBody(samples...)
+			if q == MeshQuery(tmpl, window, nil) {
+				var out []sample
+				for _, s := range samples {
+					if keep(s) {
+						out = append(out, s)
+					}
+				}
+				return 200, vectorBody(out...)
 			}
 		}
 		return 400, `{"status":"error","errorType":"bad_data","error":"unexpected query"}`
@@ -94,7 +136,7 @@ func newMeshProm(t *testing.T, n int, window, delay time.Duration) *fakeProm {
 }
 
 // TestBatching runs Inbound and Hops for 100 rollouts concurrently within
-// one TTL and checks that exactly the four mesh-wide queries reach
+// one TTL and checks that exactly the four shared queries reach
 // Prometheus and that each rollout gets its own numbers.
 func TestBatching(t *testing.T) {
 	const n, window = 100, 30 * time.Second
@@ -145,8 +187,8 @@ func TestBatching(t *testing.T) {
 	if _, err := s.Inbound(t.Context(), meshTarget(7), time.Minute, at.Add(time.Second)); err == nil || !errors.Is(err, analysis.ErrUnavailable) {
 		t.Errorf("Inbound over 1m = %v, want ErrUnavailable (the fake only knows [30s])", err)
 	}
-	if !strings.Contains(MeshQuery(InboundRequestsQuery, 1500*time.Millisecond), "[2s]") {
-		t.Errorf("1.5s window not rounded to [2s]: %s", MeshQuery(InboundRequestsQuery, 1500*time.Millisecond))
+	if !strings.Contains(MeshQuery(InboundRequestsQuery, 1500*time.Millisecond, nil), "[2s]") {
+		t.Errorf("1.5s window not rounded to [2s]: %s", MeshQuery(InboundRequestsQuery, 1500*time.Millisecond, nil))
 	}
 }
 
@@ -159,33 +201,43 @@ func assertQueries(t *testing.T, s *Source, f *fakeProm, want int64, when string
 
 // checkInbound checks the numbers of svc-i described at meshSeries.
 func checkInbound(ctx context.Context, s *Source, i int, window time.Duration, at time.Time) error {
-	p, err := s.Inbound(ctx, meshTarget(i), window, at)
+	return checkInboundOf(ctx, s, meshTarget(i), i, window, at)
+}
+
+// checkInboundOf checks the numbers of svc-i, target tg.
+func checkInboundOf(ctx context.Context, s *Source, tg analysis.Target, i int, window time.Duration, at time.Time) error {
+	p, err := s.Inbound(ctx, tg, window, at)
 	if err != nil {
-		return fmt.Errorf("Inbound svc-%d: %w", i, err)
+		return fmt.Errorf("Inbound %s/svc-%d: %w", tg.Namespace, i, err)
 	}
 	want := analysis.Pair{Canary: analysis.Stats{Requests: float64(i + 2), Errors: 1, P99Ms: 248.5},
 		Stable: analysis.Stats{Requests: float64(2 * (i + 1)), P99Ms: 24.75}}
 	if !sameStats(p.Canary, want.Canary) || !sameStats(p.Stable, want.Stable) {
-		return fmt.Errorf("Inbound svc-%d = %+v, want %+v", i, p, want)
+		return fmt.Errorf("Inbound %s/svc-%d = %+v, want %+v", tg.Namespace, i, p, want)
 	}
 	return nil
 }
 
 // checkHops checks the hops of svc-i described at meshSeries.
 func checkHops(ctx context.Context, s *Source, i int, window time.Duration, at time.Time) error {
-	h, err := s.Hops(ctx, meshTarget(i), window, at)
+	return checkHopsOf(ctx, s, meshTarget(i), i, window, at)
+}
+
+// checkHopsOf checks the hops of svc-i, target tg.
+func checkHopsOf(ctx context.Context, s *Source, tg analysis.Target, i int, window time.Duration, at time.Time) error {
+	h, err := s.Hops(ctx, tg, window, at)
 	if err != nil {
-		return fmt.Errorf("Hops svc-%d: %w", i, err)
+		return fmt.Errorf("Hops %s/svc-%d: %w", tg.Namespace, i, err)
 	}
 	db, ok := h["db"]
 	if len(h) != 1 || !ok || db.Canary.Requests != float64(i+1) || db.Stable.Requests != 3 ||
 		db.Canary.P99Ms != 990 || !sameFloat(db.Stable.P99Ms, nan()) {
-		return fmt.Errorf("Hops svc-%d = %+v, want db: canary %d requests with p99 990, stable 3 with NaN", i, h, i+1)
+		return fmt.Errorf("Hops %s/svc-%d = %+v, want db: canary %d requests with p99 990, stable 3 with NaN", tg.Namespace, i, h, i+1)
 	}
 	return nil
 }
 
-// TestFailureShared checks that a failed mesh-wide query is shared for the
+// TestFailureShared checks that a failed shared query is shared for the
 // TTL like a result, so that an unavailable Prometheus is not asked once
 // per rollout.
 func TestFailureShared(t *testing.T) {

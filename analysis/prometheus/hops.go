@@ -58,8 +58,9 @@ func calledService(l model.Metric) string {
 }
 
 // splitHops measures, per called service, the calls of both sides of t from
-// the mesh-wide hop counts and latency buckets. inbound (the mesh-wide
-// inbound counts) is needed only when a side is recognised by workload.
+// the shared hop counts and latency buckets. inbound (the shared inbound
+// counts, of the same namespaces) is needed only when a side is recognised
+// by workload.
 func splitHops(t analysis.Target, counts, latency, inbound []sample) (map[string]analysis.Pair, error) {
 	canary, errC := callerOf(t, t.Canary, "canary", inbound)
 	stable, errS := callerOf(t, t.Stable, "stable", inbound)

@@ -149,6 +149,7 @@ func TestRealPrometheus(t *testing.T) {
 		t.Errorf("hops = %+v, want only payments, without errors", hops)
 	}
 	compareWithPromQL(ctx, t, target, window)
+	checkScopeOnPrometheus(ctx, t, s, window)
 
 	// Prometheus goes away: after the cache TTL, queries are unavailable.
 	promStopped = true
@@ -198,8 +199,8 @@ func waitForData(ctx context.Context, t *testing.T, s *Source, target analysis.T
 }
 
 // compareWithPromQL checks that the p99 and counts computed in Go from the
-// mesh-wide queries equal what PromQL computes for the canary alone at the
-// same evaluation time.
+// shared queries, scoped to shop, equal what PromQL computes for the
+// canary alone at the same evaluation time.
 func compareWithPromQL(ctx context.Context, t *testing.T, target analysis.Target, window time.Duration) {
 	t.Helper()
 	s, err := New(Options{Address: st.PrometheusURL})
@@ -207,6 +208,11 @@ func compareWithPromQL(ctx context.Context, t *testing.T, target analysis.Target
 		t.Fatal(err)
 	}
 	at := time.Now()
+	// A fresh Source serves a new namespace mesh-wide for one cache TTL;
+	// asking one TTL earlier first makes the measured queries scoped.
+	if _, err := s.Inbound(ctx, target, window, at.Add(-DefaultCacheTTL)); err != nil {
+		t.Fatal(err)
+	}
 	pair, err := s.Inbound(ctx, target, window, at)
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +232,28 @@ func compareWithPromQL(ctx context.Context, t *testing.T, target analysis.Target
 		}
 		if !sameFloat(c.got, want) {
 			t.Errorf("canary %s = %v, PromQL says %v", c.name, c.got, want)
+		}
+	}
+}
+
+// checkScopeOnPrometheus checks that the namespace matcher of the shared
+// queries parses on a real Prometheus and selects by namespace: scoped to
+// shop (and a regexp-quoted name that exists nowhere) each query returns
+// shop's series, and scoped to "sho." none, since the dot is quoted.
+func checkScopeOnPrometheus(ctx context.Context, t *testing.T, s *Source, window time.Duration) {
+	t.Helper()
+	at := time.Now()
+	for _, tmpl := range []string{InboundRequestsQuery, InboundLatencyQuery, HopRequestsQuery, HopLatencyQuery} {
+		all, err := s.Scalar(ctx, "count("+MeshQuery(tmpl, window, nil)+")", at)
+		if err != nil {
+			t.Fatalf("mesh-wide %.60s...: %v", tmpl, err)
+		}
+		scoped, err := s.Scalar(ctx, "count("+MeshQuery(tmpl, window, []string{"shop", "no.such-namespace"})+")", at)
+		if err != nil || scoped == 0 || scoped > all {
+			t.Errorf("scoped to shop %.60s... = %v series, %v; want some, at most the %v mesh-wide", tmpl, scoped, err, all)
+		}
+		if _, err := s.Scalar(ctx, "count("+MeshQuery(tmpl, window, []string{"sho."})+")", at); !errors.Is(err, analysis.ErrNoData) {
+			t.Errorf(`scoped to "sho." %.60s...: err = %v, want ErrNoData`, tmpl, err)
 		}
 	}
 }

@@ -1,11 +1,16 @@
 // Package prometheus is the analysis.MetricSource that reads Istio's
 // standard metrics from Prometheus.
 //
-// Inbound and Hops do not send a query per rollout. Four mesh-wide queries
+// Inbound and Hops do not send a query per rollout. Four shared queries
 // (see InboundRequestsQuery and the others) are cached for Options.CacheTTL
 // and shared by every concurrent caller, then split per rollout in Go, so
-// that one analysis tick costs at most four queries whether one rollout or a
-// hundred are analysed. Scalar runs custom queries uncached.
+// that one analysis tick costs at most four queries per window whether one
+// rollout or a hundred are analysed. The shared queries select only the
+// namespaces that have rollouts under analysis, which the Source learns
+// from the targets it is asked about and forgets after
+// ForgetNamespaceAfter, so that on a large mesh each answer holds only
+// those namespaces' workloads; they select the whole mesh when a target's
+// namespace cannot be told. Scalar runs custom queries uncached.
 package prometheus
 
 import (
@@ -41,8 +46,9 @@ type Options struct {
 	Address string
 	// Timeout bounds each query; zero means DefaultTimeout.
 	Timeout time.Duration
-	// CacheTTL is how long the results of the mesh-wide queries are shared;
-	// zero means DefaultCacheTTL.
+	// CacheTTL is how long the result of each shared query is reused;
+	// zero means DefaultCacheTTL. A namespace seen for the first time joins
+	// the scope of the shared queries one CacheTTL later.
 	CacheTTL time.Duration
 	// RoundTripper, when set, carries the HTTP requests (authentication,
 	// TLS, tests); nil means client_golang's default.
@@ -56,17 +62,20 @@ type Source struct {
 	api     v1.API
 	timeout time.Duration
 	ttl     time.Duration
-	now     func() time.Time // wall clock for cache expiry; tests replace it
+	now     func() time.Time // wall clock for cache expiry and forgetting namespaces; tests replace it
 
 	queries atomic.Int64
 	flights singleflight.Group
 	mu      sync.Mutex
-	cache   map[string]*result // by query text, which includes the range
+	cache   map[string]*result // by query text, which includes the range and namespaces
+	// namespaces are those of the targets asked about, for scope; guarded
+	// by mu.
+	namespaces map[string]nsSeen
 }
 
 var _ analysis.MetricSource = (*Source)(nil)
 
-// result is the outcome of one mesh-wide query, shared through the cache.
+// result is the outcome of one shared query, shared through the cache.
 type result struct {
 	samples []sample
 	err     error
@@ -87,12 +96,13 @@ func New(o Options) (*Source, error) {
 		return nil, fmt.Errorf("prometheus address %q: %w", o.Address, err)
 	}
 	s := &Source{
-		addr:    o.Address,
-		api:     v1.NewAPI(client),
-		timeout: o.Timeout,
-		ttl:     o.CacheTTL,
-		now:     time.Now,
-		cache:   map[string]*result{},
+		addr:       o.Address,
+		api:        v1.NewAPI(client),
+		timeout:    o.Timeout,
+		ttl:        o.CacheTTL,
+		now:        time.Now,
+		cache:      map[string]*result{},
+		namespaces: map[string]nsSeen{},
 	}
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
@@ -193,7 +203,7 @@ func (s *Source) unavailable(what string, cause error) error {
 	return fmt.Errorf("query Prometheus at %s: %s: %w: %w", s.addr, what, analysis.ErrUnavailable, cause)
 }
 
-// vector returns the samples of a mesh-wide query evaluated at at: from the
+// vector returns the samples of a shared query evaluated at at: from the
 // cache when a result younger than the TTL was evaluated within the TTL of
 // at, otherwise from one query shared with every concurrent caller. The
 // shared query runs detached from the caller's cancellation (bounded by
@@ -226,7 +236,7 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 	}
 }
 
-// fetch runs a mesh-wide query and keeps its finite samples.
+// fetch runs a shared query and keeps its finite samples.
 func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *result {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

@@ -8,7 +8,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,10 +21,21 @@ import (
 )
 
 // fakeProm is a fake Prometheus HTTP API: answer gives the body and status
-// of /api/v1/query per query text; it counts the queries it receives.
+// of /api/v1/query per query text; it counts and records the queries it
+// receives.
 type fakeProm struct {
 	*httptest.Server
 	queries atomic.Int64
+	mu      sync.Mutex
+	texts   []string // the queries received, in order
+}
+
+// received returns the texts of the queries received after the first
+// skip ones.
+func (f *fakeProm) received(skip int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.texts[skip:])
 }
 
 func newFakeProm(t *testing.T, answer func(ctx context.Context, query string) (status int, body string)) *fakeProm {
@@ -34,6 +47,9 @@ func newFakeProm(t *testing.T, answer func(ctx context.Context, query string) (s
 			return
 		}
 		f.queries.Add(1)
+		f.mu.Lock()
+		f.texts = append(f.texts, r.FormValue("query"))
+		f.mu.Unlock()
 		status, body := answer(r.Context(), r.FormValue("query"))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -151,7 +167,7 @@ func TestNoData(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeProm(t, func(_ context.Context, q string) (int, string) {
-				if q == MeshQuery(InboundRequestsQuery, 30*time.Second) {
+				if q == MeshQuery(InboundRequestsQuery, 30*time.Second, nil) { // a new namespace is served mesh-wide first
 					return 200, vectorBody(tt.counts...)
 				}
 				return 200, vectorBody()

@@ -2,43 +2,86 @@ package prometheus
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// The four mesh-wide queries that serve Inbound and Hops for every rollout.
+// The four shared queries that serve Inbound and Hops for every rollout.
 // They read Istio's standard metrics (istio_requests_total and
 // istio_request_duration_milliseconds) with the labels a real Istio mesh
 // reports, so they work unchanged on a real Istio install; the local
 // simulator and the tests serve the same metric and label names. Each is a
-// template with one %s for the range, which MeshQuery fills in.
+// template with two %s, which MeshQuery fills in: an optional namespace
+// matcher inside the selector, then the range.
 //
-// They select no service: each returns every workload of the mesh, grouped
-// just finely enough to split the result per rollout in Go, so that the
-// load on Prometheus does not grow with the number of rollouts.
+// They select no service: each returns every workload of the namespaces
+// that have rollouts under analysis (see Source.scope), or of the whole
+// mesh when those cannot be told, grouped just finely enough to split the
+// result per rollout in Go, so that the load on Prometheus does not grow
+// with the number of rollouts. The namespace matcher is on the namespace
+// of the reporting workload: destination_workload_namespace for the
+// inbound queries, source_workload_namespace for the hop queries, both
+// standard Istio labels.
 const (
 	// InboundRequestsQuery counts the requests received by each
 	// destination workload and version, by response code, as reported by
 	// the receiving sidecar.
-	InboundRequestsQuery = `sum by (destination_workload_namespace, destination_service, destination_service_name, destination_canonical_service, destination_workload, destination_version, response_code) (increase(istio_requests_total{reporter="destination"}[%s]))`
+	InboundRequestsQuery = `sum by (destination_workload_namespace, destination_service, destination_service_name, destination_canonical_service, destination_workload, destination_version, response_code) (increase(istio_requests_total{reporter="destination"%s}[%s]))`
 
 	// InboundLatencyQuery is the latency histogram of the same requests,
 	// by bucket (le), in milliseconds.
-	InboundLatencyQuery = `sum by (destination_workload_namespace, destination_service, destination_service_name, destination_canonical_service, destination_workload, destination_version, le) (increase(istio_request_duration_milliseconds_bucket{reporter="destination"}[%s]))`
+	InboundLatencyQuery = `sum by (destination_workload_namespace, destination_service, destination_service_name, destination_canonical_service, destination_workload, destination_version, le) (increase(istio_request_duration_milliseconds_bucket{reporter="destination"%s}[%s]))`
 
 	// HopRequestsQuery counts the calls each source workload and version
 	// made to each destination service, by response code, as reported by
 	// the calling sidecar.
-	HopRequestsQuery = `sum by (source_workload_namespace, source_workload, source_canonical_service, source_version, destination_service, destination_service_name, destination_canonical_service, response_code) (increase(istio_requests_total{reporter="source"}[%s]))`
+	HopRequestsQuery = `sum by (source_workload_namespace, source_workload, source_canonical_service, source_version, destination_service, destination_service_name, destination_canonical_service, response_code) (increase(istio_requests_total{reporter="source"%s}[%s]))`
 
 	// HopLatencyQuery is the latency histogram of the same calls, by bucket
 	// (le), in milliseconds, as seen by the caller.
-	HopLatencyQuery = `sum by (source_workload_namespace, source_workload, source_canonical_service, source_version, destination_service, destination_service_name, destination_canonical_service, le) (increase(istio_request_duration_milliseconds_bucket{reporter="source"}[%s]))`
+	HopLatencyQuery = `sum by (source_workload_namespace, source_workload, source_canonical_service, source_version, destination_service, destination_service_name, destination_canonical_service, le) (increase(istio_request_duration_milliseconds_bucket{reporter="source"%s}[%s]))`
 )
 
-// MeshQuery fills the range of one of the query templates above with the
-// window rounded to whole seconds (at least one), e.g. "[30s]".
-func MeshQuery(template string, window time.Duration) string {
-	return fmt.Sprintf(template, promRange(window))
+// MeshQuery fills one of the query templates above: namespaces, when not
+// empty, become a matcher on the namespace label of the template, e.g.
+// destination_workload_namespace=~"a|b", sorted, deduplicated and
+// regexp-quoted so that the text (the key of the cache and of the shared
+// flights) does not depend on their order; nil or empty means the whole
+// mesh. The window is rounded to whole seconds (at least one), e.g.
+// "[30s]".
+func MeshQuery(template string, window time.Duration, namespaces []string) string {
+	return fmt.Sprintf(template, namespaceMatcher(namespaceLabel(template), namespaces), promRange(window))
+}
+
+// namespaceLabel is the label that scopes a template to namespaces: the
+// namespace of the workload whose sidecar reports its series.
+func namespaceLabel(template string) string {
+	switch template {
+	case HopRequestsQuery, HopLatencyQuery:
+		return "source_workload_namespace"
+	default:
+		return "destination_workload_namespace"
+	}
+}
+
+// namespaceMatcher renders `, label=~"a|b"` for the given namespaces, or
+// nothing when there are none.
+func namespaceMatcher(label string, namespaces []string) string {
+	if len(namespaces) == 0 {
+		return ""
+	}
+	quoted := make([]string, len(namespaces))
+	for i, ns := range namespaces {
+		quoted[i] = regexp.QuoteMeta(ns)
+	}
+	slices.Sort(quoted)
+	quoted = slices.Compact(quoted)
+	// strconv.Quote escapes the backslashes of QuoteMeta for the PromQL
+	// string literal, which unquotes like a Go one.
+	return fmt.Sprintf(", %s=~%s", label, strconv.Quote(strings.Join(quoted, "|")))
 }
 
 // promRange formats a window as a PromQL range in whole seconds.

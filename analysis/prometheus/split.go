@@ -16,7 +16,7 @@ import (
 	"github.com/serin-dev/serin/analysis"
 )
 
-// sample is one series of a mesh-wide query: its labels and finite value.
+// sample is one series of a shared query: its labels and finite value.
 type sample struct {
 	labels model.Metric
 	value  float64
@@ -41,14 +41,15 @@ func samplesOf(vec model.Vector) []sample {
 // analysis.ErrNoData naming the side and its matchers when a side has no
 // series, and analysis.ErrUnavailable when Prometheus cannot be asked.
 func (s *Source) Inbound(ctx context.Context, t analysis.Target, window time.Duration, at time.Time) (analysis.Pair, error) {
+	ns := s.scope(t, at)
 	var counts, latency []sample
 	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
 	g.Go(func() (err error) {
-		counts, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, window), at)
+		counts, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, window, ns), at)
 		return err
 	})
 	g.Go(func() (err error) {
-		latency, err = s.vector(ctx, "inbound latency", MeshQuery(InboundLatencyQuery, window), at)
+		latency, err = s.vector(ctx, "inbound latency", MeshQuery(InboundLatencyQuery, window, ns), at)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -70,19 +71,23 @@ func (s *Source) Inbound(ctx context.Context, t analysis.Target, window time.Dur
 // (destination_workload): Hops then also uses the shared inbound query and
 // wraps analysis.ErrNoData when a side has no inbound series.
 func (s *Source) Hops(ctx context.Context, t analysis.Target, window time.Duration, at time.Time) (map[string]analysis.Pair, error) {
+	// One scope for the hop and inbound queries: the workloads found in
+	// the inbound series of these namespaces report their calls with the
+	// same namespace as source_workload_namespace.
+	ns := s.scope(t, at)
 	var counts, latency, inbound []sample
 	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
 	g.Go(func() (err error) {
-		counts, err = s.vector(ctx, "hop requests", MeshQuery(HopRequestsQuery, window), at)
+		counts, err = s.vector(ctx, "hop requests", MeshQuery(HopRequestsQuery, window, ns), at)
 		return err
 	})
 	g.Go(func() (err error) {
-		latency, err = s.vector(ctx, "hop latency", MeshQuery(HopLatencyQuery, window), at)
+		latency, err = s.vector(ctx, "hop latency", MeshQuery(HopLatencyQuery, window, ns), at)
 		return err
 	})
 	if byWorkload(t, t.Canary) || byWorkload(t, t.Stable) {
 		g.Go(func() (err error) {
-			inbound, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, window), at)
+			inbound, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, window, ns), at)
 			return err
 		})
 	}
@@ -156,7 +161,7 @@ func formatMatchers(m map[string]string) string {
 	return strings.Join(parts, ", ")
 }
 
-// splitInbound measures both sides of t from the mesh-wide inbound counts
+// splitInbound measures both sides of t from the shared inbound counts
 // and latency buckets.
 func splitInbound(t analysis.Target, counts, latency []sample) (analysis.Pair, error) {
 	var pair analysis.Pair

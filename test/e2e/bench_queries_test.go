@@ -40,7 +40,7 @@ func (r queriesResult) average() float64 {
 // BenchmarkPrometheusQueriesPerTick analyses 1, 10 and 100 rollouts at
 // once, in-process, with the real Prometheus source against the real
 // Prometheus scraping the mesh simulator, and counts the queries per tick.
-// The source batches: one set of mesh-wide queries serves every rollout of
+// The source batches: one set of shared queries (scoped to the namespaces under analysis) serves every rollout of
 // a tick, so the count must not grow with the number of rollouts. Rollout
 // 0 is checkout in the simulator's namespace, with 10% of its traffic on
 // v2; the others are checkout in namespaces that have no traffic.
