@@ -42,6 +42,11 @@ func (r *Router) Preflight(ctx context.Context, t rollout.Target) (rollout.Prefl
 	res, err := resolveRoute(vs, t)
 	if res.Name != "" {
 		rep.Resolved.Route, rep.Resolved.Host = res.Name, res.Host
+		if t.HostMode() && res.Host == "" {
+			// Host mode has no destination host of its own: the service is
+			// the one clients call, the VirtualService's first host.
+			rep.Resolved.Host = calledHost(vs)
+		}
 	}
 	if err != nil {
 		rep = failReport(rep, err)
@@ -209,4 +214,15 @@ func (r *Router) namespaceWideMTLS(ctx context.Context, ns string) (apisec.PeerA
 		return apisec.PeerAuthentication_MutualTLS_UNSET, "", nil
 	}
 	return oldest.Spec.GetMtls().GetMode(), oldest.Name, nil
+}
+
+// calledHost is the first host of vs that names one service (not a
+// wildcard), or "".
+func calledHost(vs *netv1.VirtualService) string {
+	for _, h := range vs.Spec.GetHosts() {
+		if !strings.Contains(h, "*") {
+			return h
+		}
+	}
+	return ""
 }

@@ -224,8 +224,8 @@ spec:
 	if err != nil || !rep.OK() {
 		t.Fatalf("Preflight = %+v, %v; want no failure (host mode needs no DestinationRule)", rep, err)
 	}
-	if rep.Resolved.Route != "main" {
-		t.Fatalf("Resolved.Route = %q, want main", rep.Resolved.Route)
+	if rep.Resolved.Route != "main" || rep.Resolved.Host != "checkout" {
+		t.Fatalf("Resolved.Route, Host = %q, %q; want main and the called host checkout", rep.Resolved.Route, rep.Resolved.Host)
 	}
 }
 

@@ -81,7 +81,13 @@ func analysisRequest(ro *v1alpha1.Rollout, cfg analysis.Config, now time.Time) a
 	t := analysis.Target{Namespace: ro.Namespace}
 	if ro.Spec.StableHost != "" {
 		t.HostMode = true
+		// The service is the one clients call (the VirtualService's host,
+		// which preflight resolved), so hops read "checkout → payments" as
+		// in subset mode; failing that, the canary host's name.
 		t.Service = shortHost(ro.Spec.CanaryHost)
+		if rt.Host != "" {
+			t.Service = shortHost(rt.Host)
+		}
 		t.Canary = analysis.Side{Host: ro.Spec.CanaryHost}
 		t.Stable = analysis.Side{Host: ro.Spec.StableHost}
 	} else {

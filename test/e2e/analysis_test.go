@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	istioapi "istio.io/api/networking/v1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 	"github.com/serin-dev/serin/test/meshsim"
 )
@@ -247,4 +251,60 @@ func TestAnalysisDryRunReportsButDoesNotAct(t *testing.T) {
 	if c == nil || !c.DryRun {
 		t.Fatalf("the failing dry-run latency check was not reported: %+v", c)
 	}
+}
+
+// TestAnalysisHostMode runs the analysis on a mesh that splits by service
+// (checkout-primary and checkout-canary) instead of by subset. Inbound
+// traffic is told apart by destination_service_name, and a side's
+// downstream calls by the workloads behind its host. checkout v2 makes
+// slow calls to payments: the rollback names that hop, while the
+// canary's own inbound checks pass.
+func TestAnalysisHostMode(t *testing.T) {
+	e := newMeshEnv(t, 50, "")
+	vs := &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Name: "checkout-hosts", Namespace: e.ns}}
+	vs.Spec.Hosts = []string{e.host()}
+	vs.Spec.Http = []*istioapi.HTTPRoute{{Name: "split", Route: []*istioapi.HTTPRouteDestination{
+		{Destination: &istioapi.Destination{Host: "checkout-primary"}, Weight: 100},
+		{Destination: &istioapi.Destination{Host: "checkout-canary"}, Weight: 0},
+	}}}
+	must(t, e.istio.NetworkingV1().VirtualServices(e.ns).Delete(e.ctx, "checkout", metav1.DeleteOptions{}))
+	_, err := e.istio.NetworkingV1().VirtualServices(e.ns).Create(e.ctx, vs, metav1.CreateOptions{})
+	must(t, err)
+	e.fault("v2", meshsim.Fault{DownstreamCalls: 3, DownstreamLatencyMs: 250})
+	e.startController()
+	e.rollout("hosts", func(r *v1alpha1.Rollout) {
+		analysed(30*time.Second, nil)(r)
+		r.Spec.VirtualService = "checkout-hosts"
+		r.Spec.StableSubset, r.Spec.CanarySubset = "", ""
+		r.Spec.StableHost, r.Spec.CanaryHost = "checkout-primary", "checkout-canary"
+	})
+	ro, seen := e.watchChecks("hosts", 90*time.Second)
+	if ro.Status.Phase != v1alpha1.PhaseRolledBack || !strings.Contains(ro.Status.Message, "checkout → payments") {
+		t.Fatalf("ended %s with %q: want a rollback naming checkout → payments", ro.Status.Phase, ro.Status.Message)
+	}
+	if findCheck(seen, "Fail", "latency-p99", "checkout → payments", "prometheus") == nil {
+		t.Errorf("the Prometheus hop check did not fail on checkout → payments")
+	}
+	// The inbound checks measured both hosts: each side's requests were
+	// found by its destination_service_name.
+	measured := false
+	for _, c := range seen {
+		if c.Check == "error-rate" && c.Hop == "" && c.Source == "prometheus" && c.CanaryRequests > 0 && c.StableRequests > 0 {
+			measured = true
+			if c.Verdict == "Fail" {
+				t.Errorf("the canary's inbound error rate failed (%s): the regression is on the next hop only", c.Reason)
+			}
+		}
+	}
+	if !measured {
+		t.Errorf("no inbound error-rate check from Prometheus counted requests on both hosts: they were not told apart")
+	}
+	e.eventually(5*time.Second, "route back at 100/0", func() (bool, string) {
+		v, err := e.istio.NetworkingV1().VirtualServices(e.ns).Get(e.ctx, "checkout-hosts", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		d := v.Spec.Http[0].Route
+		return d[0].Weight == 100 && d[1].Weight == 0, fmt.Sprintf("%d/%d", d[0].Weight, d[1].Weight)
+	})
 }
