@@ -44,11 +44,11 @@ func (e *env) grant(t *testing.T, ns, user string) {
 	}
 }
 
-// TestKubeAuth runs the handler with TokenReview and SubjectAccessReview
-// against the real API server: alice has a Role on rollouts in ns, bob
-// has nothing.
-func TestKubeAuth(t *testing.T) {
-	e := getEnv(t)
+// kubeAuthEnv makes a namespace holding rollout "a", where alice has a
+// Role on rollouts and bob has nothing, and serves the API with
+// TokenReview and SubjectAccessReview against the real API server.
+func (e *env) kubeAuthEnv(t *testing.T, heartbeat time.Duration) (string, *env) {
+	t.Helper()
 	ns := e.namespace(t)
 	e.mustCreate(t, ns, "a", "vs-a")
 	e.grant(t, ns, "alice")
@@ -56,13 +56,22 @@ func TestKubeAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Options{Store: e.store, Writer: api.KubeWriter{Client: e.kube}, Authenticator: auth, Authorizer: auth})
+	h, err := api.New(api.Options{Store: e.store, Writer: api.KubeWriter{Client: e.kube},
+		Authenticator: auth, Authorizer: auth, Heartbeat: heartbeat})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
-	defer srv.Close()
-	k := &env{srv: srv, kube: e.kube, store: e.store}
+	t.Cleanup(srv.Close)
+	return ns, &env{srv: srv, kube: e.kube, store: e.store}
+}
+
+// TestKubeAuth runs the handler with TokenReview and SubjectAccessReview
+// against the real API server: alice has a Role on rollouts in ns, bob
+// has nothing.
+func TestKubeAuth(t *testing.T) {
+	e := getEnv(t)
+	ns, k := e.kubeAuthEnv(t, 0)
 	alice, bob := st.Token("alice"), st.Token("bob")
 	get, abortPath := "/api/v1/rollouts/"+ns+"/a", "/api/v1/rollouts/"+ns+"/a/abort"
 
@@ -138,21 +147,8 @@ func TestKubeAuthCache(t *testing.T) {
 // authorizes her again with a SubjectAccessReview.
 func TestStreamEndsWhenAccessIsRevoked(t *testing.T) {
 	e := getEnv(t)
-	ns := e.namespace(t)
-	e.mustCreate(t, ns, "a", "vs-a")
-	e.grant(t, ns, "alice")
-	auth, err := api.NewKubeAuth(api.KubeAuthOptions{Client: e.kube})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := api.New(api.Options{Store: e.store, Writer: api.KubeWriter{Client: e.kube},
-		Authenticator: auth, Authorizer: auth, Heartbeat: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	k := &env{srv: srv, kube: e.kube, store: e.store}
+	ns, k := e.kubeAuthEnv(t, 100*time.Millisecond)
+	srv := k.srv
 	path := "/api/v1/rollouts/" + ns + "/a/events"
 	eventually(t, "alice's Role to take effect", func() bool {
 		return k.call(t, http.MethodGet, "/api/v1/rollouts/"+ns+"/a", st.Token("alice"), nil).status == http.StatusOK
