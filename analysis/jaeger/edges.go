@@ -21,19 +21,35 @@ const (
 
 // matcher tells the canary's traces from the stable's.
 //
-// In version mode (the default, and host mode with versions set) both sides
+// In version mode (subset mode, and host mode with versions set) both sides
 // share the service name t.Service and differ in service.version.
 //
-// In host mode with both versions empty, each side is its own service: the
-// short name (before the first dot) of its Side.Host, e.g. "checkout-canary"
-// for checkout-canary.shop.svc.cluster.local. Both names are queried, and in
-// the returned edges both are renamed to t.Service so that the canary's and
-// the stable's calls land on the same Edge.
+// In host mode with both versions empty the mesh splits traffic between two
+// Kubernetes hosts (Side.Host), and the analysed service's spans come in two
+// conventions: every workload named after the service clients call
+// (service.name t.Service, e.g. "checkout", on both sides), or each side
+// named after its host's short name (Flagger-style "checkout-canary" and
+// "checkout-primary"). All of these names are queried and count as the
+// analysed service, renamed to t.Service in edges so that the canary's and
+// the stable's calls land on the same Edge. A trace's side is, in order:
+//
+//  1. where the mesh sent the calls into the service: the host of the
+//     caller's CLIENT span (Envoy's upstream_cluster, else http.url), or,
+//     when that names neither side, the host in the service's own SERVER
+//     span's inbound upstream_cluster;
+//  2. failing any such host, the service.name of the service's spans, when
+//     it is a side host's short name.
+//
+// The first rule is the only one that works when both sides share a
+// service.name; the second keeps traces without mesh attributes working in
+// the Flagger convention.
 type matcher struct {
-	service        string
-	namespace      string // spans of the service from another namespace are not this rollout's
-	byName         bool   // host mode: sides are told apart by service.name
-	canary, stable string // versions, or service names when byName
+	service   string
+	namespace string // spans of the service from another namespace are not this rollout's
+	byHost    bool   // host mode without versions: sides are told apart by host
+	// canary and stable are the sides' versions, or their hosts as
+	// configured (Side.Host: a short name or an FQDN) when byHost.
+	canary, stable string
 }
 
 // newMatcher validates t and builds its matcher. The error names what is
@@ -44,20 +60,22 @@ func newMatcher(t analysis.Target) (matcher, error) {
 	}
 	m := matcher{service: t.Service, namespace: t.Namespace, canary: t.Canary.Version, stable: t.Stable.Version}
 	if t.HostMode && m.canary == "" && m.stable == "" {
-		m.byName = true
-		m.canary, m.stable = shortName(t.Canary.Host), shortName(t.Stable.Host)
+		m.byHost = true
+		m.canary, m.stable = t.Canary.Host, t.Stable.Host
 	}
-	what := "version"
-	if m.byName {
-		what = "host"
+	what, canary, stable := "version", m.canary, m.stable
+	if m.byHost {
+		// Rule 2 needs distinct short names, and distinct short names
+		// imply distinct hosts.
+		what, canary, stable = "host", shortName(m.canary), shortName(m.stable)
 	}
 	switch {
-	case m.canary == "" || m.stable == "":
+	case canary == "" || stable == "":
 		return matcher{}, fmt.Errorf("jaeger: target %s/%s: canary %s %q and stable %s %q must both be set",
 			t.Namespace, t.Service, what, m.canary, what, m.stable)
-	case m.canary == m.stable:
+	case canary == stable:
 		return matcher{}, fmt.Errorf("jaeger: target %s/%s: canary and stable cannot be told apart in traces (both %s %q)",
-			t.Namespace, t.Service, what, m.canary)
+			t.Namespace, t.Service, what, canary)
 	}
 	return m, nil
 }
@@ -68,40 +86,119 @@ func shortName(host string) string {
 	return name
 }
 
-// services lists the service names whose traces are fetched.
+// services lists the service names whose traces are fetched: in host mode
+// both sides' short host names, then t.Service, without repeats.
 func (m matcher) services() []string {
-	if m.byName {
-		return []string{m.canary, m.stable}
+	if !m.byHost {
+		return []string{m.service}
 	}
-	return []string{m.service}
+	names := []string{shortName(m.canary)}
+	for _, n := range []string{shortName(m.stable), m.service} {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// isService reports whether service is a name of the analysed service.
+func (m matcher) isService(service string) bool {
+	if m.byHost {
+		return service == m.service || service == shortName(m.canary) || service == shortName(m.stable)
+	}
+	return service == m.service
 }
 
 // name maps a span's service name to the name used in edges: in host mode
-// both sides' names become the analysed service's.
+// every name of the analysed service becomes t.Service.
 func (m matcher) name(service string) string {
-	if m.byName && (service == m.canary || service == m.stable) {
+	if m.isService(service) {
 		return m.service
 	}
 	return service
 }
 
+// ours reports whether s is a span of the analysed service in the rollout's
+// namespace. A span that names no namespace is given the benefit of the
+// doubt.
+func (m matcher) ours(s span) bool {
+	return m.isService(s.Service) && (m.namespace == "" || s.Namespace == "" || s.Namespace == m.namespace)
+}
+
+// sides collects which sides a trace was seen to go through.
+type sides struct{ canary, stable bool }
+
+// add records sd; sideNone records nothing.
+func (ss *sides) add(sd side) {
+	ss.canary = ss.canary || sd == sideCanary
+	ss.stable = ss.stable || sd == sideStable
+}
+
+// side is the one side seen, or sideNone for neither or both.
+func (ss sides) side() side { return pick(ss.canary, ss.stable) }
+
 // sideOf says whether a trace went through the canary or the stable. A
 // trace that went through neither, or through both, is sideNone.
 func (m matcher) sideOf(spans []span) side {
-	var canary, stable bool
+	if m.byHost {
+		return m.sideByHost(spans)
+	}
+	var seen sides
 	for _, s := range spans {
-		if m.namespace != "" && s.Namespace != "" && s.Namespace != m.namespace {
-			continue // the same service name in another namespace
+		if !m.ours(s) {
+			continue // another service, or the same name in another namespace
 		}
-		key := s.Version
-		if m.byName {
-			key = s.Service
-		} else if s.Service != m.service {
+		switch s.Version {
+		case m.canary:
+			seen.add(sideCanary)
+		case m.stable:
+			seen.add(sideStable)
+		}
+	}
+	return seen.side()
+}
+
+// sideByHost is sideOf in host mode (see matcher): the hosts the mesh sent
+// the service's calls to decide; only a trace without any such host falls
+// back on the service.name of the service's spans.
+func (m matcher) sideByHost(spans []span) side {
+	byID := make(map[string]span, len(spans))
+	for _, s := range spans {
+		byID[s.SpanID] = s
+	}
+	var routed, named sides
+	for _, s := range spans {
+		if !m.ours(s) {
 			continue
 		}
-		canary = canary || key == m.canary
-		stable = stable || key == m.stable
+		sd := sideNone
+		if p, ok := byID[s.ParentID]; ok && s.ParentID != "" && p.Kind == kindClient {
+			sd = m.hostSide(p.CalledHost)
+		}
+		if sd == sideNone && s.Kind == kindServer {
+			sd = m.hostSide(s.CalledHost)
+		}
+		routed.add(sd)
+		named.add(m.nameSide(s.Service))
 	}
+	if routed.canary || routed.stable {
+		return routed.side()
+	}
+	return named.side()
+}
+
+// hostSide is the side whose host is host, a host found in a span.
+func (m matcher) hostSide(host string) side {
+	return pick(m.sameHost(host, m.canary), m.sameHost(host, m.stable))
+}
+
+// nameSide is the side whose host's short name is service.
+func (m matcher) nameSide(service string) side {
+	return pick(service == shortName(m.canary), service == shortName(m.stable))
+}
+
+// pick is the side that matched, sideNone for neither or both.
+func pick(canary, stable bool) side {
 	switch {
 	case canary && !stable:
 		return sideCanary
@@ -109,6 +206,36 @@ func (m matcher) sideOf(spans []span) side {
 		return sideStable
 	}
 	return sideNone
+}
+
+// sameHost reports whether host, found in a span, and want, a Side.Host,
+// name the same Kubernetes Service. An FQDN matches itself; a short name
+// (without a dot) is a Service in the rollout's namespace, as in Istio, so
+// in namespace shop "checkout-canary" matches checkout-canary.shop,
+// checkout-canary.shop.svc and checkout-canary.shop.svc.cluster.local (or
+// any other cluster domain). Without a namespace a short name matches any
+// host with that short name.
+func (m matcher) sameHost(host, want string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	want = strings.TrimSuffix(strings.ToLower(want), ".")
+	switch {
+	case host == "" || want == "":
+		return false
+	case host == want:
+		return true
+	}
+	short, full := want, host
+	if strings.Contains(short, ".") {
+		short, full = host, want
+	}
+	if strings.Contains(short, ".") {
+		return false // two different FQDNs
+	}
+	if m.namespace == "" {
+		return shortName(full) == short
+	}
+	inNS := short + "." + strings.ToLower(m.namespace)
+	return full == inNS || full == inNS+".svc" || strings.HasPrefix(full, inNS+".svc.")
 }
 
 // call is one cross-service hop found in a trace.
@@ -246,8 +373,8 @@ func computeEdges(traces map[string][]span, m matcher) (map[analysis.Edge]analys
 	return out, n
 }
 
-// groupByTrace groups spans by trace ID, dropping duplicates (the same span
-// returned by two queries in host mode).
+// groupByTrace groups the spans of one answer by trace ID, dropping spans
+// without a trace ID and repeated spans.
 func groupByTrace(spans []span) map[string][]span {
 	out := map[string][]span{}
 	seen := map[[2]string]bool{}

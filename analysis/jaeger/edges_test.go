@@ -95,7 +95,7 @@ func TestTraceCalls(t *testing.T) {
 }
 
 func TestTraceCallsHostModeRenamesBothSides(t *testing.T) {
-	m := matcher{service: "checkout", byName: true, canary: "checkout-canary", stable: "checkout-primary"}
+	m := matcher{service: "checkout", byHost: true, canary: "checkout-canary", stable: "checkout-primary"}
 	spans := []span{
 		sp("f1", "", "frontend", "", kindClient, 50),
 		sp("c0", "f1", "checkout-canary", "", kindServer, 45),
@@ -116,7 +116,7 @@ func nsSpan(s span, ns string) span { s.Namespace = ns; return s }
 func TestSideOf(t *testing.T) {
 	inShop := versionMode
 	inShop.namespace = "shop"
-	host := matcher{service: "checkout", byName: true, canary: "checkout-canary", stable: "checkout"}
+	host := matcher{service: "checkout", byHost: true, canary: "checkout-canary", stable: "checkout"}
 	tests := []struct {
 		name  string
 		m     matcher
@@ -145,6 +145,121 @@ func TestSideOf(t *testing.T) {
 	}
 }
 
+// Matchers of checkout in namespace shop split between the hosts
+// checkout-canary and checkout-primary (hostShop), or checkout-canary and
+// checkout itself (hostSelf), with both conventions of naming spans.
+var (
+	hostShop = matcher{service: "checkout", namespace: "shop", byHost: true,
+		canary: "checkout-canary", stable: "checkout-primary.shop.svc.cluster.local"}
+	hostSelf = matcher{service: "checkout", namespace: "shop", byHost: true,
+		canary: "checkout-canary", stable: "checkout"}
+)
+
+// into is a hop into the analysed service: frontend's CLIENT span, sent to
+// called, and its child SERVER span of svc, served as served. Span IDs
+// start with prefix, so that a trace can hold several hops.
+func into(prefix, called, svc, served string) []span {
+	c := sp(prefix+"f1", "", "frontend", "", kindClient, 10)
+	c.CalledHost = called
+	k := sp(prefix+"k0", prefix+"f1", svc, "", kindServer, 8)
+	k.CalledHost = served
+	return []span{c, k}
+}
+
+func TestSideOfHostMode(t *testing.T) {
+	inStaging := func(spans []span) []span { spans[1].Namespace = "staging"; return spans }
+	toPayments := func(spans []span) []span { spans[1].Service = "payments"; return spans }
+	tests := []struct {
+		name  string
+		m     matcher
+		spans []span
+		want  side
+	}{
+		{"routed to the canary's FQDN (short host)", hostShop,
+			into("", "checkout-canary.shop.svc.cluster.local", "checkout", ""), sideCanary},
+		{"routed to the stable's FQDN (FQDN host)", hostShop,
+			into("", "checkout-primary.shop.svc.cluster.local", "checkout", ""), sideStable},
+		{"routed to a short host name", hostShop, into("", "checkout-canary", "checkout", ""), sideCanary},
+		{"a host of the same name in another namespace", hostShop,
+			into("", "checkout-canary.staging.svc.cluster.local", "checkout", ""), sideNone},
+		{"the routed host beats the service.name", hostSelf,
+			into("", "checkout-canary.shop.svc.cluster.local", "checkout", ""), sideCanary},
+		{"the stable host is the service's own", hostSelf,
+			into("", "checkout.shop.svc.cluster.local", "checkout", ""), sideStable},
+		{"the caller names the service's host: the server's inbound cluster decides", hostShop,
+			into("", "checkout.shop.svc.cluster.local", "checkout", "checkout-canary.shop.svc.cluster.local"), sideCanary},
+		{"no hosts: the service.name decides (Flagger)", hostShop, into("", "", "checkout-primary", ""), sideStable},
+		{"no hosts and the shared name: neither", hostShop, into("", "", "checkout", ""), sideNone},
+		{"hosts that name neither side: the service.name decides", hostShop,
+			into("", "checkout.shop.svc.cluster.local", "checkout-canary", ""), sideCanary},
+		{"calls into both sides", hostShop, append(
+			into("a", "checkout-canary.shop.svc.cluster.local", "checkout", ""),
+			into("b", "checkout-primary.shop.svc.cluster.local", "checkout", "")...), sideNone},
+		{"a call routed to the canary host that another service served", hostShop,
+			toPayments(into("", "checkout-canary.shop.svc.cluster.local", "checkout", "")), sideNone},
+		{"the service in another namespace", hostShop,
+			inStaging(into("", "checkout-canary.shop.svc.cluster.local", "checkout", "")), sideNone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.m.sideOf(tt.spans); got != tt.want {
+				t.Errorf("sideOf = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSameHost(t *testing.T) {
+	tests := []struct {
+		ns, host, want string
+		same           bool
+	}{
+		{"shop", "checkout-canary.shop.svc.cluster.local", "checkout-canary", true},
+		{"shop", "checkout-canary", "checkout-canary.shop.svc.cluster.local", true},
+		{"shop", "checkout-canary.shop.svc.corp.example", "checkout-canary", true},
+		{"shop", "checkout-canary.shop", "checkout-canary", true},
+		{"shop", "Checkout-Canary.shop.svc.cluster.local.", "checkout-canary.shop.svc.cluster.local", true},
+		{"shop", "checkout-canary", "checkout-canary", true},
+		{"shop", "checkout-canary.staging.svc.cluster.local", "checkout-canary", false},
+		{"shop", "checkout-canary-2.shop.svc.cluster.local", "checkout-canary", false},
+		{"shop", "checkout-canary.shop.svc.cluster.local", "checkout-canary.staging.svc.cluster.local", false},
+		{"shop", "", "checkout-canary", false},
+		{"", "checkout-canary.anywhere.svc.cluster.local", "checkout-canary", true},
+	}
+	for _, tt := range tests {
+		m := matcher{namespace: tt.ns}
+		if got := m.sameHost(tt.host, tt.want); got != tt.same {
+			t.Errorf("sameHost(%q, %q) in namespace %q = %v, want %v", tt.host, tt.want, tt.ns, got, tt.same)
+		}
+	}
+}
+
+func TestServicesAndNames(t *testing.T) {
+	tests := []struct {
+		m    matcher
+		want []string
+	}{
+		{versionMode, []string{"checkout"}},
+		{hostShop, []string{"checkout-canary", "checkout-primary", "checkout"}},
+		{hostSelf, []string{"checkout-canary", "checkout"}},
+	}
+	for _, tt := range tests {
+		if got := tt.m.services(); !slices.Equal(got, tt.want) {
+			t.Errorf("services of %+v = %v, want %v", tt.m, got, tt.want)
+		}
+	}
+	for svc, want := range map[string]string{
+		"checkout": "checkout", "checkout-canary": "checkout", "checkout-primary": "checkout", "payments": "payments",
+	} {
+		if got := hostShop.name(svc); got != want {
+			t.Errorf("host mode name(%q) = %q, want %q", svc, got, want)
+		}
+	}
+	if got := versionMode.name("checkout-canary"); got != "checkout-canary" {
+		t.Errorf("version mode name(checkout-canary) = %q, want it unchanged", got)
+	}
+}
+
 func TestNewMatcher(t *testing.T) {
 	side := func(v, h string) analysis.Side { return analysis.Side{Version: v, Host: h} }
 	tests := []struct {
@@ -158,10 +273,12 @@ func TestNewMatcher(t *testing.T) {
 		{"host mode with versions uses versions",
 			analysis.Target{Service: "checkout", HostMode: true, Canary: side("v2", "a.ns"), Stable: side("v1", "b.ns")},
 			versionMode, ""},
-		{"host mode by name",
+		{"host mode by host",
 			analysis.Target{Service: "checkout", HostMode: true,
 				Canary: side("", "checkout-canary.shop.svc.cluster.local"), Stable: side("", "checkout.shop")},
-			matcher{service: "checkout", byName: true, canary: "checkout-canary", stable: "checkout"}, ""},
+			matcher{service: "checkout", byHost: true, canary: "checkout-canary.shop.svc.cluster.local", stable: "checkout.shop"}, ""},
+		{"missing stable host", analysis.Target{Service: "checkout", HostMode: true, Canary: side("", "checkout-canary")},
+			matcher{}, `canary host "checkout-canary" and stable host "" must both be set`},
 		{"no service", analysis.Target{Namespace: "shop"}, matcher{}, "no service name"},
 		{"missing canary version", analysis.Target{Service: "checkout", Stable: side("v1", "")},
 			matcher{}, `canary version "" and stable version "v1" must both be set`},

@@ -19,6 +19,7 @@ type ts struct {
 	startMs, durMs    float64 // relative to base
 	errStatus         bool    // status.code ERROR
 	http              int     // http.status_code, 0 for none
+	cluster, url      string  // upstream_cluster and http.url, "" for none
 }
 
 // otlpJSON renders spans as Jaeger v1.76's API v3 answer: one
@@ -78,10 +79,20 @@ func spanJSON(s ts) map[string]any {
 	if s.errStatus {
 		m["status"] = map[string]any{"code": 2}
 	}
+	var attrs []any
 	if s.http != 0 {
-		m["attributes"] = []any{map[string]any{
+		attrs = append(attrs, map[string]any{
 			"key": "http.status_code", "value": map[string]any{"intValue": strconv.Itoa(s.http)},
-		}}
+		})
+	}
+	if s.cluster != "" {
+		attrs = append(attrs, strAttr("upstream_cluster", s.cluster))
+	}
+	if s.url != "" {
+		attrs = append(attrs, strAttr("http.url", s.url))
+	}
+	if attrs != nil {
+		m["attributes"] = attrs
 	}
 	return m
 }
@@ -122,4 +133,27 @@ func concat(lists ...[]ts) []ts {
 		out = append(out, l...)
 	}
 	return out
+}
+
+// hostCall3 is call3 in host mode with one service.name on both sides, as
+// Istio's sidecars trace it: frontend's CLIENT span names the host the mesh
+// routed it to in upstream_cluster, and checkout's CLIENT span names
+// payments'.
+func hostCall3(trace, routedTo string, payMs float64, failPay bool) []ts {
+	spans := call3(trace, "v1", payMs, failPay)
+	spans[1].cluster = "outbound|80||" + routedTo
+	spans[1].url = "http://checkout.shop.svc.cluster.local/checkout"
+	spans[3].cluster = "outbound|80||payments.shop.svc.cluster.local"
+	return spans
+}
+
+// named renames checkout's spans in a call3 trace to svc, as in the
+// Flagger convention where each side is named after its host.
+func named(svc string, spans []ts) []ts {
+	for i := range spans {
+		if spans[i].svc == "checkout" {
+			spans[i].svc, spans[i].ver = svc, ""
+		}
+	}
+	return spans
 }

@@ -19,10 +19,13 @@
 // reported as unavailable. See decodeTraces for the shapes accepted.
 //
 // Canary and stable traces are told apart by the service.version of the
-// analysed service's spans (Side.Version). In host mode with no versions,
-// each side is its own service, named after the short name (before the first
-// dot) of its Side.Host, e.g. checkout-canary; both names are queried and
-// renamed to Target.Service in the edges, so that both sides share an Edge.
+// analysed service's spans (Side.Version). In host mode with no versions
+// they are told apart by host. The analysed service's spans may be named
+// Target.Service on both sides or after each side's host (checkout-canary,
+// checkout-primary), so all these names are searched and renamed to
+// Target.Service in the edges. A trace's side is the side host to which the
+// mesh routed the calls into the service (Envoy's upstream_cluster on the
+// caller's CLIENT span), else the one its service.name names; see matcher.
 // A trace that went through neither side, or through both, is skipped.
 package jaeger
 
@@ -58,7 +61,8 @@ type Options struct {
 	QueryURL string
 	// MaxTraces bounds the traces fetched per Edges call, which bounds the
 	// work per tick (default 200). Jaeger returns the most recent ones. In
-	// host mode each side's service gets half.
+	// host mode, where up to three service names are searched, each search
+	// gets an equal share of what the earlier ones left.
 	MaxTraces int
 	// Timeout bounds each HTTP request (default 2s).
 	Timeout time.Duration
@@ -132,21 +136,12 @@ func (s *Source) Edges(ctx context.Context, t analysis.Target, since, until time
 			t.Namespace, t.Service, until.Format(time.RFC3339), since.Format(time.RFC3339))
 	}
 	names := m.services()
-	limit := s.maxTraces
-	if len(names) > 1 {
-		limit = max(1, limit/len(names))
+	traces, err := s.fetch(ctx, names, since, until)
+	if err != nil {
+		return nil, err
 	}
-	var spans []span
-	for _, name := range names {
-		got, err := s.find(ctx, name, since, until, limit)
-		if err != nil {
-			return nil, err
-		}
-		spans = append(spans, got...)
-	}
-	window := fmt.Sprintf("%s between %s and %s", strings.Join(names, " and "),
+	window := fmt.Sprintf("%s between %s and %s", listNames(names),
 		since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
-	traces := groupByTrace(spans)
 	if len(traces) == 0 {
 		return nil, fmt.Errorf("jaeger: no traces through %s: %w", window, analysis.ErrNoData)
 	}
@@ -160,6 +155,41 @@ func (s *Source) Edges(ctx context.Context, t analysis.Target, since, until time
 			m.service, n.traces, n.canary, n.stable, window, analysis.ErrNoData)
 	}
 	return edges, nil
+}
+
+// fetch searches the traces of each service name in turn and returns them
+// grouped by trace ID. A trace found under several names (a host-mode trace
+// that went through checkout and checkout-canary) is kept once, as first
+// found. The names share MaxTraces: each search asks for an equal share of
+// what the earlier ones left, so that names without traces (one of the two
+// host-mode conventions) leave their share to the others, and no more than
+// MaxTraces distinct traces are fetched.
+func (s *Source) fetch(ctx context.Context, names []string, since, until time.Time) (map[string][]span, error) {
+	traces := map[string][]span{}
+	for i, name := range names {
+		left := s.maxTraces - len(traces)
+		if left <= 0 {
+			break
+		}
+		spans, err := s.find(ctx, name, since, until, max(1, left/(len(names)-i)))
+		if err != nil {
+			return nil, err
+		}
+		for id, trace := range groupByTrace(spans) {
+			if _, dup := traces[id]; !dup {
+				traces[id] = trace
+			}
+		}
+	}
+	return traces, nil
+}
+
+// listNames writes service names for a message: "a", "a and b", "a, b and c".
+func listNames(names []string) string {
+	if len(names) <= 1 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // tracesURL is the API v3 search for traces of service in [since, until].

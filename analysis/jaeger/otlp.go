@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -29,9 +30,18 @@ type span struct {
 	// Namespace is the resource's k8s.namespace.name (or
 	// service.namespace); "" when the emitter does not say.
 	Namespace string
-	Kind      int   // OTLP SpanKind: 2 server, 3 client
-	StartNs   int64 // Unix nanoseconds
-	EndNs     int64
+	Kind      int // OTLP SpanKind: 2 server, 3 client
+	// CalledHost is the host the span's request was sent to, lowercased,
+	// without a port; "" when the span does not say. For a CLIENT span it
+	// is the host in Envoy's upstream_cluster, where the mesh routed the
+	// call ("outbound|80||checkout-canary.shop.svc.cluster.local"), else the
+	// host of http.url (or url.full), which is the host asked for. For a
+	// SERVER span it is only the host in its inbound upstream_cluster, when
+	// the proxy names one: its http.url is the host the client asked for,
+	// not the one that served it.
+	CalledHost string
+	StartNs    int64 // Unix nanoseconds
+	EndNs      int64
 	// Failed is true when the span's status is ERROR or its HTTP status
 	// code is 5xx.
 	Failed bool
@@ -204,16 +214,17 @@ func appendSpans(out []span, rss []resourceSpans) []span {
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
 				out = append(out, span{
-					TraceID:   normID(s.TraceID),
-					SpanID:    normID(s.SpanID),
-					ParentID:  normID(s.ParentSpanID),
-					Service:   service,
-					Version:   version,
-					Namespace: ns,
-					Kind:      int(s.Kind),
-					StartNs:   int64(s.StartTimeUnixNano),
-					EndNs:     int64(s.EndTimeUnixNano),
-					Failed:    int(s.Status.Code) == statusCodeError || httpStatus(s.Attributes) >= 500,
+					TraceID:    normID(s.TraceID),
+					SpanID:     normID(s.SpanID),
+					ParentID:   normID(s.ParentSpanID),
+					Service:    service,
+					Version:    version,
+					Namespace:  ns,
+					Kind:       int(s.Kind),
+					CalledHost: calledHost(int(s.Kind), s.Attributes),
+					StartNs:    int64(s.StartTimeUnixNano),
+					EndNs:      int64(s.EndTimeUnixNano),
+					Failed:     int(s.Status.Code) == statusCodeError || httpStatus(s.Attributes) >= 500,
 				})
 			}
 		}
@@ -229,6 +240,34 @@ func stringAttr(attrs []keyValue, key string) string {
 		}
 	}
 	return ""
+}
+
+// calledHost returns a span's CalledHost from its attributes.
+func calledHost(kind int, attrs []keyValue) string {
+	if h := clusterHost(stringAttr(attrs, "upstream_cluster")); h != "" {
+		return h
+	}
+	if kind != kindClient {
+		return ""
+	}
+	for _, key := range []string{"http.url", "url.full"} {
+		if u, err := url.Parse(stringAttr(attrs, key)); err == nil && u.Hostname() != "" {
+			return strings.ToLower(u.Hostname())
+		}
+	}
+	return ""
+}
+
+// clusterHost returns the host of an Istio cluster name,
+// "direction|port|subset|host" (e.g.
+// "outbound|80||checkout-canary.shop.svc.cluster.local"), or "" when name
+// is not one or names no host (newer Istio's "inbound|8080||").
+func clusterHost(name string) string {
+	parts := strings.Split(name, "|")
+	if len(parts) != 4 || (parts[0] != "outbound" && parts[0] != "inbound") {
+		return ""
+	}
+	return strings.ToLower(parts[3])
 }
 
 // httpStatus returns the span's HTTP status code from the old

@@ -157,8 +157,8 @@ func TestEdgesHostMode(t *testing.T) {
 	for _, q := range f.queries {
 		asked = append(asked, q.Get("query.service_name")+"/"+q.Get("query.num_traces"))
 	}
-	if strings.Join(asked, " ") != "checkout-canary/3 checkout/3" {
-		t.Errorf("asked %v, want checkout-canary/3 and checkout/3 (half of MaxTraces each)", asked)
+	if strings.Join(asked, " ") != "checkout-canary/3 checkout/6" {
+		t.Errorf("asked %v, want checkout-canary/3 (half of MaxTraces) and checkout/6 (what is left)", asked)
 	}
 }
 
@@ -348,6 +348,38 @@ func TestDecodeTracesVariants(t *testing.T) {
 	}
 	if ms := got[0].DurationMs(); ms != 2.5 {
 		t.Errorf("DurationMs = %v, want 2.5", ms)
+	}
+}
+
+func TestDecodeCalledHost(t *testing.T) {
+	tests := []struct {
+		name string
+		span ts
+		want string
+	}{
+		{"client: upstream_cluster", ts{kind: kindClient, cluster: "outbound|80||Checkout-Canary.shop.svc.cluster.local",
+			url: "http://checkout.shop.svc.cluster.local/checkout"}, "checkout-canary.shop.svc.cluster.local"},
+		{"client: subset cluster", ts{kind: kindClient, cluster: "outbound|80|v2|checkout.shop.svc.cluster.local"},
+			"checkout.shop.svc.cluster.local"},
+		{"client: http.url without a cluster", ts{kind: kindClient, url: "http://checkout-canary:8080/checkout"}, "checkout-canary"},
+		{"client: a cluster that is not Istio's", ts{kind: kindClient, cluster: "checkout_cluster",
+			url: "http://checkout-canary.shop/x"}, "checkout-canary.shop"},
+		{"client: a URL without a host", ts{kind: kindClient, url: "/checkout"}, ""},
+		{"client: no attributes", ts{kind: kindClient}, ""},
+		{"server: inbound cluster", ts{kind: kindServer, cluster: "inbound|80||checkout-canary.shop.svc.cluster.local",
+			url: "http://checkout.shop.svc.cluster.local/checkout"}, "checkout-canary.shop.svc.cluster.local"},
+		{"server: inbound cluster without a host", ts{kind: kindServer, cluster: "inbound|8080||",
+			url: "http://checkout.shop.svc.cluster.local/checkout"}, ""},
+		{"server: http.url is the host asked for, not used", ts{kind: kindServer, url: "http://checkout-canary/x"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.span.trace, tt.span.id, tt.span.svc = "a", "s", "frontend"
+			got, err := decodeTraces(strings.NewReader(otlpJSON(t, tt.span)))
+			if err != nil || len(got) != 1 || got[0].CalledHost != tt.want {
+				t.Errorf("decodeTraces = %+v, %v; want CalledHost %q", got, err, tt.want)
+			}
+		})
 	}
 }
 
