@@ -39,8 +39,8 @@ func (d *demo) info() readyInfo {
 		DemoPID:         os.Getpid(),
 		ConsoleURL:      ctrlURL + "/",
 		ControllerURL:   ctrlURL,
-		ControllerPID:   d.ctrl.pid(),
-		ControllerLog:   d.ctrl.logPath,
+		ControllerPID:   d.ctrl.proc.PID(),
+		ControllerLog:   d.ctrl.proc.LogPath(),
 		PrometheusURL:   d.st.PrometheusURL,
 		JaegerURL:       d.st.JaegerQueryURL,
 		MeshControlURL:  d.sim.ControlURL(),
@@ -50,7 +50,7 @@ func (d *demo) info() readyInfo {
 		ViewerToken:     d.viewerToken,
 		Kubectl:         filepath.Join(stack.BinDir(), "kubectl"),
 		StackDir:        d.st.Dir,
-		PIDs:            append(d.st.PIDs(), d.ctrl.pid()),
+		PIDs:            append(d.st.PIDs(), d.ctrl.proc.PID()),
 	}
 }
 

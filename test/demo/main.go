@@ -70,7 +70,7 @@ func run() int {
 	select {
 	case <-ctx.Done():
 		d.progress("stopping the demo (controller, mesh simulator, local stack)")
-	case <-d.ctrl.done:
+	case <-d.ctrl.proc.Done():
 		return d.fail(ctx, d.ctrl.failure(errors.New("the controller exited by itself")))
 	}
 	if err := d.stop(); err != nil {

@@ -105,15 +105,14 @@ func (s *Stack) startJaeger(ctx context.Context) error {
 			return fmt.Errorf("jaeger: write %s: %w", cfgPath, err)
 		}
 		s.logf("starting jaeger (query on %s, OTLP/HTTP on %s)", hostPort(jp.QueryHTTP), hostPort(jp.OTLPHTTP))
-		p, err := startProc(s.Dir, "jaeger", filepath.Join(BinDir(), "jaeger"), "--config", "file:"+cfgPath)
+		p, err := StartProcess(s.Dir, "jaeger", filepath.Join(BinDir(), "jaeger"), "--config", "file:"+cfgPath)
 		if err != nil {
 			return err
 		}
 		s.track(p, &s.jaeger)
 		health := fmt.Sprintf("http://%s/status", hostPort(jp.Health))
 		s.jaegerHealth = health
-		if err := p.waitReady(ctx, 30*time.Second, httpOK(http.DefaultClient, health, nil)); err != nil {
-			_ = p.stop()
+		if err := waitReady(ctx, p, 30*time.Second, HTTPReady(http.DefaultClient, health, nil)); err != nil {
 			return err
 		}
 		s.JaegerQueryURL = "http://" + hostPort(jp.QueryHTTP)

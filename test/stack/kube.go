@@ -113,7 +113,7 @@ func (s *Stack) startEtcd(ctx context.Context) (string, error) {
 	client := "http://" + hostPort(ports[0])
 	peer := "http://" + hostPort(ports[1])
 	s.logf("starting etcd on %s", hostPort(ports[0]))
-	p, err := startProc(s.Dir, "etcd", systemBin("etcd"),
+	p, err := StartProcess(s.Dir, "etcd", systemBin("etcd"),
 		"--name=default", "--logger=zap",
 		"--data-dir="+filepath.Join(s.Dir, "etcd-data"),
 		"--listen-client-urls="+client, "--advertise-client-urls="+client,
@@ -124,8 +124,7 @@ func (s *Stack) startEtcd(ctx context.Context) (string, error) {
 		return "", err
 	}
 	s.track(p, &s.etcd)
-	if err := p.waitReady(ctx, 30*time.Second, httpOK(http.DefaultClient, client+"/health", nil)); err != nil {
-		_ = p.stop()
+	if err := waitReady(ctx, p, 30*time.Second, HTTPReady(http.DefaultClient, client+"/health", nil)); err != nil {
 		return "", err
 	}
 	return client, nil
@@ -138,7 +137,7 @@ func (s *Stack) startAPIServer(ctx context.Context, etcdURL string) error {
 		return err
 	}
 	s.logf("starting kube-apiserver on %s", hostPort(ports[0]))
-	p, err := startProc(s.Dir, "kube-apiserver", filepath.Join(BinDir(), "kube-apiserver"),
+	p, err := StartProcess(s.Dir, "kube-apiserver", filepath.Join(BinDir(), "kube-apiserver"),
 		"--etcd-servers="+etcdURL,
 		"--cert-dir="+filepath.Join(s.Dir, "apiserver-certs"),
 		"--secure-port="+strconv.Itoa(ports[0]),
@@ -163,11 +162,7 @@ func (s *Stack) startAPIServer(ctx context.Context, etcdURL string) error {
 	// readiness is polled without verifying it; clients then use its CA.
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	auth := http.Header{"Authorization": {"Bearer " + s.tokens["admin"]}}
-	if err := p.waitReady(ctx, 90*time.Second, httpOK(insecure, s.APIServerURL+"/readyz", auth)); err != nil {
-		_ = p.stop()
-		return err
-	}
-	return nil
+	return waitReady(ctx, p, 90*time.Second, HTTPReady(insecure, s.APIServerURL+"/readyz", auth))
 }
 
 // writeKubeconfig writes Dir/kubeconfig for admin.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,26 +15,29 @@ import (
 	"time"
 )
 
-// stopGrace is how long a process gets between SIGTERM and SIGKILL.
+// stopGrace is how long the stack's processes get between SIGTERM and SIGKILL.
 const stopGrace = 5 * time.Second
 
 // errPortClash marks a start that failed because a port picked as free was
 // taken in the meantime; the caller picks new ports and tries again.
 var errPortClash = errors.New("port already in use")
 
-// proc is one child process of the stack.
-type proc struct {
+// Process is a child process whose output goes to a log file. It runs in its
+// own process group, so that a Ctrl-C in the terminal reaches only the parent,
+// which then stops its children in order, and it is killed when the parent
+// dies. A goroutine reaps it as soon as it exits.
+type Process struct {
 	name    string
 	logPath string
 	cmd     *exec.Cmd
-	log     io.Writer     // where stop reports a process that needed SIGKILL
+	onKill  func()        // called by Stop before it sends SIGKILL; may be nil
 	done    chan struct{} // closed when the process has exited and been reaped
 	waitErr error         // valid after done is closed
 }
 
-// startProc starts bin with args, its output going to dir/<name>.log. The child
-// gets its own process group and is killed when the test binary dies.
-func startProc(dir, name, bin string, args ...string) (*proc, error) {
+// StartProcess starts bin with args in dir, its output going to
+// dir/<name>.log. name identifies the process in errors.
+func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -49,7 +51,7 @@ func startProc(dir, name, bin string, args ...string) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
 	}
-	p := &proc{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
@@ -57,11 +59,21 @@ func startProc(dir, name, bin string, args ...string) (*proc, error) {
 	return p, nil
 }
 
-// pid returns the process ID.
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+// Name returns the name the process was started with.
+func (p *Process) Name() string { return p.name }
 
-// exited reports whether the process has exited.
-func (p *proc) exited() bool {
+// PID returns the process ID.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// LogPath returns the path of the file that holds the process's output.
+func (p *Process) LogPath() string { return p.logPath }
+
+// Done returns a channel that is closed once the process has exited and been
+// reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process has exited and been reaped.
+func (p *Process) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -70,55 +82,20 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM, waits up to stopGrace, then sends SIGKILL and waits for
-// the process to be reaped. Stopping an exited process is a no-op.
-func (p *proc) stop() error {
-	if p.exited() {
+// Err returns how the process exited, as exec.Cmd.Wait reports it: nil for
+// exit status 0, and nil while it still runs.
+func (p *Process) Err() error {
+	if !p.Exited() {
 		return nil
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !p.exited() {
-		return fmt.Errorf("SIGTERM %s (pid %d): %w", p.name, p.pid(), err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(stopGrace):
-	}
-	if p.log != nil {
-		fmt.Fprintf(p.log, "[stack] %s (pid %d) ignored SIGTERM for %v; sending SIGKILL\n", p.name, p.pid(), stopGrace)
-	}
-	if err := p.cmd.Process.Kill(); err != nil && !p.exited() {
-		return fmt.Errorf("SIGKILL %s (pid %d): %w", p.name, p.pid(), err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(stopGrace):
-		return fmt.Errorf("%s (pid %d) still running after SIGKILL", p.name, p.pid())
-	}
+	return p.waitErr
 }
 
-// failure builds a start error for the process: the cause, the exit status if
-// it died, and the tail of its log. It wraps errPortClash when the log says a
-// port was taken.
-func (p *proc) failure(cause error) error {
-	tail := logTail(p.logPath, 30)
-	status := ""
-	if p.exited() {
-		status = fmt.Sprintf(" (exited: %v)", p.waitErr)
-	}
-	err := fmt.Errorf("%s (pid %d)%s: %w\n--- tail of %s ---\n%s", p.name, p.pid(), status, cause, p.logPath, tail)
-	if p.exited() && strings.Contains(tail, "address already in use") {
-		return fmt.Errorf("%w: %w", errPortClash, err)
-	}
-	return err
-}
-
-// logTail returns the last n lines of the file at path.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
+// LogTail returns the last n lines of the process's log.
+func (p *Process) LogTail(n int) string {
+	b, err := os.ReadFile(p.logPath)
 	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
+		return fmt.Sprintf("(cannot read the log: %v)", err)
 	}
 	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
 	if len(lines) > n {
@@ -127,34 +104,72 @@ func logTail(path string, n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-// waitReady polls check every 100ms until it returns nil, the process exits,
-// the timeout passes or ctx ends. Errors carry the tail of the process's log.
-func (p *proc) waitReady(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
+// OnKill makes Stop call f when the process has ignored SIGTERM for the grace
+// period, just before it sends SIGKILL, so that the caller can say so. Call
+// it before Stop.
+func (p *Process) OnKill(f func()) { p.onKill = f }
+
+// killWait bounds the wait for a Process to be reaped after SIGKILL.
+const killWait = 5 * time.Second
+
+// Stop sends SIGTERM, waits up to grace, then sends SIGKILL and waits for the
+// process to be reaped. Stopping an exited process is a no-op.
+func (p *Process) Stop(grace time.Duration) error {
+	if p.Exited() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !p.Exited() {
+		return fmt.Errorf("SIGTERM %s (pid %d): %w", p.name, p.PID(), err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+	}
+	if p.onKill != nil {
+		p.onKill()
+	}
+	if err := p.cmd.Process.Kill(); err != nil && !p.Exited() {
+		return fmt.Errorf("SIGKILL %s (pid %d): %w", p.name, p.PID(), err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(killWait):
+		return fmt.Errorf("%s (pid %d) still running after SIGKILL", p.name, p.PID())
+	}
+}
+
+// WaitReady polls check every 100ms until it returns nil, the process exits,
+// the timeout passes or ctx ends. Each check gets 2 s. The error says which
+// happened, with the last check's error; it does not stop the process.
+func (p *Process) WaitReady(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	var last error
 	for {
-		if p.exited() {
-			return p.failure(errors.New("exited before it was ready"))
+		if p.Exited() {
+			return errors.New("exited before it was ready")
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		last = check(cctx)
+		last := check(cctx)
 		ccancel()
 		if last == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return p.failure(fmt.Errorf("not ready after %v: %w (last check: %v)", timeout, ctx.Err(), last))
+			return fmt.Errorf("not ready after %v: %w (last check: %v)", timeout, ctx.Err(), last)
+		case <-p.done:
 		case <-tick.C:
 		}
 	}
 }
 
-// httpOK returns a readiness check that GETs url and wants a 200.
-func httpOK(client *http.Client, url string, header http.Header) func(context.Context) error {
+// HTTPReady returns a readiness check for WaitReady that GETs url with header
+// and wants a 200.
+func HTTPReady(client *http.Client, url string, header http.Header) func(context.Context) error {
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -173,6 +188,31 @@ func httpOK(client *http.Client, url string, header http.Header) func(context.Co
 		}
 		return nil
 	}
+}
+
+// waitReady waits for p as Process.WaitReady does; on failure it stops p and
+// returns the error of failure.
+func waitReady(ctx context.Context, p *Process, timeout time.Duration, check func(context.Context) error) error {
+	if err := p.WaitReady(ctx, timeout, check); err != nil {
+		return errors.Join(failure(p, err), p.Stop(stopGrace))
+	}
+	return nil
+}
+
+// failure builds a start error for the process: the cause, the exit status if
+// it died, and the tail of its log. It wraps errPortClash when the log says a
+// port was taken.
+func failure(p *Process, cause error) error {
+	tail := p.LogTail(30)
+	status := ""
+	if p.Exited() {
+		status = fmt.Sprintf(" (exited: %v)", p.Err())
+	}
+	err := fmt.Errorf("%s (pid %d)%s: %w\n--- tail of %s ---\n%s", p.name, p.PID(), status, cause, p.logPath, tail)
+	if p.Exited() && strings.Contains(tail, "address already in use") {
+		return fmt.Errorf("%w: %w", errPortClash, err)
+	}
+	return err
 }
 
 // freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.

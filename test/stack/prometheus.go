@@ -44,7 +44,7 @@ func (s *Stack) startPrometheus(ctx context.Context) error {
 		}
 		addr := hostPort(ports[0])
 		s.logf("starting prometheus on %s", addr)
-		p, err := startProc(s.Dir, "prometheus", systemBin("prometheus"),
+		p, err := StartProcess(s.Dir, "prometheus", systemBin("prometheus"),
 			"--config.file="+cfgPath,
 			"--storage.tsdb.path="+filepath.Join(s.Dir, "prometheus-data"),
 			"--web.listen-address="+addr,
@@ -56,8 +56,7 @@ func (s *Stack) startPrometheus(ctx context.Context) error {
 		}
 		s.track(p, &s.prometheus)
 		url := "http://" + addr
-		if err := p.waitReady(ctx, 30*time.Second, httpOK(http.DefaultClient, url+"/-/ready", nil)); err != nil {
-			_ = p.stop()
+		if err := waitReady(ctx, p, 30*time.Second, HTTPReady(http.DefaultClient, url+"/-/ready", nil)); err != nil {
 			return err
 		}
 		s.PrometheusURL = url
@@ -106,7 +105,7 @@ func (s *Stack) StopPrometheus() error {
 	if p == nil {
 		return fmt.Errorf("stop prometheus: the stack runs no Prometheus")
 	}
-	if err := p.stop(); err != nil {
+	if err := p.Stop(stopGrace); err != nil {
 		return fmt.Errorf("stop prometheus: %w", err)
 	}
 	return nil

@@ -46,8 +46,8 @@ type Stack struct {
 	jaegerHealth string            // URL of Jaeger's health check
 
 	mu                                  sync.Mutex
-	procs                               []*proc // every process started, in start order
-	etcd, apiserver, prometheus, jaeger *proc
+	procs                               []*Process // every process started, in start order
+	etcd, apiserver, prometheus, jaeger *Process
 }
 
 // Start starts the stack: etcd, then kube-apiserver and the CRDs, with
@@ -101,10 +101,10 @@ func (s *Stack) logf(format string, args ...any) {
 }
 
 // track records a started process so that Stop and PIDs see it.
-func (s *Stack) track(p *proc, slot **proc) {
+func (s *Stack) track(p *Process, slot **Process) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p.log = s.log
+	p.OnKill(func() { s.logf("%s (pid %d) ignored SIGTERM for %v; sending SIGKILL", p.Name(), p.PID(), stopGrace) })
 	s.procs = append(s.procs, p)
 	*slot = p
 }
@@ -116,7 +116,7 @@ func (s *Stack) PIDs() []int {
 	defer s.mu.Unlock()
 	pids := make([]int, 0, len(s.procs))
 	for _, p := range s.procs {
-		pids = append(pids, p.pid())
+		pids = append(pids, p.PID())
 	}
 	return pids
 }
@@ -127,7 +127,7 @@ func (s *Stack) PIDs() []int {
 func (s *Stack) Stop() error {
 	s.mu.Lock()
 	api, etcd, prom, jaeger := s.apiserver, s.etcd, s.prometheus, s.jaeger
-	all := append([]*proc(nil), s.procs...)
+	all := append([]*Process(nil), s.procs...)
 	s.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -139,7 +139,7 @@ func (s *Stack) Stop() error {
 	wg.Go(func() { errs[2] = stopIfSet(jaeger) })
 	wg.Wait()
 	for _, p := range all { // anything started but not yet in a slot
-		errs[3] = errors.Join(errs[3], p.stop())
+		errs[3] = errors.Join(errs[3], p.Stop(stopGrace))
 	}
 	if err := os.RemoveAll(s.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", s.Dir, err))
@@ -151,11 +151,11 @@ func (s *Stack) Stop() error {
 }
 
 // stopIfSet stops p unless it is nil.
-func stopIfSet(p *proc) error {
+func stopIfSet(p *Process) error {
 	if p == nil {
 		return nil
 	}
-	return p.stop()
+	return p.Stop(stopGrace)
 }
 
 // Main is the body of a TestMain that needs the stack:
