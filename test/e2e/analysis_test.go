@@ -255,11 +255,38 @@ func TestAnalysisDryRunReportsButDoesNotAct(t *testing.T) {
 
 // TestAnalysisHostMode runs the analysis on a mesh that splits by service
 // (checkout-primary and checkout-canary) instead of by subset. Inbound
-// traffic is told apart by destination_service_name, and a side's
-// downstream calls by the workloads behind its host. checkout v2 makes
-// slow calls to payments: the rollback names that hop, while the
-// canary's own inbound checks pass.
+// traffic is told apart by destination_service_name, a side's downstream
+// calls by the workloads behind its host, and its traces by the host each
+// call was routed to. A healthy canary is promoted with passing hop checks
+// from both sources; one whose calls to payments are slow is rolled back
+// naming that hop, while its own inbound checks pass.
 func TestAnalysisHostMode(t *testing.T) {
+	t.Run("healthy", func(t *testing.T) {
+		e := newHostModeEnv(t)
+		e.startController()
+		e.rollout("hosts", hostMode(4*time.Second, []int32{10, 50, 100}))
+		ro, seen := e.watchChecks("hosts", 120*time.Second)
+		if ro.Status.Phase != v1alpha1.PhaseSucceeded {
+			t.Fatalf("healthy host-mode canary ended %s: %s", ro.Status.Phase, ro.Status.Message)
+		}
+		for _, source := range []string{"prometheus", "jaeger"} {
+			if findCheck(seen, "Pass", "latency-p99", "checkout → payments", source) == nil {
+				t.Errorf("no passing latency-p99 check on checkout → payments from %s", source)
+			}
+		}
+	})
+	t.Run("amplification", func(t *testing.T) {
+		e := newHostModeEnv(t)
+		e.fault("v2", meshsim.Fault{DownstreamCalls: 3, DownstreamLatencyMs: 250})
+		e.startController()
+		e.rollout("hosts", hostMode(30*time.Second, nil))
+		checkHostModeRollback(t, e)
+	})
+}
+
+// newHostModeEnv replaces the namespace's subset VirtualService with one
+// that splits between the hosts checkout-primary and checkout-canary.
+func newHostModeEnv(t *testing.T) *meshEnv {
 	e := newMeshEnv(t, 50, "")
 	vs := &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Name: "checkout-hosts", Namespace: e.ns}}
 	vs.Spec.Hosts = []string{e.host()}
@@ -270,14 +297,24 @@ func TestAnalysisHostMode(t *testing.T) {
 	must(t, e.istio.NetworkingV1().VirtualServices(e.ns).Delete(e.ctx, "checkout", metav1.DeleteOptions{}))
 	_, err := e.istio.NetworkingV1().VirtualServices(e.ns).Create(e.ctx, vs, metav1.CreateOptions{})
 	must(t, err)
-	e.fault("v2", meshsim.Fault{DownstreamCalls: 3, DownstreamLatencyMs: 250})
-	e.startController()
-	e.rollout("hosts", func(r *v1alpha1.Rollout) {
-		analysed(30*time.Second, nil)(r)
+	return e
+}
+
+// hostMode is a rollout mutation for newHostModeEnv's VirtualService.
+func hostMode(step time.Duration, steps []int32) func(*v1alpha1.Rollout) {
+	return func(r *v1alpha1.Rollout) {
+		analysed(step, nil)(r)
+		if steps != nil {
+			r.Spec.Steps = steps
+		}
 		r.Spec.VirtualService = "checkout-hosts"
 		r.Spec.StableSubset, r.Spec.CanarySubset = "", ""
 		r.Spec.StableHost, r.Spec.CanaryHost = "checkout-primary", "checkout-canary"
-	})
+	}
+}
+
+func checkHostModeRollback(t *testing.T, e *meshEnv) {
+	t.Helper()
 	ro, seen := e.watchChecks("hosts", 90*time.Second)
 	if ro.Status.Phase != v1alpha1.PhaseRolledBack || !strings.Contains(ro.Status.Message, "checkout → payments") {
 		t.Fatalf("ended %s with %q: want a rollback naming checkout → payments", ro.Status.Phase, ro.Status.Message)
