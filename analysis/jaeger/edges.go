@@ -103,19 +103,21 @@ func (m matcher) services() []string {
 
 // isService reports whether service is a name of the analysed service.
 func (m matcher) isService(service string) bool {
+	service = m.local(service)
 	if m.byHost {
 		return service == m.service || service == shortName(m.canary) || service == shortName(m.stable)
 	}
 	return service == m.service
 }
 
-// name maps a span's service name to the name used in edges: in host mode
-// every name of the analysed service becomes t.Service.
+// name maps a span's service name to the name used in edges: every name of
+// the analysed service becomes t.Service, and Istio's "<app>.<namespace>"
+// form of the rollout's namespace becomes "<app>".
 func (m matcher) name(service string) string {
 	if m.isService(service) {
 		return m.service
 	}
-	return service
+	return m.local(service)
 }
 
 // ours reports whether s is a span of the analysed service in the rollout's

@@ -214,6 +214,11 @@ func TestIntegrationEdgesFromRealJaeger(t *testing.T) {
 		return p.Canary.Requests == 20 && p.Stable.Requests == 30
 	})
 
+	// The real Jaeger lists its services, which picks the names searched.
+	src.services.names = nil
+	if known, err := src.known(context.Background()); err != nil || !slices.Contains(known, "checkout") {
+		t.Errorf("Jaeger's service list = %q, %v; want it to include checkout", known, err)
+	}
 	p := got[toPay]
 	if p.Canary.Errors != 3 || p.Stable.Errors != 1 {
 		t.Errorf("checkout → payments errors: canary %v, stable %v; want 3 and 1", p.Canary.Errors, p.Stable.Errors)

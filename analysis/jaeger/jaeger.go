@@ -77,6 +77,7 @@ type Source struct {
 	maxTraces int
 	timeout   time.Duration
 	client    *http.Client
+	services  serviceList
 }
 
 var _ analysis.TraceSource = (*Source)(nil)
@@ -135,7 +136,7 @@ func (s *Source) Edges(ctx context.Context, t analysis.Target, since, until time
 		return nil, fmt.Errorf("jaeger: %s/%s: time range ends (%s) before it starts (%s)",
 			t.Namespace, t.Service, until.Format(time.RFC3339), since.Format(time.RFC3339))
 	}
-	names := m.services()
+	names := s.searchNames(ctx, m)
 	traces, err := s.fetch(ctx, names, since, until)
 	if err != nil {
 		return nil, err
