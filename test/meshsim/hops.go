@@ -134,9 +134,14 @@ func (s *Sim) outbound(ctx context.Context, src *workload, c call, in http.Heade
 	host := fqdn(c.host, s.cat.namespace)
 	hdr := propagated(in)
 	tgt, rerr := s.router.resolve(&request{host: host, path: c.path, method: http.MethodGet, header: hdr, source: src})
+	// As Envoy does, http.url keeps the host asked for and upstream_cluster
+	// names the cluster routed to: in host mode, checkout-canary's.
+	cluster := "outbound|80||" + host
+	if rerr == nil {
+		cluster = "outbound|80|" + tgt.subset + "|" + tgt.fqdn
+	}
 	ctx, span := s.tr.start(ctx, trace.SpanKindClient, spanInfo{
-		self: src, route: c.path, host: host, peerService: c.host,
-		cluster: "outbound|80|" + tgt.subset + "|" + host,
+		self: src, route: c.path, host: host, peerService: c.host, cluster: cluster,
 	})
 	var res hopResult
 	if rerr != nil {
