@@ -13,7 +13,7 @@ import (
 func TestAnalysisRequestTarget(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	subset := &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "r"},
-		Spec: v1alpha1.RolloutSpec{VirtualService: "checkout", StableSubset: "stable", CanarySubset: "canary"},
+		Spec:   v1alpha1.RolloutSpec{VirtualService: "checkout", StableSubset: "stable", CanarySubset: "canary"},
 		Status: v1alpha1.RolloutStatus{Target: &v1alpha1.ResolvedTarget{Host: "checkout", StableVersion: "v1", CanaryVersion: "v2"}}}
 	hosts := func(called string) *v1alpha1.Rollout {
 		return &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "r"},
