@@ -9,6 +9,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -167,28 +168,12 @@ const (
 // authenticate requires a valid bearer token (or, when configured, a
 // valid console session) and stores its User.
 func (s *server) authenticate(c *gin.Context) {
-	token, ok := bearer(c.GetHeader("Authorization"))
-	if !ok && s.Sessions != nil && c.GetHeader("Authorization") == "" {
-		u, found, err := s.Sessions.AuthenticateRequest(c.Request)
-		switch {
-		case found && err == nil:
-			c.Set(keyUser, u)
-			c.Next()
-			return
-		case found:
-			abort(c, s.Log, errorf(http.StatusUnauthorized, nil, "the console session is not valid: %v", err))
-			return
+	u, err := s.identify(c.Request)
+	if ae, ok := errors.AsType[*authError](err); ok {
+		if ae.challenge != "" {
+			c.Header("WWW-Authenticate", ae.challenge)
 		}
-	}
-	if !ok {
-		c.Header("WWW-Authenticate", `Bearer realm="serin"`)
-		abort(c, s.Log, errorf(http.StatusUnauthorized, nil, "a bearer token is required"))
-		return
-	}
-	u, err := s.Authenticator.Authenticate(c.Request.Context(), token)
-	if errors.Is(err, ErrUnauthenticated) {
-		c.Header("WWW-Authenticate", `Bearer realm="serin", error="invalid_token"`)
-		abort(c, s.Log, errorf(http.StatusUnauthorized, nil, "the bearer token is not valid"))
+		abort(c, s.Log, errorf(http.StatusUnauthorized, nil, "%s", ae.msg))
 		return
 	}
 	if err != nil {
@@ -197,6 +182,39 @@ func (s *server) authenticate(c *gin.Context) {
 	}
 	c.Set(keyUser, u)
 	c.Next()
+}
+
+// authError is a request without a valid credential: 401, with msg and,
+// for bearer tokens, the WWW-Authenticate challenge. It wraps
+// ErrUnauthenticated.
+type authError struct{ msg, challenge string }
+
+func (e *authError) Error() string { return e.msg }
+func (e *authError) Unwrap() error { return ErrUnauthenticated }
+
+// identify authenticates r by its bearer token or, when it has no
+// Authorization header and sessions are configured, by its console
+// session. A missing or invalid credential is an *authError; any other
+// error means the check itself failed (a TokenReview that could not run).
+func (s *server) identify(r *http.Request) (User, error) {
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok && s.Sessions != nil && r.Header.Get("Authorization") == "" {
+		u, found, err := s.Sessions.AuthenticateRequest(r)
+		switch {
+		case found && err == nil:
+			return u, nil
+		case found:
+			return User{}, &authError{msg: fmt.Sprintf("the console session is not valid: %v", err)}
+		}
+	}
+	if !ok {
+		return User{}, &authError{msg: "a bearer token is required", challenge: `Bearer realm="serin"`}
+	}
+	u, err := s.Authenticator.Authenticate(r.Context(), token)
+	if errors.Is(err, ErrUnauthenticated) {
+		return User{}, &authError{msg: "the bearer token is not valid", challenge: `Bearer realm="serin", error="invalid_token"`}
+	}
+	return u, err
 }
 
 // internal answers 500 for an error of a dependency (such as a failed

@@ -165,21 +165,7 @@ func (s *server) startStream(c *gin.Context) *sseWriter {
 // stream open and is logged; a refusal ends it.
 func (s *server) stillAllowed(c *gin.Context) bool {
 	ctx := c.Request.Context()
-	var (
-		u   User
-		err error
-	)
-	if token, ok := bearer(c.GetHeader("Authorization")); ok {
-		u, err = s.Authenticator.Authenticate(ctx, token)
-	} else if s.Sessions != nil {
-		var found bool
-		u, found, err = s.Sessions.AuthenticateRequest(c.Request)
-		if !found && err == nil {
-			err = ErrUnauthenticated
-		}
-	} else {
-		err = ErrUnauthenticated
-	}
+	u, err := s.identify(c.Request)
 	if err != nil {
 		if errors.Is(err, ErrUnauthenticated) || ctx.Err() != nil {
 			return false
