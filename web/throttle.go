@@ -49,14 +49,11 @@ func (t *throttle) wait(client string) time.Duration {
 	if l == nil {
 		return 0
 	}
-	now := t.now()
-	if l.TokensAt(now) >= 1 {
+	missing := 1 - l.TokensAt(t.now())
+	if missing <= 0 {
 		return 0
 	}
-	r := l.ReserveN(now, 1)
-	d := r.DelayFrom(now)
-	r.CancelAt(now)
-	return d
+	return time.Duration(missing * float64(loginRefill))
 }
 
 // failed records a failed attempt.
