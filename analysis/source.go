@@ -113,16 +113,27 @@ type Pair struct {
 	Stable Stats
 }
 
-// MetricSource measures traffic from metrics (Prometheus). Implementations
-// batch their queries: one query per kind serves every rollout in a tick.
+// MetricSource reads traffic counters from metrics (Prometheus).
+// Implementations batch their queries: one query per kind serves every
+// rollout in a tick.
+//
+// Both methods return cumulative counters as they stand at at: the raw sum
+// of Istio's counters (requests, 5xx, histogram buckets), with no rate(),
+// no increase() and so no extrapolation. The caller takes differences
+// between two instants itself (see Tracker), so that a count is never
+// stretched over a window it did not fill, and a series that first appears
+// between two readings (Envoy creates a response_code="500" series only
+// with its first error) counts from zero.
 type MetricSource interface {
-	// Inbound measures the requests each side of t received in the window
-	// ending at at. It wraps ErrNoData when there are no series for a side,
-	// and ErrUnavailable when the source cannot be asked.
-	Inbound(ctx context.Context, t Target, window time.Duration, at time.Time) (Pair, error)
-	// Hops measures the calls each side of t made downstream in the window,
-	// keyed by the called service's short name (e.g. "payments").
-	Hops(ctx context.Context, t Target, window time.Duration, at time.Time) (map[string]Pair, error)
+	// Inbound returns the cumulative requests, errors and latency buckets
+	// each side of t has received, as of at. It wraps ErrNoData when there
+	// are no series for a side, and ErrUnavailable when the source cannot
+	// be asked.
+	Inbound(ctx context.Context, t Target, at time.Time) (Pair, error)
+	// Hops returns the cumulative calls each side of t has made
+	// downstream, as of at, keyed by the called service's short name (e.g.
+	// "payments").
+	Hops(ctx context.Context, t Target, at time.Time) (map[string]Pair, error)
 	// Scalar runs a custom query and returns its single value. It wraps
 	// ErrNoData for an empty result and ErrUnavailable for a failed query.
 	Scalar(ctx context.Context, query string, at time.Time) (float64, error)
