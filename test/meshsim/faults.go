@@ -3,7 +3,6 @@ package meshsim
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -26,13 +25,18 @@ const (
 // Fault is what SetFault injects into one workload (one version of one
 // service). The zero Fault injects nothing.
 type Fault struct {
-	// ErrorRate is the fraction, in [0,1], of inbound requests the workload
-	// answers with HTTP 500 (after its latency, before any downstream call).
+	// ErrorRate is the probability, in [0,1], that the workload answers an
+	// inbound request with HTTP 500 (after its latency, before any
+	// downstream call). Each request is drawn at random from the seeded
+	// source, independently of the others and of the workload's background
+	// error rate (Options.BackgroundErrorRate): a request fails if either
+	// draw fails it.
 	ErrorRate float64 `json:"errorRate"`
 	// LatencyMs is added to the workload's own handling of each inbound
 	// request, so it shows in its inbound (reporter="destination") metrics.
 	LatencyMs int `json:"latencyMs"`
-	// LatencyJitterMs spreads LatencyMs uniformly by ± this much.
+	// LatencyJitterMs spreads LatencyMs uniformly by ± this much, drawn
+	// from the seeded source.
 	LatencyJitterMs int `json:"latencyJitterMs"`
 	// DownstreamCalls is how many calls the workload makes to each of its
 	// downstream services per inbound request; 0 and 1 mean the normal one.
@@ -54,7 +58,7 @@ func (f Fault) amplifies() bool {
 // field out of range.
 func (f Fault) Validate() error {
 	switch {
-	case f.ErrorRate < 0 || f.ErrorRate > 1 || f.ErrorRate != f.ErrorRate:
+	case !validRate(f.ErrorRate):
 		return fmt.Errorf("%w: errorRate %v is not in [0,1]", ErrInvalidFault, f.ErrorRate)
 	case f.LatencyMs < 0 || f.LatencyMs > maxFaultLatencyMs:
 		return fmt.Errorf("%w: latencyMs %d is not in [0,%d]", ErrInvalidFault, f.LatencyMs, maxFaultLatencyMs)
@@ -68,26 +72,37 @@ func (f Fault) Validate() error {
 	return nil
 }
 
-// latency draws the added latency of one request.
-func (f Fault) latency() time.Duration {
+// latency draws the added latency of one request from r.
+func (f Fault) latency(r *stream) time.Duration {
 	ms := float64(f.LatencyMs)
 	if f.LatencyJitterMs > 0 {
-		ms += (rand.Float64()*2 - 1) * float64(f.LatencyJitterMs)
+		ms += (r.float64()*2 - 1) * float64(f.LatencyJitterMs)
 	}
 	return time.Duration(max(ms, 0) * float64(time.Millisecond))
 }
 
-// faults is the fault table, keyed by workload name.
+// faults is the fault table, keyed by workload name, with the background
+// error rates and the error draws of each workload.
 type faults struct {
-	cat  *catalog
-	pick *picker // errors follow the same low-discrepancy sequence as routing
-	mu   sync.RWMutex
-	m    map[string]Fault
+	cat        *catalog
+	background map[string]float64 // workload name → background error rate; immutable
+	injected   map[string]*stream // workload name → draws against Fault.ErrorRate
+	ambient    map[string]*stream // workload name → draws against the background rate
+	mu         sync.RWMutex
+	m          map[string]Fault
 }
 
-// newFaults returns an empty fault table for the workloads of cat.
-func newFaults(cat *catalog, pick *picker) *faults {
-	return &faults{cat: cat, pick: pick, m: map[string]Fault{}}
+// newFaults returns an empty fault table for the workloads of cat, with
+// error draws seeded by seed and the background error rates by workload
+// name (validated by the caller; nil means none).
+func newFaults(cat *catalog, seed uint64, background map[string]float64) *faults {
+	fs := &faults{cat: cat, background: background, m: map[string]Fault{},
+		injected: map[string]*stream{}, ambient: map[string]*stream{}}
+	for _, name := range cat.workloadNames() {
+		fs.injected[name] = newStream(seed, "errors/injected/"+name)
+		fs.ambient[name] = newStream(seed, "errors/background/"+name)
+	}
+	return fs
 }
 
 // set validates f and installs it for service/version; a zero Fault clears.
@@ -143,12 +158,21 @@ func (fs *faults) list() map[string]Fault {
 	return out
 }
 
-// fail decides whether this request to w fails under f. The decisions
-// follow a low-discrepancy sequence per workload, so the error rate over
-// any window of N requests is within about log(N)/N of f.ErrorRate.
-func (fs *faults) fail(w *workload, f Fault) bool {
-	if f.ErrorRate <= 0 {
-		return false
+// fail decides whether this request to w fails, and says why. The
+// injected fault f and w's background rate are drawn independently, each
+// from its own stream, so a request fails with probability
+// 1-(1-f.ErrorRate)(1-background), and a window of N requests holds a
+// binomial number of failures, as real traffic does. Both draws are made
+// whenever their rate is above zero, so that one stream never shifts the
+// other.
+func (fs *faults) fail(w *workload, f Fault) (failed bool, why string) {
+	injected := fs.injected[w.name()].bernoulli(f.ErrorRate)
+	background := fs.ambient[w.name()].bernoulli(fs.background[w.name()])
+	switch {
+	case injected:
+		return true, "injected fault"
+	case background:
+		return true, "background error"
 	}
-	return fs.pick.next("fault/"+w.name()) < f.ErrorRate
+	return false, ""
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -80,12 +79,13 @@ func (s *Sim) inbound(w *workload) http.Handler {
 func (s *Sim) serve(ctx context.Context, w *workload, spec serviceSpec, in http.Header) hopResult {
 	res := hopResult{Workload: w.name(), App: w.app, Version: w.version, Code: http.StatusOK}
 	f := s.faults.get(w)
-	if err := sleep(ctx, baseLatency()+f.latency()+requestedDelay(in)); err != nil {
+	lat := s.latency[w.name()]
+	if err := sleep(ctx, baseLatency(lat)+f.latency(lat)+requestedDelay(in)); err != nil {
 		res.Code, res.Error = http.StatusServiceUnavailable, "canceled: "+err.Error()
 		return res
 	}
-	if s.faults.fail(w, f) {
-		res.Code, res.Error = http.StatusInternalServerError, "injected fault"
+	if failed, why := s.faults.fail(w, f); failed {
+		res.Code, res.Error = http.StatusInternalServerError, why
 		return res
 	}
 	if f.amplifies() {
@@ -224,11 +224,6 @@ func requestedDelay(h http.Header) time.Duration {
 		return 0
 	}
 	return time.Duration(min(ms, maxFaultLatencyMs)) * time.Millisecond
-}
-
-// baseLatency is an app's own handling time: 1–3 ms.
-func baseLatency() time.Duration {
-	return time.Millisecond + rand.N(2*time.Millisecond)
 }
 
 // peerApp names the calling app for peer.service on a SERVER span.

@@ -2,6 +2,7 @@ package meshsim
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -332,6 +333,7 @@ func TestFaultValidate(t *testing.T) {
 		{"full", Fault{ErrorRate: 0.2, LatencyMs: 300, LatencyJitterMs: 50, DownstreamCalls: 3, DownstreamLatencyMs: 200}, true},
 		{"rate above 1", Fault{ErrorRate: 1.5}, false},
 		{"negative rate", Fault{ErrorRate: -0.1}, false},
+		{"NaN rate", Fault{ErrorRate: math.NaN()}, false},
 		{"negative latency", Fault{LatencyMs: -1}, false},
 		{"latency too high", Fault{LatencyMs: maxFaultLatencyMs + 1}, false},
 		{"too many calls", Fault{DownstreamCalls: maxDownstreamCalls + 1}, false},
@@ -351,8 +353,9 @@ func TestFaultValidate(t *testing.T) {
 
 func TestFaultLatencyJitterStaysInRange(t *testing.T) {
 	f := Fault{LatencyMs: 300, LatencyJitterMs: 50}
+	r := newStream(randomSeed(), "latency/checkout-v2")
 	for range 1000 {
-		if d := f.latency(); d < 250*time.Millisecond || d > 350*time.Millisecond {
+		if d := f.latency(r); d < 250*time.Millisecond || d > 350*time.Millisecond {
 			t.Fatalf("latency %v outside 300±50ms", d)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -45,6 +44,19 @@ type Options struct {
 	// MetricsAddr is the loopback host:port of /metrics; "" means
 	// 127.0.0.1:0.
 	MetricsAddr string
+	// Seed seeds every random draw of the simulation: which requests fail,
+	// how long each hop takes, and where the routing sequence starts. The
+	// draws are random per request, so a window of N requests shows the
+	// spread real traffic has; the same seed replays the same draws per
+	// workload. 0 means a seed picked at random, which Start logs and Seed
+	// reports.
+	Seed uint64
+	// BackgroundErrorRate gives workloads, keyed "service/version" (for
+	// example "checkout/v1"), an error rate in [0,1] that they have
+	// whatever the injected faults: real services fail now and then. It is
+	// drawn independently of Fault.ErrorRate, and a request fails if either
+	// draw fails it. nil means none. ParseErrorRates reads the flag form.
+	BackgroundErrorRate map[string]float64
 	// Log receives progress and warnings; nil discards them.
 	Log *slog.Logger
 }
@@ -87,6 +99,10 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Seed == 0 {
+		o.Seed = randomSeed()
+		o.Log.Info("meshsim seed picked at random; pass it as Options.Seed (meshsim -seed) to replay the draws", "seed", o.Seed)
+	}
 	return o, nil
 }
 
@@ -101,6 +117,8 @@ type Sim struct {
 	client  *http.Client
 	load    *loadGen
 	fireRPS float64
+	seed    uint64
+	latency map[string]*stream // workload name → its latency draws
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -130,14 +148,23 @@ func Start(ctx context.Context, o Options) (*Sim, error) {
 		return nil, fmt.Errorf("meshsim options: %w", err)
 	}
 	cat := newCatalog(o.Namespace)
-	pick := newPicker(rand.Float64())
+	background, err := backgroundRates(cat, o.BackgroundErrorRate)
+	if err != nil {
+		return nil, fmt.Errorf("meshsim options: %w", err)
+	}
 	s := &Sim{
-		log: o.Log, cat: cat, router: newRouter(cat, pick), faults: newFaults(cat, pick),
+		log: o.Log, cat: cat, seed: o.Seed,
+		router:  newRouter(cat, newPicker(newStream(o.Seed, "routing").float64())),
+		faults:  newFaults(cat, o.Seed, background),
+		latency: map[string]*stream{},
 		metrics: newMetrics(), fireRPS: o.FireRPS, addrs: map[string]string{}, async: make(chan struct{}, maxAsync),
 		client: &http.Client{
 			Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second, DisableCompression: true},
 			Timeout:   3 * maxFaultLatencyMs * time.Millisecond,
 		},
+	}
+	for _, name := range cat.workloadNames() {
+		s.latency[name] = newStream(o.Seed, "latency/"+name)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.load = newLoadGen(s, o.RPS)
@@ -145,7 +172,8 @@ func Start(ctx context.Context, o Options) (*Sim, error) {
 		return nil, errors.Join(fmt.Errorf("start meshsim: %w", err), s.Close())
 	}
 	s.log.Info("meshsim started (a stand-in for Envoy sidecars, for local tests only)",
-		"namespace", o.Namespace, "metrics", s.MetricsAddr(), "control", s.ControlURL(), "workloads", s.addrs)
+		"namespace", o.Namespace, "metrics", s.MetricsAddr(), "control", s.ControlURL(), "workloads", s.addrs,
+		"seed", s.seed, "backgroundErrorRate", o.BackgroundErrorRate)
 	return s, nil
 }
 
@@ -208,6 +236,11 @@ func (s *Sim) MetricsAddr() string { return addrOf(s.metricL) }
 
 // ControlURL is the base URL of the control API, e.g. http://127.0.0.1:PORT.
 func (s *Sim) ControlURL() string { return "http://" + addrOf(s.control) }
+
+// Seed is the seed of the simulation's random draws: Options.Seed, or the
+// one picked at random when that was 0. A test prints it so that a failure
+// can be replayed.
+func (s *Sim) Seed() uint64 { return s.seed }
 
 // Namespace is the namespace the simulated workloads live in.
 func (s *Sim) Namespace() string { return s.cat.namespace }

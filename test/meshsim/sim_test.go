@@ -30,6 +30,7 @@ func startLocal(t *testing.T, o Options) *Sim {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	t.Logf("meshsim seed %d (Options.Seed replays its draws)", s.Seed())
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -213,15 +214,18 @@ func TestFaultErrorRateAndLatency(t *testing.T) {
 	if err := s.SetFault("checkout", "v1", Fault{ErrorRate: 0.5, LatencyMs: 30}); err != nil {
 		t.Fatalf("SetFault: %v", err)
 	}
-	if _, err := s.Fire(t.Context(), 100); err != nil {
+	// Errors are drawn at random per request, so the count is binomial:
+	// 400 requests at 0.5 have a standard deviation of 10, and 200±40 is
+	// four of them.
+	if _, err := s.Fire(t.Context(), 400); err != nil {
 		t.Fatalf("Fire: %v", err)
 	}
 	dst := map[string]string{"reporter": "destination", "destination_workload": "checkout-v1"}
 	total, sum := series(t, s, "istio_request_duration_milliseconds", dst)
 	dst["response_code"] = "500"
 	failed, _ := series(t, s, "istio_requests_total", dst)
-	if total != 100 || failed < 48 || failed > 52 {
-		t.Errorf("checkout-v1 answered %v of %v requests with 500, want 50±2 of 100", failed, total)
+	if total != 400 || failed < 160 || failed > 240 {
+		t.Errorf("checkout-v1 answered %v of %v requests with 500, want 200±40 of 400", failed, total)
 	}
 	if mean := sum / total; mean < 30 {
 		t.Errorf("checkout-v1 mean inbound latency %.1f ms, want at least the injected 30 ms", mean)

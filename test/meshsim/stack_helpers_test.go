@@ -38,6 +38,7 @@ func startMesh(t *testing.T, ns string, rps float64) *Sim {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	t.Logf("meshsim seed %d (Options.Seed replays its draws)", s.Seed())
 	job := "meshsim-" + ns
 	if err := st.SetScrapeTargets(job, []string{s.MetricsAddr()}); err != nil {
 		_ = s.Close()
