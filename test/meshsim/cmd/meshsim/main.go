@@ -36,6 +36,8 @@ type options struct {
 	controlAddr string
 	metricsAddr string
 	logLevel    slog.Level
+	seed        uint64
+	background  map[string]float64
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -68,6 +70,7 @@ func run(args []string, stderr io.Writer) int {
 	sim, err := meshsim.Start(ctx, meshsim.Options{
 		Namespace: o.namespace, RESTConfig: cfg, OTLPEndpoint: o.otlp, RPS: o.rps,
 		ListenHost: o.listenHost, ControlAddr: o.controlAddr, MetricsAddr: o.metricsAddr, Log: log,
+		Seed: o.seed, BackgroundErrorRate: o.background,
 	})
 	if err != nil {
 		log.Error("start", "err", err)
@@ -101,6 +104,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.controlAddr, "control-addr", "127.0.0.1:0", "loopback host:port of the control API")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:0", "loopback host:port of /metrics")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed of the random errors and latencies, to replay a run (0 = pick one and log it)")
+	fs.Func("background-errors", "background error rates whatever the faults, e.g. checkout/v1=0.005,checkout/v2=0.005",
+		func(v string) (err error) {
+			o.background, err = meshsim.ParseErrorRates(v)
+			return err
+		})
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
