@@ -19,10 +19,18 @@
 //   - Every hop emits a CLIENT and a SERVER span over OTLP/HTTP, with one
 //     TracerProvider per workload so that service.name and service.version
 //     are those of the workload.
-//   - A built-in load generator, a fault-injection API (Go and HTTP JSON) and
+//   - A built-in load generator, a fault-injection API (Go and HTTP JSON),
+//     background error rates per version (Options.BackgroundErrorRate) and
 //     Fire, which sends N requests and counts which checkout version served
 //     them.
+//   - Errors and latencies are drawn at random per request from a seeded
+//     source (Options.Seed; 0 picks a seed and logs it). Tests on the real
+//     stack must see the variance real traffic has: a window of N requests
+//     holds a binomial number of errors, not almost exactly the configured
+//     share, so a canary analysis that only passes on noiseless data fails
+//     here as it would in a cluster. The same seed replays the same draws.
 //
-// See README.md for the modelling choices (quasi-random weighted picks,
-// asynchronous downstream amplification, unknown-source ingress traffic).
+// See README.md for the modelling choices (random seeded errors and
+// latencies, quasi-random weighted picks, asynchronous downstream
+// amplification, unknown-source ingress traffic).
 package meshsim

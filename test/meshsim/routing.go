@@ -276,7 +276,9 @@ var phi = (math.Sqrt(5) - 1) / 2
 // interleave like random ones, but the split over any window of N requests
 // is within about log(N)/N of the weights, so tests of a 2,000-request split
 // are not at the mercy of sampling noise. Envoy picks at random; over many
-// requests the split is the same.
+// requests the split is the same. Only routing uses it: errors and
+// latencies are drawn at random from seeded streams (random.go), so that
+// they show the variance of real traffic.
 type picker struct {
 	seed     float64
 	counters sync.Map // key → *atomic.Uint64
