@@ -15,6 +15,11 @@ func TestParseFlags(t *testing.T) {
 	if want := filepath.Join(stack.RepoRoot(), "bin", "serin"); o.Serin != want || o.RPS != 50 || o.ReadyFile != "" || o.NoBanner {
 		t.Errorf("defaults = %+v, want serin %s, rps 50", o, want)
 	}
+	o, err = parseFlags([]string{"-meshsim-seed", "42", "-background-errors", "checkout/v1=0.005,checkout/v2=0.01"}, io.Discard)
+	must(t, err)
+	if o.MeshSeed != 42 || len(o.BackgroundErrors) != 2 || o.BackgroundErrors["checkout/v1"] != 0.005 || o.BackgroundErrors["checkout/v2"] != 0.01 {
+		t.Errorf("meshsim flags = seed %d, background %v; want 42 and checkout/v1 0.005, checkout/v2 0.01", o.MeshSeed, o.BackgroundErrors)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -23,6 +28,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-rps", "1001"}, "-rps 1001"},
 		{[]string{"-rps", "NaN"}, "-rps NaN"},
 		{[]string{"-bogus"}, "flag provided but not defined"},
+		{[]string{"-background-errors", "checkout/v1=2"}, "2 is not a fraction in [0,1]"},
+		{[]string{"-meshsim-seed", "-3"}, "-meshsim-seed"},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)

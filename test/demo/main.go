@@ -37,6 +37,12 @@ type Options struct {
 	RPS       float64 // background load into the simulated frontend
 	ReadyFile string  // where to write a readyInfo JSON once ready; "" writes none
 	NoBanner  bool    // skip the banner (tests)
+	// MeshSeed seeds the simulator's random errors and latencies; 0 picks
+	// one, which the simulator logs.
+	MeshSeed uint64
+	// BackgroundErrors are error rates by "service/version" that the
+	// simulated workloads have whatever the faults.
+	BackgroundErrors map[string]float64
 }
 
 func main() { os.Exit(run()) }
@@ -90,6 +96,12 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.Float64Var(&o.RPS, "rps", meshsim.DefaultRPS, "background requests per second into the simulated frontend")
 	fs.StringVar(&o.ReadyFile, "ready-file", "", "write a JSON file with the URLs and PIDs once everything is ready")
 	fs.BoolVar(&o.NoBanner, "no-banner", false, "do not print the banner")
+	fs.Uint64Var(&o.MeshSeed, "meshsim-seed", 0, "seed of the mesh simulator's random errors and latencies (0 = pick one and log it)")
+	fs.Func("background-errors", "background error rates of the simulated workloads, e.g. checkout/v1=0.005,checkout/v2=0.005",
+		func(v string) (err error) {
+			o.BackgroundErrors, err = meshsim.ParseErrorRates(v)
+			return err
+		})
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -172,7 +184,7 @@ func (d *demo) startMesh(ctx context.Context) error {
 	log := slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "meshsim")
 	sim, err := meshsim.Start(ctx, meshsim.Options{
 		Namespace: "shop", RESTConfig: d.st.RESTConfig(), OTLPEndpoint: d.st.OTLPHTTPEndpoint,
-		RPS: d.opts.RPS, Log: log,
+		RPS: d.opts.RPS, Seed: d.opts.MeshSeed, BackgroundErrorRate: d.opts.BackgroundErrors, Log: log,
 	})
 	if err != nil {
 		return err
