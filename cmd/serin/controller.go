@@ -76,7 +76,7 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on SIGTERM")
 	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus base URL for analysis, e.g. http://prometheus.istio-system:9090 (required unless --no-analysis)")
 	fs.StringVar(&o.JaegerURL, "jaeger-url", "", "Jaeger query base URL for per-edge trace analysis, e.g. http://tracing.istio-system:16686; empty turns trace checks off")
-	fs.DurationVar(&o.ScrapeInterval, "scrape-interval", 15*time.Second, "Prometheus's scrape interval; analysis windows span at least two")
+	fs.DurationVar(&o.ScrapeInterval, "scrape-interval", 15*time.Second, "Prometheus's scrape interval of Istio's metrics; analysis windows span at least two. Checked against Prometheus at start-up: when Prometheus scrapes at another interval, a warning is logged and Prometheus's is used")
 	fs.IntVar(&o.JaegerMaxTraces, "jaeger-max-traces", 200, "traces fetched from Jaeger per rollout per tick")
 	fs.BoolVar(&o.NoAnalysis, "no-analysis", false, "run without analysis: every tick passes (AlwaysPass placeholder; never for real canaries)")
 	fs.StringVar(&o.Auth, "auth", "none", "how the REST API and console authenticate: none (API off), static (--api-token-file) or kubernetes (TokenReview and SubjectAccessReview)")
@@ -192,6 +192,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	o.ScrapeInterval = scrapeInterval(ctx, o, log) // Prometheus's own when it answers
 	analyzer, err := newAnalyzer(o, log)
 	if err != nil {
 		return err
@@ -331,6 +332,59 @@ func newAnalyzer(o controllerOptions, log *slog.Logger) (rollout.Analyzer, error
 		ro.Traces = j
 	}
 	return analysis.NewRunner(ro), nil
+}
+
+// scrapeCheckTimeout bounds the start-up check of --scrape-interval, so
+// that an unreachable Prometheus delays the start by seconds at most.
+const scrapeCheckTimeout = 5 * time.Second
+
+// scrapeInterval returns the scrape interval analysis uses: Prometheus's
+// own when it can be asked (see checkScrapeInterval), else
+// --scrape-interval. A --prometheus-url that does not parse is left to
+// newAnalyzer to refuse.
+func scrapeInterval(ctx context.Context, o controllerOptions, log *slog.Logger) time.Duration {
+	if o.NoAnalysis {
+		return o.ScrapeInterval
+	}
+	prom, err := prometheus.New(prometheus.Options{Address: o.PrometheusURL})
+	if err != nil {
+		return o.ScrapeInterval
+	}
+	return checkScrapeInterval(ctx, prom, o.ScrapeInterval, log)
+}
+
+// intervalSource is what checkScrapeInterval asks; *prometheus.Source is
+// one.
+type intervalSource interface {
+	// ScrapeInterval returns how often Prometheus scrapes Istio's metrics.
+	ScrapeInterval(ctx context.Context) (prometheus.Interval, error)
+}
+
+// checkScrapeInterval asks src once for its scrape interval and returns
+// the one analysis uses. The learned interval wins over configured, since
+// analysis windows are sized from it: windows shorter than two real
+// scrapes leave the judge too few samples, and needlessly long ones slow
+// every step. A disagreement of more than
+// prometheus.IntervalTolerance is logged as a warning naming both. When
+// src cannot be asked, configured stays and the log says it was not
+// checked.
+func checkScrapeInterval(ctx context.Context, src intervalSource, configured time.Duration, log *slog.Logger) time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, scrapeCheckTimeout)
+	defer cancel()
+	learned, err := src.ScrapeInterval(ctx)
+	if err != nil {
+		log.Warn("could not check --scrape-interval against Prometheus; analysis uses it as given",
+			"scrape_interval", configured, "err", err)
+		return configured
+	}
+	if w := prometheus.IntervalMismatch(configured, learned); w != "" {
+		log.Warn("--scrape-interval disagrees with Prometheus; analysis uses Prometheus's interval",
+			"scrape_interval", configured, "prometheus_interval", learned.Every, "detail", w)
+	} else {
+		log.Info("--scrape-interval agrees with Prometheus; analysis uses Prometheus's interval",
+			"scrape_interval", configured, "prometheus_interval", learned.Every, "basis", learned.Basis())
+	}
+	return learned.Every
 }
 
 // serve runs the manager and the HTTP endpoints together, and shuts both
