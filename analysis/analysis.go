@@ -38,6 +38,10 @@ type Request struct {
 	Vars map[string]string
 	// Now is the time of the tick.
 	Now time.Time
+	// Start is when the rollout's analysis began: its first weight on the
+	// route. Zero means it begins at Now. The sequential tests count
+	// nothing from before it.
+	Start time.Time
 }
 
 // Result is the judgement of one tick.
@@ -45,9 +49,14 @@ type Result struct {
 	Verdict Verdict
 	// Reason says why, in plain words: which check, which hop, which values.
 	Reason string
-	// FastFail asks for a rollback on this tick, without waiting for the
-	// failure threshold.
-	FastFail bool
+	// NoData says an Inconclusive verdict is for want of data (a side with
+	// no requests, a data source down), which the rollout's inconclusive
+	// limit bounds. Otherwise an Inconclusive verdict only waits for the
+	// minimum sample, with data on both sides.
+	NoData bool
+	// StableAboveSLO says stable itself is above an absolute limit: not
+	// the canary's fault, and the rollout's policy for it applies.
+	StableAboveSLO bool
 	// Checks are the individual checks' results, in a stable order.
 	Checks []CheckResult
 }

@@ -5,10 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"math"
 	"slices"
-	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -30,12 +27,27 @@ type RunnerOptions struct {
 }
 
 // Runner runs every check of a tick and judges them. It is the engine's
-// Analyzer.
+// Analyzer. It keeps each rollout's sequential tests (a Tracker) between
+// ticks; after a controller restart it rebuilds them from the counters as
+// they stood at the rollout's analysis start, which Prometheus still holds.
 type Runner struct {
 	o      RunnerOptions
 	mu     sync.Mutex
-	traces map[string]*traceWindow // by namespace/name
+	states map[string]*rolloutState // by namespace/name
 }
+
+// rolloutState is one rollout's analysis between ticks.
+type rolloutState struct {
+	mu        sync.Mutex // one tick of a rollout at a time
+	tracker   *Tracker
+	baselined bool      // the metrics baseline was read
+	traced    time.Time // the end of the latest trace search
+	used      time.Time
+}
+
+// traceLag is how far behind now trace searches end, so that spans still
+// on their way to Jaeger are found by the next search instead of missed.
+const traceLag = 2 * time.Second
 
 // NewRunner returns a Runner.
 func NewRunner(o RunnerOptions) *Runner {
@@ -45,7 +57,7 @@ func NewRunner(o RunnerOptions) *Runner {
 	if o.MaxCallsPerEdge <= 0 {
 		o.MaxCallsPerEdge = 5000
 	}
-	return &Runner{o: o, traces: map[string]*traceWindow{}}
+	return &Runner{o: o, states: map[string]*rolloutState{}}
 }
 
 // Analyze measures and judges one tick of req.
@@ -54,59 +66,118 @@ func (r *Runner) Analyze(ctx context.Context, req Request) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	// A window must hold at least two scrapes for rate() and increase().
-	cfg.Window = max(cfg.Window, 2*r.o.ScrapeInterval)
-	cfg.FastWindow = max(cfg.FastWindow, 2*r.o.ScrapeInterval+r.o.ScrapeInterval/2)
+	st := r.state(req)
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	var ms []Measurement
+	if r.o.Traces != nil && cfg.Traces {
+		if err := r.observeTraces(ctx, st, req); err != nil {
+			ms = append(ms, pairChecks(req.Target.Service+" (traces)", "jaeger", err, traceLimit(cfg.HopErrorRate, cfg), traceLimit(cfg.HopLatency, cfg))...)
+		}
+	}
 	if r.o.Metrics == nil {
 		ms = append(ms, Measurement{Check: string(KindErrorRate), Kind: KindErrorRate, Source: "prometheus",
 			Err: fmt.Errorf("no metrics source is configured: %w", ErrUnavailable)})
+		ms = append(ms, st.tracker.Measurements(req.Target.Service)...) // the trace edges
 	} else {
-		ms = append(ms, r.metrics(ctx, req.Target, cfg, req.Now)...)
+		inErr, hopsErr := r.observeMetrics(ctx, st, req)
+		ms = append(ms, withErrors(st.tracker.Measurements(req.Target.Service), req.Target.Service, cfg, inErr, hopsErr)...)
 		ms = append(ms, r.custom(ctx, req, cfg)...)
-	}
-	if r.o.Traces != nil && cfg.Traces {
-		ms = append(ms, r.traceChecks(ctx, req, cfg)...)
 	}
 	return Evaluate(ms, cfg), nil
 }
 
-func (r *Runner) metrics(ctx context.Context, t Target, cfg Config, now time.Time) []Measurement {
-	var ms []Measurement
-	in, err := r.o.Metrics.Inbound(ctx, t, cfg.Window, now)
-	ms = append(ms, pairChecks("", "prometheus", in, err, cfg.ErrorRate, cfg.Latency, "")...)
-	fast, ferr := r.o.Metrics.Inbound(ctx, t, cfg.FastWindow, now)
-	if !cfg.ErrorRate.Disabled {
-		ms = append(ms, Measurement{Check: string(KindErrorRate), Kind: KindErrorRate, Source: "prometheus",
-			Pair: fast, Err: ferr, Limit: cfg.ErrorRate, Fast: true})
+// state returns the rollout's analysis state, new when the rollout's
+// analysis start changed (a new rollout of the same name, or a restart of
+// its analysis).
+func (r *Runner) state(req Request) *rolloutState {
+	start := req.Start
+	if start.IsZero() {
+		start = req.Now
 	}
-	if !cfg.Hops {
-		return ms
+	key := req.Namespace + "/" + req.Name
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forgetIdle(req.Now)
+	st := r.states[key]
+	if st == nil || !st.tracker.Start().Equal(start) {
+		st = &rolloutState{tracker: NewTracker(req.Config, start), traced: start}
+		r.states[key] = st
 	}
-	hops, err := r.o.Metrics.Hops(ctx, t, cfg.Window, now)
-	if err != nil {
-		return append(ms, pairChecks(t.Service+" → (downstream)", "prometheus", Pair{}, err, cfg.HopErrorRate, cfg.HopLatency, "")...)
-	}
-	fastHops, _ := r.o.Metrics.Hops(ctx, t, cfg.FastWindow, now)
-	for _, called := range slices.Sorted(maps.Keys(hops)) {
-		hop := t.Service + " → " + called
-		ms = append(ms, pairChecks(hop, "prometheus", hops[called], nil, cfg.HopErrorRate, cfg.HopLatency, "")...)
-		if fp, ok := fastHops[called]; ok && !cfg.HopErrorRate.Disabled {
-			ms = append(ms, Measurement{Check: string(KindErrorRate), Kind: KindErrorRate, Hop: hop, Source: "prometheus",
-				Pair: fp, Limit: cfg.HopErrorRate, Fast: true})
+	st.used = req.Now
+	return st
+}
+
+// observeMetrics reads the counters, first as they stood at the analysis
+// start (the baseline), then now, and feeds the tracker.
+func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Request) (inErr, hopsErr error) {
+	t := req.Target
+	start := st.tracker.Start()
+	if !st.baselined {
+		in, err := r.o.Metrics.Inbound(ctx, t, start)
+		if err != nil && !errors.Is(err, ErrNoData) {
+			return err, err
 		}
+		// A side with no series yet has all zero counters: its first
+		// series count from zero.
+		st.tracker.ObserveInbound(start, in)
+		if req.Config.Hops {
+			hops, err := r.o.Metrics.Hops(ctx, t, start)
+			if err != nil && !errors.Is(err, ErrNoData) {
+				return err, err
+			}
+			st.tracker.ObserveHops(start, hops)
+		}
+		st.baselined = true
+		if start.Equal(req.Now) {
+			return nil, nil
+		}
+	}
+	in, inErr := r.o.Metrics.Inbound(ctx, t, req.Now)
+	if inErr == nil || errors.Is(inErr, ErrNoData) {
+		st.tracker.ObserveInbound(req.Now, in)
+	}
+	if req.Config.Hops {
+		var hops map[string]Pair
+		hops, hopsErr = r.o.Metrics.Hops(ctx, t, req.Now)
+		if hopsErr == nil {
+			st.tracker.ObserveHops(req.Now, hops)
+		}
+	}
+	return inErr, hopsErr
+}
+
+// withErrors replaces the measurements a failed reading could not refresh
+// with the reading's error, so that a data source down is Inconclusive
+// rather than judged on stale counts. A side with no series still reads
+// as no data through its zero counts.
+func withErrors(ms []Measurement, service string, cfg Config, inErr, hopsErr error) []Measurement {
+	if inErr != nil && !errors.Is(inErr, ErrNoData) {
+		ms = slices.DeleteFunc(ms, func(m Measurement) bool { return m.Hop == "" && m.Source == "prometheus" })
+		ms = append(pairChecks("", "prometheus", inErr, cfg.ErrorRate, cfg.Latency), ms...)
+	} else if inErr != nil {
+		for i := range ms {
+			if ms[i].Hop == "" && ms[i].Source == "prometheus" && ms[i].Pair.Canary.Requests+ms[i].Pair.Stable.Requests == 0 {
+				ms[i].Err = inErr
+			}
+		}
+	}
+	if hopsErr != nil && cfg.Hops {
+		ms = slices.DeleteFunc(ms, func(m Measurement) bool { return m.Hop != "" && m.Source == "prometheus" })
+		ms = append(ms, pairChecks(service+" → (downstream)", "prometheus", hopsErr, cfg.HopErrorRate, cfg.HopLatency)...)
 	}
 	return ms
 }
 
-// pairChecks makes the error-rate and latency measurements of one pair.
-func pairChecks(hop, source string, p Pair, err error, er, lat Limit, traceID string) []Measurement {
+// pairChecks makes the error-rate and latency measurements of a pair that
+// could not be read.
+func pairChecks(hop, source string, err error, er, lat Limit) []Measurement {
 	var ms []Measurement
 	if !er.Disabled {
-		ms = append(ms, Measurement{Check: string(KindErrorRate), Kind: KindErrorRate, Hop: hop, Source: source, Pair: p, Err: err, Limit: er, TraceID: traceID})
+		ms = append(ms, Measurement{Check: string(KindErrorRate), Kind: KindErrorRate, Hop: hop, Source: source, Err: err, Limit: er})
 	}
 	if !lat.Disabled {
-		ms = append(ms, Measurement{Check: string(KindLatency), Kind: KindLatency, Hop: hop, Source: source, Pair: p, Err: err, Limit: lat, TraceID: traceID})
+		ms = append(ms, Measurement{Check: string(KindLatency), Kind: KindLatency, Hop: hop, Source: source, Err: err, Limit: lat})
 	}
 	return ms
 }
@@ -139,59 +210,38 @@ func RenderQuery(query string, vars map[string]string) (string, error) {
 	return b.String(), nil
 }
 
-// traceWindow keeps the trace calls of one rollout over the analysis
-// window, so that each tick fetches only the spans since the last one. The
-// engine analyses one rollout at a time, so a window is never used by two
-// ticks at once.
-type traceWindow struct {
-	last  time.Time
-	used  time.Time
-	calls map[Edge]*edgeCalls
-	trace map[Edge]string
-}
-
-type edgeCalls struct{ canary, stable []timedCall }
-
-type timedCall struct {
-	Call
-	at time.Time
-}
-
-func (r *Runner) traceChecks(ctx context.Context, req Request, cfg Config) []Measurement {
-	key := req.Namespace + "/" + req.Name
-	r.mu.Lock()
-	tw := r.traces[key]
-	if tw == nil {
-		tw = &traceWindow{calls: map[Edge]*edgeCalls{}, trace: map[Edge]string{}}
-		r.traces[key] = tw
+// observeTraces feeds the tracker the calls seen in traces since the
+// previous search, which never reaches before the analysis start nor
+// further back than the window.
+func (r *Runner) observeTraces(ctx context.Context, st *rolloutState, req Request) error {
+	until := req.Now.Add(-traceLag)
+	since := st.traced
+	if w := req.Now.Add(-req.Config.Window); w.After(since) {
+		since = w
 	}
-	r.forgetIdle(req.Now)
-	r.mu.Unlock()
-
-	since := req.Now.Add(-cfg.Window)
-	if tw.last.After(since) {
-		since = tw.last
+	if !until.After(since) {
+		return nil
 	}
-	edges, err := r.o.Traces.Edges(ctx, req.Target, since, req.Now)
+	edges, err := r.o.Traces.Edges(ctx, req.Target, since, until)
 	if err != nil && !errors.Is(err, ErrNoData) {
-		return pairChecks(req.Target.Service+" (traces)", "jaeger", Pair{}, err, traceLimit(cfg.HopErrorRate, cfg), traceLimit(cfg.HopLatency, cfg), "")
+		return err
 	}
-	tw.add(edges, req.Now, r.o.MaxCallsPerEdge)
-	tw.evict(req.Now.Add(-cfg.Window))
-	tw.last, tw.used = req.Now, req.Now
-	var ms []Measurement
-	for _, e := range slices.SortedFunc(maps.Keys(tw.calls), func(a, b Edge) int {
-		return strings.Compare(a.From+" "+a.To, b.From+" "+b.To)
-	}) {
-		ec := tw.calls[e]
-		p := Pair{Canary: summarize(ec.canary), Stable: summarize(ec.stable)}
-		ms = append(ms, pairChecks(e.From+" → "+e.To, "jaeger", p, nil, traceLimit(cfg.HopErrorRate, cfg), traceLimit(cfg.HopLatency, cfg), tw.trace[e])...)
+	for e, p := range edges {
+		p.CanaryCalls = bounded(p.CanaryCalls, r.o.MaxCallsPerEdge)
+		p.StableCalls = bounded(p.StableCalls, r.o.MaxCallsPerEdge)
+		edges[e] = p
 	}
-	if len(ms) == 0 {
-		ms = pairChecks(req.Target.Service+" (traces)", "jaeger", Pair{}, fmt.Errorf("no traces through %s in the last %v: %w", req.Target.Service, cfg.Window, ErrNoData),
-			traceLimit(cfg.HopErrorRate, cfg), traceLimit(cfg.HopLatency, cfg), "")
+	st.traced = until
+	st.tracker.ObserveTraces(until, edges)
+	return nil
+}
+
+// bounded keeps at most limit calls.
+func bounded(calls []Call, limit int) []Call {
+	if len(calls) > limit {
+		return calls[:limit]
 	}
-	return ms
+	return calls
 }
 
 func traceLimit(l Limit, cfg Config) Limit {
@@ -199,68 +249,12 @@ func traceLimit(l Limit, cfg Config) Limit {
 	return l
 }
 
-// forgetIdle drops the trace windows of rollouts not analysed for a while
+// forgetIdle drops the state of rollouts not analysed for a while
 // (finished or deleted). The caller holds r.mu.
 func (r *Runner) forgetIdle(now time.Time) {
-	for k, tw := range r.traces {
-		if !tw.used.IsZero() && now.Sub(tw.used) > 5*time.Minute {
-			delete(r.traces, k)
+	for k, st := range r.states {
+		if now.Sub(st.used) > 5*time.Minute {
+			delete(r.states, k)
 		}
 	}
-}
-
-func (tw *traceWindow) add(edges map[Edge]EdgePair, at time.Time, limit int) {
-	for e, p := range edges {
-		ec := tw.calls[e]
-		if ec == nil {
-			ec = &edgeCalls{}
-			tw.calls[e] = ec
-		}
-		ec.canary = appendBounded(ec.canary, p.CanaryCalls, at, limit)
-		ec.stable = appendBounded(ec.stable, p.StableCalls, at, limit)
-		if p.CanaryTraceID != "" {
-			tw.trace[e] = p.CanaryTraceID
-		}
-	}
-}
-
-func appendBounded(dst []timedCall, calls []Call, at time.Time, limit int) []timedCall {
-	for _, c := range calls {
-		dst = append(dst, timedCall{Call: c, at: at})
-	}
-	if n := len(dst); n > limit {
-		dst = append([]timedCall(nil), dst[n-limit:]...)
-	}
-	return dst
-}
-
-func (tw *traceWindow) evict(before time.Time) {
-	for e, ec := range tw.calls {
-		ec.canary = slices.DeleteFunc(ec.canary, func(c timedCall) bool { return c.at.Before(before) })
-		ec.stable = slices.DeleteFunc(ec.stable, func(c timedCall) bool { return c.at.Before(before) })
-		if len(ec.canary) == 0 && len(ec.stable) == 0 {
-			delete(tw.calls, e)
-			delete(tw.trace, e)
-		}
-	}
-}
-
-// summarize turns calls into Stats with the nearest-rank p99.
-func summarize(calls []timedCall) Stats {
-	s := Stats{Requests: float64(len(calls)), P99Ms: math.NaN()}
-	if len(calls) == 0 {
-		return s
-	}
-	d := make([]float64, len(calls))
-	for i, c := range calls {
-		d[i] = c.Ms
-		if c.Failed {
-			s.Errors++
-		}
-	}
-	slices.Sort(d)
-	rank := int(math.Ceil(0.99 * float64(len(d))))
-	s.P99Ms = d[max(rank, 1)-1]
-	s.Latencies = d
-	return s
 }

@@ -8,24 +8,33 @@ import (
 	"time"
 )
 
-// fakeMetrics serves fixed pairs; it is a fake of pure data, for the
-// runner's bookkeeping. The real sources are tested against real servers.
+// fakeMetrics serves cumulative counters that grow with time: rps requests
+// a second to each side since t0; it records the instants asked for. It is
+// a fake of pure data, for the runner's bookkeeping. The real sources are
+// tested against real servers.
 type fakeMetrics struct {
-	in   Pair
-	err  error
-	hops map[string]Pair
+	t0      time.Time
+	canary  float64 // requests a second
+	stable  float64
+	errRate float64 // of the canary
+	err     error
+	asked   *[]time.Time
 }
 
-func (f fakeMetrics) Inbound(context.Context, Target, time.Duration, time.Time) (Pair, error) {
-	return f.in, f.err
+func (f fakeMetrics) Inbound(_ context.Context, _ Target, at time.Time) (Pair, error) {
+	if f.asked != nil {
+		*f.asked = append(*f.asked, at)
+	}
+	secs := at.Sub(f.t0).Seconds()
+	return Pair{Canary: side(f.canary*secs, f.errRate*f.canary*secs, 20), Stable: side(f.stable*secs, 0, 20)}, f.err
 }
-func (f fakeMetrics) Hops(context.Context, Target, time.Duration, time.Time) (map[string]Pair, error) {
-	return f.hops, f.err
+func (f fakeMetrics) Hops(context.Context, Target, time.Time) (map[string]Pair, error) {
+	return map[string]Pair{}, f.err
 }
 func (f fakeMetrics) Scalar(context.Context, string, time.Time) (float64, error) { return 0, ErrNoData }
 
 // fakeTraces returns n canary and n stable calls of ms milliseconds per
-// fetch and records the ranges asked for.
+// search and records the ranges asked for.
 type fakeTraces struct {
 	n      int
 	ms     float64
@@ -42,47 +51,77 @@ func (f *fakeTraces) Edges(_ context.Context, _ Target, since, until time.Time) 
 	return map[Edge]EdgePair{{From: "checkout", To: "payments"}: {CanaryCalls: c, StableCalls: s, CanaryTraceID: "t0"}}, nil
 }
 
-func TestRunnerTraceWindow(t *testing.T) {
-	tr := &fakeTraces{n: 8, ms: 900}
-	healthy := Pair{Canary: Stats{Requests: 100, P99Ms: 20}, Stable: Stats{Requests: 900, P99Ms: 20}}
-	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{in: healthy, hops: map[string]Pair{}}, Traces: tr, ScrapeInterval: time.Second})
-	cfg := DefaultConfig()
-	cfg.Window = 10 * time.Second
-	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Target: Target{Service: "checkout"}}
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
+func TestRunnerTraceSearches(t *testing.T) {
+	tr := &fakeTraces{n: 8, ms: 900}
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90}, Traces: tr, ScrapeInterval: time.Second})
+	cfg := DefaultConfig()
+	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Target: Target{Service: "checkout"}, Start: t0}
 	var res Result
-	for i := 0; i < 3; i++ {
+	for i := 1; i <= 10; i++ {
 		req.Now = t0.Add(time.Duration(i) * 2 * time.Second)
 		var err error
 		if res, err = r.Analyze(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Each tick asks only for what is new since the previous one.
-	if got := tr.ranges[1][0]; !got.Equal(t0) || !tr.ranges[2][0].Equal(t0.Add(2*time.Second)) {
-		t.Errorf("fetch ranges %v: each tick must start where the last ended", tr.ranges)
+	// The searches never reach before the start, lag behind now, and each
+	// starts where the last ended.
+	if len(tr.ranges) < 2 || !tr.ranges[0][0].Equal(t0) || !tr.ranges[1][0].Equal(tr.ranges[0][1]) ||
+		!tr.ranges[0][1].Equal(t0.Add(2*time.Second-traceLag)) && !tr.ranges[0][1].Equal(t0.Add(4*time.Second-traceLag)) {
+		t.Errorf("search ranges %v: want them to start at the analysis start, end %v before now, and follow on", tr.ranges, traceLag)
 	}
-	// Three fetches of 8 calls add up to 24 in the window: enough to judge.
 	var found bool
 	for _, c := range res.Checks {
-		if c.Source == "jaeger" && c.Check == "latency-p99" && c.Hop == "checkout → payments" {
+		if c.Source == "jaeger" && c.Kind == KindLatency && c.Hop == "checkout → payments" {
 			found = true
-			if c.Verdict != Fail || c.CanaryRequests != 24 || c.TraceID != "t0" {
-				t.Errorf("trace p99 check %+v: want Fail over 24 accumulated calls with the example trace", c)
+			if c.Verdict != Fail || c.CanaryRequests != float64(8*len(tr.ranges)) || c.TraceID != "t0" {
+				t.Errorf("trace latency check %+v: want Fail over every search's calls (%d searches), with the example trace", c, len(tr.ranges))
 			}
 		}
 	}
 	if !found || res.Verdict != Fail {
 		t.Fatalf("verdict %s (%s): want the trace check to fail", res.Verdict, res.Reason)
 	}
-	// Past the window, old calls are evicted.
-	req.Now = t0.Add(30 * time.Second)
+}
+
+// After a restart the runner rebuilds the tests from the counters as they
+// stood at the analysis start, so nothing from before it counts and
+// nothing since is lost.
+func TestRunnerBaselineAtTheAnalysisStart(t *testing.T) {
+	var asked []time.Time
+	cfg := DefaultConfig()
+	cfg.Traces, cfg.Hops = false, false
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90, asked: &asked}})
+	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(10 * time.Second)}
+	res, err := r.Analyze(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 2 || !asked[0].Equal(t0) || !asked[1].Equal(req.Now) {
+		t.Fatalf("asked for counters at %v, want the start then now", asked)
+	}
+	if c := check(t, res, KindErrorRate); c.CanaryRequests != 100 || c.StableRequests != 900 || res.Verdict != Pass {
+		t.Errorf("check %+v, verdict %s: want the 10 s since the start counted, and a pass", c, res.Verdict)
+	}
+	// A new start (a new rollout of the same name) starts a new test.
+	req.Start, req.Now = t0.Add(20*time.Second), t0.Add(20*time.Second)
 	res, _ = r.Analyze(context.Background(), req)
-	for _, c := range res.Checks {
-		if c.Source == "jaeger" && c.Hop == "checkout → payments" && c.CanaryRequests != 8 {
-			t.Errorf("after the window passed, %v canary calls remain; want only the latest 8", c.CanaryRequests)
-		}
+	if c := check(t, res, KindErrorRate); c.CanaryRequests != 0 || !res.NoData {
+		t.Errorf("after a new start: check %+v noData %v, want nothing counted yet", c, res.NoData)
+	}
+}
+
+// A regression is caught on the tick after it is in the counters.
+func TestRunnerFailsABadCanary(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Traces, cfg.Hops = false, false
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0, canary: 20, stable: 180, errRate: 0.5}})
+	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(2 * time.Second)}
+	res, _ := r.Analyze(context.Background(), req)
+	if res.Verdict != Fail || !strings.Contains(res.Reason, "error rate canary 50%") {
+		t.Fatalf("verdict %s (%s): want the 50%% error canary failed", res.Verdict, res.Reason)
 	}
 }
 
@@ -97,7 +136,7 @@ func TestRunnerWithoutMetricsIsNeverAPass(t *testing.T) {
 func TestRunnerUnavailableSourceIsInconclusive(t *testing.T) {
 	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{err: fmt.Errorf("dial: connection refused: %w", ErrUnavailable)}})
 	res, _ := r.Analyze(context.Background(), Request{Config: DefaultConfig(), Now: time.Now()})
-	if res.Verdict != Inconclusive || !strings.Contains(res.Reason, "data source unavailable") {
+	if res.Verdict != Inconclusive || !res.NoData || !strings.Contains(res.Reason, "data source unavailable") {
 		t.Fatalf("verdict %s reason %q: want Inconclusive saying the source is unavailable", res.Verdict, res.Reason)
 	}
 }
