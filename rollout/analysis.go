@@ -17,9 +17,7 @@ func AnalysisConfig(spec v1alpha1.RolloutSpec) (analysis.Config, error) {
 	cfg := analysis.DefaultConfig()
 	cfg.Window = a.Window.Duration
 	cfg.MinRequests = float64(a.MinRequests)
-	if a.FastFailFactor != nil {
-		cfg.FastFailFactor = *a.FastFailFactor
-	}
+	cfg.Alpha = *a.Alpha
 	cfg.ErrorRate = errorRateLimit(cfg.ErrorRate, a.ErrorRate)
 	cfg.Latency = latencyLimit(cfg.Latency, a.Latency)
 	cfg.HopErrorRate, cfg.HopLatency = cfg.ErrorRate, cfg.Latency
@@ -27,6 +25,12 @@ func AnalysisConfig(spec v1alpha1.RolloutSpec) (analysis.Config, error) {
 		cfg.Hops = !h.Disabled
 		cfg.HopErrorRate = errorRateLimit(cfg.HopErrorRate, h.ErrorRate)
 		cfg.HopLatency = latencyLimit(cfg.HopLatency, h.Latency)
+		if c := h.Calls; c != nil {
+			if c.MaxRatio != nil {
+				cfg.CallRate.Factor = *c.MaxRatio
+			}
+			cfg.CallRate.Disabled, cfg.CallRate.DryRun = c.Disabled, c.DryRun
+		}
 	}
 	if tr := a.Traces; tr != nil {
 		cfg.Traces, cfg.TracesDryRun = !tr.Disabled, tr.DryRun
@@ -98,8 +102,12 @@ func analysisRequest(ro *v1alpha1.Rollout, cfg analysis.Config, now time.Time) a
 	if m := ro.Spec.Analysis; m != nil && m.Match != nil {
 		t.Canary.Match, t.Stable.Match = m.Match.Canary, m.Match.Stable
 	}
+	var start time.Time
+	if s := ro.Status.Analysis.Since; s != nil {
+		start = s.Time
+	}
 	return analysis.Request{
-		Namespace: ro.Namespace, Name: ro.Name, Target: t, Config: cfg, Now: now,
+		Namespace: ro.Namespace, Name: ro.Name, Target: t, Config: cfg, Now: now, Start: start,
 		Vars: queryVars(ro.Spec, rt, ro.Namespace, ro.Name),
 	}
 }

@@ -307,7 +307,7 @@ func (e *Engine) analyze(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 		res = analysis.Result{Verdict: analysis.Inconclusive, Reason: "analysis could not run: " + err.Error()}
 	}
 	e.o.Log.Debug("analysis tick", "rollout", ro.Namespace+"/"+ro.Name, "weight", ro.Status.CanaryWeight,
-		"verdict", res.Verdict, "fastFail", res.FastFail, "took", time.Since(start), "reason", res.Reason)
+		"verdict", res.Verdict, "took", time.Since(start), "reason", res.Reason)
 	return res
 }
 

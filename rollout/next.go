@@ -262,63 +262,111 @@ func (d *decider) replaceStep() {
 }
 
 // judge records one analysis result and reports whether it ended the
-// rollout or paused it.
+// rollout or paused it. A failure rolls back at once: the sequential tests
+// have already weighed the evidence, so no run of failed ticks is needed.
+// An undecided result waits; only a lack of data, for longer than the
+// inconclusive limit, ends the rollout.
 func (d *decider) judge(r analysis.Result) bool {
 	a := &d.st.Analysis
+	if a.Since == nil {
+		a.Since = ptrTime(d.now)
+	}
 	a.LastVerdict = string(r.Verdict)
-	a.LastReason = r.Reason
+	a.LastReason = clip(r.Reason, maxMessage)
 	a.LastTickAt = ptrTime(d.now)
 	a.Checks = checkStatuses(r.Checks)
+	a.StableAboveSLO = r.StableAboveSLO
 	a.History = append(a.History, v1alpha1.AnalysisTick{Time: metav1.NewTime(d.now), Verdict: string(r.Verdict), Reason: clip(r.Reason, 300)})
 	if n := len(a.History); n > v1alpha1.MaxAnalysisHistory {
 		a.History = append([]v1alpha1.AnalysisTick(nil), a.History[n-v1alpha1.MaxAnalysisHistory:]...)
 	}
-	if r.Verdict != analysis.Fail {
-		a.FirstFailureAt = nil
+	if r.Verdict == analysis.Fail {
+		a.FirstFailureAt = ptrTime(d.detectedAt(r))
+		d.rollback("rolled back: " + r.Reason)
+		return true
 	}
-	switch r.Verdict {
-	case analysis.Pass:
-		a.ConsecutiveFailures = 0
+	if r.StableAboveSLO {
+		return d.stableAboveSLO(r)
+	}
+	if r.Verdict == analysis.Pass {
 		a.PassedTicks++
 		a.InconclusiveSince = nil
-	case analysis.Fail:
-		if a.FirstFailureAt == nil {
-			a.FirstFailureAt = ptrTime(d.now)
-		}
-		a.ConsecutiveFailures++
-		a.PassedTicks = 0
-		a.CleanSince = ptrTime(d.now)
+		return false
+	}
+	if !r.NoData {
+		// Data on both sides, the sample still growing: wait.
 		a.InconclusiveSince = nil
-		if r.FastFail || a.ConsecutiveFailures >= d.spec.Analysis.FailureThreshold {
-			why := fmt.Sprintf("%d consecutive failed analysis ticks", a.ConsecutiveFailures)
-			if r.FastFail {
-				why = "a fast failure, far over its limit"
-			}
-			d.rollback(fmt.Sprintf("rolled back after %s: %s", why, r.Reason))
-			return true
+		return false
+	}
+	if a.InconclusiveSince == nil {
+		a.InconclusiveSince = ptrTime(d.now)
+	}
+	limit := d.spec.Analysis.InconclusiveLimit.Duration
+	if d.now.Sub(a.InconclusiveSince.Time) < limit {
+		return false
+	}
+	msg := fmt.Sprintf("analysis had no data for %s: %s", limit, r.Reason)
+	if d.spec.Analysis.OnInconclusive == v1alpha1.OnInconclusivePause {
+		d.pause = true
+		d.enter(v1alpha1.PhasePaused, "Inconclusive", msg+"; paused")
+	} else {
+		d.rollback(msg)
+	}
+	return true
+}
+
+// detectedAt is when the earliest failing check's evidence reached its
+// threshold, or now when none says.
+func (d *decider) detectedAt(r analysis.Result) time.Time {
+	at := d.now
+	for _, c := range r.Checks {
+		if c.Verdict != analysis.Fail || c.DryRun || c.EvidenceAtSeconds <= 0 {
+			continue
 		}
-	default:
-		if a.InconclusiveSince == nil {
-			a.InconclusiveSince = ptrTime(d.now)
-		}
-		limit := d.spec.Analysis.InconclusiveLimit.Duration
-		if d.now.Sub(a.InconclusiveSince.Time) >= limit {
-			msg := fmt.Sprintf("analysis inconclusive for %s: %s", limit, r.Reason)
-			if d.spec.Analysis.OnInconclusive == v1alpha1.OnInconclusivePause {
-				d.pause = true
-				d.enter(v1alpha1.PhasePaused, "Inconclusive", msg+"; paused")
-			} else {
-				d.rollback(msg)
-			}
-			return true
+		t := d.st.Analysis.Since.Add(time.Duration(c.EvidenceAtSeconds * float64(time.Second)))
+		if t.Before(at) {
+			at = t
 		}
 	}
+	return at
+}
+
+// stableAboveSLO applies the rollout's policy when stable itself breaks an
+// absolute limit: the canary is not to blame, and is never reported as
+// failed for it.
+func (d *decider) stableAboveSLO(r analysis.Result) bool {
+	a := &d.st.Analysis
+	a.PassedTicks = 0
+	a.InconclusiveSince = nil
+	why := "stable is above its SLO, so the canary cannot be judged against it: " + stableReasons(r)
+	switch d.spec.Analysis.OnStableViolation {
+	case v1alpha1.OnStableViolationRollback:
+		d.rollback(why)
+		return true
+	case v1alpha1.OnStableViolationPause:
+		d.pause = true
+		d.enter(v1alpha1.PhasePaused, "StableAboveSLO", why+"; paused")
+		return true
+	}
+	d.st.Message = clip(fmt.Sprintf("holding at %d%%: %s", d.st.CanaryWeight, why), maxMessage)
 	return false
+}
+
+// stableReasons joins the reasons of the checks that found stable above
+// its limit.
+func stableReasons(r analysis.Result) string {
+	var parts []string
+	for _, c := range r.Checks {
+		if c.StableAboveLimit && !c.DryRun {
+			parts = append(parts, c.Reason)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (d *decider) rollback(msg string) {
 	d.st.CanaryWeight = 0
-	d.enter(v1alpha1.PhaseRolledBack, "RolledBack", msg+"; traffic returned to stable (100/0)")
+	d.enter(v1alpha1.PhaseRolledBack, "RolledBack", clip(msg, maxMessage)+"; traffic returned to stable (100/0)")
 }
 
 // maybeAdvance moves to the next step once the current one has dwelt a
@@ -379,7 +427,6 @@ func (d *decider) gotoStep(i int32, reason, msg string) {
 }
 
 func (d *decider) resetDwell() {
-	d.st.Analysis.ConsecutiveFailures = 0
 	d.st.Analysis.PassedTicks = 0
 	d.st.Analysis.CleanSince = ptrTime(d.now)
 	d.st.Analysis.InconclusiveSince = nil
@@ -448,14 +495,15 @@ func stepLabel(st v1alpha1.RolloutStatus) string {
 func checkStatuses(crs []analysis.CheckResult) []v1alpha1.CheckStatus {
 	out := make([]v1alpha1.CheckStatus, 0, len(crs))
 	for _, c := range crs {
-		if c.Verdict == analysis.Skipped && c.Reason != "" && strings.Contains(c.Reason, "over the last few seconds") {
-			continue // a fast-window check that found nothing fast
-		}
 		out = append(out, v1alpha1.CheckStatus{
-			Check: c.Check, Hop: c.Hop, Source: c.Source, Verdict: string(c.Verdict),
-			Canary: finite(c.Canary), Stable: finite(c.Stable), Limit: finite(c.Limit), Unit: c.Unit,
+			Check: c.Check, Kind: string(c.Kind), Hop: c.Hop, Source: c.Source, Verdict: string(c.Verdict),
+			Canary: finite(c.Canary), CanaryLow: finite(c.CanaryLow), CanaryHigh: finite(c.CanaryHigh),
+			Stable: finite(c.Stable), StableLow: finite(c.StableLow), StableHigh: finite(c.StableHigh),
+			Limit: finite(c.Limit), Unit: c.Unit,
 			CanaryRequests: finite(c.CanaryRequests), StableRequests: finite(c.StableRequests),
-			Reason: clip(c.Reason, 300), DryRun: c.DryRun, TraceID: c.TraceID,
+			Evidence: finite(c.Evidence), Threshold: finite(c.Threshold), EvidenceAtSeconds: finite(c.EvidenceAtSeconds),
+			StableAboveLimit: c.StableAboveLimit,
+			Reason:           clip(c.Reason, 300), DryRun: c.DryRun, TraceID: c.TraceID,
 		})
 		if len(out) == 100 {
 			break
@@ -469,8 +517,16 @@ func finite(v float64) float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0
 	}
+	if math.Abs(v) >= 1e9 {
+		return v
+	}
 	return math.Round(v*1000) / 1000
 }
+
+// maxMessage bounds every message serin stores in a status, so that a
+// long list of failing checks can never make the status too large for the
+// API server.
+const maxMessage = 2000
 
 func clip(s string, n int) string {
 	r := []rune(s)

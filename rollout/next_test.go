@@ -51,14 +51,13 @@ func passed(st v1alpha1.RolloutStatus, n int32) v1alpha1.RolloutStatus {
 }
 
 type want struct {
-	phase    v1alpha1.Phase
-	step     int32
-	weight   int32
-	pause    bool
-	events   []EventKind
-	msg      string // substring of status.message
-	requeue  time.Duration
-	failures int32
+	phase   v1alpha1.Phase
+	step    int32
+	weight  int32
+	pause   bool
+	events  []EventKind
+	msg     string // substring of status.message
+	requeue time.Duration
 }
 
 func TestNext(t *testing.T) {
@@ -109,16 +108,26 @@ func TestNext(t *testing.T) {
 			want{phase: v1alpha1.PhaseAborted, step: 2, weight: 0, events: []EventKind{EventAborted}, msg: "aborted by bob: bad smell"}},
 		{"abort before start", v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1, Abort: &Request{Reason: "changed my mind"}}, t0,
 			want{phase: v1alpha1.PhaseAborted, step: -1, weight: 0, events: []EventKind{EventAborted}}},
-		{"one failure below threshold resets the dwell", passed(at(1, t0), 3), spec(), withResult(live(25), analysis.Fail, "error rate 3% > 1%"), later,
-			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, failures: 1, requeue: 2 * time.Second}},
-		{"failures at threshold roll back", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Analysis.ConsecutiveFailures = 1 }), spec(),
-			withResult(live(25), analysis.Fail, "error rate 3% > 1%"), later,
-			want{phase: v1alpha1.PhaseRolledBack, step: 1, weight: 0, failures: 2, events: []EventKind{EventRolledBack}, msg: "error rate 3% > 1%"}},
-		{"fast fail rolls back on the first tick", at(1, t0), spec(),
-			Observation{Generation: 1, LiveWeight: 25, LiveKnown: true, Result: &analysis.Result{Verdict: analysis.Fail, FastFail: true, Reason: "error rate 20%"}}, t0,
-			want{phase: v1alpha1.PhaseRolledBack, weight: 0, step: 1, failures: 1, events: []EventKind{EventRolledBack}}},
-		{"inconclusive past the limit rolls back", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Analysis.InconclusiveSince = ptrTime(t0) }), spec(),
-			withResult(live(25), analysis.Inconclusive, "Prometheus unavailable"), t0.Add(60 * time.Second),
+		{"a failure rolls back at once: the evidence is already weighed", passed(at(1, t0), 3), spec(), withResult(live(25), analysis.Fail, "error rate 3% > 1%"), later,
+			want{phase: v1alpha1.PhaseRolledBack, step: 1, weight: 0, events: []EventKind{EventRolledBack}, msg: "rolled back: error rate 3% > 1%"}},
+		{"undecided with data on both sides waits, whatever the time", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Analysis.InconclusiveSince = ptrTime(t0) }), spec(),
+			withResult(live(25), analysis.Inconclusive, "15 canary and 150 stable requests so far"), t0.Add(10 * time.Minute),
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25}},
+		{"stable above its SLO holds by default, never blaming the canary", passed(at(1, t0), 3), spec(),
+			Observation{Generation: 1, LiveWeight: 25, LiveKnown: true, Result: &analysis.Result{Verdict: analysis.Inconclusive, StableAboveSLO: true,
+				Checks: []analysis.CheckResult{{Verdict: analysis.Inconclusive, StableAboveLimit: true, Reason: "stable is also above the 1% SLO: 1.5%"}}}}, later,
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, msg: "holding at 25%: stable is above its SLO"}},
+		{"stable above its SLO rolls back when asked", passed(at(1, t0), 3),
+			func() v1alpha1.RolloutSpec {
+				s := spec()
+				s.Analysis = &v1alpha1.AnalysisSpec{OnStableViolation: v1alpha1.OnStableViolationRollback}
+				return s
+			}(),
+			Observation{Generation: 1, LiveWeight: 25, LiveKnown: true, Result: &analysis.Result{Verdict: analysis.Inconclusive, StableAboveSLO: true,
+				Checks: []analysis.CheckResult{{Verdict: analysis.Inconclusive, StableAboveLimit: true, Reason: "stable is also above the 1% SLO: 1.5%"}}}}, later,
+			want{phase: v1alpha1.PhaseRolledBack, step: 1, weight: 0, events: []EventKind{EventRolledBack}, msg: "stable is above its SLO"}},
+		{"no data past the limit rolls back", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Analysis.InconclusiveSince = ptrTime(t0) }), spec(),
+			noData(withResult(live(25), analysis.Inconclusive, "Prometheus unavailable")), t0.Add(60 * time.Second),
 			want{phase: v1alpha1.PhaseRolledBack, step: 1, weight: 0, events: []EventKind{EventRolledBack}, msg: "Prometheus unavailable"}},
 		{"inconclusive past the limit pauses when asked", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Analysis.InconclusiveSince = ptrTime(t0) }),
 			func() v1alpha1.RolloutSpec {
@@ -126,7 +135,7 @@ func TestNext(t *testing.T) {
 				s.Analysis = &v1alpha1.AnalysisSpec{OnInconclusive: v1alpha1.OnInconclusivePause}
 				return s
 			}(),
-			withResult(live(25), analysis.Inconclusive, "no data"), t0.Add(61 * time.Second),
+			noData(withResult(live(25), analysis.Inconclusive, "no data")), t0.Add(61 * time.Second),
 			want{phase: v1alpha1.PhasePaused, step: 1, weight: 25, pause: true, events: []EventKind{EventPaused}}},
 		{"drift pauses without overwriting", at(1, t0), spec(), live(40), later,
 			want{phase: v1alpha1.PhasePaused, step: 1, weight: 25, pause: true, events: []EventKind{EventPaused}, msg: "edited by someone else: canary weight is 40% but serin set 25%"}},
@@ -165,9 +174,6 @@ func TestNext(t *testing.T) {
 			if tc.want.requeue != 0 && d.RequeueAfter != tc.want.requeue {
 				t.Errorf("RequeueAfter = %v, want %v", d.RequeueAfter, tc.want.requeue)
 			}
-			if st.Analysis.ConsecutiveFailures != tc.want.failures {
-				t.Errorf("ConsecutiveFailures = %d, want %d", st.Analysis.ConsecutiveFailures, tc.want.failures)
-			}
 			if before.Phase != "" && st.Phase != before.Phase && len(st.History) != len(before.History)+1 {
 				t.Errorf("a phase change must add one history entry, got %d -> %d", len(before.History), len(st.History))
 			}
@@ -176,6 +182,13 @@ func TestNext(t *testing.T) {
 			}
 		})
 	}
+}
+
+func noData(o Observation) Observation {
+	r := *o.Result
+	r.NoData = true
+	o.Result = &r
+	return o
 }
 
 func kindStrings(ks []EventKind) []string {

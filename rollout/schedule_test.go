@@ -131,7 +131,7 @@ func TestWindowClosesMidStep(t *testing.T) {
 	if d.Status.CurrentStep != 2 || d.Status.NextStartAt != nil {
 		t.Errorf("when the next window opens: step %d (%q), want step 2", d.Status.CurrentStep, d.Status.Message)
 	}
-	fail := Observation{Generation: 1, LiveWeight: 25, LiveKnown: true, Result: &analysis.Result{Verdict: analysis.Fail, FastFail: true, Reason: "error rate 20%"}}
+	fail := Observation{Generation: 1, LiveWeight: 25, LiveKnown: true, Result: &analysis.Result{Verdict: analysis.Fail, Reason: "error rate 20%"}}
 	if d = Next(held, sched(""), fail, bt(2026, 11, 24, 23, 0)); d.Status.Phase != v1alpha1.PhaseRolledBack {
 		t.Errorf("a failure while holding: %s, want RolledBack", d.Status.Phase)
 	}

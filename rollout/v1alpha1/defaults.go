@@ -26,8 +26,12 @@ func (s RolloutSpec) Defaulted() RolloutSpec {
 	if a.MinRequests == 0 {
 		a.MinRequests = DefaultMinRequests
 	}
-	if a.FailureThreshold == 0 {
-		a.FailureThreshold = DefaultFailureThreshold
+	if a.Alpha == nil {
+		alpha := DefaultAlpha
+		a.Alpha = &alpha
+	}
+	if a.OnStableViolation == "" {
+		a.OnStableViolation = OnStableViolationHold
 	}
 	if a.InconclusiveLimit == nil {
 		a.InconclusiveLimit = &metav1.Duration{Duration: DefaultInconclusiveLimit}

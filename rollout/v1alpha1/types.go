@@ -186,8 +186,9 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="analysis.interval must be at least 1s"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
-	// Window is the range over which metrics are measured. serin widens it
-	// to span at least two scrapes.
+	// Window bounds how far back the first trace search of a rollout
+	// reaches. The sequential tests count every request since the
+	// rollout's first weight reached the route, and nothing before it.
 	// +optional
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:Type=string
@@ -195,30 +196,37 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="analysis.window must be at least 1s"
 	Window *metav1.Duration `json:"window,omitempty"`
 
-	// MinRequests is the sample size each check needs; below it the check
-	// is inconclusive. No data is never a pass.
+	// MinRequests is the sample of each side a check needs before it can
+	// pass; below it the check is inconclusive. No data is never a pass.
+	// A failure needs no minimum: the sequential test decides.
 	// +optional
 	// +kubebuilder:default=20
 	// +kubebuilder:validation:Minimum=1
 	MinRequests int32 `json:"minRequests,omitempty"`
 
-	// FailureThreshold is the number of consecutive failed ticks that roll
-	// the canary back.
+	// Alpha bounds the probability that a canary no worse than stable is
+	// ever rolled back by the built-in checks, over the whole rollout,
+	// however often it is analysed. Default 0.01.
 	// +optional
-	// +kubebuilder:default=2
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=100
-	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+	// +kubebuilder:validation:ExclusiveMinimum=true
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=0.2
+	Alpha *float64 `json:"alpha,omitempty"`
 
-	// FastFailFactor: a failure at or above this many times a check's
-	// absolute limit rolls back on the first tick. Default 5.
+	// OnStableViolation is what happens when stable itself is above an
+	// absolute limit (maxPercent, maxMs), so the canary cannot be judged
+	// against it: Hold (the default) keeps the weight and goes on
+	// analysing without advancing; Pause pauses the rollout; Rollback
+	// returns traffic to stable.
 	// +optional
-	// +kubebuilder:validation:Minimum=1
-	FastFailFactor *float64 `json:"fastFailFactor,omitempty"`
+	// +kubebuilder:default=Hold
+	// +kubebuilder:validation:Enum=Hold;Pause;Rollback
+	OnStableViolation string `json:"onStableViolation,omitempty"`
 
-	// InconclusiveLimit is how long analysis may stay inconclusive (no
-	// data, too few requests, a data source down) before OnInconclusive
-	// applies.
+	// InconclusiveLimit is how long analysis may stay without data (a side
+	// with no requests, a data source down) before OnInconclusive applies.
+	// A canary with data on both sides is never rolled back for being
+	// undecided.
 	// +optional
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
@@ -370,6 +378,21 @@ type HopChecks struct {
 	ErrorRate *ErrorRateCheck `json:"errorRate,omitempty"`
 	// +optional
 	Latency *LatencyCheck `json:"latency,omitempty"`
+	// Calls limits the calls to each hop per inbound request.
+	// +optional
+	Calls *CallRateCheck `json:"calls,omitempty"`
+}
+
+// CallRateCheck limits the calls the canary makes to a downstream service
+// per inbound request: at most MaxRatio × stable's.
+type CallRateCheck struct {
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxRatio *float64 `json:"maxRatio,omitempty"`
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // TraceChecks configures the per-edge checks from traces, judged with the
@@ -412,14 +435,17 @@ type MatchOverride struct {
 // Defaults of the fields above, applied by the API server from the CRD
 // schema and by Defaulted for objects built in Go.
 const (
-	DefaultStepInterval      = 30 * time.Second
-	DefaultAnalysisInterval  = 2 * time.Second
-	DefaultAnalysisWindow    = 30 * time.Second
-	DefaultMinRequests       = 20
-	DefaultFailureThreshold  = 2
-	DefaultInconclusiveLimit = 60 * time.Second
-	OnInconclusiveRollback   = "Rollback"
-	OnInconclusivePause      = "Pause"
+	DefaultStepInterval       = 30 * time.Second
+	DefaultAnalysisInterval   = 2 * time.Second
+	DefaultAnalysisWindow     = 30 * time.Second
+	DefaultMinRequests        = 20
+	DefaultAlpha              = 0.01
+	DefaultInconclusiveLimit  = 60 * time.Second
+	OnStableViolationHold     = "Hold"
+	OnStableViolationPause    = "Pause"
+	OnStableViolationRollback = "Rollback"
+	OnInconclusiveRollback    = "Rollback"
+	OnInconclusivePause       = "Pause"
 )
 
 // DefaultSteps are the canary weights used when spec.steps is empty.
@@ -502,9 +528,11 @@ type AnalysisStatus struct {
 	// LastTickAt is when the latest tick ran.
 	// +optional
 	LastTickAt *metav1.Time `json:"lastTickAt,omitempty"`
-	// ConsecutiveFailures counts failed ticks in a row.
+	// Since is when the analysis began: the first tick with the rollout's
+	// weight on the route. The sequential tests count traffic from then
+	// on, across steps, and nothing before it.
 	// +optional
-	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
+	Since *metav1.Time `json:"since,omitempty"`
 	// PassedTicks counts passing ticks since the step (or the latest
 	// failure within it) began.
 	// +optional
@@ -517,10 +545,14 @@ type AnalysisStatus struct {
 	// without a pass or a failure since.
 	// +optional
 	InconclusiveSince *metav1.Time `json:"inconclusiveSince,omitempty"`
-	// FirstFailureAt is when the current run of failed ticks began: the
-	// detection time of a rollback.
+	// FirstFailureAt is when a check's evidence first reached its
+	// threshold: the detection time of a rollback.
 	// +optional
 	FirstFailureAt *metav1.Time `json:"firstFailureAt,omitempty"`
+	// StableAboveSLO says stable itself was above an absolute limit at the
+	// latest tick.
+	// +optional
+	StableAboveSLO bool `json:"stableAboveSLO,omitempty"`
 	// Checks are the latest tick's results, one per check and hop.
 	// +optional
 	// +kubebuilder:validation:MaxItems=100
@@ -554,15 +586,40 @@ type CheckStatus struct {
 	Source string `json:"source"`
 	// Verdict is Pass, Fail, Inconclusive or Skipped.
 	Verdict string `json:"verdict"`
-	// Canary, Stable and Limit are in Unit (% or ms).
+	// Kind is what the check measures: error-rate, error-rate-slo,
+	// latency-p99, latency-p99-slo, call-rate or custom.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Canary, Stable and Limit are in Unit (%, ms or calls/req); the Low
+	// and High fields are each side's 95% confidence sequence.
 	Canary float64 `json:"canary"`
-	Stable float64 `json:"stable"`
-	Limit  float64 `json:"limit"`
+	// +optional
+	CanaryLow float64 `json:"canaryLow,omitempty"`
+	// +optional
+	CanaryHigh float64 `json:"canaryHigh,omitempty"`
+	Stable     float64 `json:"stable"`
+	// +optional
+	StableLow float64 `json:"stableLow,omitempty"`
+	// +optional
+	StableHigh float64 `json:"stableHigh,omitempty"`
+	Limit      float64 `json:"limit"`
 	// +optional
 	Unit           string  `json:"unit,omitempty"`
 	CanaryRequests float64 `json:"canaryRequests"`
 	StableRequests float64 `json:"stableRequests"`
-	Reason         string  `json:"reason"`
+	// Evidence is the sequential test's e-value, Threshold the 1/α it
+	// must reach to reject, and EvidenceAtSeconds when it did, since the
+	// analysis began.
+	// +optional
+	Evidence float64 `json:"evidence,omitempty"`
+	// +optional
+	Threshold float64 `json:"threshold,omitempty"`
+	// +optional
+	EvidenceAtSeconds float64 `json:"evidenceAtSeconds,omitempty"`
+	// StableAboveLimit says stable itself is above the absolute limit.
+	// +optional
+	StableAboveLimit bool   `json:"stableAboveLimit,omitempty"`
+	Reason           string `json:"reason"`
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
 	// TraceID is an example canary trace on this hop.
