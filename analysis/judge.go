@@ -175,3 +175,25 @@ func zeroNaN(v float64) float64 {
 	}
 	return v
 }
+
+// FormatInterval prints a confidence interval, e.g. "[1.4–3%]", or ""
+// when there is none.
+func FormatInterval(low, high float64, unit string) string {
+	if high <= 0 || high < low {
+		return ""
+	}
+	return "[" + sig3(low) + "–" + FormatValue(high, unit) + "]"
+}
+
+// FormatEvidence says how far a sequential test has come: "evidence 1/α
+// reached at 2.4 s", or "evidence 3.1 of the 800 needed"; "" when the
+// check has no test.
+func FormatEvidence(evidence, threshold, atSeconds float64) string {
+	switch {
+	case threshold <= 0:
+		return ""
+	case atSeconds > 0:
+		return "evidence 1/α reached at " + sig3(atSeconds) + " s"
+	}
+	return "evidence " + sig3(evidence) + " of the " + sig3(threshold) + " needed"
+}
