@@ -305,7 +305,7 @@ func (d *decider) judge(r analysis.Result) bool {
 	if d.now.Sub(a.InconclusiveSince.Time) < limit {
 		return false
 	}
-	msg := fmt.Sprintf("analysis had no data for %s: %s", limit, r.Reason)
+	msg := fmt.Sprintf("analysis inconclusive with no data for %s: %s", limit, r.Reason)
 	if d.spec.Analysis.OnInconclusive == v1alpha1.OnInconclusivePause {
 		d.pause = true
 		d.enter(v1alpha1.PhasePaused, "Inconclusive", msg+"; paused")

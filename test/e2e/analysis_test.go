@@ -29,11 +29,17 @@ type meshEnv struct {
 
 func newMeshEnv(t testing.TB, rps float64, prometheusURL string) *meshEnv {
 	t.Helper()
+	return newMeshEnvWith(t, meshsim.Options{RPS: rps}, prometheusURL)
+}
+
+// newMeshEnvWith is newMeshEnv with more of the simulator's options (the
+// namespace, API server and trace endpoint are filled in).
+func newMeshEnvWith(t testing.TB, o meshsim.Options, prometheusURL string) *meshEnv {
+	t.Helper()
 	e := newEnv(t)
 	e.mesh(nil)
-	sim, err := meshsim.Start(e.ctx, meshsim.Options{
-		Namespace: e.ns, RESTConfig: st.RESTConfig(), OTLPEndpoint: st.OTLPHTTPEndpoint, RPS: rps,
-	})
+	o.Namespace, o.RESTConfig, o.OTLPEndpoint = e.ns, st.RESTConfig(), st.OTLPHTTPEndpoint
+	sim, err := meshsim.Start(e.ctx, o)
 	must(t, err)
 	t.Cleanup(func() { _ = sim.Close() })
 	job := "meshsim-" + e.ns
@@ -119,8 +125,10 @@ func TestAnalysisErrorsRollBack(t *testing.T) {
 	e.rollout("errors", analysed(30*time.Second, nil))
 	ro := e.waitPhase("errors", v1alpha1.PhaseRolledBack, 90*time.Second)
 	msg := ro.Status.Message
-	if !strings.Contains(msg, "error-rate") || !strings.Contains(msg, "canary ") || !strings.Contains(msg, "vs stable ") {
-		t.Errorf("rollback message %q does not name the error-rate check with both values", msg)
+	for _, want := range []string{"error-rate", "canary ", "vs stable ", "[", "–", "evidence 1/α reached at"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("rollback message %q does not name the error-rate check with both values, their intervals and the evidence (%q)", msg, want)
+		}
 	}
 	// The status records the decision first; the route follows at once.
 	e.eventually(5*time.Second, "route back at 100/0", func() (bool, string) {
