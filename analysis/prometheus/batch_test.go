@@ -36,8 +36,9 @@ func (c *fakeClock) Add(d time.Duration) {
 
 // meshSeries is what the fake mesh reports for n services svc-0..svc-(n-1)
 // in namespace mesh, each with v2 (canary) and v1 (stable), per shared
-// query: svc-i v2 received i+1 OK requests and one 500 and called db i+1
-// times; v1 received 2(i+1) and called db 3 times.
+// query, as counters since they began: svc-i v2 has received i+1 OK
+// requests and one 500 and called db i+1 times; v1 has received 2(i+1) and
+// called db 3 times.
 func meshSeries(n int) map[string][]sample { return addSeries(map[string][]sample{}, "mesh", n) }
 
 // addSeries adds to out the series of meshSeries for n services in
@@ -89,19 +90,24 @@ func targetIn(ns string, i int) analysis.Target {
 		Canary: analysis.Side{Version: "v2", Host: host}, Stable: analysis.Side{Version: "v1", Host: host}}
 }
 
-// newMeshProm serves meshSeries(n) for the window given, after delay.
-func newMeshProm(t *testing.T, n int, window, delay time.Duration) *fakeProm {
-	return newSeriesProm(t, meshSeries(n), window, delay)
+// newMeshProm serves meshSeries(n), after delay.
+func newMeshProm(t *testing.T, n int, delay time.Duration) *fakeProm {
+	return newSeriesProm(t, meshSeries(n), delay)
 }
 
 // nsMatcher is the namespace matcher that MeshQuery puts in a selector.
 var nsMatcher = regexp.MustCompile(`, ((?:destination|source)_workload_namespace)=~("(?:[^"\\]|\\.)*")`)
 
-// newSeriesProm serves the shared queries over series (by template) for
-// the window given, after delay, applying their namespace matcher as
-// Prometheus would.
-func newSeriesProm(t *testing.T, series map[string][]sample, window, delay time.Duration) *fakeProm {
-	return newFakeProm(t, func(ctx context.Context, q string) (int, string) {
+// newSeriesProm serves the shared queries over series (by template), after
+// delay, applying their namespace matcher as Prometheus would.
+func newSeriesProm(t *testing.T, series map[string][]sample, delay time.Duration) *fakeProm {
+	return newSeriesPromAt(t, func(time.Time) map[string][]sample { return series }, delay)
+}
+
+// newSeriesPromAt is newSeriesProm with the series as they stand at each
+// evaluation time.
+func newSeriesPromAt(t *testing.T, seriesAt func(at time.Time) map[string][]sample, delay time.Duration) *fakeProm {
+	return newFakePromAt(t, func(ctx context.Context, q string, at time.Time) (int, string) {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -120,8 +126,8 @@ func newSeriesProm(t *testing.T, series map[string][]sample, window, delay time.
 			keep = func(s sample) bool { return re.MatchString(string(s.labels[label])) }
 			q = q[:m[0]] + q[m[1]:]
 		}
-		for tmpl, samples := range series {
-			if q == MeshQuery(tmpl, window, nil) {
+		for tmpl, samples := range seriesAt(at) {
+			if q == MeshQuery(tmpl, nil) {
 				var out []sample
 				for _, s := range samples {
 					if keep(s) {
@@ -139,8 +145,8 @@ func newSeriesProm(t *testing.T, series map[string][]sample, window, delay time.
 // one TTL and checks that exactly the four shared queries reach
 // Prometheus and that each rollout gets its own numbers.
 func TestBatching(t *testing.T) {
-	const n, window = 100, 30 * time.Second
-	f := newMeshProm(t, n, window, 50*time.Millisecond)
+	const n = 100
+	f := newMeshProm(t, n, 50*time.Millisecond)
 	s := newSource(t, f.URL, time.Second)
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	s.now = clock.Now
@@ -149,8 +155,8 @@ func TestBatching(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*n)
 	for i := range n {
-		wg.Go(func() { errs <- checkInbound(t.Context(), s, i, window, at) })
-		wg.Go(func() { errs <- checkHops(t.Context(), s, i, window, at) })
+		wg.Go(func() { errs <- checkInbound(t.Context(), s, i, at) })
+		wg.Go(func() { errs <- checkHops(t.Context(), s, i, at) })
 	}
 	wg.Wait()
 	close(errs)
@@ -168,27 +174,31 @@ func TestBatching(t *testing.T) {
 
 	// Within the TTL: served from the cache.
 	clock.Add(900 * time.Millisecond)
-	if err := checkInbound(t.Context(), s, 7, window, at.Add(900*time.Millisecond)); err != nil {
+	if err := checkInbound(t.Context(), s, 7, at.Add(900*time.Millisecond)); err != nil {
 		t.Error(err)
 	}
 	assertQueries(t, s, f, 4, "within the TTL")
 	// After the TTL: asked again.
 	clock.Add(100 * time.Millisecond)
-	if err := checkInbound(t.Context(), s, 7, window, at.Add(time.Second)); err != nil {
+	if err := checkInbound(t.Context(), s, 7, at.Add(time.Second)); err != nil {
 		t.Error(err)
 	}
 	assertQueries(t, s, f, 6, "after the TTL")
-	// An evaluation time far from the cached one is not served from the cache.
-	if _, err := s.Inbound(t.Context(), meshTarget(7), window, at.Add(-time.Hour)); err != nil {
+	// An evaluation time far from the cached one is not served from the
+	// cache (see TestReadingOfThePast).
+	if _, err := s.Inbound(t.Context(), meshTarget(7), at.Add(-time.Hour)); err != nil {
 		t.Error(err)
 	}
 	assertQueries(t, s, f, 8, "for another evaluation time")
-	// Another window is another query.
-	if _, err := s.Inbound(t.Context(), meshTarget(7), time.Minute, at.Add(time.Second)); err == nil || !errors.Is(err, analysis.ErrUnavailable) {
-		t.Errorf("Inbound over 1m = %v, want ErrUnavailable (the fake only knows [30s])", err)
+	// The queries read the raw counters: no range, so no window to vary,
+	// and no function that extrapolates.
+	for _, tmpl := range []string{InboundRequestsQuery, InboundLatencyQuery, HopRequestsQuery, HopLatencyQuery} {
+		if q := MeshQuery(tmpl, nil); strings.ContainsAny(q, "[]") || strings.Contains(q, "increase(") || strings.Contains(q, "rate(") {
+			t.Errorf("MeshQuery = %s, want a raw sum of the counters", q)
+		}
 	}
-	if !strings.Contains(MeshQuery(InboundRequestsQuery, 1500*time.Millisecond, nil), "[2s]") {
-		t.Errorf("1.5s window not rounded to [2s]: %s", MeshQuery(InboundRequestsQuery, 1500*time.Millisecond, nil))
+	if want := `(istio_requests_total{reporter="destination"})`; !strings.HasSuffix(MeshQuery(InboundRequestsQuery, nil), want) {
+		t.Errorf("MeshQuery(InboundRequestsQuery) = %s, want it to end with %s", MeshQuery(InboundRequestsQuery, nil), want)
 	}
 }
 
@@ -200,13 +210,13 @@ func assertQueries(t *testing.T, s *Source, f *fakeProm, want int64, when string
 }
 
 // checkInbound checks the numbers of svc-i described at meshSeries.
-func checkInbound(ctx context.Context, s *Source, i int, window time.Duration, at time.Time) error {
-	return checkInboundOf(ctx, s, meshTarget(i), i, window, at)
+func checkInbound(ctx context.Context, s *Source, i int, at time.Time) error {
+	return checkInboundOf(ctx, s, meshTarget(i), i, at)
 }
 
 // checkInboundOf checks the numbers of svc-i, target tg.
-func checkInboundOf(ctx context.Context, s *Source, tg analysis.Target, i int, window time.Duration, at time.Time) error {
-	p, err := s.Inbound(ctx, tg, window, at)
+func checkInboundOf(ctx context.Context, s *Source, tg analysis.Target, i int, at time.Time) error {
+	p, err := s.Inbound(ctx, tg, at)
 	if err != nil {
 		return fmt.Errorf("Inbound %s/svc-%d: %w", tg.Namespace, i, err)
 	}
@@ -219,13 +229,13 @@ func checkInboundOf(ctx context.Context, s *Source, tg analysis.Target, i int, w
 }
 
 // checkHops checks the hops of svc-i described at meshSeries.
-func checkHops(ctx context.Context, s *Source, i int, window time.Duration, at time.Time) error {
-	return checkHopsOf(ctx, s, meshTarget(i), i, window, at)
+func checkHops(ctx context.Context, s *Source, i int, at time.Time) error {
+	return checkHopsOf(ctx, s, meshTarget(i), i, at)
 }
 
 // checkHopsOf checks the hops of svc-i, target tg.
-func checkHopsOf(ctx context.Context, s *Source, tg analysis.Target, i int, window time.Duration, at time.Time) error {
-	h, err := s.Hops(ctx, tg, window, at)
+func checkHopsOf(ctx context.Context, s *Source, tg analysis.Target, i int, at time.Time) error {
+	h, err := s.Hops(ctx, tg, at)
 	if err != nil {
 		return fmt.Errorf("Hops %s/svc-%d: %w", tg.Namespace, i, err)
 	}
@@ -246,29 +256,28 @@ func TestFailureShared(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	s.now = clock.Now
 	for i := range 10 {
-		if _, err := s.Inbound(t.Context(), meshTarget(i), 30*time.Second, clock.Now()); !errors.Is(err, analysis.ErrUnavailable) {
+		if _, err := s.Inbound(t.Context(), meshTarget(i), clock.Now()); !errors.Is(err, analysis.ErrUnavailable) {
 			t.Fatalf("Inbound = %v, want ErrUnavailable", err)
 		}
 	}
 	assertQueries(t, s, f, 2, "10 rollouts, Prometheus failing")
 	clock.Add(time.Second)
-	_, _ = s.Inbound(t.Context(), meshTarget(0), 30*time.Second, clock.Now())
+	_, _ = s.Inbound(t.Context(), meshTarget(0), clock.Now())
 	assertQueries(t, s, f, 4, "after the TTL")
 }
 
 // TestCallerGivesUp checks that a caller whose context ends gets
 // ErrUnavailable at once, while the shared query still serves the others.
 func TestCallerGivesUp(t *testing.T) {
-	const window = 30 * time.Second
-	f := newMeshProm(t, 2, window, 200*time.Millisecond)
+	f := newMeshProm(t, 2, 200*time.Millisecond)
 	s := newSource(t, f.URL, time.Second)
 	at := time.Now()
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- checkInbound(t.Context(), s, 1, window, at) }()
-	_, err := s.Inbound(ctx, meshTarget(0), window, at)
+	go func() { done <- checkInbound(t.Context(), s, 1, at) }()
+	_, err := s.Inbound(ctx, meshTarget(0), at)
 	if !errors.Is(err, analysis.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Inbound with an expiring context = %v, want ErrUnavailable and DeadlineExceeded", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -106,9 +107,10 @@ func pick(cond bool, a, b int) int {
 // Prometheus, which cannot be restarted in the same test binary.
 var promStopped bool
 
-// TestRealPrometheus measures a canary from Istio-style metrics scraped by
-// a real Prometheus, then checks that a stopped Prometheus is reported as
-// unavailable.
+// TestRealPrometheus measures a canary from Istio-style counters scraped
+// by a real Prometheus, as readings and as the differences between two
+// readings that a tracker takes, then checks that a stopped Prometheus is
+// reported as unavailable.
 func TestRealPrometheus(t *testing.T) {
 	if promStopped {
 		t.Fatal("the stack's Prometheus was stopped by an earlier run of this test: run with -count=1")
@@ -128,16 +130,17 @@ func TestRealPrometheus(t *testing.T) {
 	}
 	defer func() { _ = st.SetScrapeTargets("istio-mesh", nil) }()
 
-	const window = 10 * time.Second
 	s, err := New(Options{Address: st.PrometheusURL, CacheTTL: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	target := subsetTarget // checkout v2 vs v1 in shop
-	pair, hops := waitForData(ctx, t, s, target, window)
+	pair, hops := waitForData(ctx, t, s, target)
 
-	t.Logf("inbound: canary %+v (rate %.3f), stable %+v (rate %.4f)", pair.Canary, pair.Canary.ErrorRate(), pair.Stable, pair.Stable.ErrorRate())
-	t.Logf("payments hop: %+v; all hops %v; %d queries", hops["payments"], hops, s.Queries())
+	// The counters since the mesh began, which has always had the same
+	// mix of traffic.
+	t.Logf("inbound: canary %s, stable %s", brief(pair.Canary), brief(pair.Stable))
+	t.Logf("payments hop: canary %s, stable %s; %d hops; %d queries", brief(hops["payments"].Canary), brief(hops["payments"].Stable), len(hops), s.Queries())
 	assertNear(t, "canary error rate", pair.Canary.ErrorRate(), 0.20, 0.03)
 	assertNear(t, "stable error rate", pair.Stable.ErrorRate(), 0.01, 0.007)
 	assertBetween(t, "canary p99", pair.Canary.P99Ms, 250, 500)
@@ -148,8 +151,10 @@ func TestRealPrometheus(t *testing.T) {
 	if len(hops) != 1 || pay.Canary.Errors != 0 {
 		t.Errorf("hops = %+v, want only payments, without errors", hops)
 	}
-	compareWithPromQL(ctx, t, target, window)
-	checkScopeOnPrometheus(ctx, t, s, window)
+	checkDifferences(ctx, t, s, target)
+	compareWithPromQL(ctx, t, target)
+	checkScopeOnPrometheus(ctx, t, s)
+	checkFirstError(ctx, t, s, mesh)
 
 	// Prometheus goes away: after the cache TTL, queries are unavailable.
 	promStopped = true
@@ -157,29 +162,28 @@ func TestRealPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(600 * time.Millisecond)
-	_, err = s.Inbound(ctx, target, window, time.Now())
+	_, err = s.Inbound(ctx, target, time.Now())
 	if !errors.Is(err, analysis.ErrUnavailable) || !strings.Contains(err.Error(), "query Prometheus at "+st.PrometheusURL) {
 		t.Errorf("Inbound after Prometheus stopped = %v, want ErrUnavailable naming %s", err, st.PrometheusURL)
 	}
-	_, err = s.Hops(ctx, target, window, time.Now())
+	_, err = s.Hops(ctx, target, time.Now())
 	if !errors.Is(err, analysis.ErrUnavailable) {
 		t.Errorf("Hops after Prometheus stopped = %v, want ErrUnavailable", err)
 	}
 	t.Logf("after stop: %v", err)
 }
 
-// waitForData polls until the window holds at least 9 s of traffic on both
-// sides and on the payments hop, so that the 5xx series, which appear with
-// the first error, span the window too.
-func waitForData(ctx context.Context, t *testing.T, s *Source, target analysis.Target, window time.Duration) (analysis.Pair, map[string]analysis.Pair) {
+// waitForData polls until the counters hold at least 450 requests (9 s of
+// traffic) on both sides and on the payments hop.
+func waitForData(ctx context.Context, t *testing.T, s *Source, target analysis.Target) (analysis.Pair, map[string]analysis.Pair) {
 	t.Helper()
 	begin := time.Now()
 	var lastErr error
 	for {
-		pair, err := s.Inbound(ctx, target, window, time.Now())
+		pair, err := s.Inbound(ctx, target, time.Now())
 		var hops map[string]analysis.Pair
 		if err == nil {
-			hops, err = s.Hops(ctx, target, window, time.Now())
+			hops, err = s.Hops(ctx, target, time.Now())
 		}
 		if err == nil && pair.Canary.Requests >= 450 && pair.Stable.Requests >= 450 &&
 			hops["payments"].Canary.Requests >= 450 && hops["payments"].Stable.Requests >= 450 {
@@ -192,28 +196,106 @@ func waitForData(ctx context.Context, t *testing.T, s *Source, target analysis.T
 		lastErr = err
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no full window of data before the deadline (last: %+v, %v)", pair, lastErr)
+			t.Fatalf("not enough data before the deadline (last: %+v, %v)", pair, lastErr)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
 
-// compareWithPromQL checks that the p99 and counts computed in Go from the
-// shared queries, scoped to shop, equal what PromQL computes for the
-// canary alone at the same evaluation time.
-func compareWithPromQL(ctx context.Context, t *testing.T, target analysis.Target, window time.Duration) {
+// sleepUntil waits until the wall clock passes when, or fails the test
+// when ctx ends first.
+func sleepUntil(ctx context.Context, t *testing.T, when time.Time) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+		t.Fatalf("deadline before %v", when)
+	case <-time.After(time.Until(when)):
+	}
+}
+
+// checkDifferences reads the counters at two past instants 5 s apart, as
+// a tracker does (the later one with a reading of now in the cache), and
+// checks that their differences measure the traffic between them: about
+// 250 requests a side at the mix of drive.
+func checkDifferences(ctx context.Context, t *testing.T, s *Source, target analysis.Target) {
+	t.Helper()
+	t1 := time.Now().Add(-time.Second) // past, so every scrape before it is in
+	t2 := t1.Add(5 * time.Second)
+	sleepUntil(ctx, t, t2.Add(1500*time.Millisecond))
+	now, err := s.Inbound(ctx, target, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in [2]analysis.Pair
+	var hops [2]map[string]analysis.Pair
+	for k, at := range []time.Time{t1, t2} {
+		if in[k], err = s.Inbound(ctx, target, at); err != nil {
+			t.Fatal(err)
+		}
+		if hops[k], err = s.Hops(ctx, target, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !(in[0].Canary.Requests < in[1].Canary.Requests && in[1].Canary.Requests < now.Canary.Requests) {
+		t.Errorf("canary requests at t1, t2 and now = %v, %v, %v; want them growing: a reading of the past is of its time",
+			in[0].Canary.Requests, in[1].Canary.Requests, now.Canary.Requests)
+	}
+	canary, stable := minus(in[1].Canary, in[0].Canary), minus(in[1].Stable, in[0].Stable)
+	t.Logf("over 5 s: canary %s, stable %s", brief(canary), brief(stable))
+	for _, side := range []struct {
+		name         string
+		in, hop      analysis.Stats // the differences, inbound and to payments
+		rate, tol    float64
+		p99Lo, p99Hi float64
+		hopLo, hopHi float64
+	}{
+		{"canary", canary, minus(hops[1]["payments"].Canary, hops[0]["payments"].Canary), 0.20, 0.03, 250, 500, 500, 1000},
+		{"stable", stable, minus(hops[1]["payments"].Stable, hops[0]["payments"].Stable), 0.01, 0.007, 10, 25, 25, 50},
+	} {
+		assertBetween(t, side.name+" requests over 5 s", side.in.Requests, 150, 350)
+		assertNear(t, side.name+" error rate over 5 s", side.in.ErrorRate(), side.rate, side.tol)
+		assertBetween(t, side.name+" p99 over 5 s", quantileOf(side.in.Buckets), side.p99Lo, side.p99Hi)
+		assertBetween(t, side.name+" → payments over 5 s", side.hop.Requests, 150, 350)
+		assertBetween(t, side.name+" → payments p99 over 5 s", quantileOf(side.hop.Buckets), side.hopLo, side.hopHi)
+	}
+}
+
+// brief renders the numbers of Stats for the log, with the p99 of their
+// buckets.
+func brief(st analysis.Stats) string {
+	return fmt.Sprintf("%v requests, %v errors (rate %.4f), p99 %.1f ms", st.Requests, st.Errors, st.ErrorRate(), quantileOf(st.Buckets))
+}
+
+// quantileOf is the p99 of cumulative buckets, as the caller of a
+// difference computes it.
+func quantileOf(buckets []analysis.Bucket) float64 {
+	bs := make([]bucket, len(buckets))
+	for i, b := range buckets {
+		bs[i] = bucket{upperBound: b.UpperMs, count: b.Count}
+	}
+	return bucketQuantile(0.99, bs)
+}
+
+// compareWithPromQL checks that the p99 and counters computed in Go from
+// the shared queries, scoped to shop, equal what PromQL computes for the
+// canary alone from the same raw counters at the same evaluation time.
+func compareWithPromQL(ctx context.Context, t *testing.T, target analysis.Target) {
 	t.Helper()
 	s, err := New(Options{Address: st.PrometheusURL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Now()
-	// A fresh Source serves a new namespace mesh-wide for one cache TTL;
-	// asking one TTL earlier first makes the measured queries scoped.
-	if _, err := s.Inbound(ctx, target, window, at.Add(-DefaultCacheTTL)); err != nil {
+	// A fresh Source serves a new namespace mesh-wide for one cache TTL
+	// after its first reading of the present; reading one TTL later makes
+	// the measured queries scoped. That later time is past when it is
+	// read, so that every scrape before it is in for both reads.
+	first := time.Now()
+	if _, err := s.Inbound(ctx, target, first); err != nil {
 		t.Fatal(err)
 	}
-	pair, err := s.Inbound(ctx, target, window, at)
+	at := first.Add(DefaultCacheTTL)
+	sleepUntil(ctx, t, at.Add(1500*time.Millisecond))
+	pair, err := s.Inbound(ctx, target, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,9 +304,9 @@ func compareWithPromQL(ctx context.Context, t *testing.T, target analysis.Target
 		name, query string
 		got         float64
 	}{
-		{"p99", `histogram_quantile(0.99, sum by (le) (increase(istio_request_duration_milliseconds_bucket{` + sel + `}[10s])))`, pair.Canary.P99Ms},
-		{"requests", `sum(increase(istio_requests_total{` + sel + `}[10s]))`, pair.Canary.Requests},
-		{"errors", `sum(increase(istio_requests_total{` + sel + `, response_code=~"5.."}[10s]))`, pair.Canary.Errors},
+		{"p99", `histogram_quantile(0.99, sum by (le) (istio_request_duration_milliseconds_bucket{` + sel + `}))`, pair.Canary.P99Ms},
+		{"requests", `sum(istio_requests_total{` + sel + `})`, pair.Canary.Requests},
+		{"errors", `sum(istio_requests_total{` + sel + `, response_code=~"5.."})`, pair.Canary.Errors},
 	} {
 		want, err := s.Scalar(ctx, c.query, at)
 		if err != nil {
@@ -240,20 +322,75 @@ func compareWithPromQL(ctx context.Context, t *testing.T, target analysis.Target
 // queries parses on a real Prometheus and selects by namespace: scoped to
 // shop (and a regexp-quoted name that exists nowhere) each query returns
 // shop's series, and scoped to "sho." none, since the dot is quoted.
-func checkScopeOnPrometheus(ctx context.Context, t *testing.T, s *Source, window time.Duration) {
+func checkScopeOnPrometheus(ctx context.Context, t *testing.T, s *Source) {
 	t.Helper()
 	at := time.Now()
 	for _, tmpl := range []string{InboundRequestsQuery, InboundLatencyQuery, HopRequestsQuery, HopLatencyQuery} {
-		all, err := s.Scalar(ctx, "count("+MeshQuery(tmpl, window, nil)+")", at)
+		all, err := s.Scalar(ctx, "count("+MeshQuery(tmpl, nil)+")", at)
 		if err != nil {
 			t.Fatalf("mesh-wide %.60s...: %v", tmpl, err)
 		}
-		scoped, err := s.Scalar(ctx, "count("+MeshQuery(tmpl, window, []string{"shop", "no.such-namespace"})+")", at)
+		scoped, err := s.Scalar(ctx, "count("+MeshQuery(tmpl, []string{"shop", "no.such-namespace"})+")", at)
 		if err != nil || scoped == 0 || scoped > all {
 			t.Errorf("scoped to shop %.60s... = %v series, %v; want some, at most the %v mesh-wide", tmpl, scoped, err, all)
 		}
-		if _, err := s.Scalar(ctx, "count("+MeshQuery(tmpl, window, []string{"sho."})+")", at); !errors.Is(err, analysis.ErrNoData) {
+		if _, err := s.Scalar(ctx, "count("+MeshQuery(tmpl, []string{"sho."})+")", at); !errors.Is(err, analysis.ErrNoData) {
 			t.Errorf(`scoped to "sho." %.60s...: err = %v, want ErrNoData`, tmpl, err)
+		}
+	}
+}
+
+// checkFirstError sends cart v2 and v1 one OK request each, reads the
+// counters, then sends v2 its first error, which creates its
+// response_code="500" series at 1: the difference between that reading
+// and the next that has the error is exactly that request and that error.
+func checkFirstError(ctx context.Context, t *testing.T, s *Source, mesh *fakeMesh) {
+	t.Helper()
+	frontend, canary, stable := workload{"frontend", "v1"}, workload{"cart", "v2"}, workload{"cart", "v1"}
+	const cartFQDN = "cart.shop.svc.cluster.local"
+	cart := analysis.Target{Namespace: "shop", Service: "cart",
+		Canary: analysis.Side{Version: "v2", Host: cartFQDN}, Stable: analysis.Side{Version: "v1", Host: cartFQDN}}
+	mesh.call(frontend, canary, 200, 10)
+	mesh.call(frontend, stable, 200, 10)
+	first := pollInbound(ctx, t, s, cart, func(p analysis.Pair) bool { return true })
+	mesh.call(frontend, canary, 500, 300)
+	second := pollInbound(ctx, t, s, cart, func(p analysis.Pair) bool { return p.Canary.Errors > 0 })
+	assertStats(t, "cart v2 before its first error", first.Canary, analysis.Stats{Requests: 1, Errors: 0, P99Ms: 9.95})
+	assertDiff(t, "cart v2 over its first error", minus(second.Canary, first.Canary),
+		analysis.Stats{Requests: 1, Errors: 1, Buckets: istioCounts(func(le float64) bool { return le >= 300 })})
+	assertDiff(t, "cart v1", minus(second.Stable, first.Stable),
+		analysis.Stats{Buckets: istioCounts(func(float64) bool { return false })})
+}
+
+// istioCounts is one count in each of Istio's buckets that holds says,
+// none in the others.
+func istioCounts(holds func(le float64) bool) []analysis.Bucket {
+	var out []analysis.Bucket
+	for _, le := range append(slices.Clone(istioBuckets), inf) {
+		n := 0.0
+		if holds(le) {
+			n = 1
+		}
+		out = append(out, analysis.Bucket{UpperMs: le, Count: n})
+	}
+	return out
+}
+
+// pollInbound reads t's counters every 500 ms until ok accepts them.
+func pollInbound(ctx context.Context, t *testing.T, s *Source, target analysis.Target, ok func(analysis.Pair) bool) analysis.Pair {
+	t.Helper()
+	for {
+		p, err := s.Inbound(ctx, target, time.Now())
+		if err == nil && ok(p) {
+			return p
+		}
+		if err != nil && !errors.Is(err, analysis.ErrNoData) {
+			t.Fatalf("reading %s: %v", target.Service, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("reading %s: deadline (last: %+v, %v)", target.Service, p, err)
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

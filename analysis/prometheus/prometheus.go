@@ -1,13 +1,20 @@
 // Package prometheus is the analysis.MetricSource that reads Istio's
 // standard metrics from Prometheus.
 //
+// Inbound and Hops return cumulative counters: the raw sums of
+// istio_requests_total and of istio_request_duration_milliseconds_bucket as
+// they stand at the time asked for, with no rate(), no increase() and so
+// no extrapolation (see InboundRequestsQuery for why). The caller diffs two
+// readings itself; it may ask for a past instant (a rollout's analysis
+// start, after a controller restart), which is answered for that instant.
+//
 // Inbound and Hops do not send a query per rollout. Four shared queries
 // (see InboundRequestsQuery and the others) are cached for Options.CacheTTL
 // and shared by every concurrent caller, then split per rollout in Go, so
-// that one analysis tick costs at most four queries per window whether one
-// rollout or a hundred are analysed. The shared queries select only the
-// namespaces that have rollouts under analysis, which the Source learns
-// from the targets it is asked about and forgets after
+// that one analysis tick costs at most four queries per evaluation time
+// whether one rollout or a hundred are analysed. The shared queries select
+// only the namespaces that have rollouts under analysis, which the Source
+// learns from the targets it is asked about and forgets after
 // ForgetNamespaceAfter, so that on a large mesh each answer holds only
 // those namespaces' workloads; they select the whole mesh when a target's
 // namespace cannot be told. Scalar runs custom queries uncached.
@@ -20,6 +27,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,7 +75,10 @@ type Source struct {
 	queries atomic.Int64
 	flights singleflight.Group
 	mu      sync.Mutex
-	cache   map[string]*result // by query text, which includes the range and namespaces
+	// cache holds by query text (which includes the namespaces) the
+	// results younger than the TTL, one per evaluation time in use, so
+	// that a reading of the past does not evict the one of now.
+	cache map[string][]*result
 	// namespaces are those of the targets asked about, for scope; guarded
 	// by mu.
 	namespaces map[string]nsSeen
@@ -101,7 +112,7 @@ func New(o Options) (*Source, error) {
 		timeout:    o.Timeout,
 		ttl:        o.CacheTTL,
 		now:        time.Now,
-		cache:      map[string]*result{},
+		cache:      map[string][]*result{},
 		namespaces: map[string]nsSeen{},
 	}
 	if s.timeout == 0 {
@@ -214,7 +225,30 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 	if r := s.lookup(query, at); r != nil {
 		return r.samples, r.err
 	}
+	// The callers of one tick ask for nearly, not exactly, the same time
+	// (each rollout reads its own clock), so they share one flight per
+	// query text, which the first of them leads.
 	ch := s.flights.DoChan(query, func() (any, error) {
+		return (<-s.exactly(context.WithoutCancel(ctx), name, query, at)).Val, nil
+	})
+	r, err := s.wait(ctx, name, ch)
+	if err == nil && !within(r.at, at, s.ttl) {
+		// That flight was for a distant time (a reading at a rollout's
+		// analysis start, a replay): share one for exactly this time.
+		r, err = s.wait(ctx, name, s.exactly(ctx, name, query, at))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.samples, r.err
+}
+
+// exactly returns the flight that evaluates query at exactly at, joining
+// one under way. Every query goes through such a flight and stores its
+// result before the flight ends, so that callers for the same time never
+// send the same query twice, whichever flight of vector they came by.
+func (s *Source) exactly(ctx context.Context, name, query string, at time.Time) <-chan singleflight.Result {
+	return s.flights.DoChan(query+" @ "+at.UTC().Format(time.RFC3339Nano), func() (any, error) {
 		if r := s.lookup(query, at); r != nil { // stored while we queued
 			return r, nil
 		}
@@ -222,15 +256,14 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 		s.store(query, r)
 		return r, nil
 	})
+}
+
+// wait returns the result of a flight, or ErrUnavailable when ctx ends
+// first.
+func (s *Source) wait(ctx context.Context, name string, ch <-chan singleflight.Result) (*result, error) {
 	select {
 	case res := <-ch:
-		r := res.Val.(*result)
-		if !within(r.at, at, s.ttl) {
-			// A flight for a distant time (a replay, a backfill) was in
-			// progress: ask for this time on our own.
-			r = s.fetch(ctx, name, query, at)
-		}
-		return r.samples, r.err
+		return res.Val.(*result), nil
 	case <-ctx.Done():
 		return nil, s.unavailable(name, ctx.Err())
 	}
@@ -257,30 +290,35 @@ func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *r
 	return r
 }
 
-// lookup returns the cached result of query if it is still fresh and was
+// lookup returns a cached result of query that is still fresh and was
 // evaluated close enough to at, or nil.
 func (s *Source) lookup(query string, at time.Time) *result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.cache[query]
-	if r == nil || s.now().Sub(r.fetched) >= s.ttl || !within(r.at, at, s.ttl) {
-		return nil
+	now := s.now()
+	for _, r := range s.cache[query] {
+		if now.Sub(r.fetched) < s.ttl && within(r.at, at, s.ttl) {
+			return r
+		}
 	}
-	return r
+	return nil
 }
 
 // store caches r under query and drops expired entries, so that the cache
-// holds at most one entry per query and window in use.
+// holds only the results of the last TTL: a few per query text in use.
 func (s *Source) store(query string, r *result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	for q, old := range s.cache {
-		if now.Sub(old.fetched) >= s.ttl {
+	for q, rs := range s.cache {
+		rs = slices.DeleteFunc(rs, func(old *result) bool { return now.Sub(old.fetched) >= s.ttl })
+		if len(rs) == 0 {
 			delete(s.cache, q)
+			continue
 		}
+		s.cache[q] = rs
 	}
-	s.cache[query] = r
+	s.cache[query] = append(s.cache[query], r)
 }
 
 // within reports whether a and b are less than d apart.

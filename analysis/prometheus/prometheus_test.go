@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,24 +22,46 @@ import (
 )
 
 // fakeProm is a fake Prometheus HTTP API: answer gives the body and status
-// of /api/v1/query per query text; it counts and records the queries it
-// receives.
+// of /api/v1/query per query text and evaluation time; it counts and
+// records the queries it receives.
 type fakeProm struct {
 	*httptest.Server
 	queries atomic.Int64
 	mu      sync.Mutex
-	texts   []string // the queries received, in order
+	got     []promQuery // the queries received, in order
+}
+
+// promQuery is one query received: its text and evaluation time.
+type promQuery struct {
+	text string
+	at   time.Time
 }
 
 // received returns the texts of the queries received after the first
 // skip ones.
 func (f *fakeProm) received(skip int) []string {
+	var out []string
+	for _, q := range f.receivedAt(skip) {
+		out = append(out, q.text)
+	}
+	return out
+}
+
+// receivedAt returns the queries received after the first skip ones, with
+// their evaluation times; none when there were no more than skip.
+func (f *fakeProm) receivedAt(skip int) []promQuery {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.texts[skip:])
+	return slices.Clone(f.got[min(skip, len(f.got)):])
 }
 
 func newFakeProm(t *testing.T, answer func(ctx context.Context, query string) (status int, body string)) *fakeProm {
+	return newFakePromAt(t, func(ctx context.Context, query string, _ time.Time) (int, string) { return answer(ctx, query) })
+}
+
+// newFakePromAt is newFakeProm with answers that depend on the evaluation
+// time.
+func newFakePromAt(t *testing.T, answer func(ctx context.Context, query string, at time.Time) (status int, body string)) *fakeProm {
 	t.Helper()
 	f := &fakeProm{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,16 +70,37 @@ func newFakeProm(t *testing.T, answer func(ctx context.Context, query string) (s
 			return
 		}
 		f.queries.Add(1)
+		at, err := promTime(r.FormValue("time"))
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"status":"error","errorType":"bad_data","error":%q}`, err)
+			return
+		}
 		f.mu.Lock()
-		f.texts = append(f.texts, r.FormValue("query"))
+		f.got = append(f.got, promQuery{r.FormValue("query"), at})
 		f.mu.Unlock()
-		status, body := answer(r.Context(), r.FormValue("query"))
+		status, body := answer(r.Context(), r.FormValue("query"), at)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		fmt.Fprint(w, body)
 	}))
 	t.Cleanup(f.Close)
 	return f
+}
+
+// promTime parses the time parameter of a query, in Unix seconds with a
+// fraction, as client_golang sends it; a query without one is evaluated
+// now.
+func promTime(v string) (time.Time, error) {
+	if v == "" {
+		return time.Now(), nil
+	}
+	secs, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time %q: %w", v, err)
+	}
+	whole := math.Floor(secs)
+	return time.Unix(int64(whole), int64(math.Round((secs-whole)*1e9))), nil
 }
 
 // vectorBody is a successful answer holding a vector of samples.
@@ -132,9 +176,9 @@ func TestUnavailable(t *testing.T) {
 			}
 			s := newSource(t, addr, 100*time.Millisecond)
 			ctx := t.Context()
-			_, err := s.Inbound(ctx, subsetTarget, 30*time.Second, time.Now())
+			_, err := s.Inbound(ctx, subsetTarget, time.Now())
 			assertUnavailable(t, "Inbound", err, addr, tt.inError)
-			_, err = s.Hops(ctx, subsetTarget, 30*time.Second, time.Now())
+			_, err = s.Hops(ctx, subsetTarget, time.Now())
 			assertUnavailable(t, "Hops", err, addr, tt.inError)
 			if tt.name != "matrix instead of vector" { // a matrix is checked by TestScalar
 				_, err = s.Scalar(ctx, "sum(up)", time.Now())
@@ -167,17 +211,17 @@ func TestNoData(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeProm(t, func(_ context.Context, q string) (int, string) {
-				if q == MeshQuery(InboundRequestsQuery, 30*time.Second, nil) { // a new namespace is served mesh-wide first
+				if q == MeshQuery(InboundRequestsQuery, nil) { // a new namespace is served mesh-wide first
 					return 200, vectorBody(tt.counts...)
 				}
 				return 200, vectorBody()
 			})
 			s := newSource(t, f.URL, time.Second)
-			_, err := s.Inbound(t.Context(), subsetTarget, 30*time.Second, time.Now())
+			_, err := s.Inbound(t.Context(), subsetTarget, time.Now())
 			if !errors.Is(err, analysis.ErrNoData) || errors.Is(err, analysis.ErrUnavailable) || !strings.Contains(err.Error(), tt.missing) {
 				t.Fatalf("err = %v, want ErrNoData containing %q", err, tt.missing)
 			}
-			hops, err := s.Hops(t.Context(), subsetTarget, 30*time.Second, time.Now())
+			hops, err := s.Hops(t.Context(), subsetTarget, time.Now())
 			if err != nil || len(hops) != 0 {
 				t.Errorf("Hops = %v, %v; want no hops and no error", hops, err)
 			}

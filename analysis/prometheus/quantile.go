@@ -26,8 +26,10 @@ const smallDeltaTolerance = 1e-12
 //     are added up;
 //   - without a +Inf bucket, with fewer than two buckets or without
 //     observations the result is NaN;
-//   - counts that decrease are raised to the previous count (increase()
-//     extrapolates each bucket separately, which can break monotonicity);
+//   - counts that decrease are raised to the previous count (the raw sums
+//     read here only decrease when a series is missing from the sum of
+//     some le, but a caller's difference of two readings may across a
+//     counter reset, and increase() extrapolates each bucket separately);
 //   - a rank in the +Inf bucket returns the highest finite bound;
 //   - otherwise the value is interpolated linearly inside the bucket, the
 //     first bucket starting at 0 (or returning its bound if that is <= 0).

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // The four shared queries that serve Inbound and Hops for every rollout.
@@ -14,8 +13,20 @@ import (
 // istio_request_duration_milliseconds) with the labels a real Istio mesh
 // reports, so they work unchanged on a real Istio install; the local
 // simulator and the tests serve the same metric and label names. Each is a
-// template with two %s, which MeshQuery fills in: an optional namespace
-// matcher inside the selector, then the range.
+// template with one %s, which MeshQuery fills in with an optional
+// namespace matcher inside the selector.
+//
+// They are raw sums of the counters as they stand at the evaluation time,
+// with no rate() and no increase(). increase() extrapolates each series
+// over a window it may not have filled, and has no earlier sample to
+// subtract from a series that starts inside the window, so the first error
+// of a workload, which creates its response_code="500" series at 1 (Envoy
+// creates series lazily), is missed or guessed at. The caller takes the
+// difference of two readings itself instead: a series that first appears
+// between them is absent from the first, so it counts from zero, and a
+// count covers exactly the scrapes between the two instants. A counter
+// reset or a workload that goes away lowers a sum; the caller sees it as
+// a decrease.
 //
 // They select no service: each returns every workload of the namespaces
 // that have rollouts under analysis (see Source.scope), or of the whole
@@ -26,23 +37,23 @@ import (
 // inbound queries, source_workload_namespace for the hop queries, both
 // standard Istio labels.
 const (
-	// InboundRequestsQuery counts the requests received by each
-	// destination workload and version, by response code, as reported by
-	// the receiving sidecar.
-	InboundRequestsQuery = `sum by (destination_workload_namespace, destination_service, destination_service_name, destination_canonical_service, destination_workload, destination_version, response_code) (increase(istio_requests_total{reporter="destination"%s}[%s]))`
+	// InboundRequestsQuery is the cumulative count of the requests
+	// received by each destination workload and version, by response
+	// code, as reported by the receiving sidecar.
+	InboundRequestsQuery = `sum by (destination_workload_namespace, destination_service, destination_service_name, destination_canonical_service, destination_workload, destination_version, response_code) (istio_requests_total{reporter="destination"%s})`
 
-	// InboundLatencyQuery is the latency histogram of the same requests,
-	// by bucket (le), in milliseconds.
-	InboundLatencyQuery = `sum by (destination_workload_namespace, destination_service, destination_service_name, destination_canonical_service, destination_workload, destination_version, le) (increase(istio_request_duration_milliseconds_bucket{reporter="destination"%s}[%s]))`
+	// InboundLatencyQuery is the cumulative latency histogram of the same
+	// requests, by bucket (le), in milliseconds.
+	InboundLatencyQuery = `sum by (destination_workload_namespace, destination_service, destination_service_name, destination_canonical_service, destination_workload, destination_version, le) (istio_request_duration_milliseconds_bucket{reporter="destination"%s})`
 
-	// HopRequestsQuery counts the calls each source workload and version
-	// made to each destination service, by response code, as reported by
-	// the calling sidecar.
-	HopRequestsQuery = `sum by (source_workload_namespace, source_workload, source_canonical_service, source_version, destination_service, destination_service_name, destination_canonical_service, response_code) (increase(istio_requests_total{reporter="source"%s}[%s]))`
+	// HopRequestsQuery is the cumulative count of the calls each source
+	// workload and version made to each destination service, by response
+	// code, as reported by the calling sidecar.
+	HopRequestsQuery = `sum by (source_workload_namespace, source_workload, source_canonical_service, source_version, destination_service, destination_service_name, destination_canonical_service, response_code) (istio_requests_total{reporter="source"%s})`
 
-	// HopLatencyQuery is the latency histogram of the same calls, by bucket
-	// (le), in milliseconds, as seen by the caller.
-	HopLatencyQuery = `sum by (source_workload_namespace, source_workload, source_canonical_service, source_version, destination_service, destination_service_name, destination_canonical_service, le) (increase(istio_request_duration_milliseconds_bucket{reporter="source"%s}[%s]))`
+	// HopLatencyQuery is the cumulative latency histogram of the same
+	// calls, by bucket (le), in milliseconds, as seen by the caller.
+	HopLatencyQuery = `sum by (source_workload_namespace, source_workload, source_canonical_service, source_version, destination_service, destination_service_name, destination_canonical_service, le) (istio_request_duration_milliseconds_bucket{reporter="source"%s})`
 )
 
 // MeshQuery fills one of the query templates above: namespaces, when not
@@ -50,10 +61,9 @@ const (
 // destination_workload_namespace=~"a|b", sorted, deduplicated and
 // regexp-quoted so that the text (the key of the cache and of the shared
 // flights) does not depend on their order; nil or empty means the whole
-// mesh. The window is rounded to whole seconds (at least one), e.g.
-// "[30s]".
-func MeshQuery(template string, window time.Duration, namespaces []string) string {
-	return fmt.Sprintf(template, namespaceMatcher(namespaceLabel(template), namespaces), promRange(window))
+// mesh.
+func MeshQuery(template string, namespaces []string) string {
+	return fmt.Sprintf(template, namespaceMatcher(namespaceLabel(template), namespaces))
 }
 
 // namespaceLabel is the label that scopes a template to namespaces: the
@@ -82,13 +92,4 @@ func namespaceMatcher(label string, namespaces []string) string {
 	// strconv.Quote escapes the backslashes of QuoteMeta for the PromQL
 	// string literal, which unquotes like a Go one.
 	return fmt.Sprintf(", %s=~%s", label, strconv.Quote(strings.Join(quoted, "|")))
-}
-
-// promRange formats a window as a PromQL range in whole seconds.
-func promRange(window time.Duration) string {
-	secs := int64(window.Round(time.Second) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	return fmt.Sprintf("%ds", secs)
 }

@@ -43,6 +43,17 @@ type nsSeen struct {
 // which a namespace appears or joins costs one extra set of queries. Once
 // a target that cannot be scoped has joined, everyone gets the mesh-wide
 // queries until it is forgotten.
+//
+// A namespace's first call is dated by its evaluation time, unless that
+// is a reading of the past (at least one TTL before now, such as a
+// rollout's analysis start read again after a controller restart): it is
+// then dated now. Dated by the past reading, it would join the scope of
+// the current readings at once, and after a restart, when every rollout
+// reads its start and then the present, the callers of one tick would
+// again send as many query texts as there are new namespaces. A reading of
+// the past itself gets the scope as it stood then (the namespaces that had
+// joined by its time), so mostly the mesh-wide queries: readings of the
+// past are rare, and each has its own time anyway.
 func (s *Source) scope(t analysis.Target, at time.Time) []string {
 	own := targetNamespaces(t)
 	now := s.now()
@@ -50,7 +61,11 @@ func (s *Source) scope(t analysis.Target, at time.Time) []string {
 	defer s.mu.Unlock()
 	for _, ns := range own {
 		e, ok := s.namespaces[ns]
-		if !ok {
+		switch {
+		case ok:
+		case now.Sub(at) >= s.ttl:
+			e.since = now
+		default:
 			e.since = at
 		}
 		e.last = now

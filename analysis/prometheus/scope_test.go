@@ -31,15 +31,15 @@ func pinned(ns string, i int) rollout {
 // runTick runs Inbound and Hops for every rollout at once at the clock's
 // time, checks that each gets its own numbers, and returns the queries
 // the tick sent.
-func runTick(t *testing.T, s *Source, f *fakeProm, clock *fakeClock, window time.Duration, rollouts ...rollout) []string {
+func runTick(t *testing.T, s *Source, f *fakeProm, clock *fakeClock, rollouts ...rollout) []string {
 	t.Helper()
 	before := len(f.received(0))
 	at := clock.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*len(rollouts))
 	for _, r := range rollouts {
-		wg.Go(func() { errs <- checkInboundOf(t.Context(), s, r.target, r.i, window, at) })
-		wg.Go(func() { errs <- checkHopsOf(t.Context(), s, r.target, r.i, window, at) })
+		wg.Go(func() { errs <- checkInboundOf(t.Context(), s, r.target, r.i, at) })
+		wg.Go(func() { errs <- checkHopsOf(t.Context(), s, r.target, r.i, at) })
 	}
 	wg.Wait()
 	close(errs)
@@ -87,12 +87,12 @@ func assertScopes(t *testing.T, when string, queries []string, want map[string]i
 }
 
 // newScopeTest serves svc-0 and svc-1 in each of namespaces.
-func newScopeTest(t *testing.T, window time.Duration, namespaces ...string) (*Source, *fakeProm, *fakeClock) {
+func newScopeTest(t *testing.T, namespaces ...string) (*Source, *fakeProm, *fakeClock) {
 	series := map[string][]sample{}
 	for _, ns := range namespaces {
 		addSeries(series, ns, 2)
 	}
-	f := newSeriesProm(t, series, window, 0)
+	f := newSeriesProm(t, series, 0)
 	s := newSource(t, f.URL, time.Second)
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	s.now = clock.Now
@@ -103,15 +103,14 @@ func newScopeTest(t *testing.T, window time.Duration, namespaces ...string) (*So
 // of the rollouts under analysis, as many per tick as without scoping, and
 // that a new namespace costs one extra set of queries in its first tick.
 func TestScopedQueries(t *testing.T) {
-	const window = 30 * time.Second
-	s, f, clock := newScopeTest(t, window, "a", "b", "c")
+	s, f, clock := newScopeTest(t, "a", "b", "c")
 	a, b, c := rollout{targetIn("a", 0), 0}, pinned("b", 1), rollout{targetIn("c", 0), 0}
 
 	// Warm-up: a and b are new, so they are served mesh-wide.
-	assertScopes(t, "first tick", runTick(t, s, f, clock, window, a, b), map[string]int{"": 4})
+	assertScopes(t, "first tick", runTick(t, s, f, clock, a, b), map[string]int{"": 4})
 
 	clock.Add(time.Second)
-	q := runTick(t, s, f, clock, window, a, b)
+	q := runTick(t, s, f, clock, a, b)
 	assertScopes(t, "a and b", q, map[string]int{"a|b": 4})
 	for _, want := range []string{`destination_workload_namespace=~"a|b"`, `source_workload_namespace=~"a|b"`} {
 		if !slices.ContainsFunc(q, func(q string) bool { return strings.Contains(q, want) }) {
@@ -121,44 +120,42 @@ func TestScopedQueries(t *testing.T) {
 
 	// c appears: a and b keep their scope while c is served mesh-wide.
 	clock.Add(time.Second)
-	assertScopes(t, "c appears", runTick(t, s, f, clock, window, a, b, c), map[string]int{"a|b": 4, "": 4})
+	assertScopes(t, "c appears", runTick(t, s, f, clock, a, b, c), map[string]int{"a|b": 4, "": 4})
 	clock.Add(time.Second)
-	assertScopes(t, "a, b and c", runTick(t, s, f, clock, window, a, b, c), map[string]int{"a|b|c": 4})
+	assertScopes(t, "a, b and c", runTick(t, s, f, clock, a, b, c), map[string]int{"a|b|c": 4})
 	// Within the TTL: all from the cache.
 	clock.Add(500 * time.Millisecond)
-	assertScopes(t, "within the TTL", runTick(t, s, f, clock, window, c, b, a), map[string]int{})
+	assertScopes(t, "within the TTL", runTick(t, s, f, clock, c, b, a), map[string]int{})
 }
 
 // TestScopeForgetsNamespaces checks that a namespace not asked about for
 // ForgetNamespaceAfter drops out of the queries, and comes back when asked
 // about again.
 func TestScopeForgetsNamespaces(t *testing.T) {
-	const window = 30 * time.Second
-	s, f, clock := newScopeTest(t, window, "a", "b")
+	s, f, clock := newScopeTest(t, "a", "b")
 	a, b := rollout{targetIn("a", 0), 0}, rollout{targetIn("b", 1), 1}
-	runTick(t, s, f, clock, window, a, b)
+	runTick(t, s, f, clock, a, b)
 	clock.Add(time.Second)
-	assertScopes(t, "a and b", runTick(t, s, f, clock, window, a, b), map[string]int{"a|b": 4})
+	assertScopes(t, "a and b", runTick(t, s, f, clock, a, b), map[string]int{"a|b": 4})
 
 	// Only a is analysed from now on.
 	for elapsed := time.Minute; elapsed <= ForgetNamespaceAfter; elapsed += time.Minute {
 		clock.Add(time.Minute)
-		assertScopes(t, fmt.Sprintf("b not asked about for %v", elapsed), runTick(t, s, f, clock, window, a), map[string]int{"a|b": 4})
+		assertScopes(t, fmt.Sprintf("b not asked about for %v", elapsed), runTick(t, s, f, clock, a), map[string]int{"a|b": 4})
 	}
 	clock.Add(time.Second)
-	assertScopes(t, "b forgotten", runTick(t, s, f, clock, window, a), map[string]int{"a": 4})
+	assertScopes(t, "b forgotten", runTick(t, s, f, clock, a), map[string]int{"a": 4})
 
 	clock.Add(time.Second)
-	assertScopes(t, "b again", runTick(t, s, f, clock, window, a, b), map[string]int{"a": 4, "": 4})
+	assertScopes(t, "b again", runTick(t, s, f, clock, a, b), map[string]int{"a": 4, "": 4})
 	clock.Add(time.Second)
-	assertScopes(t, "b back", runTick(t, s, f, clock, window, a, b), map[string]int{"a|b": 4})
+	assertScopes(t, "b back", runTick(t, s, f, clock, a, b), map[string]int{"a|b": 4})
 }
 
 // TestUnscopedTargets checks that a target whose namespace cannot be told
 // gets the mesh-wide queries, and so does everyone once it has joined,
 // until it is forgotten.
 func TestUnscopedTargets(t *testing.T) {
-	const window = 30 * time.Second
 	noNamespace := targetIn("mesh", 0)
 	noNamespace.Namespace = ""
 	for name, u := range map[string]rollout{
@@ -166,26 +163,26 @@ func TestUnscopedTargets(t *testing.T) {
 		"Match without a namespace": {meshTarget(1), 1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s, f, clock := newScopeTest(t, window, "mesh")
+			s, f, clock := newScopeTest(t, "mesh")
 			scoped := rollout{targetIn("mesh", 0), 0}
-			runTick(t, s, f, clock, window, scoped)
+			runTick(t, s, f, clock, scoped)
 			clock.Add(time.Second)
-			assertScopes(t, "scoped alone", runTick(t, s, f, clock, window, scoped), map[string]int{"mesh": 4})
+			assertScopes(t, "scoped alone", runTick(t, s, f, clock, scoped), map[string]int{"mesh": 4})
 			clock.Add(time.Second)
-			q := runTick(t, s, f, clock, window, scoped, u)
+			q := runTick(t, s, f, clock, scoped, u)
 			assertScopes(t, "unscoped appears", q, map[string]int{"mesh": 4, "": 4})
-			if !slices.Contains(q, MeshQuery(InboundRequestsQuery, window, nil)) {
+			if !slices.Contains(q, MeshQuery(InboundRequestsQuery, nil)) {
 				t.Errorf("no query without a namespace matcher: %q", q)
 			}
 			clock.Add(time.Second)
-			assertScopes(t, "unscoped joined", runTick(t, s, f, clock, window, scoped, u), map[string]int{"": 4})
+			assertScopes(t, "unscoped joined", runTick(t, s, f, clock, scoped, u), map[string]int{"": 4})
 
 			for range ForgetNamespaceAfter / time.Minute {
 				clock.Add(time.Minute)
-				runTick(t, s, f, clock, window, scoped)
+				runTick(t, s, f, clock, scoped)
 			}
 			clock.Add(time.Second)
-			assertScopes(t, "unscoped forgotten", runTick(t, s, f, clock, window, scoped), map[string]int{"mesh": 4})
+			assertScopes(t, "unscoped forgotten", runTick(t, s, f, clock, scoped), map[string]int{"mesh": 4})
 		})
 	}
 }
@@ -195,7 +192,7 @@ func TestUnscopedTargets(t *testing.T) {
 // shared queries, and from the second tick on they select those
 // namespaces.
 func TestBatchingManyNamespaces(t *testing.T) {
-	const n, window = 100, 30 * time.Second
+	const n = 100
 	series := map[string][]sample{}
 	rollouts := make([]rollout, n)
 	names := make([]string, n)
@@ -204,36 +201,37 @@ func TestBatchingManyNamespaces(t *testing.T) {
 		addSeries(series, names[k], 1)
 		rollouts[k] = rollout{targetIn(names[k], 0), 0}
 	}
-	f := newSeriesProm(t, series, window, 20*time.Millisecond)
+	f := newSeriesProm(t, series, 20*time.Millisecond)
 	s := newSource(t, f.URL, time.Second)
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	s.now = clock.Now
 
-	assertScopes(t, "tick 1", runTick(t, s, f, clock, window, rollouts...), map[string]int{"": 4})
+	assertScopes(t, "tick 1", runTick(t, s, f, clock, rollouts...), map[string]int{"": 4})
 	for tick := 2; tick <= 3; tick++ {
 		clock.Add(time.Second)
-		assertScopes(t, fmt.Sprintf("tick %d", tick), runTick(t, s, f, clock, window, rollouts...),
+		assertScopes(t, fmt.Sprintf("tick %d", tick), runTick(t, s, f, clock, rollouts...),
 			map[string]int{strings.Join(names, "|"): 4})
 	}
 }
 
 func TestMeshQuery(t *testing.T) {
+	const requests, buckets = "(istio_requests_total", "(istio_request_duration_milliseconds_bucket"
 	tests := []struct {
 		template   string
 		namespaces []string
-		selector   string
+		tail       string // the raw counters summed, at the end of the query
 	}{
-		{InboundRequestsQuery, nil, `{reporter="destination"}[30s]`},
-		{InboundRequestsQuery, []string{}, `{reporter="destination"}[30s]`},
-		{InboundLatencyQuery, []string{"b", "a", "b"}, `{reporter="destination", destination_workload_namespace=~"a|b"}[30s]`},
-		{HopRequestsQuery, []string{"shop"}, `{reporter="source", source_workload_namespace=~"shop"}[30s]`},
-		{HopLatencyQuery, []string{"b", "a"}, `{reporter="source", source_workload_namespace=~"a|b"}[30s]`},
+		{InboundRequestsQuery, nil, requests + `{reporter="destination"})`},
+		{InboundRequestsQuery, []string{}, requests + `{reporter="destination"})`},
+		{InboundLatencyQuery, []string{"b", "a", "b"}, buckets + `{reporter="destination", destination_workload_namespace=~"a|b"})`},
+		{HopRequestsQuery, []string{"shop"}, requests + `{reporter="source", source_workload_namespace=~"shop"})`},
+		{HopLatencyQuery, []string{"b", "a"}, buckets + `{reporter="source", source_workload_namespace=~"a|b"})`},
 		// Regexp-quoted, then escaped for the PromQL string.
-		{InboundRequestsQuery, []string{"a.b", `c"d`}, `{reporter="destination", destination_workload_namespace=~"a\\.b|c\"d"}[30s]`},
+		{InboundRequestsQuery, []string{"a.b", `c"d`}, requests + `{reporter="destination", destination_workload_namespace=~"a\\.b|c\"d"})`},
 	}
 	for _, tt := range tests {
-		if got := MeshQuery(tt.template, 30*time.Second, tt.namespaces); !strings.Contains(got, tt.selector) {
-			t.Errorf("MeshQuery(%.40q..., %q) = %s, want it to contain %s", tt.template, tt.namespaces, got, tt.selector)
+		if got := MeshQuery(tt.template, tt.namespaces); !strings.HasSuffix(got, tt.tail) || !strings.HasPrefix(got, "sum by (") {
+			t.Errorf("MeshQuery(%.40q..., %q) = %s, want sum by (...) %s", tt.template, tt.namespaces, got, tt.tail)
 		}
 	}
 }

@@ -36,20 +36,22 @@ func samplesOf(vec model.Vector) []sample {
 	return out
 }
 
-// Inbound measures the requests each side of t received in the window
-// ending at at, from the two shared inbound queries. It wraps
-// analysis.ErrNoData naming the side and its matchers when a side has no
-// series, and analysis.ErrUnavailable when Prometheus cannot be asked.
-func (s *Source) Inbound(ctx context.Context, t analysis.Target, window time.Duration, at time.Time) (analysis.Pair, error) {
+// Inbound returns the cumulative requests, 5xx errors and latency buckets
+// each side of t has received, as of at, from the two shared inbound
+// queries; P99Ms is the p99 of those buckets, so of all the traffic since
+// the counters began. It wraps analysis.ErrNoData naming the side and its
+// matchers when a side has no series, and analysis.ErrUnavailable when
+// Prometheus cannot be asked.
+func (s *Source) Inbound(ctx context.Context, t analysis.Target, at time.Time) (analysis.Pair, error) {
 	ns := s.scope(t, at)
 	var counts, latency []sample
 	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
 	g.Go(func() (err error) {
-		counts, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, window, ns), at)
+		counts, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, ns), at)
 		return err
 	})
 	g.Go(func() (err error) {
-		latency, err = s.vector(ctx, "inbound latency", MeshQuery(InboundLatencyQuery, window, ns), at)
+		latency, err = s.vector(ctx, "inbound latency", MeshQuery(InboundLatencyQuery, ns), at)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -58,11 +60,12 @@ func (s *Source) Inbound(ctx context.Context, t analysis.Target, window time.Dur
 	return splitInbound(t, counts, latency)
 }
 
-// Hops measures the calls each side of t made downstream in the window
-// ending at at, keyed by the called service's short name (its canonical
-// service, or its service name when that is unknown). A hop seen on one
-// side only still appears, with zero Stats and a NaN p99 on the other; a
-// service that calls nothing gets an empty map.
+// Hops returns the cumulative calls each side of t has made downstream, as
+// of at, keyed by the called service's short name (its canonical service,
+// or its service name when that is unknown), with the same fields as
+// Inbound. A hop seen on one side only still appears, with zero Stats and
+// a NaN p99 on the other; a service that has called nothing gets an empty
+// map.
 //
 // In subset mode a side's calls are those reported with its namespace,
 // canonical service (t.Service) and version. In host mode, or when a side
@@ -70,7 +73,7 @@ func (s *Source) Inbound(ctx context.Context, t analysis.Target, window time.Dur
 // are those of the workloads that its inbound series name
 // (destination_workload): Hops then also uses the shared inbound query and
 // wraps analysis.ErrNoData when a side has no inbound series.
-func (s *Source) Hops(ctx context.Context, t analysis.Target, window time.Duration, at time.Time) (map[string]analysis.Pair, error) {
+func (s *Source) Hops(ctx context.Context, t analysis.Target, at time.Time) (map[string]analysis.Pair, error) {
 	// One scope for the hop and inbound queries: the workloads found in
 	// the inbound series of these namespaces report their calls with the
 	// same namespace as source_workload_namespace.
@@ -78,16 +81,16 @@ func (s *Source) Hops(ctx context.Context, t analysis.Target, window time.Durati
 	var counts, latency, inbound []sample
 	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
 	g.Go(func() (err error) {
-		counts, err = s.vector(ctx, "hop requests", MeshQuery(HopRequestsQuery, window, ns), at)
+		counts, err = s.vector(ctx, "hop requests", MeshQuery(HopRequestsQuery, ns), at)
 		return err
 	})
 	g.Go(func() (err error) {
-		latency, err = s.vector(ctx, "hop latency", MeshQuery(HopLatencyQuery, window, ns), at)
+		latency, err = s.vector(ctx, "hop latency", MeshQuery(HopLatencyQuery, ns), at)
 		return err
 	})
 	if byWorkload(t, t.Canary) || byWorkload(t, t.Stable) {
 		g.Go(func() (err error) {
-			inbound, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, window, ns), at)
+			inbound, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, ns), at)
 			return err
 		})
 	}
@@ -184,9 +187,9 @@ func splitInbound(t analysis.Target, counts, latency []sample) (analysis.Pair, e
 	return pair, errors.Join(errs...)
 }
 
-// statsOf adds up the counts of the series that keep accepts (errors are
-// the 5xx codes) and computes the p99 of their latency buckets. found is
-// false when no count series was accepted.
+// statsOf adds up the counters of the series that keep accepts (errors
+// are the 5xx codes) and computes the p99 of their latency buckets. found
+// is false when no count series was accepted.
 func statsOf(counts, latency []sample, keep func(model.Metric) bool) (st analysis.Stats, found bool) {
 	for _, s := range counts {
 		if !keep(s.labels) {

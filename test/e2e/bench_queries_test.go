@@ -95,13 +95,13 @@ func benchConfig() analysis.Config {
 	return cfg
 }
 
-// waitMeshData waits until Prometheus has both sides of checkout in e's
-// namespace over the window, so that rollout 0 measures real traffic.
+// waitMeshData waits until Prometheus has counted requests to both sides
+// of checkout in e's namespace, so that rollout 0 measures real traffic.
 func waitMeshData(b *testing.B, e *env) {
 	src, err := prometheus.New(prometheus.Options{Address: st.PrometheusURL, CacheTTL: time.Second})
 	must(b, err)
 	e.eventually(90*time.Second, "checkout's v1 and v2 in Prometheus", func() (bool, string) {
-		p, err := src.Inbound(e.ctx, benchTarget(e.ns), 10*time.Second, time.Now())
+		p, err := src.Inbound(e.ctx, benchTarget(e.ns), time.Now())
 		if err != nil {
 			return false, err.Error()
 		}
