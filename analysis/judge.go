@@ -197,3 +197,13 @@ func FormatEvidence(evidence, threshold, atSeconds float64) string {
 	}
 	return "evidence " + sig3(evidence) + " of the " + sig3(threshold) + " needed"
 }
+
+// FormatWithInterval is a value followed by its interval, when it has
+// one: "5.2% [3.1–8.4%]".
+func FormatWithInterval(v, low, high float64, unit string) string {
+	s := FormatValue(v, unit)
+	if iv := FormatInterval(low, high, unit); iv != "" {
+		s += " " + iv
+	}
+	return s
+}

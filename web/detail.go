@@ -2,10 +2,10 @@ package web
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/serin-dev/serin/analysis"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -129,23 +129,32 @@ func ladder(ro *v1alpha1.Rollout) []stepView {
 	return out
 }
 
-func num(v float64, unit string) string {
-	prec := 2
-	if unit == "ms" {
-		prec = 0
-		if v < 10 {
-			prec = 1
-		}
+func num(v float64, unit string) string { return analysis.FormatValue(v, unit) }
+
+// checkText is a check's figures for people: each side with its
+// interval, the limit, and the sequential test's evidence.
+func checkText(ck v1alpha1.CheckStatus) string {
+	s := "canary " + analysis.FormatWithInterval(ck.Canary, ck.CanaryLow, ck.CanaryHigh, ck.Unit) +
+		" · stable " + analysis.FormatWithInterval(ck.Stable, ck.StableLow, ck.StableHigh, ck.Unit) +
+		" · limit " + num(ck.Limit, ck.Unit)
+	if e := analysis.FormatEvidence(ck.Evidence, ck.Threshold, ck.EvidenceAtSeconds); e != "" {
+		s += " · " + e
 	}
-	s := strconv.FormatFloat(v, 'f', prec, 64)
-	if unit == "" {
-		return s
-	}
-	return s + " " + unit
+	return s
 }
 
-func checkText(ck v1alpha1.CheckStatus) string {
-	return "canary " + num(ck.Canary, ck.Unit) + " · stable " + num(ck.Stable, ck.Unit) + " · limit " + num(ck.Limit, ck.Unit)
+// checkKind is a check's kind; statuses written before checks carried one
+// are told by their unit.
+func checkKind(ck v1alpha1.CheckStatus) analysis.Kind {
+	switch {
+	case ck.Kind != "":
+		return analysis.Kind(ck.Kind)
+	case ck.Unit == "ms":
+		return analysis.KindLatency
+	case ck.Unit == "%":
+		return analysis.KindErrorRate
+	}
+	return analysis.KindCustom
 }
 
 // verdictRank orders verdicts from best to worst.
@@ -156,8 +165,9 @@ func (c *Console) hops(checks []v1alpha1.CheckStatus) []hopRow {
 	var out []hopRow
 	index := map[[2]string]int{}
 	for _, ck := range checks {
-		if ck.Unit != "ms" && ck.Unit != "%" {
-			continue // custom checks have their own charts
+		kind := checkKind(ck)
+		if kind != analysis.KindLatency && kind != analysis.KindErrorRate {
+			continue // the table compares with stable; other checks have their own charts
 		}
 		edge := ck.Hop
 		if edge == "" {
@@ -171,7 +181,7 @@ func (c *Console) hops(checks []v1alpha1.CheckStatus) []hopRow {
 			out = append(out, hopRow{Edge: edge, Source: ck.Source, CanaryP99: "–", StableP99: "–", CanaryErr: "–", StableErr: "–"})
 		}
 		h := &out[i]
-		if ck.Unit == "ms" {
+		if kind == analysis.KindLatency {
 			h.CanaryP99, h.StableP99 = num(ck.Canary, "ms"), num(ck.Stable, "ms")
 		} else {
 			h.CanaryErr, h.StableErr = num(ck.Canary, "%"), num(ck.Stable, "%")

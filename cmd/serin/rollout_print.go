@@ -162,13 +162,15 @@ func printStatus(w io.Writer, r api.Rollout, now time.Time) {
 	if len(a.Checks) > 0 {
 		fmt.Fprintln(w, "\nChecks:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  CHECK\tHOP\tCANARY\tSTABLE\tLIMIT\tVERDICT\tREASON")
-		for _, c := range a.Checks {
+		fmt.Fprintln(tw, "  CHECK\tHOP\tSOURCE\tCANARY\tSTABLE\tLIMIT\tVERDICT\tEVIDENCE")
+		for _, c := range failuresFirst(a.Checks) {
 			hop := c.Hop
 			if hop == "" {
 				hop = "inbound"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, hop, analysis.FormatValue(c.Canary, c.Unit), analysis.FormatValue(c.Stable, c.Unit), analysis.FormatValue(c.Limit, c.Unit), verdict(c), c.Reason)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, hop, c.Source,
+				analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit), analysis.FormatWithInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit),
+				analysis.FormatValue(c.Limit, c.Unit), verdict(c), analysis.FormatEvidence(c.Evidence, c.Threshold, c.EvidenceAtSeconds))
 		}
 		tw.Flush()
 	}
@@ -197,6 +199,24 @@ func target(s v1alpha1.RolloutSpec) string {
 	}
 	return t + ", subset " + s.StableSubset + " → " + s.CanarySubset
 }
+
+// failuresFirst orders checks with the failures first, keeping the order
+// within each verdict.
+func failuresFirst(cs []v1alpha1.CheckStatus) []v1alpha1.CheckStatus {
+	out := slices.Clone(cs)
+	slices.SortStableFunc(out, func(a, b v1alpha1.CheckStatus) int {
+		return btoi(b.Verdict == "Fail" && !b.DryRun) - btoi(a.Verdict == "Fail" && !a.DryRun)
+	})
+	return out
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 
 func verdict(c v1alpha1.CheckStatus) string {
 	if c.DryRun {

@@ -186,21 +186,13 @@ func failedChecks(cs []analysis.CheckResult) []analysis.CheckResult {
 // reached at 2.4 s".
 func describeCheck(c analysis.CheckResult) string {
 	s := fmt.Sprintf("%s: canary %s vs stable %s (limit %s)",
-		checkName(c), withInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit), stableValue(c), analysis.FormatValue(c.Limit, c.Unit))
+		checkName(c), analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit), stableValue(c), analysis.FormatValue(c.Limit, c.Unit))
 	if e := analysis.FormatEvidence(c.Evidence, c.Threshold, c.EvidenceAtSeconds); e != "" {
 		s += ", " + e
 	}
 	return s
 }
 
-// withInterval is a value followed by its interval, when it has one.
-func withInterval(v, low, high float64, unit string) string {
-	s := analysis.FormatValue(v, unit)
-	if iv := analysis.FormatInterval(low, high, unit); iv != "" {
-		s += " " + iv
-	}
-	return s
-}
 
 func checkName(c analysis.CheckResult) string { return c.Check + " on " + hopName(c.Hop) }
 
@@ -215,7 +207,7 @@ func stableValue(c analysis.CheckResult) string {
 	if c.Stable == 0 && c.StableRequests == 0 {
 		return "n/a (no stable traffic)"
 	}
-	return withInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit)
+	return analysis.FormatWithInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit)
 }
 
 // duration rounds d for people: "850ms", "1.3s", "2m5s".
