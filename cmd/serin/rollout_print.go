@@ -217,7 +217,6 @@ func btoi(b bool) int {
 	return 0
 }
 
-
 func verdict(c v1alpha1.CheckStatus) string {
 	if c.DryRun {
 		return c.Verdict + " (dry run)"

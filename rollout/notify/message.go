@@ -193,7 +193,6 @@ func describeCheck(c analysis.CheckResult) string {
 	return s
 }
 
-
 func checkName(c analysis.CheckResult) string { return c.Check + " on " + hopName(c.Hop) }
 
 func hopName(h string) string {
