@@ -1,13 +1,11 @@
 package analysis
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"text/template"
 	"time"
 )
 
@@ -194,20 +192,6 @@ func (r *Runner) custom(ctx context.Context, req Request, cfg Config) []Measurem
 		ms = append(ms, m)
 	}
 	return ms
-}
-
-// RenderQuery fills a custom query's {{ .Var }} placeholders. A reference
-// to an unknown variable is an error naming it.
-func RenderQuery(query string, vars map[string]string) (string, error) {
-	tpl, err := template.New("query").Option("missingkey=error").Parse(query)
-	if err != nil {
-		return "", fmt.Errorf("custom query %q: %w", query, err)
-	}
-	var b bytes.Buffer
-	if err := tpl.Execute(&b, vars); err != nil {
-		return "", fmt.Errorf("custom query %q: %w", query, err)
-	}
-	return b.String(), nil
 }
 
 // observeTraces feeds the tracker the calls seen in traces since the
