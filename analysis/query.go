@@ -19,4 +19,3 @@ func RenderQuery(query string, vars map[string]string) (string, error) {
 	}
 	return b.String(), nil
 }
-
