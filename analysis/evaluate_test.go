@@ -220,3 +220,15 @@ func TestEvaluateCustomCheck(t *testing.T) {
 		t.Fatalf("custom check: %s %q", r.Verdict, r.Reason)
 	}
 }
+
+// A baseline with no hop series yet (nil) is a baseline all the same.
+func TestTrackerHopsAfterAnEmptyBaseline(t *testing.T) {
+	tr := NewTracker(DefaultConfig(), t0)
+	tr.ObserveInbound(t0, Pair{})
+	tr.ObserveHops(t0, nil)
+	tr.ObserveInbound(t0.Add(time.Second), Pair{Canary: side(10, 0, 5), Stable: side(90, 0, 5)})
+	tr.ObserveHops(t0.Add(time.Second), map[string]Pair{"payments": {Canary: side(10, 0, 5), Stable: side(90, 0, 5)}})
+	if h := tr.hops["payments"]; h == nil || h.cum.Canary.Requests != 10 {
+		t.Fatalf("hop after an empty baseline: %+v, want its calls counted from zero", h)
+	}
+}

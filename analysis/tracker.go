@@ -130,7 +130,8 @@ func (t *Tracker) ObserveHops(now time.Time, hops map[string]Pair) {
 	t.inSinceHops = Pair{}
 	if !t.hopsRead {
 		t.hopsRead = true
-		t.hopLast = maps.Clone(hops)
+		t.hopLast = map[string]Pair{}
+		maps.Copy(t.hopLast, hops)
 		return
 	}
 	rho := share(in.Canary.Requests, in.Stable.Requests)

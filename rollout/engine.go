@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -46,6 +47,10 @@ type Options struct {
 	Recorder Recorder
 	// Clock tells the time; nil is the wall clock.
 	Clock Clock
+	// MaxConcurrentReconciles is how many rollouts are reconciled at once,
+	// so that one rollout's slow tick never delays another's rollback.
+	// Zero means controller-runtime's default (one).
+	MaxConcurrentReconciles int
 	// Log is the logger; nil discards.
 	Log *slog.Logger
 	// Metrics receives the engine's metrics; nil registers none.
@@ -95,6 +100,7 @@ func (e *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("rollout").
+		WithOptions(controller.Options{MaxConcurrentReconciles: e.o.MaxConcurrentReconciles}).
 		For(&v1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{},
 			predicate.AnnotationChangedPredicate{},
@@ -143,6 +149,14 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 	}
 	d := Next(ro.Status, ro.Spec, obs, now)
 	if err := e.apply(ctx, ro, d); err != nil {
+		if d.Status.CanaryWeight == 0 && ro.Status.CanaryWeight != 0 && !apierrors.IsConflict(err) {
+			// Traffic goes back to stable even when the decision cannot
+			// be recorded: a status that cannot be written must never keep
+			// a failing canary's traffic.
+			if werr := e.o.Router.SetCanaryWeight(ctx, TargetOf(ro), 0); werr != nil {
+				err = errors.Join(err, werr)
+			}
+		}
 		return ctrl.Result{}, err
 	}
 	var live *int32
@@ -187,16 +201,31 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 		obs.Preflight = &pf
 		return obs, 0, nil
 	}
+	// In progress, the mesh is checked again on every tick: a rollout
+	// whose VirtualService, route or subsets went away is paused, not
+	// driven on into a mesh that no longer carries its traffic.
+	pf, err := e.o.Router.Preflight(ctx, t)
+	if err != nil {
+		return obs, 0, fmt.Errorf("re-check the mesh of %s: %w", t, err)
+	}
+	obs.Preflight = &pf
 	w, err := e.o.Router.CanaryWeight(ctx, t)
 	if err != nil {
+		if obs.Abort != nil || !pf.OK() {
+			// Decide without the live weight: an abort always goes
+			// through, and a broken mesh pauses the rollout.
+			return obs, 0, nil
+		}
 		e.event(ro, Event{Kind: EventWarning, Message: fmt.Sprintf("cannot read the weights of %s: %v", t, err)})
 		return obs, 0, fmt.Errorf("read weights of %s: %w", t, err)
 	}
 	obs.LiveWeight, obs.LiveKnown = w, true
 	spec := ro.Spec.Defaulted()
-	analyze := ro.Status.Phase == v1alpha1.PhaseProgressing && !ro.Spec.Paused &&
-		obs.Abort == nil && obs.Promote == nil && ro.Generation == ro.Status.ObservedGeneration &&
-		ro.Status.AppliedWeight == ro.Status.CanaryWeight && w == ro.Status.CanaryWeight
+	// Analysis runs whenever the canary has traffic: progressing, paused,
+	// holding outside a window or on a hand-edited weight. The tests use
+	// the split of each interval's requests, so any weight will do.
+	inProgress := ro.Status.Phase == v1alpha1.PhaseProgressing || ro.Status.Phase == v1alpha1.PhasePaused
+	analyze := inProgress && w > 0 && obs.Abort == nil && obs.Promote == nil && ro.Generation == ro.Status.ObservedGeneration
 	if !analyze {
 		return obs, 0, nil
 	}
@@ -387,23 +416,32 @@ func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32
 }
 
 // finalize restores 100/0 when a Rollout is deleted mid-way, then lets the
-// deletion proceed. A finished rollout leaves the route as it is.
+// deletion proceed. A finished rollout leaves the route as it is, and so
+// does one whose route no longer carries its weight.
 func (e *Engine) finalize(ctx context.Context, ro *v1alpha1.Rollout) error {
 	if !controllerutil.ContainsFinalizer(ro, v1alpha1.Finalizer) {
 		return nil
 	}
-	p := ro.Status.Phase
-	// Restoring 100/0 writes nothing when it is already so, so it is safe
-	// even when the status's record of the applied weight is stale.
-	midway := p == v1alpha1.PhaseProgressing || p == v1alpha1.PhasePaused ||
-		p == v1alpha1.PhaseRolledBack || p == v1alpha1.PhaseAborted
-	if midway {
+	st := ro.Status
+	// The route is restored only while it carries this rollout's own
+	// weight: a finished rollout, or one whose route another rollout or a
+	// person has since taken, is left alone. A rollback whose write never
+	// happened is still completed: the route is at the last weight this
+	// rollout wrote.
+	var own []int32
+	for _, w := range []int32{st.AppliedWeight, st.CanaryWeight} {
+		if w != 0 && !slices.Contains(own, w) {
+			own = append(own, w)
+		}
+	}
+	restore := st.Phase != v1alpha1.PhaseSucceeded && st.Phase != v1alpha1.PhaseFailed && len(own) > 0
+	if restore {
 		t := TargetOf(ro)
-		err := e.o.Router.SetCanaryWeight(ctx, t, 0)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		err := e.o.Router.SetCanaryWeight(ctx, t, 0, own...)
+		if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrDrift) {
 			return fmt.Errorf("restore 100/0 on %s before deleting Rollout %s/%s: %w", t, ro.Namespace, ro.Name, err)
 		}
-		if err == nil && !p.Terminal() {
+		if err == nil && !st.Phase.Terminal() {
 			e.event(ro, Event{Kind: EventAborted, Message: "deleted mid-rollout; traffic returned to stable (100/0)"})
 		}
 	}

@@ -23,7 +23,10 @@ type Request struct {
 type Observation struct {
 	// Generation is the Rollout's metadata.generation.
 	Generation int64
-	// Preflight is the preflight report; the engine runs it in Pending only.
+	// Preflight is the preflight report. The engine runs it before the
+	// start and again on every tick of a rollout in progress, so that a
+	// mesh changed under a rollout (a VirtualService deleted, a subset
+	// removed) pauses it instead of moving traffic to nowhere.
 	Preflight *PreflightReport
 	// LiveWeight is the canary weight read from the route, when LiveKnown.
 	LiveWeight int32
@@ -99,8 +102,12 @@ func (d *decider) decide() {
 		d.abort()
 	case d.st.Phase == v1alpha1.PhasePending:
 		d.pending()
+	case d.heldRollback():
+		// The canary has traffic and failed: rolled back, paused or not.
 	case d.st.Phase == v1alpha1.PhasePaused && d.obs.Promote != nil:
 		d.promote(d.obs.Promote)
+	case d.meshBroken():
+		d.meshPause()
 	case d.st.Phase == v1alpha1.PhasePaused:
 		// Resume comes before drift: resuming accepts the live weight.
 		d.paused()
@@ -113,6 +120,43 @@ func (d *decider) decide() {
 	default:
 		d.progressing()
 	}
+}
+
+// heldRollback judges a result while the rollout is held (paused by a
+// person or by serin, or on a weight someone else set): the canary still
+// has traffic, so a failure still rolls it back. Other verdicts are only
+// recorded; a person decides what happens next.
+func (d *decider) heldRollback() bool {
+	r := d.obs.Result
+	held := d.st.Phase == v1alpha1.PhasePaused || d.spec.Paused || (d.obs.LiveKnown && d.drifted())
+	if r == nil || !held {
+		return false
+	}
+	d.record(*r)
+	if r.Verdict != analysis.Fail {
+		return false
+	}
+	d.fail(*r)
+	return true
+}
+
+// meshBroken reports whether the re-checked mesh no longer supports the
+// rollout.
+func (d *decider) meshBroken() bool {
+	return d.obs.Preflight != nil && !d.obs.Preflight.OK()
+}
+
+// meshPause holds the weight when the mesh changed under the rollout, and
+// says what is wrong. Abort still works, and resuming waits until the mesh
+// is whole again.
+func (d *decider) meshPause() {
+	why := "the mesh changed under the rollout: " + joinFindings(d.obs.Preflight.Failures)
+	if d.st.Phase == v1alpha1.PhasePaused {
+		d.st.Message = clip(why+"; paused until it is fixed", maxMessage)
+		return
+	}
+	d.pause = true
+	d.enter(v1alpha1.PhasePaused, "MeshChanged", why+"; paused with the weight held. Fix it and set spec.paused to false, or abort")
 }
 
 func (d *decider) abort() {
@@ -194,6 +238,11 @@ func (d *decider) driftPause() {
 }
 
 func (d *decider) promote(r *Request) {
+	// A person asked for 100% over whatever the route holds now (a drift
+	// pause included): the live weight is serin's to replace.
+	if d.obs.LiveKnown {
+		d.st.AppliedWeight = d.obs.LiveWeight
+	}
 	last := int32(len(d.spec.Steps) - 1)
 	d.st.CurrentStep = last
 	d.st.CanaryWeight = 100
@@ -229,13 +278,19 @@ func (d *decider) progressing() {
 	if d.obs.Generation != d.st.ObservedGeneration && d.st.ObservedGeneration != 0 {
 		d.replaceStep()
 	}
-	if d.st.AppliedWeight != d.st.CanaryWeight {
-		return // the weight is not on the route yet: nothing to judge
-	}
 	if r := d.obs.Result; r != nil {
 		if d.judge(*r) {
 			return
 		}
+	}
+	if d.st.AppliedWeight != d.st.CanaryWeight {
+		return // the weight is not on the route yet: its dwell has not begun
+	}
+	if d.st.WeightConfirmedAt == nil {
+		// The weight was first seen on the route now: the dwell starts.
+		d.st.WeightConfirmedAt = ptrTime(d.now)
+		d.resetDwell()
+		return
 	}
 	// Analysis goes on outside a window, so a bad canary is still caught;
 	// only advancing waits.
@@ -268,21 +323,9 @@ func (d *decider) replaceStep() {
 // inconclusive limit, ends the rollout.
 func (d *decider) judge(r analysis.Result) bool {
 	a := &d.st.Analysis
-	if a.Since == nil {
-		a.Since = ptrTime(d.now)
-	}
-	a.LastVerdict = string(r.Verdict)
-	a.LastReason = clip(r.Reason, maxMessage)
-	a.LastTickAt = ptrTime(d.now)
-	a.Checks = checkStatuses(r.Checks)
-	a.StableAboveSLO = r.StableAboveSLO
-	a.History = append(a.History, v1alpha1.AnalysisTick{Time: metav1.NewTime(d.now), Verdict: string(r.Verdict), Reason: clip(r.Reason, 300)})
-	if n := len(a.History); n > v1alpha1.MaxAnalysisHistory {
-		a.History = append([]v1alpha1.AnalysisTick(nil), a.History[n-v1alpha1.MaxAnalysisHistory:]...)
-	}
+	d.record(r)
 	if r.Verdict == analysis.Fail {
-		a.FirstFailureAt = ptrTime(d.detectedAt(r))
-		d.rollback("rolled back: " + r.Reason)
+		d.fail(r)
 		return true
 	}
 	if r.StableAboveSLO {
@@ -313,6 +356,32 @@ func (d *decider) judge(r analysis.Result) bool {
 		d.rollback(msg)
 	}
 	return true
+}
+
+// record keeps one analysis result in the status: the latest verdict,
+// reason and checks, and a bounded history. The analysis began with the
+// first result recorded.
+func (d *decider) record(r analysis.Result) {
+	a := &d.st.Analysis
+	if a.Since == nil {
+		a.Since = ptrTime(d.now)
+	}
+	a.LastVerdict = string(r.Verdict)
+	a.LastReason = clip(r.Reason, maxMessage)
+	a.LastTickAt = ptrTime(d.now)
+	a.Checks = checkStatuses(r.Checks)
+	a.StableAboveSLO = r.StableAboveSLO
+	a.History = append(a.History, v1alpha1.AnalysisTick{Time: metav1.NewTime(d.now), Verdict: string(r.Verdict), Reason: clip(r.Reason, 300)})
+	if n := len(a.History); n > v1alpha1.MaxAnalysisHistory {
+		a.History = append([]v1alpha1.AnalysisTick(nil), a.History[n-v1alpha1.MaxAnalysisHistory:]...)
+	}
+}
+
+// fail rolls a failed canary back. The sequential tests have already
+// weighed the evidence, so no run of failed ticks is needed.
+func (d *decider) fail(r analysis.Result) {
+	d.st.Analysis.FirstFailureAt = ptrTime(d.detectedAt(r))
+	d.rollback("rolled back: " + r.Reason)
 }
 
 // detectedAt is when the earliest failing check's evidence reached its
@@ -366,7 +435,7 @@ func stableReasons(r analysis.Result) string {
 
 func (d *decider) rollback(msg string) {
 	d.st.CanaryWeight = 0
-	d.enter(v1alpha1.PhaseRolledBack, "RolledBack", clip(msg, maxMessage)+"; traffic returned to stable (100/0)")
+	d.enter(v1alpha1.PhaseRolledBack, "RolledBack", clip(msg, maxMessage-40)+"; traffic returned to stable (100/0)")
 }
 
 // maybeAdvance moves to the next step once the current one has dwelt a
@@ -409,6 +478,9 @@ func (d *decider) dwellStart() time.Time {
 	if c := d.st.Analysis.CleanSince; c != nil && c.After(start) {
 		start = c.Time
 	}
+	if c := d.st.WeightConfirmedAt; c != nil && c.After(start) {
+		start = c.Time
+	}
 	return start
 }
 
@@ -416,6 +488,7 @@ func (d *decider) gotoStep(i int32, reason, msg string) {
 	d.st.CurrentStep = i
 	d.st.CanaryWeight = d.spec.Steps[i]
 	d.st.StepStartedAt = ptrTime(d.now)
+	d.st.WeightConfirmedAt = nil
 	d.resetDwell()
 	kind := EventStepAdvanced
 	if reason == "Started" {
@@ -451,6 +524,7 @@ func (d *decider) enter(p v1alpha1.Phase, reason, msg string) {
 }
 
 func (d *decider) transition(p v1alpha1.Phase, reason, msg string, kind EventKind) {
+	msg = clip(msg, maxMessage)
 	from := stepLabel(d.old)
 	d.st.Phase = p
 	d.st.Message = msg
@@ -469,7 +543,7 @@ func (d *decider) event(kind EventKind, msg string) Event {
 
 func (d *decider) setCondition(t string, s metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&d.st.Conditions, metav1.Condition{
-		Type: t, Status: s, Reason: reason, Message: msg,
+		Type: t, Status: s, Reason: reason, Message: clip(msg, maxMessage),
 		ObservedGeneration: d.obs.Generation, LastTransitionTime: metav1.NewTime(d.now),
 	})
 }

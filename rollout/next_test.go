@@ -22,12 +22,12 @@ func spec() v1alpha1.RolloutSpec {
 }
 
 // at returns a Progressing status at step i, begun at start, with weight
-// applied and gen observed.
+// applied and confirmed on the route then, and gen observed.
 func at(i int32, start time.Time) v1alpha1.RolloutStatus {
 	w := v1alpha1.DefaultSteps[i]
 	return v1alpha1.RolloutStatus{
 		Phase: v1alpha1.PhaseProgressing, CurrentStep: i, CanaryWeight: w, AppliedWeight: w,
-		StepStartedAt: ptrTime(start), ObservedGeneration: 1,
+		StepStartedAt: ptrTime(start), WeightConfirmedAt: ptrTime(start), ObservedGeneration: 1,
 		Analysis: v1alpha1.AnalysisStatus{CleanSince: ptrTime(start)},
 	}
 }
@@ -241,4 +241,94 @@ func weightsString(ws []int32) string {
 		parts[i] = fmt.Sprint(w)
 	}
 	return strings.Join(parts, ",")
+}
+
+// Trust issue cases on the pure decision; the engine's side runs on the
+// real stack in the e2e tests.
+func TestNextHeldCanaryStillRollsBack(t *testing.T) {
+	fail := withResult(live(25), analysis.Fail, "error rate 20%")
+	pausedSt := with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused })
+	pausedSpec := spec()
+	pausedSpec.Paused = true
+	for name, tc := range map[string]struct {
+		st   v1alpha1.RolloutStatus
+		spec v1alpha1.RolloutSpec
+		obs  Observation
+	}{
+		"paused by a person":      {pausedSt, pausedSpec, fail},
+		"being paused":            {at(1, t0), pausedSpec, fail},
+		"on a hand-edited weight": {at(1, t0), spec(), func() Observation { o := fail; o.LiveWeight = 40; return o }()},
+	} {
+		d := Next(tc.st, tc.spec, tc.obs, t0.Add(time.Second))
+		if d.Status.Phase != v1alpha1.PhaseRolledBack || d.Status.CanaryWeight != 0 {
+			t.Errorf("%s: %s at %d%%, want RolledBack at 0%%", name, d.Status.Phase, d.Status.CanaryWeight)
+		}
+	}
+	// A pass while paused is recorded and changes nothing else.
+	d := Next(pausedSt, pausedSpec, withResult(live(25), analysis.Pass, "ok"), t0.Add(time.Second))
+	if d.Status.Phase != v1alpha1.PhasePaused || d.Status.Analysis.LastVerdict != "Pass" {
+		t.Errorf("a pass while paused: %s, last verdict %q; want still Paused with the pass recorded", d.Status.Phase, d.Status.Analysis.LastVerdict)
+	}
+}
+
+// Promote after a drift pause takes over the hand-edited weight, so the
+// engine writes 100% instead of stranding the route.
+func TestNextPromoteAfterDriftTakesTheLiveWeight(t *testing.T) {
+	st := with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused })
+	obs := live(30)
+	obs.Promote = &Request{By: "alice"}
+	d := Next(st, spec(), obs, t0.Add(time.Second))
+	if d.Status.Phase != v1alpha1.PhaseSucceeded || d.Status.CanaryWeight != 100 || d.Status.AppliedWeight != 30 {
+		t.Fatalf("%s weight %d applied %d; want Succeeded at 100 with the live 30 as the weight to replace",
+			d.Status.Phase, d.Status.CanaryWeight, d.Status.AppliedWeight)
+	}
+}
+
+// A mesh that changed under the rollout pauses it with the finding, and it
+// stays paused while the mesh is broken, even when resumed.
+func TestNextMeshChangedPauses(t *testing.T) {
+	broken := live(25)
+	broken.Preflight = &PreflightReport{Failures: []Finding{{Check: "DestinationRule", Message: `DestinationRule shop/checkout has no subset "v2"`}}}
+	d := Next(at(1, t0), spec(), broken, t0.Add(time.Second))
+	if d.Status.Phase != v1alpha1.PhasePaused || !d.Pause || d.Status.CanaryWeight != 25 || !strings.Contains(d.Status.Message, `no subset "v2"`) {
+		t.Fatalf("%s pause=%v weight %d %q; want Paused at 25%% naming the DestinationRule", d.Status.Phase, d.Pause, d.Status.CanaryWeight, d.Status.Message)
+	}
+	resumed := Next(d.Status, spec(), broken, t0.Add(2*time.Second))
+	if resumed.Status.Phase != v1alpha1.PhasePaused {
+		t.Errorf("resumed with the mesh still broken: %s, want Paused", resumed.Status.Phase)
+	}
+	ok := live(25)
+	ok.Preflight = &PreflightReport{}
+	if d := Next(d.Status, spec(), ok, t0.Add(3*time.Second)); d.Status.Phase != v1alpha1.PhaseProgressing {
+		t.Errorf("resumed with the mesh whole: %s, want Progressing", d.Status.Phase)
+	}
+}
+
+// The dwell counts from when the weight reached the route: a write
+// delayed past stepInterval does not let the next step follow at once.
+func TestNextDwellStartsWhenTheWeightIsOnTheRoute(t *testing.T) {
+	sp := spec() // 10 s steps
+	st := passed(at(0, t0), 3)
+	st = Next(st, sp, withResult(live(10), analysis.Pass, "ok"), t0.Add(11*time.Second)).Status
+	if st.CurrentStep != 1 || st.WeightConfirmedAt != nil {
+		t.Fatalf("step %d confirmed %v; want step 1 decided, not yet confirmed", st.CurrentStep, st.WeightConfirmedAt)
+	}
+	// The write is delayed 30 s; the weight is then confirmed.
+	late := t0.Add(41 * time.Second)
+	st.AppliedWeight = 25
+	st = Next(st, sp, withResult(live(25), analysis.Pass, "ok"), late).Status
+	if st.WeightConfirmedAt == nil || !st.WeightConfirmedAt.Time.Equal(late) {
+		t.Fatalf("confirmed at %v, want %v", st.WeightConfirmedAt, late)
+	}
+	// Passing ticks just after: no advance until a whole dwell at 25%.
+	for i := 1; i <= 4; i++ {
+		st = Next(st, sp, withResult(live(25), analysis.Pass, "ok"), late.Add(time.Duration(2*i)*time.Second)).Status
+	}
+	if st.CurrentStep != 1 {
+		t.Fatalf("advanced to step %d %v after the confirmation; want a whole dwell first", st.CurrentStep, 8*time.Second)
+	}
+	st = Next(st, sp, withResult(live(25), analysis.Pass, "ok"), late.Add(11*time.Second)).Status
+	if st.CurrentStep != 2 {
+		t.Errorf("step %d a dwell after the confirmation, want 2", st.CurrentStep)
+	}
 }

@@ -60,6 +60,9 @@ type controllerOptions struct {
 	APITokenFile            string
 	SecureCookies           bool
 	NotifyConfig            string
+	MaxConcurrentReconciles int
+	KubeQPS                 float64
+	KubeBurst               int
 }
 
 func parseControllerFlags(args []string) (controllerOptions, error) {
@@ -82,6 +85,9 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.StringVar(&o.Auth, "auth", "none", "how the REST API and console authenticate: none (API off), static (--api-token-file) or kubernetes (TokenReview and SubjectAccessReview)")
 	fs.StringVar(&o.APITokenFile, "api-token-file", "", "with --auth=static: a file of token,user,role lines (roles viewer and operator)")
 	fs.StringVar(&o.NotifyConfig, "notify-config", "", "notification channels (YAML; see rollout/notify/README.md); empty sends none")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 8, "rollouts reconciled at once, so that one rollout's slow tick never delays another's rollback")
+	fs.Float64Var(&o.KubeQPS, "kube-api-qps", 50, "queries per second to the Kubernetes API server, on every configuration path (client-go's default of 5 would cap the controller at a few ticks a second)")
+	fs.IntVar(&o.KubeBurst, "kube-api-burst", 100, "burst of queries to the Kubernetes API server")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the console's cookies Secure; set it when the console is served over TLS")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -102,6 +108,12 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	}
 	if o.ScrapeInterval <= 0 {
 		return o, fmt.Errorf("--scrape-interval %v: must be positive", o.ScrapeInterval)
+	}
+	if o.MaxConcurrentReconciles < 1 {
+		return o, fmt.Errorf("--max-concurrent-reconciles %d: must be at least 1", o.MaxConcurrentReconciles)
+	}
+	if o.KubeQPS <= 0 || o.KubeBurst < 1 {
+		return o, fmt.Errorf("--kube-api-qps %v and --kube-api-burst %d: must be positive", o.KubeQPS, o.KubeBurst)
 	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		return o, fmt.Errorf("--log-format %q: want text or json", o.LogFormat)
@@ -146,17 +158,28 @@ func runController(args []string) int {
 	return 0
 }
 
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+// restConfig loads the API server's configuration and sets the client's
+// rate limits explicitly, whichever path it came from: client-go's
+// defaults (5 QPS with --kubeconfig) would cap the ticks of every rollout.
+func restConfig(o controllerOptions) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if o.Kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	} else {
+		cfg, err = ctrl.GetConfig()
 	}
-	return ctrl.GetConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = float32(o.KubeQPS), o.KubeBurst
+	return cfg, nil
 }
 
 // controller wires the concrete adapters into the engine and runs it
 // until ctx ends.
 func controller(ctx context.Context, o controllerOptions, log *slog.Logger) error {
-	cfg, err := restConfig(o.Kubeconfig)
+	cfg, err := restConfig(o)
 	if err != nil {
 		return fmt.Errorf("kubernetes configuration: %w", err)
 	}
@@ -209,6 +232,8 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		Recorder: mgr.GetEventRecorder("serin-controller"),
 		Log:      log,
 		Metrics:  ctrlmetrics.Registry,
+
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	})
 	if err != nil {
 		return err

@@ -477,6 +477,11 @@ type RolloutStatus struct {
 	// StepStartedAt is when the current step began.
 	// +optional
 	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+	// WeightConfirmedAt is when the current step's weight was first seen
+	// on the route. The step's dwell counts from then, not from the
+	// decision, so a delayed write never shortens it.
+	// +optional
+	WeightConfirmedAt *metav1.Time `json:"weightConfirmedAt,omitempty"`
 
 	// Message says, in plain words, why the rollout is where it is.
 	// +optional
