@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/serin-dev/serin/api"
 )
@@ -133,12 +135,36 @@ func (c *Console) requireSession(w http.ResponseWriter, r *http.Request) *sessio
 	return nil
 }
 
-// safeNext keeps a redirect target on this site: a local absolute path,
-// never "//host" or "/\host", which browsers read as another origin.
+// safeNext keeps a redirect target on this site: it returns next when it
+// is a clean local path (with an optional query), and "/" otherwise.
+// Browsers are lenient where this is strict: they drop tabs and newlines
+// from a URL, read '\\' as '/', and take "//host" as another origin, so
+// "/\t/evil.example" leads to http://evil.example/. A clean path starts
+// with exactly one '/', has no backslash, control character or white
+// space anywhere (raw or percent-decoded), and parses as a path alone,
+// without scheme, host or user.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") {
+	if !cleanPath(next) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !cleanPath(u.Path) {
 		return "/"
 	}
 	return next
+}
+
+// cleanPath reports whether p starts with one '/' that is not followed by
+// '/', and has no backslash, control character or white space.
+func cleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for _, r := range p {
+		if r == '\\' || r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) ||
+			unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) {
+			return false
+		}
+	}
+	return true
 }

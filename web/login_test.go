@@ -126,26 +126,78 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	}
 }
 
+// redirectTargets are next values and where the login form may send a
+// browser for them: a clean local path as it is, anything a browser could
+// read as another origin (or that is not a plain path at all) as "/".
+var redirectTargets = []struct{ next, want string }{
+	{"/rollouts/shop/checkout-v2", "/rollouts/shop/checkout-v2"},
+	{"/?namespace=shop", "/?namespace=shop"},
+	{"/", "/"},
+	{"", "/"},
+	{"//evil.example/", "/"},
+	{"/\\evil.example", "/"},
+	{"https://evil.example/", "/"},
+	{"http:/evil.example", "/"},
+	{"javascript:alert(1)", "/"},
+	{"evil.example", "/"},
+	{"/\t/evil.example", "/"}, // the browser drops the tab: //evil.example
+	{"/\t/\t/evil.example", "/"},
+	{"\t//evil.example", "/"},
+	{"/\n/evil.example", "/"},
+	{"/\r\n/evil.example", "/"},
+	{"/\x00/evil.example", "/"},
+	{"/\x7f/evil.example", "/"},
+	{"/ /evil.example", "/"},
+	{"/\u00a0/evil.example", "/"},
+	{"/\u2028/evil.example", "/"},
+	{"/%2F%2Fevil.example", "/"},
+	{"/%2f/evil.example", "/"},
+	{"/%5Cevil.example", "/"},
+	{"/%09/evil.example", "/"},
+	{"/a\\b", "/"},
+	{"/rollouts/%zz", "/"},
+	{"///evil.example", "/"},
+	{"/@evil.example", "/@evil.example"}, // a path on this site
+}
+
 func TestLoginRedirectStaysOnSite(t *testing.T) {
 	f := newFixture(t, false)
-	for next, want := range map[string]string{
-		"/rollouts/shop/checkout-v2": "/rollouts/shop/checkout-v2",
-		"//evil.example/":            "/",
-		"/\\evil.example":            "/",
-		"https://evil.example/":      "/",
-	} {
+	signedIn := f.browser(t)
+	body(t, f.login(t, signedIn, viewerToken))
+	for _, tc := range redirectTargets {
 		c := f.browser(t)
 		_, page := get(t, c, f.srv.URL+"/login")
 		m := hiddenCSRF.FindStringSubmatch(page)
-		resp, err := c.PostForm(f.srv.URL+"/login", url.Values{"csrf": {m[1]}, "token": {viewerToken}, "next": {next}})
-		if err != nil {
-			t.Fatal(err)
+		form := url.Values{"csrf": {m[1]}, "token": {viewerToken}, "next": {tc.next}}
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp := rawDo(t, c, req)
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != tc.want {
+			t.Errorf("POST next=%q: %s to %q, want 303 to %q", tc.next, resp.Status, got, tc.want)
 		}
-		body(t, resp)
-		if got := resp.Header.Get("Location"); got != want {
-			t.Errorf("next=%q redirected to %q, want %q", next, got, want)
+		// Signed in already, the form redirects at once.
+		req, _ = http.NewRequest(http.MethodGet, f.srv.URL+"/login?next="+url.QueryEscape(tc.next), nil)
+		resp = rawDo(t, signedIn, req)
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != tc.want {
+			t.Errorf("GET /login?next=%q: %s to %q, want 303 to %q", tc.next, resp.Status, got, tc.want)
 		}
 	}
+}
+
+// rawDo sends req with c's cookies, without the client's redirect
+// handling, which refuses a Location it cannot parse before the test
+// could see it.
+func rawDo(t *testing.T, c *http.Client, req *http.Request) *http.Response {
+	t.Helper()
+	for _, ck := range c.Jar.Cookies(req.URL) {
+		req.AddCookie(ck)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body(t, resp)
+	return resp
 }
 
 func mustURL(t *testing.T, s string) *url.URL {
