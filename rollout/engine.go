@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -354,7 +353,7 @@ func (e *Engine) apply(ctx context.Context, ro *v1alpha1.Rollout, d Decision) er
 		// The pause bumped the generation; the status reflects it.
 		d.Status.ObservedGeneration = ro.Generation
 	}
-	if equality.Semantic.DeepEqual(ro.Status, d.Status) {
+	if !worthWriting(ro.Status, d.Status) {
 		return nil
 	}
 	ro.Status = d.Status
