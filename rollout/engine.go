@@ -136,6 +136,7 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 		}
 	}
 	if ro.Status.Phase.Terminal() {
+		e.metrics.finished(ro.Namespace, ro.Name)
 		return ctrl.Result{}, e.converge(ctx, ro, nil)
 	}
 	now := e.o.Clock.Now()
@@ -236,6 +237,7 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 		}
 	}
 	res := e.analyze(ctx, ro, now)
+	e.metrics.analysed(ro.Namespace, ro.Name, now)
 	obs.Result = &res
 	return obs, 0, nil
 }
@@ -418,6 +420,7 @@ func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32
 // deletion proceed. A finished rollout leaves the route as it is, and so
 // does one whose route no longer carries its weight.
 func (e *Engine) finalize(ctx context.Context, ro *v1alpha1.Rollout) error {
+	e.metrics.finished(ro.Namespace, ro.Name)
 	if !controllerutil.ContainsFinalizer(ro, v1alpha1.Finalizer) {
 		return nil
 	}

@@ -65,7 +65,7 @@ func TestSequentialStableAboveSLO(t *testing.T) {
 	var ro *v1alpha1.Rollout
 	e.eventually(4*time.Minute, "the rollout to pause for stable's SLO", func() (bool, string) {
 		ro = e.get("stable-slo")
-		return ro.Status.Phase != v1alpha1.PhaseProgressing && ro.Status.Phase != v1alpha1.PhasePending,
+		return ro.Status.Phase == v1alpha1.PhasePaused || ro.Status.Phase.Terminal(),
 			fmt.Sprintf("%s: %s", ro.Status.Phase, ro.Status.Analysis.LastReason)
 	})
 	if ro.Status.Phase != v1alpha1.PhasePaused || !strings.Contains(ro.Status.Message, "stable is above its SLO") ||

@@ -62,6 +62,9 @@ func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
 // Name returns the name the process was started with.
 func (p *Process) Name() string { return p.name }
 
+// Signal sends sig to the process, e.g. SIGSTOP and SIGCONT.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // PID returns the process ID.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
 

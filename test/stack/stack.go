@@ -109,6 +109,10 @@ func (s *Stack) track(p *Process, slot **Process) {
 	*slot = p
 }
 
+// Prometheus is the stack's Prometheus process, for tests that stop and
+// continue it (SIGSTOP, SIGCONT) to play an unresponsive metrics server.
+func (s *Stack) Prometheus() *Process { return s.prometheus }
+
 // PIDs returns the PIDs of every process the stack started, including ones
 // already stopped, so that tests can check that none outlives Stop.
 func (s *Stack) PIDs() []int {
