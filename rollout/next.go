@@ -77,6 +77,11 @@ func Next(st v1alpha1.RolloutStatus, spec v1alpha1.RolloutSpec, obs Observation,
 		d.st.CurrentStep = -1
 	}
 	d.decide()
+	if d.st.Phase == v1alpha1.PhasePaused && (d.st.CanaryWeight > 0 || (obs.LiveKnown && obs.LiveWeight > 0)) {
+		// A held canary still has traffic: it is analysed on every tick,
+		// so that it is rolled back if it fails while paused.
+		d.requeue = d.spec.Analysis.Interval.Duration
+	}
 	d.st.ObservedGeneration = obs.Generation
 	return d.decision()
 }

@@ -266,8 +266,9 @@ func TestNextHeldCanaryStillRollsBack(t *testing.T) {
 	}
 	// A pass while paused is recorded and changes nothing else.
 	d := Next(pausedSt, pausedSpec, withResult(live(25), analysis.Pass, "ok"), t0.Add(time.Second))
-	if d.Status.Phase != v1alpha1.PhasePaused || d.Status.Analysis.LastVerdict != "Pass" {
-		t.Errorf("a pass while paused: %s, last verdict %q; want still Paused with the pass recorded", d.Status.Phase, d.Status.Analysis.LastVerdict)
+	if d.Status.Phase != v1alpha1.PhasePaused || d.Status.Analysis.LastVerdict != "Pass" || d.RequeueAfter != 2*time.Second {
+		t.Errorf("a pass while paused: %s, last verdict %q, next tick in %v; want still Paused with the pass recorded, and the next tick due",
+			d.Status.Phase, d.Status.Analysis.LastVerdict, d.RequeueAfter)
 	}
 }
 
