@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -83,7 +84,10 @@ func TestTrustDeletingAFinishedRolloutKeepsTheSuccessorsRoute(t *testing.T) {
 	e.annotate("a", map[string]string{v1alpha1.AnnotationAbort: "try again"})
 	e.waitPhase("a", v1alpha1.PhaseAborted, 10*time.Second)
 	e.routeIs(100, 0, 10*time.Second)
-	e.rollout("b", func(r *v1alpha1.Rollout) { r.Spec.StepInterval = dur(3 * time.Second); r.Spec.Steps = []int32{10, 25, 100} })
+	e.rollout("b", func(r *v1alpha1.Rollout) {
+		r.Spec.StepInterval = dur(3 * time.Second)
+		r.Spec.Steps = []int32{10, 25, 100}
+	})
 	e.eventually(30*time.Second, "b at 25%", func() (bool, string) {
 		ro := e.get("b")
 		return ro.Status.AppliedWeight == 25, fmt.Sprint(ro.Status.AppliedWeight)
@@ -156,4 +160,129 @@ func TestTrustMeshChangedUnderTheRollout(t *testing.T) {
 		e.annotate("vs", map[string]string{v1alpha1.AnnotationAbort: "the route is gone"})
 		e.waitPhase("vs", v1alpha1.PhaseAborted, 10*time.Second)
 	})
+}
+
+// Case 7: a step's dwell counts from when its weight reached the route. A
+// ValidatingAdmissionPolicy refuses every VirtualService write for longer
+// than the step interval (a webhook outage, an RBAC slip); once writes go
+// through again, the next step still waits a whole dwell.
+func TestTrustDwellStartsWhenTheWeightIsOnTheRoute(t *testing.T) {
+	e := newEnv(t)
+	e.mesh(nil)
+	e.startController()
+	const step = 4 * time.Second
+	e.rollout("dwell", func(r *v1alpha1.Rollout) { r.Spec.StepInterval = dur(step); r.Spec.Steps = []int32{10, 50, 100} })
+	e.routeIs(90, 10, 30*time.Second)
+	unblock := e.blockVirtualServiceWrites()
+	e.eventually(20*time.Second, "step 50 decided", func() (bool, string) {
+		ro := e.get("dwell")
+		return ro.Status.CanaryWeight == 50, fmt.Sprint(ro.Status.CanaryWeight)
+	})
+	time.Sleep(step + time.Second) // the write stays refused past the step interval
+	if _, c := weights(e.vs(), "primary"); c != 10 {
+		t.Fatalf("the policy did not hold the route: canary %d", c)
+	}
+	unblocked := time.Now()
+	unblock()
+	ro := e.waitPhase("dwell", v1alpha1.PhaseSucceeded, 30*time.Second)
+	confirmed := ro.Status.WeightConfirmedAt
+	var promoted time.Time
+	for _, h := range ro.Status.History {
+		if h.Reason == "Succeeded" {
+			promoted = h.Time.Time
+		}
+	}
+	// Timestamps in the status have second precision.
+	if confirmed == nil || promoted.IsZero() {
+		t.Fatalf("no confirmation (%v) or promotion (%v) in the status", confirmed, promoted)
+	}
+	if promoted.Sub(unblocked.Truncate(time.Second)) < step {
+		t.Errorf("promoted at %v, %v after the 50%% weight could first reach the route (%v); want a whole %v dwell",
+			promoted, promoted.Sub(unblocked), unblocked, step)
+	}
+}
+
+// blockVirtualServiceWrites installs a ValidatingAdmissionPolicy that
+// refuses updates of the namespace's VirtualServices, and returns the
+// function that removes it.
+func (e *env) blockVirtualServiceWrites() func() {
+	e.t.Helper()
+	name := "block-vs-" + e.ns
+	policy := &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	fail := admissionv1.Fail
+	policy.Spec = admissionv1.ValidatingAdmissionPolicySpec{
+		FailurePolicy: &fail,
+		MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+			RuleWithOperations: admissionv1.RuleWithOperations{
+				Operations: []admissionv1.OperationType{admissionv1.Update},
+				Rule: admissionv1.Rule{APIGroups: []string{"networking.istio.io"}, APIVersions: []string{"*"},
+					Resources: []string{"virtualservices"}},
+			},
+		}}},
+		Validations: []admissionv1.Validation{{Expression: "false", Message: "VirtualService writes are refused for the test"}},
+	}
+	must(e.t, e.c.Create(e.ctx, policy))
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	binding.Spec = admissionv1.ValidatingAdmissionPolicyBindingSpec{
+		PolicyName:        name,
+		ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+		MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+			MatchLabels: map[string]string{"kubernetes.io/metadata.name": e.ns}}},
+	}
+	must(e.t, e.c.Create(e.ctx, binding))
+	// The policy takes effect once the API server has loaded it.
+	e.eventually(20*time.Second, "VirtualService writes refused", func() (bool, string) {
+		vs := e.vs()
+		vs.Labels = map[string]string{"probe": fmt.Sprint(time.Now().UnixNano())}
+		_, err := e.istio.NetworkingV1().VirtualServices(e.ns).Update(e.ctx, vs, metav1.UpdateOptions{})
+		return err != nil, fmt.Sprint(err)
+	})
+	removed := false
+	remove := func() {
+		if removed {
+			return
+		}
+		removed = true
+		_ = e.c.Delete(e.ctx, binding)
+		_ = e.c.Delete(e.ctx, policy)
+	}
+	e.t.Cleanup(remove)
+	return remove
+}
+
+// Case 1: a custom query that would run forever is refused naming the
+// field, and freezes nothing: a failing canary beside it is rolled back.
+func TestTrustHostileQueryFreezesNothing(t *testing.T) {
+	e := newMeshEnv(t, 100, "")
+	e.startController()
+	hostile := &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "bomb", Namespace: e.ns}}
+	hostile.Spec = v1alpha1.RolloutSpec{VirtualService: "elsewhere", StableSubset: "v1", CanarySubset: "v2",
+		Analysis: &v1alpha1.AnalysisSpec{Custom: []v1alpha1.CustomCheck{{Name: "bomb", Op: "<", Threshold: 1,
+			Query: "up{{range 9000000000000000000}}{{end}}"}}}}
+	if err := e.c.Create(e.ctx, hostile); err == nil {
+		ro := e.waitPhase("bomb", v1alpha1.PhaseFailed, 20*time.Second)
+		if !strings.Contains(ro.Status.Message, "spec.analysis.custom") {
+			t.Errorf("the hostile rollout failed with %q, want the field named", ro.Status.Message)
+		}
+	} else if !strings.Contains(err.Error(), "custom") {
+		t.Errorf("the hostile rollout was refused with %v, want the field named", err)
+	}
+	e.fault("v2", meshsim.Fault{ErrorRate: 0.5})
+	e.rollout("victim", analysed(time.Minute, nil))
+	e.waitPhase("victim", v1alpha1.PhaseRolledBack, 30*time.Second)
+}
+
+// Case 8: a schedule that never fires is refused, not taken as "now".
+func TestTrustScheduleThatNeverFires(t *testing.T) {
+	e := newEnv(t)
+	e.mesh(nil)
+	e.startController()
+	e.rollout("feb30", func(r *v1alpha1.Rollout) { r.Spec.Schedule = &v1alpha1.Schedule{Start: "0 0 30 2 *"} })
+	ro := e.waitPhase("feb30", v1alpha1.PhaseFailed, 20*time.Second)
+	if !strings.Contains(ro.Status.Message, "spec.schedule.start") || !strings.Contains(ro.Status.Message, "never") {
+		t.Errorf("message %q: want spec.schedule.start named as never firing", ro.Status.Message)
+	}
+	if _, c := weights(e.vs(), "primary"); c != 0 {
+		t.Errorf("a rollout that can never start moved the route to canary %d", c)
+	}
 }
