@@ -9,10 +9,19 @@ import (
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
-// AnalysisConfig turns a Rollout's analysis spec into the analysis
-// package's Config, with every default applied, and checks it: a custom
-// query that does not render is refused with its name.
+// AnalysisConfig is AnalysisConfigIn for a rollout whose namespace is not
+// known: it refuses what no namespace's scope could allow, and leaves which
+// namespaces the queries select to AnalysisConfigIn.
 func AnalysisConfig(spec v1alpha1.RolloutSpec) (analysis.Config, error) {
+	return AnalysisConfigIn(spec, analysis.Scope{})
+}
+
+// AnalysisConfigIn turns a Rollout's analysis spec into the analysis
+// package's Config, with every default applied, and checks it. A custom
+// query that does not render or parse, or that selects series outside
+// scope (the namespaces the rollout may read, see analysis.Tenancy), is
+// refused naming the check; so is a match override outside scope.
+func AnalysisConfigIn(spec v1alpha1.RolloutSpec, scope analysis.Scope) (analysis.Config, error) {
 	a := spec.Defaulted().Analysis
 	cfg := analysis.DefaultConfig()
 	cfg.Window = a.Window.Duration
@@ -35,13 +44,42 @@ func AnalysisConfig(spec v1alpha1.RolloutSpec) (analysis.Config, error) {
 	if tr := a.Traces; tr != nil {
 		cfg.Traces, cfg.TracesDryRun = !tr.Disabled, tr.DryRun
 	}
+	vars := admissionVars(spec, scope.Namespace)
 	for _, c := range a.Custom {
 		cfg.Custom = append(cfg.Custom, analysis.CustomCheck{Name: c.Name, Query: c.Query, Op: c.Op, Threshold: c.Threshold, DryRun: c.DryRun})
-		if _, err := analysis.RenderQuery(c.Query, queryVars(spec, v1alpha1.ResolvedTarget{}, "", "")); err != nil {
-			return cfg, fmt.Errorf("spec.analysis.custom[%s]: %w", c.Name, err)
+		if err := analysis.CheckQuery(c.Query, vars, scope); err != nil {
+			return cfg, fmt.Errorf("spec.analysis.custom[%s].query: %w", c.Name, err)
+		}
+	}
+	if m := a.Match; m != nil {
+		if err := analysis.CheckMatch(m.Canary, scope); err != nil {
+			return cfg, fmt.Errorf("spec.analysis.match.canary: %w", err)
+		}
+		if err := analysis.CheckMatch(m.Stable, scope); err != nil {
+			return cfg, fmt.Errorf("spec.analysis.match.stable: %w", err)
 		}
 	}
 	return cfg, cfg.Validate()
+}
+
+// admissionVars are the query variables as far as they are known before a
+// rollout runs: its namespace (when given), the window and the hosts of the
+// spec. The rest (the name, and what preflight resolves) are
+// analysis.Unknown.
+func admissionVars(spec v1alpha1.RolloutSpec, ns string) map[string]string {
+	vars := queryVars(spec, v1alpha1.ResolvedTarget{}, ns, "")
+	for k := range vars {
+		switch k {
+		case "Window", "CanaryHost", "StableHost":
+		case "Namespace":
+			if ns == "" {
+				vars[k] = analysis.Unknown
+			}
+		default:
+			vars[k] = analysis.Unknown
+		}
+	}
+	return vars
 }
 
 func errorRateLimit(l analysis.Limit, c *v1alpha1.ErrorRateCheck) analysis.Limit {

@@ -54,6 +54,9 @@ type Options struct {
 	Log *slog.Logger
 	// Metrics receives the engine's metrics; nil registers none.
 	Metrics prometheus.Registerer
+	// Tenancy says which namespaces' series a rollout's custom queries and
+	// match override may select; nil allows its own namespace only.
+	Tenancy *analysis.Tenancy
 }
 
 // Engine reconciles Rollouts: on each tick it observes, calls Next and
@@ -193,7 +196,7 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 		if err != nil {
 			return obs, 0, err
 		}
-		checkAnalysisSpec(ro, &pf)
+		e.checkAnalysisSpec(ro, &pf)
 		e.checkChannels(ro, &pf)
 		if err := e.checkRouteFree(ctx, ro, &pf); err != nil {
 			return obs, 0, err
@@ -318,15 +321,16 @@ func olderThan(a, b *v1alpha1.Rollout) bool {
 }
 
 // checkAnalysisSpec adds a preflight failure when the analysis spec does
-// not make sense (a custom query that does not render, say).
-func checkAnalysisSpec(ro *v1alpha1.Rollout, pf *PreflightReport) {
-	if _, err := AnalysisConfig(ro.Spec); err != nil {
+// not make sense (a custom query that does not render, say) or selects
+// series outside the rollout's tenancy scope.
+func (e *Engine) checkAnalysisSpec(ro *v1alpha1.Rollout, pf *PreflightReport) {
+	if _, err := AnalysisConfigIn(ro.Spec, e.o.Tenancy.Scope(ro.Namespace)); err != nil {
 		pf.Failures = append(pf.Failures, Finding{Check: "Analysis", Message: err.Error()})
 	}
 }
 
 func (e *Engine) analyze(ctx context.Context, ro *v1alpha1.Rollout, now time.Time) analysis.Result {
-	cfg, err := AnalysisConfig(ro.Spec)
+	cfg, err := AnalysisConfigIn(ro.Spec, e.o.Tenancy.Scope(ro.Namespace))
 	if err != nil {
 		return analysis.Result{Verdict: analysis.Inconclusive, Reason: "the analysis spec is invalid: " + err.Error()}
 	}

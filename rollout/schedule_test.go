@@ -163,3 +163,87 @@ func TestInvalidScheduleFailsBeforeWriting(t *testing.T) {
 		t.Fatalf("%s weight %d %q: want Failed naming spec.schedule.timeZone", d.Status.Phase, d.Status.CanaryWeight, d.Status.Message)
 	}
 }
+
+// TestScheduleThatNeverFiresIsRefused: February 30th and April 31st have
+// no activation. The cron library answers the zero time for them, which
+// once meant "start now" and "always open"; they are refused, naming the
+// field, by ParseSchedule and so by ValidateSpec (the REST API).
+func TestScheduleThatNeverFiresIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		s    v1alpha1.Schedule
+		want string
+	}{
+		{v1alpha1.Schedule{Start: "0 0 30 2 *"}, `spec.schedule.start "0 0 30 2 *": never fires`},
+		{v1alpha1.Schedule{TimeZone: "Europe/Berlin", Windows: []v1alpha1.Window{
+			{Start: "0 9 * * 1-5", Duration: metav1.Duration{Duration: time.Hour}},
+			{Start: "0 9 31 4 *", Duration: metav1.Duration{Duration: 8 * time.Hour}}}},
+			`spec.schedule.windows[1].start "0 9 31 4 *": never fires`},
+	} {
+		if _, err := ParseSchedule(&tc.s); err == nil || err.Error() != tc.want {
+			t.Errorf("ParseSchedule(%+v) = %v, want %q", tc.s, err, tc.want)
+		}
+		sp := spec()
+		sp.Schedule = &tc.s
+		if err := ValidateSpec(sp); err == nil || err.Error() != tc.want {
+			t.Errorf("ValidateSpec = %v, want %q", err, tc.want)
+		}
+	}
+}
+
+// TestStoredScheduleThatNeverFiresFails: a Rollout stored with such a
+// schedule (before the check existed, or past the REST API) is Failed at
+// its first tick with nothing written, and one in progress holds.
+func TestStoredScheduleThatNeverFiresFails(t *testing.T) {
+	sp := spec()
+	sp.Schedule = &v1alpha1.Schedule{Start: "0 0 30 2 *"}
+	d := Next(v1alpha1.RolloutStatus{}, sp, Observation{Generation: 1, Preflight: &PreflightReport{}, Created: t0}, t0)
+	if d.Status.Phase != v1alpha1.PhaseFailed || d.Status.CanaryWeight != 0 || !strings.Contains(d.Status.Message, `spec.schedule.start "0 0 30 2 *": never fires`) {
+		t.Fatalf("start Feb 30: %s weight %d %q; want Failed naming the field", d.Status.Phase, d.Status.CanaryWeight, d.Status.Message)
+	}
+	sp.Schedule = &v1alpha1.Schedule{Windows: []v1alpha1.Window{{Start: "0 9 31 4 *", Duration: metav1.Duration{Duration: 8 * time.Hour}}}}
+	d = Next(passed(at(1, t0.Add(-time.Minute)), 3), sp, withResult(live(25), analysis.Pass, "ok"), t0.Add(time.Minute))
+	if d.Status.CurrentStep != 1 || !strings.Contains(d.Status.Message, "never fires") {
+		t.Errorf("window Apr 31 in progress: step %d %q; want held at step 1, naming the window", d.Status.CurrentStep, d.Status.Message)
+	}
+}
+
+// TestCalendarNeverTreatsNoActivationAsNow: a Calendar whose expressions
+// have no activation (built here without ParseSchedule) neither starts at
+// once nor is open.
+func TestCalendarNeverTreatsNoActivationAsNow(t *testing.T) {
+	feb30, err := cronParser.Parse("0 0 30 2 *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apr31, err := cronParser.Parse("0 9 31 4 *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Calendar{loc: time.UTC, start: feb30, windows: []calWindow{{sched: apr31, dur: 8 * time.Hour, expr: "0 9 31 4 *"}}}
+	if at := c.StartAt(t0); !t0.Add(100 * 365 * 24 * time.Hour).Before(at) {
+		t.Errorf("StartAt = %s, want never (not now)", at)
+	}
+	for _, h := range []int{0, 9, 12} {
+		now := time.Date(2026, 4, 30, h, 0, 0, 0, time.UTC)
+		if open, why, next := c.Open(now); open || !next.IsZero() || !strings.Contains(why, "none opens again") {
+			t.Errorf("Open(%s) = %v, %q, %s; want closed, none opens again", now, open, why, next)
+		}
+	}
+	if end := c.WindowEnd(t0); !end.IsZero() {
+		t.Errorf("WindowEnd = %s, want zero", end)
+	}
+}
+
+// TestLeapDayScheduleFindsItsNextActivation: February 29th fires, though
+// across 2100 eight years apart, beyond the cron library's five-year
+// search; it is accepted and its next activation found.
+func TestLeapDayScheduleFindsItsNextActivation(t *testing.T) {
+	c, err := ParseSchedule(&v1alpha1.Schedule{Start: "0 12 29 2 *"})
+	if err != nil {
+		t.Fatalf("Feb 29: %v", err)
+	}
+	created := time.Date(2097, 3, 1, 0, 0, 0, 0, time.UTC)
+	if got, want := c.StartAt(created), time.Date(2104, 2, 29, 12, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("StartAt(%s) = %s, want %s", created, got, want)
+	}
+}

@@ -63,6 +63,7 @@ type controllerOptions struct {
 	MaxConcurrentReconciles int
 	KubeQPS                 float64
 	KubeBurst               int
+	TenancyConfig           string
 }
 
 func parseControllerFlags(args []string) (controllerOptions, error) {
@@ -88,6 +89,7 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 8, "rollouts reconciled at once, so that one rollout's slow tick never delays another's rollback")
 	fs.Float64Var(&o.KubeQPS, "kube-api-qps", 50, "queries per second to the Kubernetes API server, on every configuration path (client-go's default of 5 would cap the controller at a few ticks a second)")
 	fs.IntVar(&o.KubeBurst, "kube-api-burst", 100, "burst of queries to the Kubernetes API server")
+	fs.StringVar(&o.TenancyConfig, "tenancy-config", "", "which other namespaces' series each namespace's custom queries and analysis.match may select (YAML; see analysis.Tenancy); empty allows each rollout its own namespace only")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the console's cookies Secure; set it when the console is served over TLS")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -224,6 +226,10 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	tenancy, err := loadTenancy(o)
+	if err != nil {
+		return err
+	}
 	engine, err := rollout.NewEngine(rollout.Options{
 		Client:   mgr.GetClient(),
 		Router:   router,
@@ -232,6 +238,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		Recorder: mgr.GetEventRecorder("serin-controller"),
 		Log:      log,
 		Metrics:  ctrlmetrics.Registry,
+		Tenancy:  tenancy,
 
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	})
@@ -246,6 +253,19 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		return err
 	}
 	return serve(ctx, o, log, mgr, apiHandler)
+}
+
+// loadTenancy loads --tenancy-config; nil (each rollout its own namespace
+// only) without one. A file that does not parse stops the start-up.
+func loadTenancy(o controllerOptions) (*analysis.Tenancy, error) {
+	if o.TenancyConfig == "" {
+		return nil, nil
+	}
+	t, err := analysis.LoadTenancy(o.TenancyConfig)
+	if err != nil {
+		return nil, fmt.Errorf("--tenancy-config: %w", err)
+	}
+	return t, nil
 }
 
 // newNotifier loads the notification channels; a config that does not
