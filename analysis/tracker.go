@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math"
@@ -187,20 +188,7 @@ func (t *Tracker) ObserveTraces(now time.Time, edges map[Edge]EdgePair) {
 }
 
 func compareEdges(a, b Edge) int {
-	if a.From != b.From {
-		return cmpString(a.From, b.From)
-	}
-	return cmpString(a.To, b.To)
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
 }
 
 // The α of one test in each group.
