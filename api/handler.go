@@ -46,11 +46,27 @@ type Options struct {
 	// which keep proxies from closing an idle stream; 0 means
 	// DefaultHeartbeat.
 	Heartbeat time.Duration
+	// StreamWriteTimeout bounds each write of an SSE stream: a client that
+	// does not take an event (or a heartbeat) within it is dropped. 0
+	// means DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
+	// MaxStreamsPerUser caps the SSE streams one user has open at once;
+	// beyond it a new stream is refused with 429. 0 means
+	// DefaultMaxStreamsPerUser.
+	MaxStreamsPerUser int
 }
 
-// DefaultHeartbeat is the SSE heartbeat interval when Options.Heartbeat
-// is 0.
-const DefaultHeartbeat = 15 * time.Second
+// Defaults of Options.
+const (
+	// DefaultHeartbeat is the SSE heartbeat interval.
+	DefaultHeartbeat = 15 * time.Second
+	// DefaultStreamWriteTimeout is how long one SSE write may take.
+	DefaultStreamWriteTimeout = 10 * time.Second
+	// DefaultMaxStreamsPerUser is enough for a user with a console open in
+	// a handful of tabs and a CLI watching, and keeps one user (or one
+	// stolen token) from holding thousands of goroutines and connections.
+	DefaultMaxStreamsPerUser = 20
+)
 
 // RequestAuthenticator authenticates a request by a credential other than
 // a bearer token, such as the web console's session cookie.
@@ -62,9 +78,10 @@ type RequestAuthenticator interface {
 	AuthenticateRequest(r *http.Request) (u User, ok bool, err error)
 }
 
-// server holds the handlers' dependencies.
+// server holds the handlers' dependencies and the open streams.
 type server struct {
 	Options
+	streams *streamCount
 }
 
 // New returns the API's handler. It serves /api/v1/... and answers JSON
@@ -95,7 +112,13 @@ func New(o Options) (http.Handler, error) {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = DefaultHeartbeat
 	}
-	return engine(&server{Options: o}), nil
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
+	if o.MaxStreamsPerUser <= 0 {
+		o.MaxStreamsPerUser = DefaultMaxStreamsPerUser
+	}
+	return engine(&server{Options: o, streams: newStreamCount(o.MaxStreamsPerUser)}), nil
 }
 
 // Route is one endpoint of the API.

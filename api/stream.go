@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -38,6 +39,9 @@ type DeletedEvent struct {
 	Name      string `json:"name"`
 }
 
+// ping is the heartbeat comment.
+var ping = []byte(": ping\n\n")
+
 // SSE event names.
 const (
 	sseRollout = "rollout"
@@ -64,6 +68,11 @@ func (s *server) streamRollout(c *gin.Context) {
 	if !s.authorize(c, Action{Verb: "get", Namespace: ns, Name: name}) || !s.synced(c) {
 		return
 	}
+	release, ok := s.admitStream(c)
+	if !ok {
+		return
+	}
+	defer release()
 	// Subscribe before reading, so that no change falls in between.
 	events, cancel := s.Store.Subscribe(streamBuffer)
 	defer cancel()
@@ -96,6 +105,11 @@ func (s *server) streamAll(c *gin.Context) {
 	if !s.authorize(c, Action{Verb: "list", Namespace: ns}) || !s.synced(c) {
 		return
 	}
+	release, ok := s.admitStream(c)
+	if !ok {
+		return
+	}
+	defer release()
 	events, cancel := s.Store.Subscribe(streamBuffer)
 	defer cancel()
 	items, err := s.Store.List(readmodel.Filter{Namespace: ns})
@@ -134,28 +148,63 @@ func (s *server) latestPoint(r *v1alpha1.Rollout) *readmodel.Point {
 // sseWriter writes Server-Sent Events to one client.
 type sseWriter struct {
 	c         *gin.Context
+	rc        *http.ResponseController
 	heartbeat time.Duration
+	// writeTimeout bounds each write and its flush: a client that does not
+	// read is dropped rather than holding the handler for good.
+	writeTimeout time.Duration
 	// allowed reports whether the caller may still read the stream.
 	allowed func() bool
 }
 
-// startStream sends the event-stream headers. It lifts the server's write
-// deadline, which would otherwise cut every stream at WriteTimeout.
+// startStream sends the event-stream headers. A stream outlives the
+// server's WriteTimeout, which is meant for plain requests: each write
+// gets its own deadline instead (see sseWriter.write). (The server's
+// ReadTimeout does not end it: net/http lifts the read deadline once the
+// request has been read.)
 // The request must have been authorized: the stream checks again, at each
 // heartbeat, that its caller may still do the same thing.
 func (s *server) startStream(c *gin.Context) *sseWriter {
-	rc := http.NewResponseController(c.Writer)
-	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		s.Log.Warn("SSE: cannot lift the write deadline", "err", err)
-	}
+	rc := http.NewResponseController(unwrap(c.Writer))
+	w := &sseWriter{c: c, rc: rc, heartbeat: s.Heartbeat, writeTimeout: s.StreamWriteTimeout,
+		allowed: func() bool { return s.stillAllowed(c) }}
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	c.Status(http.StatusOK)
+	w.deadline()
 	c.Writer.WriteHeaderNow()
-	c.Writer.Flush()
-	return &sseWriter{c: c, heartbeat: s.Heartbeat, allowed: func() bool { return s.stillAllowed(c) }}
+	_ = rc.Flush() // a failure shows at the first write
+	return w
+}
+
+// unwrap returns the http.ResponseWriter under gin's, whose Flush reports
+// a failed write (gin's drops the error).
+func unwrap(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+}
+
+// deadline gives the next write writeTimeout from now. It cannot fail on
+// a live connection; on a closed one the write that follows fails.
+func (w *sseWriter) deadline() {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+}
+
+// write sends b and flushes it within writeTimeout. A write that times out
+// fails, and the connection is closed.
+func (w *sseWriter) write(b []byte) error {
+	w.deadline()
+	if _, err := w.c.Writer.Write(b); err != nil {
+		return err
+	}
+	return w.rc.Flush()
 }
 
 // stillAllowed authenticates c's request again, by the same credential,
@@ -191,11 +240,7 @@ func (w *sseWriter) send(event string, data any) error {
 	if err != nil {
 		return fmt.Errorf("SSE %s event: %w", event, err)
 	}
-	if _, err := fmt.Fprintf(w.c.Writer, "event: %s\ndata: %s\n\n", event, b); err != nil {
-		return err
-	}
-	w.c.Writer.Flush()
-	return nil
+	return w.write(fmt.Appendf(nil, "event: %s\ndata: %s\n\n", event, b))
 }
 
 // rollout sends r unless its resourceVersion was the last one sent.
@@ -218,6 +263,7 @@ func (w *sseWriter) deleted(r *v1alpha1.Rollout) error {
 func (w *sseWriter) loop(events <-chan readmodel.Event, handle func(readmodel.Event) (bool, error)) {
 	tick := time.NewTicker(w.heartbeat)
 	defer tick.Stop()
+	defer w.deadline() // time for the end of the response, long after the last write
 	done := w.c.Request.Context().Done()
 	for {
 		select {
@@ -227,10 +273,9 @@ func (w *sseWriter) loop(events <-chan readmodel.Event, handle func(readmodel.Ev
 			if !w.allowed() {
 				return
 			}
-			if _, err := fmt.Fprint(w.c.Writer, ": ping\n\n"); err != nil {
+			if w.write(ping) != nil {
 				return
 			}
-			w.c.Writer.Flush()
 		case e, ok := <-events:
 			if !ok {
 				return
@@ -241,4 +286,52 @@ func (w *sseWriter) loop(events <-chan readmodel.Event, handle func(readmodel.Ev
 			}
 		}
 	}
+}
+
+// streamCount counts the open streams of each user.
+type streamCount struct {
+	mu     sync.Mutex
+	max    int
+	byUser map[string]int
+}
+
+func newStreamCount(max int) *streamCount {
+	return &streamCount{max: max, byUser: map[string]int{}}
+}
+
+// acquire takes one of user's stream slots; false means all are taken.
+func (sc *streamCount) acquire(user string) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.byUser[user] >= sc.max {
+		return false
+	}
+	sc.byUser[user]++
+	return true
+}
+
+func (sc *streamCount) release(user string) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.byUser[user]--; sc.byUser[user] <= 0 {
+		delete(sc.byUser, user)
+	}
+}
+
+// streamRetryAfter is the Retry-After of a refused stream, in seconds: an
+// EventSource does not retry a 429 by itself, a script may.
+const streamRetryAfter = "10"
+
+// admitStream takes a stream slot of the request's user, or answers 429
+// when the user already has MaxStreamsPerUser streams open. Call release
+// when the stream ends.
+func (s *server) admitStream(c *gin.Context) (release func(), ok bool) {
+	u := c.MustGet(keyUser).(User)
+	if !s.streams.acquire(u.Name) {
+		c.Header("Retry-After", streamRetryAfter)
+		abort(c, s.Log, errorf(http.StatusTooManyRequests, nil,
+			"user %q already has %d event streams open; close one first", u.Name, s.MaxStreamsPerUser))
+		return nil, false
+	}
+	return func() { s.streams.release(u.Name) }, true
 }
