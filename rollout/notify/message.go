@@ -37,6 +37,8 @@ type message struct {
 	Links    []link
 	Severity severity
 	Event    rollout.Event
+	// ID is EventID(Event).
+	ID string
 	// Failed are the failed checks, with their trace links.
 	Failed []checkLine
 	// Detection and Rollback are the measured durations; zero if unknown.
@@ -70,7 +72,7 @@ func (l links) trace(id string) string {
 // build describes ev. It is pure.
 func build(ev rollout.Event, l links) message {
 	ro := ev.Namespace + "/" + ev.Name
-	m := message{Event: ev, Severity: sevInfo}
+	m := message{Event: ev, ID: EventID(ev), Severity: sevInfo}
 	switch ev.Kind {
 	case rollout.EventStarted:
 		m.Title = "Rollout started: " + ro

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,34 +24,47 @@ type Options struct {
 	// redirects (a webhook that redirects is misconfigured, and a
 	// redirected POST loses its body).
 	Client *http.Client
-	// Timeout bounds each send to one channel; default 10s. Keep it below
-	// the queue's NotifyQueueOptions.Timeout.
+	// Timeout bounds each send to one channel; default 10s.
 	Timeout time.Duration
 	// Now tells the time, for Retry-After dates and webhook timestamps;
 	// default time.Now.
 	Now func() time.Time
+	// Queue tunes each channel's queue: its size, retries and waits.
+	Queue QueueOptions
+	// Log receives delivery failures, retries and drops; default
+	// slog.Default(), since they happen off any caller's path.
+	Log *slog.Logger
 }
 
-// Notifier fans an event out to the channels that want it, one POST per
-// channel, all channels at once. It implements rollout.Notifier.
+// Notifier fans an event out to the channels that want it. Each channel
+// has its own bounded queue and worker, so a channel that is slow, or
+// waiting out a Retry-After, delays only its own later events: never
+// another channel's, and never the engine. It implements rollout.Notifier.
 //
-// Retry contract: when some channels fail, Notify returns a
-// *DeliveryError. Its Pending method names the channels worth retrying
-// (5xx, 429, network errors and timeouts) and RetryAfter the longest
-// Retry-After they asked for. The queue retries the event with
-// Event.Channels set to the pending channels only, so a channel that
-// already has the event never receives it twice.
+// Retry contract: a send to one channel says whether its failure is worth
+// retrying (5xx, 429, network errors and timeouts are; other 4xx and 3xx
+// are not) and how long the receiver asked to wait (Retry-After). The
+// channel's worker retries on that word alone, so the engine's queue, in
+// front, only ever hands events over.
 type Notifier struct {
 	channels []Channel
 	links    links
 	client   *http.Client
 	timeout  time.Duration
 	now      func() time.Time
+	queues   map[string]*channelQueue
+
+	// life bounds the workers: they outlive every Notify call, and end
+	// on Close.
+	life context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 var _ rollout.Notifier = (*Notifier)(nil)
 
-// New returns a Notifier for cfg.
+// New returns a Notifier for cfg. Its workers run until Close, or until
+// the context given to Start ends.
 func New(cfg *Config, o Options) (*Notifier, error) {
 	if cfg == nil {
 		return nil, errors.New("notify: nil config")
@@ -64,8 +78,18 @@ func New(cfg *Config, o Options) (*Notifier, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Notifier{channels: slices.Clone(cfg.Channels), links: links{cfg.ConsoleURL, cfg.JaegerURL},
-		client: o.Client, timeout: o.Timeout, now: o.Now}, nil
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	n := &Notifier{channels: slices.Clone(cfg.Channels), links: links{cfg.ConsoleURL, cfg.JaegerURL},
+		client: o.Client, timeout: o.Timeout, now: o.Now, queues: map[string]*channelQueue{}}
+	// Not a caller's context: the workers belong to the Notifier.
+	n.life, n.stop = context.WithCancel(context.Background())
+	qo := o.Queue.withDefaults()
+	for _, c := range n.channels {
+		n.queues[c.Name] = newChannelQueue(c, qo, o.Log, n.sendOne)
+	}
+	return n, nil
 }
 
 // Channels returns the configured channel names, for validating the
@@ -78,10 +102,32 @@ func (n *Notifier) Channels() []string {
 	return names
 }
 
-// Notify delivers ev to every channel that wants it, restricted to
-// ev.Channels when that is not empty. retry is true when at least one
-// channel failed in a way worth retrying; err is a *DeliveryError.
-func (n *Notifier) Notify(ctx context.Context, ev rollout.Event) (bool, error) {
+// Notify queues ev for every channel that wants it, restricted to
+// ev.Channels when that is not empty, and returns at once: each channel's
+// worker delivers it, retrying there. An event whose id (EventID) a
+// channel has already queued or delivered is not queued again. The only
+// error is a *DeliveryError naming channels that ev names but that are not
+// configured, which is not worth retrying.
+func (n *Notifier) Notify(_ context.Context, ev rollout.Event) (bool, error) {
+	targets, errs := n.targets(ev)
+	if len(targets) > 0 {
+		m := build(ev, n.links)
+		for _, ch := range targets {
+			n.queues[ch.Name].push(n.life, &n.wg, m)
+		}
+	}
+	if len(errs) == 0 {
+		return false, nil
+	}
+	return false, &DeliveryError{Rollout: ev.Namespace + "/" + ev.Name, Kind: ev.Kind, Errs: errs}
+}
+
+// Send delivers ev once to every channel that wants it, all at once, and
+// waits: no queue, no retry, no deduplication. It is for tools and tests
+// that want the answer; the engine uses Notify. retry is true when at
+// least one channel failed in a way worth retrying; err is a
+// *DeliveryError whose Pending names those channels.
+func (n *Notifier) Send(ctx context.Context, ev rollout.Event) (bool, error) {
 	targets, errs := n.targets(ev)
 	if len(targets) > 0 {
 		m := build(ev, n.links)
@@ -102,6 +148,43 @@ func (n *Notifier) Notify(ctx context.Context, ev rollout.Event) (bool, error) {
 	}
 	de := &DeliveryError{Rollout: ev.Namespace + "/" + ev.Name, Kind: ev.Kind, Errs: errs}
 	return len(de.Pending()) > 0, de
+}
+
+// Start makes the Notifier a controller-runtime Runnable: it returns when
+// ctx ends, after closing the Notifier. Without it the workers run until
+// Close or the end of the process.
+func (n *Notifier) Start(ctx context.Context) error {
+	<-ctx.Done()
+	n.Close()
+	return nil
+}
+
+// Close drops what is queued, cuts short any send or retry wait, and waits
+// for the workers to end. Events notified afterwards are dropped.
+func (n *Notifier) Close() {
+	for _, q := range n.queues {
+		q.close()
+	}
+	n.stop()
+	n.wg.Wait()
+}
+
+// Stats reports each channel's queue, in configuration order.
+func (n *Notifier) Stats() []ChannelStats {
+	out := make([]ChannelStats, len(n.channels))
+	for i, c := range n.channels {
+		out[i] = n.queues[c.Name].snapshot()
+	}
+	return out
+}
+
+// sendOne is one attempt at one channel, for its queue: whether a failure
+// is worth retrying, and the receiver's Retry-After.
+func (n *Notifier) sendOne(ctx context.Context, ch Channel, m message) (retry bool, after time.Duration, err error) {
+	if se := n.send(ctx, ch, m); se != nil {
+		return se.Retry, se.After, se
+	}
+	return false, 0, nil
 }
 
 // targets returns the channels ev goes to, and an error for each channel
@@ -140,7 +223,7 @@ func (n *Notifier) send(ctx context.Context, ch Channel, m message) *SendError {
 	req.Header.Set("User-Agent", "serin-notify/1")
 	if ch.Type == TypeWebhook {
 		req.Header.Set("X-Serin-Event", string(m.Event.Kind))
-		req.Header.Set("X-Serin-Delivery", eventID(m))
+		req.Header.Set("X-Serin-Delivery", m.ID)
 		req.Header.Set("X-Serin-Timestamp", unixHeader(now))
 		req.Header.Set("X-Serin-Signature", Sign([]byte(ch.Key.Reveal()), body))
 	}
@@ -257,7 +340,8 @@ func (e *SendError) Unwrap() error { return e.Err }
 // RetryAfter returns the receiver's Retry-After, zero if none.
 func (e *SendError) RetryAfter() time.Duration { return e.After }
 
-// DeliveryError is what Notify returns when one or more channels failed.
+// DeliveryError is what Send returns when one or more channels failed, and
+// what Notify returns for channels an event names that are not configured.
 type DeliveryError struct {
 	Rollout string
 	Kind    rollout.EventKind

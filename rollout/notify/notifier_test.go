@@ -50,9 +50,10 @@ func TestNotifySlackEveryEvent(t *testing.T) {
 			t.Fatalf("%s: retry %v err %v", k, retry, err)
 		}
 	}
-	hits := rc.got()
-	if len(hits) != len(kinds) {
-		t.Fatalf("got %d posts, want %d", len(hits), len(kinds))
+	hits := rc.waitFor(len(kinds), 5*time.Second) // in order: one worker per channel
+	time.Sleep(100 * time.Millisecond)
+	if got := len(rc.got()); got != len(kinds) {
+		t.Fatalf("got %d posts, want %d", got, len(kinds))
 	}
 	for i, h := range hits {
 		var p slackMessage
@@ -72,7 +73,7 @@ func TestNotifyFilters(t *testing.T) {
 	n := newNotifier(t, time.Second, chA, chB)
 	ctx := context.Background()
 	mustNotify := func(ev rollout.Event) {
-		if _, err := n.Notify(ctx, ev); err != nil {
+		if _, err := n.Send(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,9 +84,11 @@ func TestNotifyFilters(t *testing.T) {
 	if len(a.got()) != 2 || len(b.got()) != 2 {
 		t.Errorf("a got %d, b got %d; want 2, 2", len(a.got()), len(b.got()))
 	}
-	retry, err := n.Notify(ctx, rollout.Event{Kind: rollout.EventStarted, Channels: []string{"nope"}})
-	if retry || err == nil || !strings.Contains(err.Error(), "channel nope: no such notification channel") {
-		t.Errorf("unknown channel: retry %v err %v", retry, err)
+	for _, send := range []func(context.Context, rollout.Event) (bool, error){n.Send, n.Notify} {
+		retry, err := send(ctx, rollout.Event{Kind: rollout.EventStarted, Channels: []string{"nope"}})
+		if retry || err == nil || !strings.Contains(err.Error(), "channel nope: no such notification channel") {
+			t.Errorf("unknown channel: retry %v err %v", retry, err)
+		}
 	}
 }
 
@@ -102,7 +105,7 @@ func TestNotify400NotRetried(t *testing.T) {
 	if got := len(rc.got()); got != 1 {
 		t.Errorf("a 400 was retried: %d posts", got)
 	}
-	retry, err := n.Notify(context.Background(), rolledBack())
+	retry, err := n.Send(context.Background(), rolledBack())
 	if retry || err == nil {
 		t.Fatalf("retry %v err %v", retry, err)
 	}
@@ -129,7 +132,7 @@ func TestNotifyHangingChannel(t *testing.T) {
 	const timeout = 1500 * time.Millisecond
 	n := newNotifier(t, timeout, hang.channel("hang", TypeTeams), fine.channel("fine", TypeTeams))
 	start := time.Now()
-	retry, err := n.Notify(context.Background(), rolledBack())
+	retry, err := n.Send(context.Background(), rolledBack())
 	took := time.Since(start)
 	if !retry || err == nil || !strings.Contains(err.Error(), "channel hang: no answer within 1.5s") {
 		t.Fatalf("retry %v err %v", retry, err)
@@ -180,7 +183,7 @@ func TestWebhookSignature(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the queue's goroutine.
+// syncBuffer is a log sink safe for the queues' goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -209,8 +212,9 @@ func TestSecretURLNeverLogged(t *testing.T) {
 	gone := newReceiver(t, ok)
 	goneCh := gone.channel("gone", TypeDiscord)
 	gone.srv.Close() // connection refused: a *url.Error, which quotes the URL
-	n := newNotifier(t, time.Second, bad.channel("bad", TypeSlack), goneCh)
-	q := startQueueLog(t, n, rollout.NotifyQueueOptions{Retries: 2, Backoff: 10 * time.Millisecond}, log)
+	n := newNotifierOpts(t, Options{Timeout: time.Second, Log: log, Queue: QueueOptions{Retries: 2, Backoff: 10 * time.Millisecond}},
+		bad.channel("bad", TypeSlack), goneCh)
+	q := startQueueLog(t, n, rollout.NotifyQueueOptions{}, log)
 	q.Push(rolledBack())
 	bad.waitFor(3, 5*time.Second)
 	deadline := time.Now().Add(5 * time.Second)
@@ -227,7 +231,7 @@ func TestSecretURLNeverLogged(t *testing.T) {
 	if strings.Contains(out, secretToken) || strings.Contains(out, "/hooks/") {
 		t.Errorf("a secret URL is in the logs:\n%s", out)
 	}
-	if _, err := n.Notify(context.Background(), rolledBack()); err == nil || strings.Contains(err.Error(), secretToken) {
+	if _, err := n.Send(context.Background(), rolledBack()); err == nil || strings.Contains(err.Error(), secretToken) {
 		t.Errorf("err = %v", err)
 	}
 }

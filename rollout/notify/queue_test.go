@@ -10,7 +10,7 @@ import (
 )
 
 // These tests run the engine's real queue (rollout.NotifyQueue) in front
-// of the Notifier and real HTTP receivers.
+// of the Notifier, whose channel queues retry, and real HTTP receivers.
 
 func TestRetry500Then200DeliveredOnce(t *testing.T) {
 	rc := newReceiver(t, statuses(http.StatusInternalServerError))
@@ -34,7 +34,8 @@ func TestRetryAfterHonoured(t *testing.T) {
 		}
 	})
 	// The backoff alone would retry after 20ms.
-	q := startQueue(t, newNotifier(t, time.Second, rc.channel("discord", TypeDiscord)), rollout.NotifyQueueOptions{Backoff: 20 * time.Millisecond})
+	n := newNotifierOpts(t, Options{Timeout: time.Second, Queue: QueueOptions{Backoff: 20 * time.Millisecond}}, rc.channel("discord", TypeDiscord))
+	q := startQueue(t, n, rollout.NotifyQueueOptions{})
 	q.Push(rolledBack())
 	hits := rc.waitFor(2, 5*time.Second)
 	if gap := hits[1].at.Sub(hits[0].at); gap < 900*time.Millisecond {
@@ -49,7 +50,8 @@ func TestRetryAfterCapped(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
-	q := startQueue(t, newNotifier(t, time.Second, rc.channel("mm", TypeMattermost)), rollout.NotifyQueueOptions{MaxWait: 100 * time.Millisecond})
+	n := newNotifierOpts(t, Options{Timeout: time.Second, Queue: QueueOptions{MaxWait: 100 * time.Millisecond}}, rc.channel("mm", TypeMattermost))
+	q := startQueue(t, n, rollout.NotifyQueueOptions{})
 	q.Push(rolledBack())
 	rc.waitFor(2, 5*time.Second) // not an hour
 }
@@ -79,7 +81,8 @@ func TestOrderPreservedUnderRetries(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
-	q := startQueue(t, newNotifier(t, time.Second, rc.channel("audit", TypeWebhook)), rollout.NotifyQueueOptions{Backoff: 5 * time.Millisecond})
+	n := newNotifierOpts(t, Options{Timeout: time.Second, Queue: QueueOptions{Backoff: 5 * time.Millisecond}}, rc.channel("audit", TypeWebhook))
+	q := startQueue(t, n, rollout.NotifyQueueOptions{})
 	for i := range 20 {
 		q.Push(rollout.Event{Kind: rollout.EventStepAdvanced, Namespace: "shop", Name: "checkout", Step: int32(i), Time: t0.Add(time.Duration(i) * time.Second)})
 	}

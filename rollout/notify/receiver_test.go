@@ -100,25 +100,37 @@ func (rc *receiver) channel(name string, t Type) Channel {
 }
 
 func newNotifier(t *testing.T, timeout time.Duration, chans ...Channel) *Notifier {
+	return newNotifierOpts(t, Options{Timeout: timeout}, chans...)
+}
+
+// newNotifierOpts returns a Notifier closed when the test ends. Its
+// queues back off 50ms unless o says otherwise, so that retries are quick,
+// and it logs nowhere unless o.Log is set.
+func newNotifierOpts(t *testing.T, o Options, chans ...Channel) *Notifier {
 	t.Helper()
-	n, err := New(&Config{ConsoleURL: "https://serin.example", JaegerURL: "https://jaeger.example", Channels: chans}, Options{Timeout: timeout})
+	if o.Queue.Backoff == 0 {
+		o.Queue.Backoff = 50 * time.Millisecond
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	n, err := New(&Config{ConsoleURL: "https://serin.example", JaegerURL: "https://jaeger.example", Channels: chans}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(n.Close)
 	return n
 }
 
 // startQueue runs the engine's real queue in front of n until the test
-// ends, with a short backoff so that retries are quick.
+// ends. The Notifier's own queues do the retrying; the engine's only
+// hands events over.
 func startQueue(t *testing.T, n rollout.Notifier, o rollout.NotifyQueueOptions) *rollout.NotifyQueue {
 	return startQueueLog(t, n, o, nil)
 }
 
 func startQueueLog(t *testing.T, n rollout.Notifier, o rollout.NotifyQueueOptions, log *slog.Logger) *rollout.NotifyQueue {
 	t.Helper()
-	if o.Backoff == 0 {
-		o.Backoff = 50 * time.Millisecond
-	}
 	q := rollout.NewNotifyQueue(n, log, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

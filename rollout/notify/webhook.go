@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"strconv"
 	"time"
 )
@@ -27,7 +26,8 @@ import (
 type WebhookPayload struct {
 	// Version of this schema: "v1".
 	Version string `json:"version"`
-	// ID identifies the event: a hash of rollout, kind, time and step.
+	// ID identifies the event (EventID): the same for a decision sent
+	// again, so receivers can deduplicate on it.
 	ID string `json:"id"`
 	// Kind is Started, StepAdvanced, Paused, Resumed, Succeeded,
 	// RolledBack, Aborted, Failed or Warning.
@@ -86,7 +86,7 @@ type WebhookCheck struct {
 
 func webhookPayload(m message, now time.Time) WebhookPayload {
 	ev := m.Event
-	p := WebhookPayload{Version: "v1", ID: eventID(m), Kind: string(ev.Kind),
+	p := WebhookPayload{Version: "v1", ID: m.ID, Kind: string(ev.Kind),
 		Rollout: WebhookRollout{ev.Namespace, ev.Name}, Time: ev.Time, SentAt: now.Unix(),
 		Weight: ev.Weight, Step: ev.Step, Message: ev.Message, By: ev.By,
 		Title: m.Title, Text: m.plain(), LastPassAt: timePtr(ev.LastPassAt),
@@ -107,14 +107,6 @@ func webhookPayload(m message, now time.Time) WebhookPayload {
 			TraceID: c.TraceID, TraceURL: c.TraceURL})
 	}
 	return p
-}
-
-// eventID is a stable id for the event, so that a receiver can drop a
-// retried delivery it already has.
-func eventID(m message) string {
-	ev := m.Event
-	h := sha256.Sum256(fmt.Appendf(nil, "%s/%s\x00%s\x00%d\x00%d", ev.Namespace, ev.Name, ev.Kind, ev.Time.UnixNano(), ev.Step))
-	return hex.EncodeToString(h[:12])
 }
 
 func timePtr(t time.Time) *time.Time {
