@@ -123,17 +123,19 @@ type discordMessage struct {
 	} `json:"allowed_mentions"`
 }
 
-// mdLinks renders links as Markdown, for Discord and Mattermost.
+// mdLinks renders links as Markdown, for Discord and Mattermost. The
+// labels are escaped; the URLs are serin's own, built with PathEscape.
 func mdLinks(ls []link) string {
 	var s []string
 	for _, l := range ls {
-		s = append(s, "["+l.Label+"]("+l.URL+")")
+		s = append(s, "["+markdown(l.Label)+"]("+l.URL+")")
 	}
 	return strings.Join(s, " · ")
 }
 
+// mdBody is the text, escaped, then the links, for Discord and Mattermost.
 func mdBody(m message) string {
-	body := strings.Join(m.Text, "\n")
+	body := markdown(strings.Join(m.Text, "\n"))
 	if len(m.Links) > 0 {
 		body += "\n" + mdLinks(m.Links)
 	}
@@ -141,7 +143,7 @@ func mdBody(m message) string {
 }
 
 func discordPayload(m message) discordMessage {
-	e := discordEmbed{Title: truncate(m.Title, 256), Description: truncate(mdBody(m), 4096), Color: m.Severity.color()}
+	e := discordEmbed{Title: truncateEscaped(markdown(m.Title), 256), Description: truncateEscaped(mdBody(m), 4096), Color: m.Severity.color()}
 	if len(m.Links) > 0 && strings.HasPrefix(m.Links[0].Label, "Open in console") {
 		e.URL = m.Links[0].URL
 	}
@@ -149,9 +151,9 @@ func discordPayload(m message) discordMessage {
 		e.Timestamp = m.Event.Time.UTC().Format(time.RFC3339)
 	}
 	for _, f := range m.Fields[:min(len(m.Fields), 25)] {
-		e.Fields = append(e.Fields, discordField{truncate(f.Label, 256), truncate(f.Value, 1024), true})
+		e.Fields = append(e.Fields, discordField{truncateEscaped(markdown(f.Label), 256), truncateEscaped(markdown(f.Value), 1024), true})
 	}
-	msg := discordMessage{Content: truncate(m.Title, 2000), Embeds: []discordEmbed{e}}
+	msg := discordMessage{Content: truncateEscaped(markdown(m.Title), 2000), Embeds: []discordEmbed{e}}
 	msg.AllowedMentions.Parse = []string{}
 	return msg
 }
@@ -179,15 +181,17 @@ type mattermostMessage struct {
 }
 
 func mattermostPayload(m message) mattermostMessage {
-	a := mattermostAttachment{Fallback: m.plain(), Color: fmt.Sprintf("#%06X", m.Severity.color()),
-		Title: m.Title, Text: mdBody(m)}
+	// The fallback is plain text (notifications, old clients): it only
+	// needs its mentions broken.
+	a := mattermostAttachment{Fallback: noMentions(m.plain()), Color: fmt.Sprintf("#%06X", m.Severity.color()),
+		Title: markdown(m.Title), Text: mdBody(m)}
 	if len(m.Links) > 0 && strings.HasPrefix(m.Links[0].Label, "Open in console") {
 		a.TitleLink = m.Links[0].URL
 	}
 	for _, f := range m.Fields {
-		a.Fields = append(a.Fields, mattermostField{Short: true, Title: f.Label, Value: f.Value})
+		a.Fields = append(a.Fields, mattermostField{Short: true, Title: markdown(f.Label), Value: markdown(f.Value)})
 	}
-	return mattermostMessage{Text: "**" + m.Title + "**", Attachments: []mattermostAttachment{a}}
+	return mattermostMessage{Text: "**" + markdown(m.Title) + "**", Attachments: []mattermostAttachment{a}}
 }
 
 // --- Microsoft Teams: an Adaptive Card in the envelope that the Workflows
@@ -217,25 +221,31 @@ func (s severity) teamsColor() string {
 	return map[severity]string{sevGood: "Good", sevWarn: "Warning", sevBad: "Attention"}[s]
 }
 
+// teamsPayload puts the text lines in RichTextBlocks, whose TextRuns
+// Adaptive Cards never read as Markdown: nothing to escape, and no
+// backslashes for the clients that show them. The title (a TextBlock, for
+// its heading style) and the facts are Markdown there, so they are
+// escaped.
 func teamsPayload(m message) teamsMessage {
-	title := map[string]any{"type": "TextBlock", "text": m.Title, "weight": "Bolder", "size": "Medium", "wrap": true, "style": "heading"}
+	title := map[string]any{"type": "TextBlock", "text": teamsMarkdown(m.Title), "weight": "Bolder", "size": "Medium", "wrap": true, "style": "heading"}
 	if c := m.Severity.teamsColor(); c != "" {
 		title["color"] = c
 	}
 	body := []map[string]any{title}
 	for _, t := range m.Text {
-		body = append(body, map[string]any{"type": "TextBlock", "text": t, "wrap": true})
+		body = append(body, map[string]any{"type": "RichTextBlock",
+			"inlines": []map[string]any{{"type": "TextRun", "text": noMentions(t)}}})
 	}
 	var facts []map[string]any
 	for _, f := range m.Fields {
-		facts = append(facts, map[string]any{"title": f.Label, "value": f.Value})
+		facts = append(facts, map[string]any{"title": teamsMarkdown(f.Label), "value": teamsMarkdown(f.Value)})
 	}
 	if len(facts) > 0 {
 		body = append(body, map[string]any{"type": "FactSet", "facts": facts})
 	}
 	var actions []map[string]any
 	for _, l := range m.Links {
-		actions = append(actions, map[string]any{"type": "Action.OpenUrl", "title": l.Label, "url": l.URL})
+		actions = append(actions, map[string]any{"type": "Action.OpenUrl", "title": noMentions(l.Label), "url": l.URL})
 	}
 	card := teamsCard{Schema: "http://adaptivecards.io/schemas/adaptive-card.json", Type: "AdaptiveCard",
 		Version: "1.4", Body: body, Actions: actions}
