@@ -1,7 +1,8 @@
 // Package notify delivers rollout events to Slack, Discord, Mattermost,
 // Microsoft Teams (Workflows) and signed generic JSON webhooks. Load reads
 // the channel configuration, New builds a rollout.Notifier from it, and the
-// engine's queue (rollout.NotifyQueue) calls it off the reconcile path.
+// engine's queue (rollout.NotifyQueue) hands it events off the reconcile
+// path; each channel then has its own queue and worker.
 package notify
 
 import (
