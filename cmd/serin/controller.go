@@ -444,10 +444,7 @@ func serve(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.
 	if apiHandler != nil {
 		mux.Handle("/", apiHandler) // the API under /api/ and the console
 	}
-	// Request contexts end with ctx, so open event streams do not hold up
-	// the shutdown.
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := newHTTPServer(ctx, mux, defaultHTTPLimits)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)
