@@ -23,7 +23,7 @@ func BenchmarkRollbackLatencyHangingReceiver(b *testing.B) {
 	var baseM, hangM ctrlMetrics
 	rows := make([]string, 0, benchRuns)
 	for i := range benchRuns {
-		r0 := runRollback(b, fmt.Sprintf("rollback-%02d", i), benchRPS, nil)
+		r0 := runRollback(b, fmt.Sprintf("rollback-%02d", i), benchRPS, 0.2, nil)
 		r1, calls := runRollbackHanging(b, i)
 		if calls == 0 {
 			b.Errorf("run %d: the hanging receiver was never called", i+1)
@@ -74,7 +74,7 @@ func detectSeconds(m ctrlMetrics) string {
 // how many requests the receiver got.
 func runRollbackHanging(b *testing.B, i int) (rollbackRun, int) {
 	var rc hangingReceiver
-	r := runRollback(b, fmt.Sprintf("hanging-%02d", i), benchRPS, func(s testing.TB) func(*meshEnv) {
+	r := runRollback(b, fmt.Sprintf("hanging-%02d", i), benchRPS, 0.2, func(s testing.TB) func(*meshEnv) {
 		rc = newHangingReceiver(s) // closed after the controller stops
 		return func(e *meshEnv) {
 			withNotify(e.env, notifyChannel{name: "stuck", typ: notify.TypeSlack, rc: rc.hookReceiver})

@@ -22,27 +22,30 @@ type rollbackRun struct {
 
 // BenchmarkRollbackLatency measures how long a canary that starts failing
 // keeps traffic: benchRuns runs, each in a fresh namespace with its own
-// simulator and controller, from the injection of 20% errors on checkout
-// v2 (t0) to the VirtualService's canary weight back at 0 as its watch
-// delivers it (t1). The target is p95 ≤ 5 s, the goal 3 s; both are
-// reported, not asserted.
+// simulator and controller, from the injection of errors on checkout v2
+// (t0) to the VirtualService's canary weight back at 0 as its watch
+// delivers it (t1). The targets are reported, not asserted: p95 ≤ 5 s
+// with 20% errors, and a median ≤ 2 s with 50% errors at 200 rps.
 //
-// It runs at two loads. The detection time has a floor set by the
-// canary's traffic, not by serin: a fast failure must be significant
-// (p < 0.01 against the 1% limit), which takes two errors among at least
-// five requests. At 50 rps the canary at 10% gets 5 rps, so 20% errors
-// arrive at one a second; at 200 rps, at four a second.
+// It runs at two loads and two fault sizes. The detection time has a
+// floor set by the canary's traffic, not by serin: the sequential test
+// needs a few errors from the canary beyond its share, which arrive at
+// rps × 10% × the error rate a second, plus one scrape and one tick to be
+// seen.
 func BenchmarkRollbackLatency(b *testing.B) {
-	for _, rps := range []int{benchRPS, 4 * benchRPS} {
-		b.Run(fmt.Sprintf("rps=%d", rps), func(b *testing.B) { benchRollback(b, rps) })
+	for _, c := range []struct {
+		rps       int
+		errorRate float64
+	}{{benchRPS, 0.2}, {4 * benchRPS, 0.2}, {4 * benchRPS, 0.5}} {
+		b.Run(fmt.Sprintf("rps=%d/errors=%.0f%%", c.rps, 100*c.errorRate), func(b *testing.B) { benchRollback(b, c.rps, c.errorRate) })
 	}
 }
 
-func benchRollback(b *testing.B, rps int) {
+func benchRollback(b *testing.B, rps int, errorRate float64) {
 	var runs []rollbackRun
 	var total ctrlMetrics
 	for i := range benchRuns {
-		r := runRollback(b, fmt.Sprintf("rollback-%02d", i), rps, nil)
+		r := runRollback(b, fmt.Sprintf("rollback-%02d", i), rps, errorRate, nil)
 		runs = append(runs, r)
 		total.add(r.ctrl)
 	}
@@ -56,9 +59,9 @@ func benchRollback(b *testing.B, rps int) {
 		}
 		rows = append(rows, fmt.Sprintf("%d\t%s\t%s\t%s\t  %s", i+1, seconds(r.latency), detect, r.phase, short(r.message, 110)))
 	}
-	table(fmt.Sprintf("BenchmarkRollbackLatency: %d runs, 20%% errors on checkout v2 at 10%%, %d rps (%d rps to the canary; target p95 ≤ 5 s, goal 3 s)", len(runs), rps, rps/10),
+	table(fmt.Sprintf("BenchmarkRollbackLatency: %d runs, %.0f%% errors on checkout v2 at 10%%, %d rps (%d rps to the canary)", len(runs), 100*errorRate, rps, rps/10),
 		"run\tfault → canary 0% (s)\tfirst failed tick → 100/0 (s, controller)\tphase\t  message", rows)
-	table(fmt.Sprintf("rollback latency at %d rps, fault → canary weight 0 on the watch", rps), "p50 (s)\tp95 (s)\tmax (s)\t",
+	table(fmt.Sprintf("rollback latency at %d rps, %.0f%% errors, fault → canary weight 0 on the watch", rps, 100*errorRate), "p50 (s)\tp95 (s)\tmax (s)\t",
 		[]string{fmt.Sprintf("%.2f\t%.2f\t%.2f\t", percentile(lat, 50), percentile(lat, 95), percentile(lat, 100))})
 	total.print()
 	b.ReportMetric(0, "ns/op") // the whole benchmark's wall time says nothing
@@ -73,7 +76,7 @@ func benchRollback(b *testing.B, rps int) {
 // prepare, when given, runs before the run's environment exists (so that
 // what it starts is stopped after the controller) and returns what to do
 // to the environment before the controller starts.
-func runRollback(b *testing.B, name string, rps int, prepare func(s testing.TB) func(*meshEnv)) rollbackRun {
+func runRollback(b *testing.B, name string, rps int, errorRate float64, prepare func(s testing.TB) func(*meshEnv)) rollbackRun {
 	s := newRunScope(b)
 	defer s.close()
 	var configure func(*meshEnv)
@@ -95,7 +98,7 @@ func runRollback(b *testing.B, name string, rps int, prepare func(s testing.TB) 
 			fmt.Sprintf("weights %v, %s %d%%, %s: %s", w.get(), ro.Status.Phase, ro.Status.CanaryWeight, a.LastVerdict, a.LastReason)
 	})
 	t0 := time.Now()
-	e.fault("v2", meshsim.Fault{ErrorRate: 0.2})
+	e.fault("v2", meshsim.Fault{ErrorRate: errorRate})
 	var t1 time.Time
 	e.eventually(60*time.Second, "the canary weight back to 0", func() (bool, string) {
 		var ok bool
@@ -115,10 +118,11 @@ func runRollback(b *testing.B, name string, rps int, prepare func(s testing.TB) 
 	return rollbackRun{latency: t1.Sub(t0), ctrl: m, phase: ro.Status.Phase, message: ro.Status.Message}
 }
 
-// BenchmarkFalseRollbacks runs benchRuns healthy canaries (no fault), one
-// at a time, each through steps 10, 50 and 100 with a 3 s dwell, and counts
-// those that end anything but Succeeded. A rollback of a healthy canary is
-// a correctness failure, so it fails the benchmark.
+// BenchmarkFalseRollbacks runs benchRuns healthy canaries, one at a time,
+// each through steps 10, 50 and 100 with a 3 s dwell, with the realistic
+// 0.5% of background errors on both versions, and counts those that end
+// anything but Succeeded. A rollback of a healthy canary is a correctness
+// failure, so it fails the benchmark.
 func BenchmarkFalseRollbacks(b *testing.B) {
 	var falseRollbacks, otherFailures int
 	var took []float64
@@ -137,7 +141,7 @@ func BenchmarkFalseRollbacks(b *testing.B) {
 		}
 		rows = append(rows, fmt.Sprintf("%d\t%s\t%s\t  %s", i+1, phase, seconds(d), short(msg, 110)))
 	}
-	table(fmt.Sprintf("BenchmarkFalseRollbacks: %d healthy canaries, steps 10/50/100, dwell 3 s, %d rps", benchRuns, benchRPS),
+	table(fmt.Sprintf("BenchmarkFalseRollbacks: %d healthy canaries, 0.5%% background errors on both, steps 10/50/100, dwell 3 s, %d rps", benchRuns, benchRPS),
 		"run\tphase\tcreated → terminal (s)\t  message", rows)
 	table("healthy canaries", "runs\tsucceeded\tfalse rollbacks\tother\tp50 to succeed (s)\t", []string{
 		fmt.Sprintf("%d\t%d\t%d\t%d\t%.2f\t", benchRuns, len(took), falseRollbacks, otherFailures, percentile(took, 50))})
@@ -151,7 +155,8 @@ func BenchmarkFalseRollbacks(b *testing.B) {
 func runHealthy(b *testing.B, i int) (v1alpha1.Phase, time.Duration, string) {
 	s := newRunScope(b)
 	defer s.close()
-	e := newMeshEnv(s, benchRPS, "")
+	e := newMeshEnvWith(s, meshsim.Options{RPS: benchRPS, Seed: uint64(100 + i),
+		BackgroundErrorRate: map[string]float64{"checkout/v1": 0.005, "checkout/v2": 0.005}}, "")
 	e.startController()
 	name := fmt.Sprintf("healthy-%02d", i)
 	start := time.Now()
