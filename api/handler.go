@@ -50,6 +50,12 @@ type Options struct {
 	// does not take an event (or a heartbeat) within it is dropped. 0
 	// means DefaultStreamWriteTimeout.
 	StreamWriteTimeout time.Duration
+	// Throttle counts failed bearer-token authentications per client
+	// address; past its budget, a client's bearer tokens are refused with
+	// 429 and Retry-After before they are checked. Share it with the
+	// console's login form (web.Options.Throttle). nil means a throttle of
+	// the API's own.
+	Throttle *FailureThrottle
 	// MaxStreamsPerUser caps the SSE streams one user has open at once;
 	// beyond it a new stream is refused with 429. 0 means
 	// DefaultMaxStreamsPerUser.
@@ -111,6 +117,9 @@ func New(o Options) (http.Handler, error) {
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.Throttle == nil {
+		o.Throttle = NewFailureThrottle(nil)
 	}
 	if o.StreamWriteTimeout <= 0 {
 		o.StreamWriteTimeout = DefaultStreamWriteTimeout
@@ -192,6 +201,13 @@ const (
 // valid console session) and stores its User.
 func (s *server) authenticate(c *gin.Context) {
 	u, err := s.identify(c.Request)
+	if te, ok := errors.AsType[*throttledError](err); ok {
+		s.Log.Info("API: bearer token refused unchecked: too many failures from the address", "remote", te.client, "retryAfter", RetryAfter(te.wait))
+		c.Header("Retry-After", RetryAfter(te.wait))
+		abort(c, s.Log, errorf(http.StatusTooManyRequests, nil,
+			"too many failed authentications from your address; retry in %s s", RetryAfter(te.wait)))
+		return
+	}
 	if ae, ok := errors.AsType[*authError](err); ok {
 		if ae.challenge != "" {
 			c.Header("WWW-Authenticate", ae.challenge)
@@ -215,10 +231,23 @@ type authError struct{ msg, challenge string }
 func (e *authError) Error() string { return e.msg }
 func (e *authError) Unwrap() error { return ErrUnauthenticated }
 
+// throttledError is a bearer token left unchecked because its client has
+// failed too often: 429. It does not say whether the token is valid.
+type throttledError struct {
+	client string
+	wait   time.Duration
+}
+
+func (e *throttledError) Error() string {
+	return fmt.Sprintf("too many failed authentications from %s; retry in %v", e.client, e.wait)
+}
+
 // identify authenticates r by its bearer token or, when it has no
 // Authorization header and sessions are configured, by its console
-// session. A missing or invalid credential is an *authError; any other
-// error means the check itself failed (a TokenReview that could not run).
+// session. A missing or invalid credential is an *authError; a bearer
+// token from a client over its failure budget is a *throttledError,
+// unchecked; any other error means the check itself failed (a
+// TokenReview that could not run).
 func (s *server) identify(r *http.Request) (User, error) {
 	token, ok := bearer(r.Header.Get("Authorization"))
 	if !ok && s.Sessions != nil && r.Header.Get("Authorization") == "" {
@@ -233,8 +262,13 @@ func (s *server) identify(r *http.Request) (User, error) {
 	if !ok {
 		return User{}, &authError{msg: "a bearer token is required", challenge: `Bearer realm="serin"`}
 	}
+	client := ClientAddr(r)
+	if d := s.Throttle.Wait(client); d > 0 {
+		return User{}, &throttledError{client: client, wait: d}
+	}
 	u, err := s.Authenticator.Authenticate(r.Context(), token)
 	if errors.Is(err, ErrUnauthenticated) {
+		s.Throttle.Failed(client)
 		return User{}, &authError{msg: "the bearer token is not valid", challenge: `Bearer realm="serin", error="invalid_token"`}
 	}
 	return u, err

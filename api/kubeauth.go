@@ -19,9 +19,20 @@ import (
 // said yes, when KubeAuthOptions.CacheTTL is 0.
 const DefaultTokenCacheTTL = 10 * time.Second
 
+// DefaultFailedTokenTTL is how long KubeAuth remembers a token that a
+// TokenReview refused, when KubeAuthOptions.FailedTTL is 0: a client that
+// repeats a bad token costs one review per TTL, not one per request. It
+// is short because a refusal may be a token used a moment before its
+// ServiceAccount reached the API server's cache.
+const DefaultFailedTokenTTL = 5 * time.Second
+
 // maxCachedTokens bounds the token cache; beyond it, new tokens are
-// reviewed every time until expired entries are pruned.
-const maxCachedTokens = 4096
+// reviewed every time until expired entries are pruned. maxFailedTokens
+// bounds the cache of refused tokens; beyond it, some are forgotten.
+const (
+	maxCachedTokens = 4096
+	maxFailedTokens = 4096
+)
 
 // KubeAuthOptions configure KubeAuth.
 type KubeAuthOptions struct {
@@ -32,9 +43,12 @@ type KubeAuthOptions struct {
 	// Required.
 	Client client.Client
 	// CacheTTL is how long a positive TokenReview is reused; 0 means
-	// DefaultTokenCacheTTL, negative disables the cache. Negative answers
-	// are never cached.
+	// DefaultTokenCacheTTL, negative disables the cache.
 	CacheTTL time.Duration
+	// FailedTTL is how long a token a TokenReview refused is refused
+	// without another review; 0 means DefaultFailedTokenTTL, negative
+	// disables this cache. A review that could not run is not cached.
+	FailedTTL time.Duration
 	// Audiences, when set, are sent with each TokenReview, and a token is
 	// accepted only for one of them.
 	Audiences []string
@@ -56,6 +70,9 @@ type KubeAuth struct {
 	o     KubeAuthOptions
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]cachedUser // keyed by the token's digest, never the token
+	// failed maps the digests of refused tokens to when they may be
+	// reviewed again.
+	failed map[[sha256.Size]byte]time.Time
 }
 
 type cachedUser struct {
@@ -71,10 +88,13 @@ func NewKubeAuth(o KubeAuthOptions) (*KubeAuth, error) {
 	if o.CacheTTL == 0 {
 		o.CacheTTL = DefaultTokenCacheTTL
 	}
+	if o.FailedTTL == 0 {
+		o.FailedTTL = DefaultFailedTokenTTL
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &KubeAuth{o: o, cache: map[[sha256.Size]byte]cachedUser{}}, nil
+	return &KubeAuth{o: o, cache: map[[sha256.Size]byte]cachedUser{}, failed: map[[sha256.Size]byte]time.Time{}}, nil
 }
 
 // Authenticate implements Authenticator with a TokenReview.
@@ -86,14 +106,19 @@ func (k *KubeAuth) Authenticate(ctx context.Context, token string) (User, error)
 	if u, ok := k.cached(key); ok {
 		return u, nil
 	}
+	if k.refusedRecently(key) {
+		return User{}, fmt.Errorf("%w: the token was refused moments ago", ErrUnauthenticated)
+	}
 	tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: k.o.Audiences}}
 	if err := k.o.Client.Create(ctx, tr); err != nil {
 		return User{}, fmt.Errorf("TokenReview: %w", err) // never the token
 	}
 	if !tr.Status.Authenticated {
+		k.refused(key)
 		return User{}, fmt.Errorf("%w: %s", ErrUnauthenticated, tr.Status.Error)
 	}
 	if len(k.o.Audiences) > 0 && !anyOf(tr.Status.Audiences, k.o.Audiences) {
+		k.refused(key)
 		return User{}, fmt.Errorf("%w: token not meant for this API", ErrUnauthenticated)
 	}
 	ui := tr.Status.User
@@ -147,6 +172,41 @@ func (k *KubeAuth) store(key [sha256.Size]byte, u User) {
 		}
 	}
 	k.cache[key] = cachedUser{user: u, expires: now.Add(k.o.CacheTTL)}
+}
+
+// refusedRecently reports whether the token of digest key was refused
+// less than FailedTTL ago.
+func (k *KubeAuth) refusedRecently(key [sha256.Size]byte) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	exp, ok := k.failed[key]
+	return ok && k.o.Now().Before(exp)
+}
+
+// refused remembers a refused token's digest for FailedTTL. The cache
+// stays bounded: when full, expired entries go first, then any (a
+// forgotten token only costs one more review).
+func (k *KubeAuth) refused(key [sha256.Size]byte) {
+	if k.o.FailedTTL < 0 {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.o.Now()
+	if _, dup := k.failed[key]; !dup && len(k.failed) >= maxFailedTokens {
+		for d, exp := range k.failed {
+			if !now.Before(exp) {
+				delete(k.failed, d)
+			}
+		}
+		for d := range k.failed {
+			if len(k.failed) < maxFailedTokens {
+				break
+			}
+			delete(k.failed, d)
+		}
+	}
+	k.failed[key] = now.Add(k.o.FailedTTL)
 }
 
 // Authorize implements Authorizer with a SubjectAccessReview of a.Verb on

@@ -129,13 +129,20 @@ func TestKubeAuthCache(t *testing.T) {
 	if n := cc.creates.Load(); n != 2 {
 		t.Errorf("%d TokenReviews after the TTL, want 2", n)
 	}
-	for range 2 {
+	for range 3 {
 		if _, err := authn("not-a-token"); !errors.Is(err, api.ErrUnauthenticated) {
 			t.Fatalf("invalid token: err = %v", err)
 		}
 	}
+	if n := cc.creates.Load(); n != 3 {
+		t.Errorf("%d TokenReviews, want 3: a refusal is remembered for its TTL", n)
+	}
+	now = now.Add(api.DefaultFailedTokenTTL)
+	if _, err := authn("not-a-token"); !errors.Is(err, api.ErrUnauthenticated) {
+		t.Fatalf("invalid token after the TTL: err = %v", err)
+	}
 	if n := cc.creates.Load(); n != 4 {
-		t.Errorf("%d TokenReviews, want 4: a refusal is never cached", n)
+		t.Errorf("%d TokenReviews after the refusal's TTL, want 4", n)
 	}
 	if _, err := api.NewKubeAuth(api.KubeAuthOptions{}); err == nil {
 		t.Error("NewKubeAuth without a client: no error")

@@ -27,7 +27,7 @@ type operation struct {
 type queryParam struct{ name, description string }
 
 // Error statuses every authenticated operation may answer.
-var authErrors = []int{http.StatusUnauthorized, http.StatusInternalServerError}
+var authErrors = []int{http.StatusUnauthorized, http.StatusTooManyRequests, http.StatusInternalServerError}
 
 // operations are the documented routes. TestOpenAPIMatchesRoutes checks
 // them against the gin engine, both ways.
@@ -66,7 +66,7 @@ var statusText = map[int]string{
 	404: "No such rollout.",
 	409: "A conflict: the name is taken, another rollout runs on the route, the rollout has finished, or it changed concurrently.",
 	422: "The request does not validate (the CRD's rules); details name the fields.",
-	429: "Too many at once: the user's event streams are at their cap; retry after Retry-After seconds.",
+	429: "Too many: the client's address has failed to authenticate too often (its bearer tokens are not checked for a while), or the user's event streams are at their cap. Retry after Retry-After seconds.",
 	500: "An internal error; the cause is logged, not shown.",
 	503: "The read model is still loading; retry (Retry-After).",
 }

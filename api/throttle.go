@@ -1,38 +1,49 @@
-package web
+package api
 
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// Failed sign-ins are throttled per client address: a burst of
-// loginBurst, then one more every loginRefill. A token is a long random
-// secret, so this is not what keeps it from being guessed; it keeps a
-// script from turning the login form into a stream of TokenReviews
-// against the API server. Successful sign-ins cost nothing.
+// Failed authentications are throttled per client address: a burst of
+// failureBurst, then one more every failureRefill. A token is a long
+// random secret, so this is not what keeps it from being guessed; it
+// keeps a script from turning the API or the login form into a stream of
+// TokenReviews against the API server. Successful authentications cost
+// nothing.
 const (
-	loginBurst   = 10
-	loginRefill  = 3 * time.Second
-	maxThrottled = 10000 // client addresses remembered; beyond, the fullest are forgotten
+	failureBurst  = 10
+	failureRefill = 3 * time.Second
+	maxThrottled  = 10000 // client addresses remembered; beyond, the fullest are forgotten
 )
 
-// throttle counts failed sign-ins per client address.
-type throttle struct {
+// FailureThrottle counts failed authentications per client address, for
+// the API's bearer tokens and the console's login form alike: share one
+// between them so that a client gets one budget, not one per door.
+type FailureThrottle struct {
 	mu  sync.Mutex
 	now func() time.Time
 	by  map[string]*rate.Limiter
 }
 
-func newThrottle(now func() time.Time) *throttle {
-	return &throttle{now: now, by: map[string]*rate.Limiter{}}
+// NewFailureThrottle returns a FailureThrottle on the clock now (nil
+// means time.Now).
+func NewFailureThrottle(now func() time.Time) *FailureThrottle {
+	if now == nil {
+		now = time.Now
+	}
+	return &FailureThrottle{now: now, by: map[string]*rate.Limiter{}}
 }
 
-// clientOf is the address the request came from, without its port.
-func clientOf(r *http.Request) string {
+// ClientAddr is the address r came from, without its port: the TCP peer.
+// X-Forwarded-For is not trusted, since any client can set it; behind a
+// proxy, every client is the proxy's address.
+func ClientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -40,9 +51,9 @@ func clientOf(r *http.Request) string {
 	return host
 }
 
-// wait returns how long the client must wait before its next attempt, 0
+// Wait returns how long the client must wait before its next attempt, 0
 // when it may try now.
-func (t *throttle) wait(client string) time.Duration {
+func (t *FailureThrottle) Wait(client string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l := t.by[client]
@@ -53,11 +64,11 @@ func (t *throttle) wait(client string) time.Duration {
 	if missing <= 0 {
 		return 0
 	}
-	return time.Duration(missing * float64(loginRefill))
+	return time.Duration(missing * float64(failureRefill))
 }
 
-// failed records a failed attempt.
-func (t *throttle) failed(client string) {
+// Failed records a failed attempt.
+func (t *FailureThrottle) Failed(client string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -66,7 +77,7 @@ func (t *throttle) failed(client string) {
 		if len(t.by) >= maxThrottled {
 			t.prune(now)
 		}
-		l = rate.NewLimiter(rate.Every(loginRefill), loginBurst)
+		l = rate.NewLimiter(rate.Every(failureRefill), failureBurst)
 		t.by[client] = l
 	}
 	l.AllowN(now, 1)
@@ -74,13 +85,19 @@ func (t *throttle) failed(client string) {
 
 // prune forgets the clients whose bucket has refilled, which are the
 // same as new ones; if none has, it forgets them all rather than grow.
-func (t *throttle) prune(now time.Time) {
+func (t *FailureThrottle) prune(now time.Time) {
 	for c, l := range t.by {
-		if l.TokensAt(now) >= loginBurst {
+		if l.TokensAt(now) >= failureBurst {
 			delete(t.by, c)
 		}
 	}
 	if len(t.by) >= maxThrottled {
 		clear(t.by)
 	}
+}
+
+// RetryAfter is d as the value of a Retry-After header: whole seconds,
+// rounded up.
+func RetryAfter(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
 }

@@ -63,6 +63,10 @@ type Options struct {
 	// TraceURL, when set, turns a check's example trace ID into a link:
 	// the ID is appended to it (e.g. "http://jaeger:16686/trace/").
 	TraceURL string
+	// Throttle counts failed sign-ins per client address; share the API's
+	// (api.Options.Throttle) so that a client has one budget for both.
+	// nil means a throttle of the console's own.
+	Throttle *api.FailureThrottle
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -75,7 +79,7 @@ type Console struct {
 	pages    map[string]*template.Template
 	sessions *sessions
 	loginKey []byte // signs the login form's CSRF token
-	throttle *throttle
+	throttle *api.FailureThrottle
 	mux      *http.ServeMux
 }
 
@@ -108,6 +112,9 @@ func New(o Options) (*Console, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Throttle == nil {
+		o.Throttle = api.NewFailureThrottle(o.Now)
+	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -117,7 +124,7 @@ func New(o Options) (*Console, error) {
 		pages:    pages,
 		sessions: newSessions(o.SessionTTL, o.MaxSessions, o.Now),
 		loginKey: make([]byte, 32),
-		throttle: newThrottle(o.Now),
+		throttle: o.Throttle,
 	}
 	if _, err := rand.Read(c.loginKey); err != nil {
 		return nil, err

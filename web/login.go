@@ -71,8 +71,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.showLogin(w, http.StatusForbidden, next, "The form expired; paste the token again.")
 		return
 	}
-	client := clientOf(r)
-	if d := c.throttle.wait(client); d > 0 {
+	client := api.ClientAddr(r)
+	if d := c.throttle.Wait(client); d > 0 {
 		secs := int(d.Seconds() + 0.999)
 		c.opts.Log.Info("console: sign-in throttled", "remote", client, "retryAfter", secs)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -82,7 +82,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	u, err := c.opts.Authenticator.Authenticate(r.Context(), token)
 	if token == "" || errors.Is(err, api.ErrUnauthenticated) {
-		c.throttle.failed(client)
+		c.throttle.Failed(client)
 		c.opts.Log.Info("console: sign-in refused", "remote", client)
 		c.showLogin(w, http.StatusUnauthorized, next, "That token is not valid.")
 		return

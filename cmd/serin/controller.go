@@ -310,7 +310,8 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 	if err != nil {
 		return nil, err
 	}
-	wo := web.Options{Store: store, Authenticator: authn, Authorizer: authz, SecureCookies: o.SecureCookies, Log: log}
+	throttle := api.NewFailureThrottle(nil) // one budget of failed authentications for the API and the console
+	wo := web.Options{Store: store, Authenticator: authn, Authorizer: authz, SecureCookies: o.SecureCookies, Log: log, Throttle: throttle}
 	if o.JaegerURL != "" {
 		wo.TraceURL = strings.TrimSuffix(o.JaegerURL, "/") + "/trace/"
 	}
@@ -324,6 +325,7 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 		Authenticator: authn,
 		Authorizer:    authz,
 		Sessions:      console,
+		Throttle:      throttle,
 		Log:           log,
 	})
 	if err != nil {
