@@ -50,7 +50,13 @@ type KubeAuthOptions struct {
 	// disables this cache. A review that could not run is not cached.
 	FailedTTL time.Duration
 	// Audiences, when set, are sent with each TokenReview, and a token is
-	// accepted only for one of them.
+	// accepted only when the review's status.audiences names one of them
+	// (the controller's --token-audiences). Empty sends none: the API
+	// server then checks the token against its own audiences
+	// (--api-audiences, by default its service-account issuer), so any
+	// service-account token of the cluster, and the API server's static
+	// and OIDC tokens, are accepted. Setting it refuses those unless they
+	// were issued for one of Audiences (kubectl create token --audience).
 	Audiences []string
 	// Now is the clock of the cache; nil means time.Now.
 	Now func() time.Time

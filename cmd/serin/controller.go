@@ -59,6 +59,7 @@ type controllerOptions struct {
 	Auth                    string
 	APITokenFile            string
 	SecureCookies           bool
+	TokenAudiences          []string
 	NotifyConfig            string
 	MaxConcurrentReconciles int
 	KubeQPS                 float64
@@ -91,7 +92,12 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.IntVar(&o.KubeBurst, "kube-api-burst", 100, "burst of queries to the Kubernetes API server")
 	fs.StringVar(&o.TenancyConfig, "tenancy-config", "", "which other namespaces' series each namespace's custom queries and analysis.match may select (YAML; see analysis.Tenancy); empty allows each rollout its own namespace only")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the console's cookies Secure; set it when the console is served over TLS")
+	audiences := fs.String("token-audiences", "", "with --auth=kubernetes: comma-separated audiences a bearer token must be meant for, e.g. serin (then only tokens requested for serin sign in, such as kubectl create token SA --audience serin); empty accepts the API server's own audiences (--api-audiences), as its TokenReview does, and so any service-account token of the cluster")
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var err error
+	if o.TokenAudiences, err = parseAudiences(*audiences); err != nil {
 		return o, err
 	}
 	switch {
@@ -99,6 +105,8 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 		return o, fmt.Errorf("--auth %q: want none, static or kubernetes", o.Auth)
 	case o.Auth == "static" && o.APITokenFile == "":
 		return o, errors.New("--auth=static needs --api-token-file")
+	case o.Auth != "kubernetes" && len(o.TokenAudiences) > 0:
+		return o, errors.New("--token-audiences is only used with --auth=kubernetes")
 	case o.Auth != "static" && o.APITokenFile != "":
 		return o, errors.New("--api-token-file is only used with --auth=static")
 	}
@@ -349,7 +357,7 @@ func newAuth(o controllerOptions, mgr ctrl.Manager) (api.Authenticator, api.Auth
 		}
 		return st, st, nil
 	case "kubernetes":
-		ka, err := api.NewKubeAuth(api.KubeAuthOptions{Client: mgr.GetClient()})
+		ka, err := api.NewKubeAuth(api.KubeAuthOptions{Client: mgr.GetClient(), Audiences: o.TokenAudiences})
 		if err != nil {
 			return nil, nil, fmt.Errorf("--auth=kubernetes: %w", err)
 		}
