@@ -448,7 +448,10 @@ func (e *Engine) finalize(ctx context.Context, ro *v1alpha1.Rollout) error {
 			return fmt.Errorf("restore 100/0 on %s before deleting Rollout %s/%s: %w", t, ro.Namespace, ro.Name, err)
 		}
 		if err == nil && !st.Phase.Terminal() {
-			e.event(ro, Event{Kind: EventAborted, Message: "deleted mid-rollout; traffic returned to stable (100/0)"})
+			// The deletion's own time, so that a retried finalizer re-sends
+			// the same event, which receivers can deduplicate.
+			e.event(ro, Event{Kind: EventAborted, Time: ro.DeletionTimestamp.Time,
+				Message: "deleted mid-rollout; traffic returned to stable (100/0)"})
 		}
 	}
 	controllerutil.RemoveFinalizer(ro, v1alpha1.Finalizer)
@@ -505,9 +508,7 @@ func rollbackEvent(ro *v1alpha1.Rollout, now time.Time, from int32) Event {
 	}
 	for _, c := range st.Analysis.Checks {
 		if c.Verdict == string(analysis.Fail) && !c.DryRun {
-			ev.Checks = append(ev.Checks, analysis.CheckResult{Check: c.Check, Hop: c.Hop, Source: c.Source,
-				Verdict: analysis.Fail, Canary: c.Canary, Stable: c.Stable, Limit: c.Limit, Unit: c.Unit,
-				CanaryRequests: c.CanaryRequests, StableRequests: c.StableRequests, Reason: c.Reason, TraceID: c.TraceID})
+			ev.Checks = append(ev.Checks, checkResultOf(c))
 		}
 	}
 	return ev

@@ -591,6 +591,17 @@ func checkStatuses(crs []analysis.CheckResult) []v1alpha1.CheckStatus {
 	return out
 }
 
+// checkResultOf is the inverse of checkStatuses for one check: what a
+// notification renders, with the intervals and the evidence.
+func checkResultOf(c v1alpha1.CheckStatus) analysis.CheckResult {
+	return analysis.CheckResult{Check: c.Check, Kind: analysis.Kind(c.Kind), Hop: c.Hop, Source: c.Source,
+		Verdict: analysis.Verdict(c.Verdict), Canary: c.Canary, CanaryLow: c.CanaryLow, CanaryHigh: c.CanaryHigh,
+		Stable: c.Stable, StableLow: c.StableLow, StableHigh: c.StableHigh, Limit: c.Limit, Unit: c.Unit,
+		CanaryRequests: c.CanaryRequests, StableRequests: c.StableRequests,
+		Evidence: c.Evidence, Threshold: c.Threshold, EvidenceAtSeconds: c.EvidenceAtSeconds,
+		StableAboveLimit: c.StableAboveLimit, Reason: c.Reason, DryRun: c.DryRun, TraceID: c.TraceID}
+}
+
 // finite keeps NaN and infinities, which JSON cannot carry, out of the status.
 func finite(v float64) float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
