@@ -135,7 +135,7 @@ func (k *KubeAuth) Authenticate(ctx context.Context, token string) (User, error)
 			u.Extra[k] = v
 		}
 	}
-	k.store(key, u)
+	k.store(key, u, token)
 	return u, nil
 }
 
@@ -160,7 +160,9 @@ func (k *KubeAuth) cached(key [sha256.Size]byte) (User, bool) {
 	return c.user, true
 }
 
-func (k *KubeAuth) store(key [sha256.Size]byte, u User) {
+// store caches u for the token of digest key, for CacheTTL or until the
+// token's own expiry when it says one.
+func (k *KubeAuth) store(key [sha256.Size]byte, u User, token string) {
 	if k.o.CacheTTL < 0 {
 		return
 	}
@@ -177,7 +179,11 @@ func (k *KubeAuth) store(key [sha256.Size]byte, u User) {
 			return
 		}
 	}
-	k.cache[key] = cachedUser{user: u, expires: now.Add(k.o.CacheTTL)}
+	expires := now.Add(k.o.CacheTTL)
+	if exp, ok := TokenExpiry(token); ok && exp.Before(expires) {
+		expires = exp
+	}
+	k.cache[key] = cachedUser{user: u, expires: expires}
 }
 
 // refusedRecently reports whether the token of digest key was refused

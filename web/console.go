@@ -34,6 +34,10 @@ var staticFS embed.FS
 const (
 	DefaultSessionTTL  = 8 * time.Hour
 	DefaultMaxSessions = 1000
+	// DefaultRecheckInterval is how often, at most, a session's token is
+	// checked again: a deleted ServiceAccount or a revoked token signs the
+	// browser out within it, for one TokenReview per session per interval.
+	DefaultRecheckInterval = 30 * time.Second
 )
 
 // contentSecurityPolicy forbids inline scripts and styles and every
@@ -55,8 +59,14 @@ type Options struct {
 	SecureCookies bool
 	// Log receives logins, logouts and errors, never a token; nil discards.
 	Log *slog.Logger
-	// SessionTTL is how long a session lasts; 0 means DefaultSessionTTL.
+	// SessionTTL is how long a session lasts at most; 0 means
+	// DefaultSessionTTL. A session whose token says it expires sooner (a
+	// bound service-account token's exp) ends then.
 	SessionTTL time.Duration
+	// RecheckInterval is how often, at most, a session's token is checked
+	// again with the Authenticator, on a page or an API request of the
+	// session; a refusal ends the session. 0 means DefaultRecheckInterval.
+	RecheckInterval time.Duration
 	// MaxSessions bounds the sessions held in memory; when it is reached
 	// the oldest session ends. 0 means DefaultMaxSessions.
 	MaxSessions int
@@ -105,6 +115,9 @@ func New(o Options) (*Console, error) {
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = DefaultSessionTTL
+	}
+	if o.RecheckInterval <= 0 {
+		o.RecheckInterval = DefaultRecheckInterval
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxSessions

@@ -57,8 +57,8 @@ func (c *Console) loginToken(pre string) string {
 }
 
 // login checks the form's CSRF token and then the pasted token. On
-// success it starts a session; the token itself is neither stored nor
-// logged.
+// success it starts a session; the token is never logged, and is kept
+// only sealed in the session, to check it again.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
@@ -92,14 +92,20 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.showLogin(w, http.StatusServiceUnavailable, next, "The token could not be checked right now; try again.")
 		return
 	}
-	id, _, err := c.sessions.create(u)
+	now := c.opts.Now()
+	if exp, ok := api.TokenExpiry(token); ok && !exp.After(now) {
+		c.opts.Log.Info("console: sign-in refused: the token has expired", "remote", client, "user", u.Name)
+		c.showLogin(w, http.StatusUnauthorized, next, "That token has expired.")
+		return
+	}
+	id, sess, err := c.sessions.create(u, token)
 	if err != nil {
 		c.opts.Log.Error("console: start session", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	c.setCookie(w, loginCookie, "", "/login", -1)
-	c.setCookie(w, sessionCookie, id, "/", int(c.opts.SessionTTL.Seconds()))
+	c.setCookie(w, sessionCookie, id, "/", max(1, int(sess.expires.Sub(now).Seconds()))) // 0 would mean no Max-Age
 	c.opts.Log.Info("console: signed in", "user", u.Name)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -1,10 +1,14 @@
 package web
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -20,12 +24,16 @@ const (
 	csrfHeader    = "X-CSRF-Token"
 )
 
-// session is one signed-in browser. It never holds the token that was
-// used to sign in: only the user it resolved to.
+// session is one signed-in browser. It holds the user its token resolved
+// to and the token itself, sealed under a key derived from the session's
+// cookie (see seal), so that its credential can be checked again while
+// the table alone yields no usable credential.
 type session struct {
 	user    api.User
 	csrf    string
 	expires time.Time
+	sealed  []byte    // the sign-in token, sealed
+	checked time.Time // when the token was last checked; guarded by sessions.mu
 }
 
 // sessions is the in-memory session table, keyed by the SHA-256 of the
@@ -51,10 +59,12 @@ func randomToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// create starts a session for u and returns its id (the cookie value).
-// When the table is full, expired sessions go first, then the one closest
-// to expiry.
-func (s *sessions) create(u api.User) (string, *session, error) {
+// create starts a session for u, signed in with token, and returns its
+// id (the cookie value). The session lasts the TTL, or less when the
+// token says it expires sooner (api.TokenExpiry; never longer). When the
+// table is full, expired sessions go first, then the one closest to
+// expiry.
+func (s *sessions) create(u api.User, token string) (string, *session, error) {
 	id, err := randomToken()
 	if err != nil {
 		return "", nil, err
@@ -63,8 +73,15 @@ func (s *sessions) create(u api.User) (string, *session, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	sealed, err := seal(id, token)
+	if err != nil {
+		return "", nil, err
+	}
 	now := s.now()
-	sess := &session{user: u, csrf: csrf, expires: now.Add(s.ttl)}
+	sess := &session{user: u, csrf: csrf, expires: now.Add(s.ttl), sealed: sealed, checked: now}
+	if exp, ok := api.TokenExpiry(token); ok && exp.Before(sess.expires) {
+		sess.expires = exp
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.byID) >= s.limit {
@@ -114,25 +131,71 @@ func (s *sessions) end(id string) {
 	delete(s.byID, sha256.Sum256([]byte(id)))
 }
 
+// claimCheck reports whether sess's token is due for another check at
+// now, at most every interval, and if so marks it checked, so that
+// concurrent requests do not all check it.
+func (s *sessions) claimCheck(sess *session, now time.Time, interval time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(sess.checked) < interval {
+		return false
+	}
+	sess.checked = now
+	return true
+}
+
 // session returns the request's live session, or nil.
 func (c *Console) session(r *http.Request) *session {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil || ck.Value == "" {
 		return nil
 	}
-	return c.sessions.get(ck.Value)
+	return c.liveSession(r, ck.Value)
+}
+
+// liveSession returns the session of cookie value id when it has not
+// expired and its token still authenticates as its user, or nil. The
+// token is checked again at most every RecheckInterval, so that a session
+// ends soon after its ServiceAccount is deleted or its token revoked. A
+// check that cannot be made (the API server is unreachable) keeps the
+// session and is logged; a refusal ends it.
+func (c *Console) liveSession(r *http.Request, id string) *session {
+	s := c.sessions.get(id)
+	if s == nil || !c.sessions.claimCheck(s, c.opts.Now(), c.opts.RecheckInterval) {
+		return s
+	}
+	token, err := open(id, s.sealed)
+	if err != nil { // cannot happen with the cookie that sealed it
+		c.opts.Log.Error("console: open the session's token", "user", s.user.Name, "err", err)
+		c.sessions.end(id)
+		return nil
+	}
+	u, err := c.opts.Authenticator.Authenticate(r.Context(), token)
+	switch {
+	case errors.Is(err, api.ErrUnauthenticated):
+		c.opts.Log.Info("console: session ended: its token no longer authenticates", "user", s.user.Name)
+	case err != nil:
+		c.opts.Log.Warn("console: cannot check the session's token again; it stays signed in", "user", s.user.Name, "err", err)
+		return s
+	case u.Name != s.user.Name || u.UID != s.user.UID:
+		c.opts.Log.Info("console: session ended: its token now names another user", "user", s.user.Name, "now", u.Name)
+	default:
+		return s
+	}
+	c.sessions.end(id)
+	return nil
 }
 
 // AuthenticateRequest implements api.RequestAuthenticator: a request with
-// the session cookie is the session's user. A mutation must also carry
-// the session's CSRF token in the X-CSRF-Token header, which a page of
-// another site cannot read or set.
+// the session cookie is the session's user, checked as pages check it. A
+// mutation must also carry the session's CSRF token in the X-CSRF-Token
+// header, which a page of another site cannot read or set.
 func (c *Console) AuthenticateRequest(r *http.Request) (api.User, bool, error) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil || ck.Value == "" {
 		return api.User{}, false, nil
 	}
-	s := c.sessions.get(ck.Value)
+	s := c.liveSession(r, ck.Value)
 	if s == nil {
 		return api.User{}, true, fmt.Errorf("the session has expired or ended; sign in again: %w", api.ErrUnauthenticated)
 	}
@@ -162,4 +225,51 @@ func (c *Console) setCookie(w http.ResponseWriter, name, value, path string, max
 		Name: name, Value: value, Path: path, MaxAge: maxAge,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.opts.SecureCookies,
 	})
+}
+
+// sessionKey derives the key that seals a session's token from the
+// session's cookie value id. The table is keyed by SHA-256(id), from
+// which this HMAC keyed by id cannot be computed.
+func sessionKey(id string) []byte {
+	m := hmac.New(sha256.New, []byte(id))
+	m.Write([]byte("serin-session-token"))
+	return m.Sum(nil)
+}
+
+// seal encrypts token with AES-256-GCM under the key of session id.
+func seal(id, token string) ([]byte, error) {
+	aead, err := sessionAEAD(id)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("seal the session's token: %w", err)
+	}
+	return aead.Seal(nonce, nonce, []byte(token), nil), nil
+}
+
+// open is the inverse of seal.
+func open(id string, sealed []byte) (string, error) {
+	aead, err := sessionAEAD(id)
+	if err != nil {
+		return "", err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return "", errors.New("sealed token too short")
+	}
+	nonce, ct := sealed[:aead.NonceSize()], sealed[aead.NonceSize():]
+	pt, err := aead.Open(nil, nonce, ct, nil)
+	if err != nil {
+		return "", fmt.Errorf("open the session's token: %w", err)
+	}
+	return string(pt), nil
+}
+
+func sessionAEAD(id string) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(sessionKey(id))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
