@@ -42,8 +42,8 @@ func (s *server) createRollout(c *gin.Context) {
 		return
 	}
 	// What the CRD's schema cannot check: cron expressions, time zones,
-	// custom query templates.
-	if err := rollout.ValidateSpec(r.Spec); err != nil {
+	// custom query templates, and the namespaces a query may select.
+	if err := rollout.ValidateSpecIn(r.Spec, s.Tenancy.Scope(r.Namespace)); err != nil {
 		abort(c, s.Log, errorf(http.StatusUnprocessableEntity, []string{err.Error()}, "the Rollout spec is invalid: %v", err))
 		return
 	}

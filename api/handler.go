@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/serin-dev/serin/analysis"
 	"github.com/serin-dev/serin/api/readmodel"
 )
 
@@ -34,6 +35,9 @@ type Options struct {
 	Authenticator Authenticator
 	// Authorizer decides what each user may do. Required.
 	Authorizer Authorizer
+	// Tenancy is the operator's grant of namespaces that custom queries
+	// may select beyond the rollout's own; nil grants none.
+	Tenancy *analysis.Tenancy
 	// Log receives errors and the audit log of mutations; nil discards.
 	Log *slog.Logger
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.

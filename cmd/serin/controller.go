@@ -230,7 +230,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	notifier, err := newNotifier(ctx, o, cfg, log)
+	notifier, err := newNotifier(ctx, o, cfg, log, mgr)
 	if err != nil {
 		return err
 	}
@@ -256,7 +256,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err := engine.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up rollout controller: %w", err)
 	}
-	apiHandler, err := newAPI(ctx, o, log, mgr)
+	apiHandler, err := newAPI(ctx, o, log, mgr, tenancy)
 	if err != nil {
 		return err
 	}
@@ -278,7 +278,7 @@ func loadTenancy(o controllerOptions) (*analysis.Tenancy, error) {
 
 // newNotifier loads the notification channels; a config that does not
 // parse, or a Secret that cannot be read, stops the start-up.
-func newNotifier(ctx context.Context, o controllerOptions, cfg *rest.Config, log *slog.Logger) (rollout.Notifier, error) {
+func newNotifier(ctx context.Context, o controllerOptions, cfg *rest.Config, log *slog.Logger, mgr ctrl.Manager) (rollout.Notifier, error) {
 	if o.NotifyConfig == "" {
 		log.Info("no --notify-config: rollout events go to Kubernetes Events only")
 		return rollout.NopNotifier{}, nil
@@ -291,9 +291,13 @@ func newNotifier(ctx context.Context, o controllerOptions, cfg *rest.Config, log
 	if err != nil {
 		return nil, fmt.Errorf("--notify-config: %w", err)
 	}
-	n, err := notify.New(nc, notify.Options{})
+	n, err := notify.New(nc, notify.Options{Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("--notify-config: %w", err)
+	}
+	// Each channel's worker runs with the manager and stops with it.
+	if err := mgr.Add(n); err != nil {
+		return nil, fmt.Errorf("add notification channels: %w", err)
 	}
 	log.Info("notification channels loaded", "channels", n.Channels())
 	return n, nil
@@ -302,7 +306,7 @@ func newNotifier(ctx context.Context, o controllerOptions, cfg *rest.Config, log
 // newAPI builds the REST API and the console on a read model fed by the
 // manager's cache, on one handler; or returns nil when --auth=none: there
 // are no anonymous requests.
-func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager) (http.Handler, error) {
+func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager, tenancy *analysis.Tenancy) (http.Handler, error) {
 	if o.Auth == "none" {
 		log.Warn("the REST API and console are off (--auth=none)")
 		return nil, nil
@@ -334,6 +338,7 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 		Authorizer:    authz,
 		Sessions:      console,
 		Throttle:      throttle,
+		Tenancy:       tenancy,
 		Log:           log,
 	})
 	if err != nil {
