@@ -178,18 +178,28 @@ func TestBatching(t *testing.T) {
 		t.Error(err)
 	}
 	assertQueries(t, s, f, 4, "within the TTL")
-	// After the TTL: asked again.
+	// After the TTL: answered from the last result at once, while one
+	// refresh per query runs behind it.
 	clock.Add(100 * time.Millisecond)
-	if err := checkInbound(t.Context(), s, 7, at.Add(time.Second)); err != nil {
+	for range 10 {
+		if err := checkInbound(t.Context(), s, 7, at.Add(time.Second)); err != nil {
+			t.Error(err)
+		}
+	}
+	waitQueries(t, s, f, 6, "after the TTL")
+	// Past two TTLs the last result is too old to answer with: a reading
+	// waits for a fresh one.
+	clock.Add(2 * time.Second)
+	if err := checkInbound(t.Context(), s, 7, at.Add(3*time.Second)); err != nil {
 		t.Error(err)
 	}
-	assertQueries(t, s, f, 6, "after the TTL")
+	assertQueries(t, s, f, 8, "past two TTLs")
 	// An evaluation time far from the cached one is not served from the
 	// cache (see TestReadingOfThePast).
 	if _, err := s.Inbound(t.Context(), meshTarget(7), at.Add(-time.Hour)); err != nil {
 		t.Error(err)
 	}
-	assertQueries(t, s, f, 8, "for another evaluation time")
+	assertQueries(t, s, f, 10, "for another evaluation time")
 	// The queries read the raw counters: no range, so no window to vary,
 	// and no function that extrapolates.
 	for _, tmpl := range []string{InboundRequestsQuery, InboundLatencyQuery, HopRequestsQuery, HopLatencyQuery} {
@@ -207,6 +217,14 @@ func assertQueries(t *testing.T, s *Source, f *fakeProm, want int64, when string
 	if got, sent := f.queries.Load(), s.Queries(); got != want || sent != want {
 		t.Errorf("%s: server received %d queries, Queries() = %d; want %d", when, got, sent, want)
 	}
+}
+
+// waitQueries is assertQueries for queries sent in the background: it
+// waits for the refreshes under way first.
+func waitQueries(t *testing.T, s *Source, f *fakeProm, want int64, when string) {
+	t.Helper()
+	s.refreshing.Wait()
+	assertQueries(t, s, f, want, when)
 }
 
 // checkInbound checks the numbers of svc-i described at meshSeries.

@@ -74,7 +74,10 @@ type Source struct {
 
 	queries atomic.Int64
 	flights singleflight.Group
-	mu      sync.Mutex
+	// refreshing counts the callers of refreshes under way, so that tests
+	// can wait for the queries sent in the background.
+	refreshing sync.WaitGroup
+	mu         sync.Mutex
 	// cache holds by query text (which includes the namespaces) the
 	// results younger than the TTL, one per evaluation time in use, so
 	// that a reading of the past does not evict the one of now.
@@ -225,6 +228,14 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 	if r := s.lookup(query, at); r != nil {
 		return r.samples, r.err
 	}
+	if r := s.recent(query, at); r != nil {
+		// A reading of the present is answered from the last result, at
+		// most two TTLs old, while one refresh runs behind it: a tick
+		// never waits on a fetch once the query is warm, however slow
+		// Prometheus is to answer a large mesh.
+		s.refresh(ctx, name, query)
+		return r.samples, r.err
+	}
 	// The callers of one tick ask for nearly, not exactly, the same time
 	// (each rollout reads its own clock), so they share one flight per
 	// query text, which the first of them leads.
@@ -241,6 +252,42 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 		return nil, err
 	}
 	return r.samples, r.err
+}
+
+// recent returns the newest successful result of query when at is the
+// present and that result is younger than two TTLs, or nil.
+func (s *Source) recent(query string, at time.Time) *result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if !within(at, now, s.ttl) {
+		return nil
+	}
+	var newest *result
+	for _, r := range s.cache[query] {
+		if r.err != nil {
+			continue // a failure is shared for one TTL only, then asked again
+		}
+		if newest == nil || r.fetched.After(newest.fetched) {
+			newest = r
+		}
+	}
+	if newest == nil || now.Sub(newest.fetched) >= 2*s.ttl || !within(newest.at, at, 2*s.ttl) {
+		return nil
+	}
+	return newest
+}
+
+// refresh evaluates query at the present in the background, once however
+// many callers ask, and stores the result for the next readers.
+func (s *Source) refresh(ctx context.Context, name, query string) {
+	s.refreshing.Add(1)
+	ch := s.flights.DoChan("refresh "+query, func() (any, error) {
+		r := s.fetch(context.WithoutCancel(ctx), name, query, s.now())
+		s.store(query, r)
+		return r, nil
+	})
+	go func() { <-ch; s.refreshing.Done() }()
 }
 
 // exactly returns the flight that evaluates query at exactly at, joining
@@ -304,14 +351,15 @@ func (s *Source) lookup(query string, at time.Time) *result {
 	return nil
 }
 
-// store caches r under query and drops expired entries, so that the cache
-// holds only the results of the last TTL: a few per query text in use.
+// store caches r under query and drops entries older than two TTLs (the
+// second serves recent), so that the cache holds a few results per query
+// text in use.
 func (s *Source) store(query string, r *result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	for q, rs := range s.cache {
-		rs = slices.DeleteFunc(rs, func(old *result) bool { return now.Sub(old.fetched) >= s.ttl })
+		rs = slices.DeleteFunc(rs, func(old *result) bool { return now.Sub(old.fetched) >= 2*s.ttl })
 		if len(rs) == 0 {
 			delete(s.cache, q)
 			continue

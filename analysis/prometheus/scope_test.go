@@ -42,6 +42,7 @@ func runTick(t *testing.T, s *Source, f *fakeProm, clock *fakeClock, rollouts ..
 		wg.Go(func() { errs <- checkHopsOf(t.Context(), s, r.target, r.i, at) })
 	}
 	wg.Wait()
+	s.refreshing.Wait() // the tick's background refreshes count as its queries
 	close(errs)
 	for err := range errs {
 		if err != nil {
