@@ -49,9 +49,15 @@ demo: tools build
 # false rollbacks of healthy canaries, and Prometheus queries per tick. Each
 # prints a table and its figures (p50_s, p95_s, false_rollbacks,
 # queries_per_tick...) on its benchmark line. No tests run.
+# Then the Monte Carlo of the judge (test/montecarlo), old and new side by
+# side: false rollbacks of healthy canaries and detection of regressions,
+# at 1 s and 15 s scrapes. MC_ROLLOUTS (default 400) sets the rollouts per
+# cell, MC_SEED the seed.
 bench: tools
 	@echo "==> go test -bench (real kube-apiserver, Prometheus, Jaeger, mesh simulator; a few minutes)"
 	$(GO) test ./test/e2e/ -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m
+	@echo "==> go test -bench ./test/montecarlo (simulated rollouts, old and new judge; about 30 minutes on 2 cores at MC_ROLLOUTS=400)"
+	$(GO) test ./test/montecarlo/ -run '^$$' -bench . -benchtime 1x -count 1 -timeout 180m
 
 clean:
 	rm -rf bin
