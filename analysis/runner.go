@@ -93,6 +93,9 @@ func (r *Runner) state(req Request) *rolloutState {
 	if start.IsZero() {
 		start = req.Now
 	}
+	// Whole seconds, as the API server stores the start: the same start
+	// before and after the status round trip keeps the same tests.
+	start = start.Truncate(time.Second)
 	key := req.Namespace + "/" + req.Name
 	r.mu.Lock()
 	defer r.mu.Unlock()

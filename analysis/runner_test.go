@@ -148,3 +148,19 @@ func TestRunnerRefusesABadConfig(t *testing.T) {
 		t.Fatal("a custom check with op == was accepted")
 	}
 }
+
+// A start with sub-second precision and the same start in whole seconds,
+// as the API server stores it, are one analysis.
+func TestRunnerStartInWholeSeconds(t *testing.T) {
+	var asked []time.Time
+	cfg := DefaultConfig()
+	cfg.Traces, cfg.Hops = false, false
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90, asked: &asked}})
+	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Now: t0.Add(1500 * time.Millisecond)}
+	_, _ = r.Analyze(context.Background(), req)
+	req.Start, req.Now = t0.Add(time.Second), t0.Add(3*time.Second)
+	res, _ := r.Analyze(context.Background(), req)
+	if c := check(t, res, KindErrorRate); c.CanaryRequests != 20 {
+		t.Errorf("canary requests %v since the start, want 20: the tests were restarted (asked at %v)", c.CanaryRequests, asked)
+	}
+}
