@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 	"time"
 
@@ -322,20 +323,23 @@ func (s Stats) p99() float64 {
 
 // p99Interval is a 95% interval for the p99 at the histogram's
 // resolution: the bounds between which the share of slower requests is
-// compatible with 1%.
+// compatible with 1%. The share above a bound falls as the bound grows, so
+// each end is found by binary search over the buckets.
 func (s Stats) p99Interval() sequential.Interval {
+	bs := s.Buckets
+	for len(bs) > 0 && math.IsInf(bs[len(bs)-1].UpperMs, 1) {
+		bs = bs[:len(bs)-1]
+	}
+	above := func(i int) sequential.Interval {
+		return sequential.ProportionInterval(s.Requests-bs[i].Count, s.Requests, displayAlpha)
+	}
 	iv := sequential.Interval{Low: 0, High: math.NaN()}
-	for _, b := range s.Buckets {
-		if math.IsInf(b.UpperMs, 1) {
-			break
-		}
-		ci := sequential.ProportionInterval(s.Requests-b.Count, s.Requests, displayAlpha)
-		if ci.Low > slowShare {
-			iv.Low = b.UpperMs // certainly more than 1% slower than this bound
-		}
-		if ci.High < slowShare && math.IsNaN(iv.High) {
-			iv.High = b.UpperMs
-		}
+	// Certainly more than 1% slower than every bound below lo.
+	if lo := sort.Search(len(bs), func(i int) bool { return above(i).Low <= slowShare }); lo > 0 {
+		iv.Low = bs[lo-1].UpperMs
+	}
+	if hi := sort.Search(len(bs), func(i int) bool { return above(i).High < slowShare }); hi < len(bs) {
+		iv.High = bs[hi].UpperMs
 	}
 	return iv
 }

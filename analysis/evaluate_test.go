@@ -232,3 +232,15 @@ func TestTrackerHopsAfterAnEmptyBaseline(t *testing.T) {
 		t.Fatalf("hop after an empty baseline: %+v, want its calls counted from zero", h)
 	}
 }
+
+func TestP99Interval(t *testing.T) {
+	// 10,000 requests: 98% within 25 ms, 1.5% in (25, 50], 0.5% in (50, 100].
+	s := Stats{Requests: 10000, Buckets: []Bucket{{10, 5000}, {25, 9800}, {50, 9950}, {100, 10000}, {250, 10000}, {math.Inf(1), 10000}}}
+	iv := s.p99Interval()
+	if iv.Low != 25 || iv.High != 50 {
+		t.Errorf("p99 interval %+v, want [25, 50]: more than 1%% are slower than 25 ms, fewer than 1%% (0.5%%) slower than 50", iv)
+	}
+	if p := s.p99(); !(p > 25 && p <= 50) {
+		t.Errorf("p99 %v, want in (25, 50]", p)
+	}
+}

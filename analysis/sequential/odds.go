@@ -48,10 +48,25 @@ var oddsGrid = [...]float64{1.25, 1.5, 2, 3, 5, 10, 30, 100, 1000}
 // drawn without replacement (errors split between two finite samples, a
 // hypergeometric), Hoeffding (1963, Theorem 4) bounds the expectation of
 // any convex function, such as this exponential in k, by the binomial one.
+//
+// The mixture is over the alternatives and over when the regression
+// began. A canary may turn bad mid-rollout (a leak, a dependency that
+// fails): a test that had to start at the beginning would first have to
+// win back all the evidence its clean history gave against large effects,
+// and a gross fault would go unseen for several scrapes. So the e-value is
+// the weighted sum, over every start s, of the test started at interval s,
+// with weights w_s = 1/(s(s+1)) that sum to 1: a fixed mixture of test
+// martingales (each is w_s until it starts), hence one itself. It costs a
+// factor of 2 for a regression present from the start, and ln(s(s+1))
+// for one that begins at interval s. The sum follows the Shiryaev-Roberts
+// recursion R_t = (R_{t-1} + w_t)·LR_t, one number per alternative.
+//
 // The zero value is ready to use.
 type OddsTest struct {
-	// logLR is the log likelihood ratio of each alternative so far.
-	logLR [len(oddsGrid)]float64
+	// logR is, per alternative, the log of the weighted sum over starts.
+	logR [len(oddsGrid)]float64
+	// intervals is how many informative intervals have been seen.
+	intervals int
 	// Events and Marked are the totals seen.
 	Events, Marked float64
 }
@@ -68,25 +83,50 @@ func (t *OddsTest) Update(marked, events, rho float64) {
 	}
 	t.Events += n
 	t.Marked += k
+	if t.intervals == 0 {
+		for i := range t.logR {
+			t.logR[i] = math.Inf(-1) // no start yet: the sum is empty
+		}
+	}
+	t.intervals++
+	s := float64(t.intervals)
+	logW := -math.Log(s * (s + 1))
 	for i, r := range oddsGrid {
 		theta := rho * r / (rho*r + 1 - rho)
-		t.logLR[i] += k*math.Log(theta/rho) + (n-k)*math.Log((1-theta)/(1-rho))
+		logLR := k*math.Log(theta/rho) + (n-k)*math.Log((1-theta)/(1-rho))
+		t.logR[i] = logAddExp(t.logR[i], logW) + logLR
 	}
 }
 
-// Evidence is the e-value: the mean of the alternatives' likelihood
-// ratios. It is +Inf only when a ratio overflows, which means overwhelming
-// evidence.
+// Evidence is the e-value: the mean over the alternatives of the weighted
+// sum over starts, plus the weight of the starts still to come.
 func (t *OddsTest) Evidence() float64 {
+	if t.intervals == 0 {
+		return 1
+	}
 	m := math.Inf(-1)
-	for _, l := range t.logLR {
+	for _, l := range t.logR {
 		m = math.Max(m, l)
 	}
 	sum := 0.0
-	for _, l := range t.logLR {
+	for _, l := range t.logR {
 		sum += math.Exp(l - m)
 	}
-	return math.Exp(m + math.Log(sum/float64(len(t.logLR))))
+	// Σ_{s>t} 1/(s(s+1)) = 1/(t+1).
+	rest := math.Log(1 / float64(t.intervals+1))
+	return math.Exp(logAddExp(m+math.Log(sum/float64(len(t.logR))), rest))
+}
+
+// logAddExp is log(e^a + e^b), computed without overflow.
+func logAddExp(a, b float64) float64 {
+	if math.IsInf(a, -1) {
+		return b
+	}
+	if math.IsInf(b, -1) {
+		return a
+	}
+	m := math.Max(a, b)
+	return m + math.Log(math.Exp(a-m)+math.Exp(b-m))
 }
 
 // Mean averages e-values of tests that run on the same data: the mean of

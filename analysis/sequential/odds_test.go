@@ -121,3 +121,18 @@ func TestProportionIntervalCoversAndShrinks(t *testing.T) {
 		t.Errorf("no data: %v, want [0, 1]", iv)
 	}
 }
+
+// A gross fault after a long clean history is seen at once: the test that
+// starts with the fault has not paid for the clean intervals.
+func TestOddsTestFaultAfterACleanHistory(t *testing.T) {
+	var ot OddsTest
+	for range 30 {
+		ot.Update(0, 2, 0.1) // two stable errors a scrape, none from the canary
+	}
+	// Then 50% errors on a canary at 10% of 200 rps: in one scrape, 10 of
+	// the 11 errors come from the canary.
+	ot.Update(10, 11, 0.1)
+	if e := ot.Evidence(); e < 1/0.00125 {
+		t.Errorf("evidence %g after a fault in one scrape following 30 clean ones, want ≥ 800", e)
+	}
+}
