@@ -53,9 +53,13 @@ func TestNewJudgeAAFalseRollbacks(t *testing.T) {
 }
 
 // A canary that starts failing half its requests at 10% weight is rolled
-// back at the first tick after the fault begins, having read at most two
-// 1 s scrapes of it. The fault begins just after a tick, the worst phase
-// for the tick cadence; the scrape phase is random.
+// back at the first tick after the fault begins, having read two 1 s
+// scrapes of it, in at least 90% of the trials, and by the second tick in
+// all of them. The fault begins just after a tick, the worst phase for the
+// tick cadence; the scrape phase is random. When the first of those
+// scrapes lands just after the fault, the first tick has seen only about
+// one second of it (some 10 canary errors), which is not always enough
+// evidence against α for a fault that may begin at any time; see README.
 func TestNewJudgeFastFaultWithinTwoScrapes(t *testing.T) {
 	const seed, trials = 21, 50
 	sc := aa(200, 0.005)
@@ -64,14 +68,23 @@ func TestNewJudgeFastFaultWithinTwoScrapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	first := 0
 	for _, o := range outs {
 		scrapes := int(math.Ceil(float64(o.Read-sc.EffectFrom) / float64(sc.Scrape)))
-		if o.Decision != RolledBack || o.At > sc.EffectFrom+tickInterval || scrapes > 2 {
+		if o.Decision == RolledBack && o.At <= sc.EffectFrom+tickInterval && scrapes <= 2 {
+			first++
+		}
+		if o.Decision != RolledBack || o.At > sc.EffectFrom+2*tickInterval {
 			t.Errorf("rollout %d (seed %d): %v at %v, having read %d scrapes since the fault began at %v, "+
-				"want rolled back at %v within 2 scrapes: %s", o.Index, seed, o.Decision, o.At, scrapes, sc.EffectFrom,
-				sc.EffectFrom+tickInterval, o.Reason)
+				"want rolled back by %v: %s", o.Index, seed, o.Decision, o.At, scrapes, sc.EffectFrom,
+				sc.EffectFrom+2*tickInterval, o.Reason)
 		}
 	}
+	if first < trials*9/10 {
+		t.Errorf("seed %d: %d of %d rolled back at the first tick after the fault, within 2 scrapes; want at least %d",
+			seed, first, trials, trials*9/10)
+	}
+	t.Logf("%d of %d rolled back at the first tick after the fault (2 scrapes), the rest at the second", first, trials)
 }
 
 // When stable itself is above the 1% error SLO, the result says so, the
