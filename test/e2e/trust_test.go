@@ -286,3 +286,25 @@ func TestTrustScheduleThatNeverFires(t *testing.T) {
 		t.Errorf("a rollout that can never start moved the route to canary %d", c)
 	}
 }
+
+// Case 4: however long a reason is, the status that carries it is
+// accepted, so the decision it explains is never blocked: a 40 KiB abort
+// reason still aborts, and the route returns to 100/0.
+func TestTrustLongReasonNeverBlocks(t *testing.T) {
+	e := newEnv(t)
+	e.mesh(nil)
+	e.startController()
+	e.rollout("long", func(r *v1alpha1.Rollout) { r.Spec.StepInterval = dur(30 * time.Second) })
+	e.routeIs(90, 10, 30*time.Second)
+	e.annotate("long", map[string]string{v1alpha1.AnnotationAbort: strings.Repeat("the p99 of checkout looks off; ", 1300)})
+	ro := e.waitPhase("long", v1alpha1.PhaseAborted, 10*time.Second)
+	e.routeIs(100, 0, 5*time.Second)
+	if n := len(ro.Status.Message); n > 4096 {
+		t.Errorf("the stored message is %d bytes, want it clipped", n)
+	}
+	for _, c := range ro.Status.Conditions {
+		if len(c.Message) > 4096 {
+			t.Errorf("condition %s carries %d bytes, want it clipped", c.Type, len(c.Message))
+		}
+	}
+}
