@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # timing honest on 2 cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 45m
 
-.PHONY: all build tools vet test generate verify-generate demo bench clean
+.PHONY: all build tools vet test generate verify-generate demo bench chaos clean
 
 all: build
 
@@ -58,6 +58,20 @@ bench: tools
 	$(GO) test ./test/e2e/ -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m
 	@echo "==> go test -bench ./test/montecarlo (simulated rollouts, old and new judge; about 30 minutes on 2 cores at MC_ROLLOUTS=400)"
 	$(GO) test ./test/montecarlo/ -run '^$$' -bench . -benchtime 1x -count 1 -timeout 180m
+
+# The Trust issue's long runs: SEEDS randomized histories of OPS operations
+# on the real stack, with the invariants checked after each (table at the
+# end), then the REST API's fuzz test for FUZZ inputs. Replay one history
+# with HISTORY_SEED=<seed> HISTORY_SEEDS=1.
+SEEDS ?= 20
+OPS ?= 40
+FUZZ ?= 10000
+chaos: tools
+	@echo "==> $(SEEDS) randomized histories of $(OPS) operations (real stack; about 50 s each)"
+	HISTORY_SEEDS=$(SEEDS) HISTORY_OPS=$(OPS) $(GO) test ./test/e2e/ -run '^TestRandomHistories$$' -count 1 -timeout 600m -v \
+		| grep -E '^(\||randomized|---|ok|FAIL|PASS)|seed [0-9]+:|violation'
+	@echo "==> REST API fuzz test, $(FUZZ) inputs (real kube-apiserver)"
+	$(GO) test ./api/ -run '^$$' -fuzz '^FuzzCreateRollout$$' -fuzztime $(FUZZ)x -timeout 120m
 
 clean:
 	rm -rf bin
