@@ -315,10 +315,10 @@ func limitName(m Measurement) string {
 // the bucket that holds it as histogram_quantile does; NaN without
 // buckets. It is a displayed figure: the tests use the bucket counts.
 func (s Stats) p99() float64 {
-	if len(s.Buckets) == 0 || s.Requests <= 0 {
+	if len(s.Buckets) == 0 || s.histTotal() <= 0 {
 		return s.P99Ms
 	}
-	return bucketQuantile(0.99, s.Buckets, s.Requests)
+	return bucketQuantile(0.99, s.Buckets, s.histTotal())
 }
 
 // p99Interval is a 95% interval for the p99 at the histogram's
@@ -330,8 +330,9 @@ func (s Stats) p99Interval() sequential.Interval {
 	for len(bs) > 0 && math.IsInf(bs[len(bs)-1].UpperMs, 1) {
 		bs = bs[:len(bs)-1]
 	}
+	total := s.histTotal()
 	above := func(i int) sequential.Interval {
-		return sequential.ProportionInterval(s.Requests-bs[i].Count, s.Requests, displayAlpha)
+		return sequential.ProportionInterval(total-bs[i].Count, total, displayAlpha)
 	}
 	iv := sequential.Interval{Low: 0, High: math.NaN()}
 	// Certainly more than 1% slower than every bound below lo.

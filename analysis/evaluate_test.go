@@ -244,3 +244,24 @@ func TestP99Interval(t *testing.T) {
 		t.Errorf("p99 %v, want in (25, 50]", p)
 	}
 }
+
+// The request counter and the latency histogram are two series that may
+// be read a scrape apart: the latency tests use the histogram alone, so a
+// counter ahead of its histogram is no slow canary, nor a slow stable.
+func TestLatencyJudgedWithinTheHistogram(t *testing.T) {
+	cfg := inboundOnly()
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tr := NewTracker(cfg, t0)
+	tr.ObserveInbound(t0, Pair{})
+	var c, s Stats
+	for i := 1; i <= 30; i++ {
+		c, s = add(c, side(20, 0, 20)), add(s, side(180, 0, 20))
+		// The counters run one scrape ahead of the histograms.
+		ahead := func(x Stats, n float64) Stats { x.Requests += n; return x }
+		tr.ObserveInbound(t0.Add(time.Duration(i)*time.Second), Pair{Canary: ahead(c, 20), Stable: ahead(s, 180)})
+	}
+	r := Evaluate(tr.Measurements("checkout"), cfg)
+	if r.Verdict != Pass || r.StableAboveSLO {
+		t.Fatalf("verdict %s, stable above SLO %v (%s): want a pass", r.Verdict, r.StableAboveSLO, r.Reason)
+	}
+}

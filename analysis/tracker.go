@@ -203,6 +203,11 @@ func (pt *pairTests) update(dc, ds Stats, errLimit, latLimit Limit, at time.Dura
 	pt.cum.Stable = add(pt.cum.Stable, ds)
 	rho := share(dc.Requests, ds.Requests)
 	pt.errSplit.Update(dc.Errors, dc.Errors+ds.Errors, rho)
+	// Latency is judged within the histogram alone: its own total, never
+	// the request counter, which comes from another series (and another
+	// query) and may be a scrape apart.
+	hc, hs := dc.histTotal(), ds.histTotal()
+	rhoLat := share(hc, hs)
 	for _, b := range dc.Buckets {
 		if math.IsInf(b.UpperMs, 1) {
 			continue
@@ -215,8 +220,8 @@ func (pt *pairTests) update(dc, ds Stats, errLimit, latLimit Limit, at time.Dura
 			ot = &sequential.OddsTest{}
 			pt.latSplit[b.UpperMs] = ot
 		}
-		slowC, slowS := dc.Requests-b.Count, ds.Requests-ds.atMost(b.UpperMs)
-		ot.Update(slowC, slowC+slowS, rho)
+		slowC, slowS := hc-b.Count, hs-ds.atMost(b.UpperMs)
+		ot.Update(slowC, slowC+slowS, rhoLat)
 	}
 	for i, s := range []Stats{dc, ds} {
 		if !errLimit.Disabled && errLimit.Max > 0 {
@@ -224,7 +229,7 @@ func (pt *pairTests) update(dc, ds Stats, errLimit, latLimit Limit, at time.Dura
 		}
 		if !latLimit.Disabled && latLimit.Max > 0 {
 			if b, ok := boundAtLeast(s.Buckets, latLimit.Max); ok {
-				pt.latSLO[i].Update(s.Requests-b.Count, s.Requests, slowShare)
+				pt.latSLO[i].Update(s.histTotal()-b.Count, s.histTotal(), slowShare)
 			}
 		}
 	}
@@ -293,6 +298,16 @@ func add(a, b Stats) Stats {
 		out.Buckets = append(out.Buckets, Bucket{UpperMs: ub, Count: a.atMost(ub) + b.atMost(ub)})
 	}
 	return out
+}
+
+// histTotal is the number of requests in the latency histogram: its +Inf
+// bucket, or Requests when the buckets carry no +Inf (calls from traces,
+// counted from the same calls).
+func (s Stats) histTotal() float64 {
+	if n := len(s.Buckets); n > 0 && math.IsInf(s.Buckets[n-1].UpperMs, 1) {
+		return s.Buckets[n-1].Count
+	}
+	return s.Requests
 }
 
 // atMost is the cumulative count of the bucket with bound ub, or of the
