@@ -71,10 +71,14 @@ func checkFailedChecks(t *testing.T, n slackNote, failed []v1alpha1.CheckStatus)
 	text, f := n.msg.Text, n.fields()
 	traced := 0
 	for _, c := range failed {
-		line := fmt.Sprintf("Failed: %s on %s: canary %s vs stable %s (limit %s)",
-			c.Check, hopLabel(c.Hop), analysis.FormatValue(c.Canary, c.Unit), stableLabel(c), analysis.FormatValue(c.Limit, c.Unit))
+		line := fmt.Sprintf("Failed: %s on %s: canary %s vs stable %s (limit %s), %s",
+			c.Check, hopLabel(c.Hop), analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit), stableLabel(c),
+			analysis.FormatValue(c.Limit, c.Unit), analysis.FormatEvidence(c.Evidence, c.Threshold, c.EvidenceAtSeconds))
 		if !strings.Contains(text, line) {
 			t.Errorf("the message does not say %q", line)
+		}
+		if !strings.Contains(line, "evidence 1/α reached at") || !strings.Contains(line, "[") {
+			t.Errorf("the failed check %q carries no interval or evidence", line)
 		}
 		if c.Unit != "%" && c.Check == "error-rate" {
 			t.Errorf("the error-rate check from %s has unit %q, want %%", c.Source, c.Unit)
@@ -224,7 +228,7 @@ func stableLabel(c v1alpha1.CheckStatus) string {
 	if c.Stable == 0 && c.StableRequests == 0 {
 		return "n/a (no stable traffic)"
 	}
-	return analysis.FormatValue(c.Stable, c.Unit)
+	return analysis.FormatWithInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit)
 }
 
 // durationAfter reads the Go duration that follows label in text.

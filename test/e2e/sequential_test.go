@@ -48,8 +48,11 @@ func TestSequentialSuccessorJudgedOnItsOwnTraffic(t *testing.T) {
 			t.Errorf("the successor's inbound error-rate check failed: %s", c.Reason)
 		}
 	}
-	if since := ro.Status.Analysis.Since; since == nil || !since.After(e.get("first").Status.History[len(e.get("first").Status.History)-1].Time.Time) {
-		t.Errorf("the successor's analysis began at %v, want after its predecessor's rollback", since)
+	// Status times have whole seconds: the successor's start is not before
+	// its predecessor's rollback.
+	rolledBack := e.get("first").Status.History[len(e.get("first").Status.History)-1].Time.Time
+	if since := ro.Status.Analysis.Since; since == nil || since.Before(rolledBack) {
+		t.Errorf("the successor's analysis began at %v, want no earlier than its predecessor's rollback at %v", since, rolledBack)
 	}
 }
 
