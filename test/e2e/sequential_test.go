@@ -51,7 +51,7 @@ func TestSequentialSuccessorJudgedOnItsOwnTraffic(t *testing.T) {
 	// Status times have whole seconds: the successor's start is not before
 	// its predecessor's rollback.
 	rolledBack := e.get("first").Status.History[len(e.get("first").Status.History)-1].Time.Time
-	if since := ro.Status.Analysis.Since; since == nil || since.Before(rolledBack) {
+	if since := ro.Status.Analysis.Since; since == nil || since.Time.Before(rolledBack) {
 		t.Errorf("the successor's analysis began at %v, want no earlier than its predecessor's rollback at %v", since, rolledBack)
 	}
 }
