@@ -186,6 +186,21 @@ func restConfig(o controllerOptions) (*rest.Config, error) {
 	return cfg, nil
 }
 
+// managerCache is the manager's cache options: only namespace, when it is
+// set, and every cached object without its metadata.managedFields, which
+// serin never reads and which is often the largest part of an object, so
+// that the informers' memory follows the objects' content, not their
+// write history (the read model is fed by the same informers). Updates of
+// a cached object stay safe: the API server keeps an object's
+// managedFields when an update sends none.
+func managerCache(namespace string) cache.Options {
+	o := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	if namespace != "" {
+		o.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	}
+	return o
+}
+
 // controller wires the concrete adapters into the engine and runs it
 // until ctx ends.
 func controller(ctx context.Context, o controllerOptions, log *slog.Logger) error {
@@ -209,9 +224,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		LeaderElectionID:        "serin-controller.serin.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		GracefulShutdownTimeout: &o.ShutdownTimeout,
-	}
-	if o.Namespace != "" {
-		mopts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{o.Namespace: {}}}
+		Cache:                   managerCache(o.Namespace),
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
