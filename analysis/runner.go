@@ -43,6 +43,10 @@ type rolloutState struct {
 	used      time.Time
 }
 
+// ingestLag is how long Prometheus may take to make a scrape queryable:
+// up to a second, and never more than the interval itself.
+func ingestLag(scrape time.Duration) time.Duration { return min(scrape, time.Second) }
+
 // traceLag is how far behind now trace searches end, so that spans still
 // on their way to Jaeger are found by the next search instead of missed.
 const traceLag = 2 * time.Second
@@ -79,6 +83,9 @@ func (r *Runner) Analyze(ctx context.Context, req Request) (Result, error) {
 		ms = append(ms, st.tracker.Measurements(req.Target.Service)...) // the trace edges
 	} else {
 		inErr, hopsErr := r.observeMetrics(ctx, st, req)
+		if !st.baselined {
+			ms = append(ms, pairChecks("", "prometheus", inErr, cfg.ErrorRate, cfg.Latency)...)
+		}
 		ms = append(ms, withErrors(st.tracker.Measurements(req.Target.Service), req.Target.Service, cfg, inErr, hopsErr)...)
 		ms = append(ms, r.custom(ctx, req, cfg)...)
 	}
@@ -113,7 +120,16 @@ func (r *Runner) state(req Request) *rolloutState {
 // start (the baseline), then now, and feeds the tracker.
 func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Request) (inErr, hopsErr error) {
 	t := req.Target
-	start := st.tracker.Start()
+	// The baseline is the first scrape taken after the start: a sample's
+	// counters hold the traffic up to its scrape, so differences from an
+	// earlier one would count traffic from before the rollout (a
+	// predecessor's errors on the same canary). It is read once Prometheus
+	// has had time to ingest that scrape.
+	start := st.tracker.Start().Add(r.o.ScrapeInterval)
+	if !st.baselined && req.Now.Before(start.Add(ingestLag(r.o.ScrapeInterval))) {
+		err := fmt.Errorf("the analysis begins with the first scrape after %s: %w", st.tracker.Start().Format(time.RFC3339), ErrNoData)
+		return err, err
+	}
 	if !st.baselined {
 		in, err := r.o.Metrics.Inbound(ctx, t, start)
 		if err != nil && !errors.Is(err, ErrNoData) {
@@ -130,9 +146,6 @@ func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Reque
 			st.tracker.ObserveHops(start, hops)
 		}
 		st.baselined = true
-		if start.Equal(req.Now) {
-			return nil, nil
-		}
 	}
 	in, inErr := r.o.Metrics.Inbound(ctx, t, req.Now)
 	if inErr == nil || errors.Is(inErr, ErrNoData) {

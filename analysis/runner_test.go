@@ -93,17 +93,18 @@ func TestRunnerBaselineAtTheAnalysisStart(t *testing.T) {
 	var asked []time.Time
 	cfg := DefaultConfig()
 	cfg.Traces, cfg.Hops = false, false
-	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90, asked: &asked}})
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90, asked: &asked}, ScrapeInterval: time.Second})
 	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(10 * time.Second)}
 	res, err := r.Analyze(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(asked) != 2 || !asked[0].Equal(t0) || !asked[1].Equal(req.Now) {
-		t.Fatalf("asked for counters at %v, want the start then now", asked)
+	// The baseline is the first scrape after the start.
+	if len(asked) != 2 || !asked[0].Equal(t0.Add(time.Second)) || !asked[1].Equal(req.Now) {
+		t.Fatalf("asked for counters at %v, want a scrape after the start, then now", asked)
 	}
-	if c := check(t, res, KindErrorRate); c.CanaryRequests != 100 || c.StableRequests != 900 || res.Verdict != Pass {
-		t.Errorf("check %+v, verdict %s: want the 10 s since the start counted, and a pass", c, res.Verdict)
+	if c := check(t, res, KindErrorRate); c.CanaryRequests != 90 || c.StableRequests != 810 || res.Verdict != Pass {
+		t.Errorf("check %+v, verdict %s: want the 9 s since the first scrape after the start counted, and a pass", c, res.Verdict)
 	}
 	// A new start (a new rollout of the same name) starts a new test.
 	req.Start, req.Now = t0.Add(20*time.Second), t0.Add(20*time.Second)
@@ -117,7 +118,7 @@ func TestRunnerBaselineAtTheAnalysisStart(t *testing.T) {
 func TestRunnerFailsABadCanary(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Traces, cfg.Hops = false, false
-	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0, canary: 20, stable: 180, errRate: 0.5}})
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0, canary: 20, stable: 180, errRate: 0.5}, ScrapeInterval: time.Second})
 	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(2 * time.Second)}
 	res, _ := r.Analyze(context.Background(), req)
 	if res.Verdict != Fail || !strings.Contains(res.Reason, "error rate canary 50%") {
@@ -134,8 +135,9 @@ func TestRunnerWithoutMetricsIsNeverAPass(t *testing.T) {
 }
 
 func TestRunnerUnavailableSourceIsInconclusive(t *testing.T) {
-	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{err: fmt.Errorf("dial: connection refused: %w", ErrUnavailable)}})
-	res, _ := r.Analyze(context.Background(), Request{Config: DefaultConfig(), Now: time.Now()})
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{err: fmt.Errorf("dial: connection refused: %w", ErrUnavailable)}, ScrapeInterval: time.Second})
+	req := Request{Config: DefaultConfig(), Start: t0, Now: t0.Add(3 * time.Second)}
+	res, _ := r.Analyze(context.Background(), req)
 	if res.Verdict != Inconclusive || !res.NoData || !strings.Contains(res.Reason, "data source unavailable") {
 		t.Fatalf("verdict %s reason %q: want Inconclusive saying the source is unavailable", res.Verdict, res.Reason)
 	}
@@ -155,12 +157,28 @@ func TestRunnerStartInWholeSeconds(t *testing.T) {
 	var asked []time.Time
 	cfg := DefaultConfig()
 	cfg.Traces, cfg.Hops = false, false
-	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90, asked: &asked}})
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90, asked: &asked}, ScrapeInterval: time.Second})
 	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Now: t0.Add(1500 * time.Millisecond)}
-	_, _ = r.Analyze(context.Background(), req)
+	_, _ = r.Analyze(context.Background(), req) // starts at t0+1s, in whole seconds: too early for a baseline
 	req.Start, req.Now = t0.Add(time.Second), t0.Add(3*time.Second)
+	_, _ = r.Analyze(context.Background(), req) // the baseline (t0+2s) and a reading
+	req.Now = t0.Add(5 * time.Second)
 	res, _ := r.Analyze(context.Background(), req)
-	if c := check(t, res, KindErrorRate); c.CanaryRequests != 20 {
-		t.Errorf("canary requests %v since the start, want 20: the tests were restarted (asked at %v)", c.CanaryRequests, asked)
+	if c := check(t, res, KindErrorRate); c.CanaryRequests != 30 {
+		t.Errorf("canary requests %v since the baseline, want 30: the tests were restarted (asked at %v)", c.CanaryRequests, asked)
+	}
+}
+
+// Until the first scrape after the start is queryable, nothing is read:
+// a difference from an earlier scrape would count traffic from before the
+// rollout, such as a predecessor's errors on the same canary.
+func TestRunnerWaitsForTheFirstScrapeAfterTheStart(t *testing.T) {
+	var asked []time.Time
+	cfg := DefaultConfig()
+	cfg.Traces, cfg.Hops = false, false
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90, asked: &asked}, ScrapeInterval: time.Second})
+	res, _ := r.Analyze(context.Background(), Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(1500 * time.Millisecond)})
+	if len(asked) != 0 || res.Verdict != Inconclusive || !res.NoData || !strings.Contains(res.Reason, "begins with the first scrape after") {
+		t.Fatalf("asked at %v, verdict %s (%s): want nothing read yet, and no data", asked, res.Verdict, res.Reason)
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/serin-dev/serin/api/readmodel"
 )
 
 // operation describes one route for the OpenAPI document.
@@ -20,11 +23,16 @@ type operation struct {
 	status       int          // the success status
 	result       reflect.Type // its JSON body; nil with stream
 	stream       bool         // a text/event-stream answer
+	events       string       // with stream: the events it sends
 	errors       []int        // the error statuses the handler answers
 	public       bool         // no bearer token needed
 }
 
-type queryParam struct{ name, description string }
+// queryParam is a query parameter; its schema is a string unless given.
+type queryParam struct {
+	name, description string
+	schema            map[string]any
+}
 
 // Error statuses every authenticated operation may answer.
 var authErrors = []int{http.StatusUnauthorized, http.StatusTooManyRequests, http.StatusInternalServerError}
@@ -34,8 +42,20 @@ var authErrors = []int{http.StatusUnauthorized, http.StatusTooManyRequests, http
 var operations = []operation{
 	{method: "GET", path: "/api/v1/openapi.json", id: "getOpenAPI", summary: "This OpenAPI document. It needs no token.",
 		status: 200, result: reflect.TypeFor[map[string]any](), public: true},
-	{method: "GET", path: "/api/v1/rollouts", id: "listRollouts", summary: "List rollouts, sorted by namespace and name. Needs list on rollouts.serin.dev (cluster-wide without a namespace).",
-		query:  []queryParam{{"namespace", "only this namespace"}, {"phase", "only this phase: Pending, Progressing, Paused, Succeeded, RolledBack, Aborted or Failed"}},
+	{method: "GET", path: "/api/v1/rollouts", id: "listRollouts",
+		summary: "List rollouts: a page of summaries (phase, step, weight, target, last verdict, a short reason; not the status), " +
+			"active rollouts first, then by namespace and name. Follow \"continue\" for the next page. The full status is GET /api/v1/rollouts/{ns}/{name}. " +
+			"A bad parameter is a 400 that names it. Needs list on rollouts.serin.dev (cluster-wide without a namespace).",
+		query: []queryParam{
+			{name: "namespace", description: "only this namespace"},
+			{name: "phase", description: "only this phase: Pending (which includes rollouts the controller has not picked up yet), Progressing, Paused, Succeeded, RolledBack, Aborted or Failed"},
+			{name: "limit", description: fmt.Sprintf("the most items in the page: 1 to %d, default %d", MaxListLimit, DefaultListLimit),
+				schema: map[string]any{"type": "integer", "minimum": 1, "maximum": MaxListLimit, "default": DefaultListLimit}},
+			{name: "continue", description: "the \"continue\" of the previous page, with the same filters: the page starts after that page's last item. " +
+				"It is a position, not a snapshot: a rollout that ends between two pages moves behind the active ones and may be seen twice or not at all."},
+			{name: "fields", description: "a comma-separated selection of the summary's fields, e.g. name,phase,weight; each item then holds only these. " +
+				"An unknown field is a 400 that names it. Fields: " + strings.Join(readmodel.SummaryFields, ", ")},
+		},
 		status: 200, result: reflect.TypeFor[RolloutList](), errors: []int{400, 403, 503}},
 	{method: "POST", path: "/api/v1/rollouts", id: "createRollout", summary: "Start a rollout: create the Rollout resource. Needs create.",
 		body: reflect.TypeFor[CreateRequest](), status: 201, result: reflect.TypeFor[Rollout](), errors: []int{400, 403, 409, 422, 503}},
@@ -44,10 +64,16 @@ var operations = []operation{
 	{method: "GET", path: "/api/v1/rollouts/{ns}/{name}/series", id: "getSeries", summary: "The rollout's recent analysis ticks, oldest first, for charts. Needs get.",
 		status: 200, result: reflect.TypeFor[SeriesList](), errors: []int{403, 404, 503}},
 	{method: "GET", path: "/api/v1/rollouts/{ns}/{name}/events", id: "streamRollout", stream: true, status: 200, errors: []int{403, 404, 429, 503},
-		summary: "Server-Sent Events: \"rollout\" (a RolloutEvent) now and on each change, \": ping\" comments every 15s, and \"deleted\" (a DeletedEvent) before the stream ends. A client that falls behind, or does not take a write within 10s (by default), is dropped; reconnect. A user has at most 20 streams open (by default). Needs get."},
+		events: "event: rollout, data: RolloutEvent (first, whole); event: patch, data: a JSON merge patch (RFC 7386) from the previous event's RolloutEvent to the new one; event: deleted, data: DeletedEvent",
+		summary: "Server-Sent Events: \"rollout\" (the whole RolloutEvent) first, then a \"patch\" per change: a JSON merge patch (RFC 7386) of the previous event's RolloutEvent, " +
+			"holding only what changed (null for a member removed; arrays whole); \": ping\" comments every 15s, and \"deleted\" (a DeletedEvent) before the stream ends. " +
+			"A client that falls behind, or does not take a write within 10s (by default), is dropped; reconnect, which starts again with a whole \"rollout\". " +
+			"A user has at most 20 streams open (by default). Needs get."},
 	{method: "GET", path: "/api/v1/events", id: "streamRollouts", stream: true, status: 200, errors: []int{403, 429, 503},
-		query:   []queryParam{{"namespace", "only this namespace"}},
-		summary: "Server-Sent Events for list views: a \"rollout\" event per rollout now, then one per change, \"deleted\" events, and \": ping\" comments. Needs list."},
+		query:  []queryParam{{name: "namespace", description: "only this namespace"}},
+		events: "event: summary, data: Summary; event: deleted, data: DeletedEvent",
+		summary: "Server-Sent Events for list views: a \"summary\" event (the list's Summary) per rollout now, in the list order, then one per change that shows something new " +
+			"(a new resourceVersion alone sends nothing), \"deleted\" events, and \": ping\" comments. Needs list."},
 	{method: "POST", path: "/api/v1/rollouts/{ns}/{name}/pause", id: "pauseRollout", summary: "Hold the rollout at its weight (spec.paused). Needs patch.",
 		status: 200, result: reflect.TypeFor[Rollout](), errors: []int{403, 404, 409}},
 	{method: "POST", path: "/api/v1/rollouts/{ns}/{name}/resume", id: "resumeRollout", summary: "Resume a paused rollout. Needs patch.",
@@ -126,7 +152,11 @@ func (op operation) document(g *schemas) map[string]any {
 		}
 	}
 	for _, q := range op.query {
-		params = append(params, map[string]any{"name": q.name, "in": "query", "description": q.description, "schema": map[string]any{"type": "string"}})
+		schema := q.schema
+		if schema == nil {
+			schema = map[string]any{"type": "string"}
+		}
+		params = append(params, map[string]any{"name": q.name, "in": "query", "description": q.description, "schema": schema})
 	}
 	doc := map[string]any{"operationId": op.id, "summary": op.summary, "responses": op.responses(g)}
 	if len(params) > 0 {
@@ -146,9 +176,10 @@ func (op operation) responses(g *schemas) map[string]any {
 	switch {
 	case op.stream:
 		g.define(reflect.TypeFor[RolloutEvent]())
+		g.define(reflect.TypeFor[RolloutSummary]())
 		g.define(reflect.TypeFor[DeletedEvent]())
 		ok["content"] = map[string]any{"text/event-stream": map[string]any{"schema": map[string]any{
-			"type": "string", "description": "event: rollout, data: RolloutEvent; event: deleted, data: DeletedEvent",
+			"type": "string", "description": op.events,
 		}}}
 	case op.result != nil:
 		ok["content"] = jsonContent(g.of(op.result))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/serin-dev/serin/api"
+	"github.com/serin-dev/serin/api/readmodel"
 )
 
 // ginParam matches a gin path parameter such as :ns.
@@ -75,7 +76,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"ErrorBody", "Rollout", "RolloutSpec", "RolloutStatus", "CheckStatus", "Point", "RolloutEvent", "CreateRequest"} {
+	for _, name := range []string{"ErrorBody", "Rollout", "RolloutSpec", "RolloutStatus", "CheckStatus", "Point", "RolloutEvent", "Summary", "RolloutList", "CreateRequest"} {
 		if doc.Components.Schemas[name] == nil {
 			t.Errorf("schema %s is missing", name)
 		}
@@ -93,5 +94,34 @@ func TestOpenAPIServed(t *testing.T) {
 	r := e.call(t, http.MethodGet, "/api/v1/openapi.json", "", nil)
 	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/json" || string(r.body) != string(api.OpenAPI()) {
 		t.Fatalf("GET openapi.json: status %d, %s", r.status, r.header.Get("Content-Type"))
+	}
+}
+
+// The list's parameters and its summary's fields are documented.
+func TestOpenAPIDocumentsTheList(t *testing.T) {
+	var doc openAPIDoc
+	if err := json.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var params []string
+	for _, p := range doc.Paths["/api/v1/rollouts"]["get"].Parameters {
+		params = append(params, p.Name)
+	}
+	if want := []string{"namespace", "phase", "limit", "continue", "fields"}; !slices.Equal(params, want) {
+		t.Errorf("GET /api/v1/rollouts parameters = %v, want %v", params, want)
+	}
+	summary, _ := doc.Components.Schemas["Summary"].(map[string]any)
+	props, _ := summary["properties"].(map[string]any)
+	for _, f := range readmodel.SummaryFields {
+		if props[f] == nil {
+			t.Errorf("the Summary schema lacks %s", f)
+		}
+	}
+	if len(props) != len(readmodel.SummaryFields) {
+		t.Errorf("the Summary schema has %d properties, want %d", len(props), len(readmodel.SummaryFields))
+	}
+	list := toJSON(doc.Components.Schemas["RolloutList"])
+	if !strings.Contains(list, "#/components/schemas/Summary") || !strings.Contains(list, "continue") {
+		t.Errorf("RolloutList = %s, want items of Summary and continue", list)
 	}
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	sigsjson "sigs.k8s.io/json"
 
-	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -50,11 +48,6 @@ type Rollout struct {
 	Status   v1alpha1.RolloutStatus `json:"status"`
 }
 
-// RolloutList is the JSON shape of GET /api/v1/rollouts.
-type RolloutList struct {
-	Items []Rollout `json:"items"`
-}
-
 func view(r *v1alpha1.Rollout) Rollout {
 	v := Rollout{
 		Namespace: r.Namespace, Name: r.Name, UID: string(r.UID),
@@ -70,42 +63,6 @@ func view(r *v1alpha1.Rollout) Rollout {
 		}
 	}
 	return v
-}
-
-// phases are the values accepted by the phase filter.
-var phases = []v1alpha1.Phase{
-	v1alpha1.PhasePending, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseSucceeded,
-	v1alpha1.PhaseRolledBack, v1alpha1.PhaseAborted, v1alpha1.PhaseFailed,
-}
-
-func (s *server) listRollouts(c *gin.Context) {
-	f := readmodel.Filter{Namespace: c.Query("namespace"), Phase: v1alpha1.Phase(c.Query("phase"))}
-	if f.Phase != "" && !validPhase(f.Phase) {
-		abort(c, s.Log, errorf(http.StatusBadRequest, []string{fmt.Sprintf("phase must be one of %v", phases)}, "unknown phase %q", f.Phase))
-		return
-	}
-	if !s.authorize(c, Action{Verb: "list", Namespace: f.Namespace}) || !s.synced(c) {
-		return
-	}
-	items, err := s.Store.List(f)
-	if err != nil {
-		abort(c, s.Log, err)
-		return
-	}
-	out := RolloutList{Items: make([]Rollout, 0, len(items))}
-	for _, r := range items {
-		out.Items = append(out.Items, view(r))
-	}
-	c.JSON(http.StatusOK, out)
-}
-
-func validPhase(p v1alpha1.Phase) bool {
-	for _, q := range phases {
-		if p == q {
-			return true
-		}
-	}
-	return false
 }
 
 // synced answers 503 while the read model is still loading, so that an

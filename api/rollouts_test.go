@@ -55,6 +55,7 @@ func TestCreateGetList(t *testing.T) {
 		{"?namespace=" + ns, 1},
 		{"?namespace=" + ns + "&phase=Progressing", 1},
 		{"?namespace=" + ns + "&phase=Paused", 0},
+		{"?namespace=" + ns + "&phase=Pending", 0},
 		{"?namespace=nowhere", 0},
 	} {
 		r := e.call(t, http.MethodGet, "/api/v1/rollouts"+tc.query, viewerToken, nil)
@@ -65,6 +66,20 @@ func TestCreateGetList(t *testing.T) {
 		if len(l.Items) != tc.want {
 			t.Errorf("list %s: %d items, want %d", tc.query, len(l.Items), tc.want)
 		}
+	}
+	// The list holds the summary; the status comes only for one rollout.
+	r = e.call(t, http.MethodGet, "/api/v1/rollouts?namespace="+ns, viewerToken, nil)
+	var l api.RolloutList
+	if err := json.Unmarshal(r.body, &l); err != nil || len(l.Items) != 1 {
+		t.Fatalf("list: %s (%v)", r.body, err)
+	}
+	want := api.RolloutSummary{Namespace: ns, Name: "checkout-v2", Phase: v1alpha1.PhaseProgressing, Active: true, Step: "1/4",
+		Target: "checkout: v1 → v2", CreatedAt: got.CreatedAt, UpdatedAt: got.CreatedAt, ResourceVersion: got.ResourceVersion}
+	if l.Items[0] != want {
+		t.Errorf("list item =\n %+v\nwant\n %+v", l.Items[0], want)
+	}
+	if strings.Contains(string(r.body), `"status"`) || l.Continue != "" {
+		t.Errorf("list = %s, want summaries and no continue", r.body)
 	}
 	all := e.call(t, http.MethodGet, "/api/v1/rollouts", viewerToken, nil)
 	if all.status != http.StatusOK || !strings.Contains(string(all.body), ns) {

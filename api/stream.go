@@ -27,6 +27,12 @@ type SeriesList struct {
 
 // RolloutEvent is the data of an SSE "rollout" event: the same JSON as GET
 // /api/v1/rollouts/{ns}/{name}, plus the newest point of its series.
+//
+// The stream of one rollout sends it whole once, as its first event; each
+// later change comes as a "patch" event whose data is the JSON merge patch
+// (RFC 7386) from the stream's previous event to the new RolloutEvent:
+// only the members that changed, null for one removed, arrays whole.
+// ApplyMergePatch applies one.
 type RolloutEvent struct {
 	Rollout
 	// Point is the rollout's newest analysis tick, absent before the first.
@@ -44,7 +50,9 @@ var ping = []byte(": ping\n\n")
 
 // SSE event names.
 const (
-	sseRollout = "rollout"
+	sseRollout = "rollout" // a whole RolloutEvent
+	ssePatch   = "patch"   // a merge patch to the previous RolloutEvent
+	sseSummary = "summary" // a RolloutSummary, on list streams
 	sseDeleted = "deleted"
 )
 
@@ -61,8 +69,8 @@ func (s *server) getSeries(c *gin.Context) {
 }
 
 // streamRollout handles GET /api/v1/rollouts/{ns}/{name}/events: the
-// rollout now, then each change, until the client leaves or the rollout is
-// deleted.
+// rollout now, whole, then each change as a merge patch, until the client
+// leaves or the rollout is deleted.
 func (s *server) streamRollout(c *gin.Context) {
 	ns, name := c.Param("ns"), c.Param("name")
 	if !s.authorize(c, Action{Verb: "get", Namespace: ns, Name: name}) || !s.synced(c) {
@@ -82,8 +90,8 @@ func (s *server) streamRollout(c *gin.Context) {
 		return
 	}
 	w := s.startStream(c)
-	sent := map[string]string{} // id -> resourceVersion sent, to skip repeats
-	if w.rollout(r, s.latestPoint(r), sent) != nil {
+	var d delta
+	if w.rollout(&d, r, s.latestPoint(r)) != nil {
 		return
 	}
 	w.loop(events, func(e readmodel.Event) (bool, error) {
@@ -93,13 +101,14 @@ func (s *server) streamRollout(c *gin.Context) {
 		if e.Type == readmodel.EventDelete {
 			return false, w.deleted(e.Rollout)
 		}
-		return true, w.rollout(e.Rollout, e.Point, sent)
+		return true, w.rollout(&d, e.Rollout, e.Point)
 	})
 }
 
-// streamAll handles GET /api/v1/events?namespace=: every rollout of the
-// namespace (or of all namespaces) now, then every change and deletion,
-// until the client leaves.
+// streamAll handles GET /api/v1/events?namespace=: the summary of every
+// rollout of the namespace (or of all namespaces) now, in the list order,
+// then a summary per change that shows something new, and a deletion
+// event per deletion, until the client leaves.
 func (s *server) streamAll(c *gin.Context) {
 	ns := c.Query("namespace")
 	if !s.authorize(c, Action{Verb: "list", Namespace: ns}) || !s.synced(c) {
@@ -112,15 +121,15 @@ func (s *server) streamAll(c *gin.Context) {
 	defer release()
 	events, cancel := s.Store.Subscribe(streamBuffer)
 	defer cancel()
-	items, err := s.Store.List(readmodel.Filter{Namespace: ns})
+	rows, err := s.Store.Summaries(readmodel.Filter{Namespace: ns})
 	if err != nil {
 		abort(c, s.Log, err)
 		return
 	}
 	w := s.startStream(c)
-	sent := map[string]string{}
-	for _, r := range items {
-		if w.rollout(r, s.latestPoint(r), sent) != nil {
+	sent := map[string]*readmodel.Row{} // namespace/name -> the row last sent
+	for _, r := range rows {
+		if w.summary(r, sent) != nil {
 			return
 		}
 	}
@@ -132,7 +141,7 @@ func (s *server) streamAll(c *gin.Context) {
 			delete(sent, e.Rollout.Namespace+"/"+e.Rollout.Name)
 			return true, w.deleted(e.Rollout)
 		}
-		return true, w.rollout(e.Rollout, e.Point, sent)
+		return true, w.summary(e.Row, sent)
 	})
 }
 
@@ -234,23 +243,71 @@ func (s *server) stillAllowed(c *gin.Context) bool {
 	return ok
 }
 
-// send writes one event and flushes it.
+// send writes one event, data encoded as JSON, and flushes it.
 func (w *sseWriter) send(event string, data any) error {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("SSE %s event: %w", event, err)
 	}
-	return w.write(fmt.Appendf(nil, "event: %s\ndata: %s\n\n", event, b))
+	return w.sendRaw(event, b)
 }
 
-// rollout sends r unless its resourceVersion was the last one sent.
-func (w *sseWriter) rollout(r *v1alpha1.Rollout, p *readmodel.Point, sent map[string]string) error {
-	key := r.Namespace + "/" + r.Name
-	if r.ResourceVersion != "" && sent[key] == r.ResourceVersion {
+// sendRaw writes one event whose data is b, one line of JSON.
+func (w *sseWriter) sendRaw(event string, b []byte) error {
+	msg := make([]byte, 0, len(event)+len(b)+16)
+	msg = append(append(append(msg, "event: "...), event...), "\ndata: "...)
+	msg = append(append(msg, b...), "\n\n"...)
+	return w.write(msg)
+}
+
+// delta is what a stream of one rollout sent last: the data of its
+// previous event, decoded, to make the next patch from.
+type delta struct {
+	resourceVersion string
+	doc             map[string]any // nil before the first event
+}
+
+// rollout sends r: whole in a "rollout" event the first time, then as a
+// "patch" event holding only what changed since the previous event, and
+// nothing when nothing did (the same resourceVersion, or the same JSON).
+func (w *sseWriter) rollout(d *delta, r *v1alpha1.Rollout, p *readmodel.Point) error {
+	if d.doc != nil && r.ResourceVersion != "" && r.ResourceVersion == d.resourceVersion {
 		return nil
 	}
-	sent[key] = r.ResourceVersion
-	return w.send(sseRollout, RolloutEvent{Rollout: view(r), Point: p})
+	b, err := json.Marshal(RolloutEvent{Rollout: view(r), Point: p})
+	if err != nil {
+		return fmt.Errorf("SSE rollout event of %s/%s: %w", r.Namespace, r.Name, err)
+	}
+	v, err := decodeJSON(b)
+	if err != nil {
+		return fmt.Errorf("SSE rollout event of %s/%s: %w", r.Namespace, r.Name, err)
+	}
+	doc := v.(map[string]any) // a RolloutEvent is an object
+	prev := d.doc
+	d.doc, d.resourceVersion = doc, r.ResourceVersion
+	if prev == nil {
+		return w.sendRaw(sseRollout, b)
+	}
+	patch := mergePatch(prev, doc)
+	if len(patch) == 0 {
+		return nil
+	}
+	pb, err := json.Marshal(patch)
+	if err != nil {
+		return fmt.Errorf("SSE patch event of %s/%s: %w", r.Namespace, r.Name, err)
+	}
+	return w.sendRaw(ssePatch, pb)
+}
+
+// summary sends row in a "summary" event unless the row last sent for the
+// same rollout shows the same (a new resourceVersion alone is not sent).
+func (w *sseWriter) summary(row *readmodel.Row, sent map[string]*readmodel.Row) error {
+	key := row.Summary.Namespace + "/" + row.Summary.Name
+	if prev := sent[key]; prev != nil && prev.ShowsSame(row) {
+		return nil
+	}
+	sent[key] = row
+	return w.sendRaw(sseSummary, row.JSON())
 }
 
 func (w *sseWriter) deleted(r *v1alpha1.Rollout) error {

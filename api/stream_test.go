@@ -27,6 +27,7 @@ type sseEvent struct {
 type stream struct {
 	header http.Header
 	events chan sseEvent // closed at the end of the stream
+	doc    []byte        // the rollout as the stream's events so far make it
 }
 
 // openStream GETs path and reads its events until the stream ends or the
@@ -94,11 +95,36 @@ func (s *stream) rolloutEvent(t *testing.T) api.RolloutEvent {
 	if !ok || ev.Name != "rollout" {
 		t.Fatalf("got %+v (open %v), want a rollout event", ev, ok)
 	}
+	s.doc = []byte(ev.Data)
 	var re api.RolloutEvent
 	if err := json.Unmarshal([]byte(ev.Data), &re); err != nil {
 		t.Fatalf("rollout event data %q: %v", ev.Data, err)
 	}
 	return re
+}
+
+// patchEvent reads the next event, requires a "patch" event, applies it
+// to the stream's previous document and returns the result and the patch.
+func (s *stream) patchEvent(t *testing.T) (api.RolloutEvent, map[string]any) {
+	t.Helper()
+	ev, ok := s.next(t)
+	if !ok || ev.Name != "patch" {
+		t.Fatalf("got %+v (open %v), want a patch event", ev, ok)
+	}
+	var patch map[string]any
+	if err := json.Unmarshal([]byte(ev.Data), &patch); err != nil {
+		t.Fatalf("patch event data %q: %v", ev.Data, err)
+	}
+	doc, err := api.ApplyMergePatch(s.doc, []byte(ev.Data))
+	if err != nil {
+		t.Fatalf("apply patch %s: %v", ev.Data, err)
+	}
+	s.doc = doc
+	var re api.RolloutEvent
+	if err := json.Unmarshal(doc, &re); err != nil {
+		t.Fatalf("patched document %s: %v", doc, err)
+	}
+	return re, patch
 }
 
 // setStatus changes the status of ns/name through the status subresource,
@@ -142,13 +168,28 @@ func TestStreamRollout(t *testing.T) {
 	e.setStatus(t, ns, "a", tick(t0, 10, 90))
 	e.setStatus(t, ns, "a", tick(t0.Add(2*time.Second), 25, 120))
 
-	got := one.rolloutEvent(t)
+	// Later events are deltas: only what changed, never the unchanged spec.
+	got, patch := one.patchEvent(t)
 	if got.Status.Phase != v1alpha1.PhaseProgressing || got.Status.CanaryWeight != 10 || got.Point == nil || !got.Point.Time.Equal(t0) {
 		t.Fatalf("second event = %+v, point %+v", got.Status, got.Point)
 	}
-	got = one.rolloutEvent(t)
+	if _, has := patch["spec"]; has || patch["status"] == nil || patch["resourceVersion"] == nil {
+		t.Errorf("patch = %v, want status and resourceVersion, no spec", patch)
+	}
+	got, patch = one.patchEvent(t)
 	if got.Status.CanaryWeight != 25 || got.Point == nil || got.Point.CanaryWeight != 25 || got.Point.Checks[0].Canary != 120 {
 		t.Fatalf("third event = %+v, point %+v", got.Status, got.Point)
+	}
+	if st := patch["status"].(map[string]any); st["phase"] != nil || st["canaryWeight"] == nil {
+		t.Errorf("patch status = %v, want the weight and not the unchanged phase", st)
+	}
+	// The deltas add up to the rollout as GET shows it.
+	var want api.RolloutEvent
+	if err := json.Unmarshal(e.call(t, http.MethodGet, "/api/v1/rollouts/"+ns+"/a", viewerToken, nil).body, &want.Rollout); err != nil {
+		t.Fatal(err)
+	}
+	if g, w := toJSON(got.Rollout), toJSON(want.Rollout); g != w {
+		t.Errorf("the stream's rollout\n %s\nGET's\n %s", g, w)
 	}
 	r := e.call(t, http.MethodGet, "/api/v1/rollouts/"+ns+"/a/series", viewerToken, nil)
 	var series api.SeriesList
@@ -166,7 +207,8 @@ func TestStreamRollout(t *testing.T) {
 		t.Fatalf("the stream went on after the delete: %+v", ev)
 	}
 
-	// The list stream saw the same changes, in order, and stays open.
+	// The list stream saw the same changes, in order, as summaries, and
+	// stays open.
 	weights := []int32{}
 	for {
 		ev, ok := all.next(t)
@@ -176,12 +218,47 @@ func TestStreamRollout(t *testing.T) {
 		if ev.Name == "deleted" {
 			break
 		}
-		var re api.RolloutEvent
-		_ = json.Unmarshal([]byte(ev.Data), &re)
-		weights = append(weights, re.Status.CanaryWeight)
+		if ev.Name != "summary" {
+			t.Fatalf("list stream event %q, want summary", ev.Name)
+		}
+		var sum api.RolloutSummary
+		_ = json.Unmarshal([]byte(ev.Data), &sum)
+		if strings.Contains(ev.Data, `"status"`) || sum.Name != "a" || !strings.HasSuffix(sum.Step, "/4") {
+			t.Errorf("summary event = %s", ev.Data)
+		}
+		weights = append(weights, sum.Weight)
 	}
 	if len(weights) < 3 || weights[0] != 0 || weights[len(weights)-2] != 10 || weights[len(weights)-1] != 25 {
 		t.Errorf("list stream weights = %v, want 0 … 10, 25", weights)
+	}
+}
+
+// TestStreamSkipsWhatShowsNothingNew: a change that the summary does not
+// show (here an annotation: a new resourceVersion alone) sends nothing on
+// the list stream, and a patch of only metadata on the rollout's stream.
+func TestStreamSkipsWhatShowsNothingNew(t *testing.T) {
+	e := getEnv(t)
+	ns := e.namespace(t)
+	e.mustCreate(t, ns, "a", "vs-a")
+	all := e.openStream(t, e.srv.URL, "/api/v1/events?namespace="+ns, viewerToken)
+	one := e.openStream(t, e.srv.URL, "/api/v1/rollouts/"+ns+"/a/events", viewerToken)
+	if ev, _ := all.next(t); ev.Name != "summary" {
+		t.Fatalf("first list event = %+v", ev)
+	}
+	one.rolloutEvent(t)
+
+	r := e.get(t, ns, "a")
+	r.Annotations = map[string]string{"example.com/note": "unrelated"}
+	if err := e.kube.Update(t.Context(), &r); err != nil {
+		t.Fatal(err)
+	}
+	_, patch := one.patchEvent(t)
+	if _, has := patch["status"]; has {
+		t.Errorf("an annotation's patch = %v, want no status", patch)
+	}
+	e.setStatus(t, ns, "a", tick(time.Now(), 10, 90))
+	if ev, _ := all.next(t); ev.Name != "summary" || !strings.Contains(ev.Data, `"weight":10`) {
+		t.Errorf("after the annotation and a tick, the list stream sent %+v, want only the tick's summary", ev)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -58,13 +59,14 @@ type hopRow struct {
 
 func (c *Console) detail(ro *v1alpha1.Rollout) detailView {
 	st := ro.Status
+	sum := readmodel.Summarize(ro) // the phase, target and time the list shows, too
 	v := detailView{
-		Namespace: ro.Namespace, Name: ro.Name, Phase: phaseOf(ro), Message: st.Message,
-		Created: ro.CreationTimestamp.Time, Changed: changedAt(ro),
+		Namespace: ro.Namespace, Name: ro.Name, Phase: string(sum.Phase), Message: st.Message,
+		Created: sum.CreatedAt, Changed: sum.UpdatedAt,
 		Paused: ro.Spec.Paused, Terminal: st.Phase.Terminal(),
 		Weight: st.CanaryWeight, Stable: 100 - st.CanaryWeight,
 		Verdict: st.Analysis.LastVerdict, Reason: st.Analysis.LastReason,
-		Target: target(ro), Outcome: outcome(ro), TraceURL: c.opts.TraceURL,
+		Target: sum.Target, Outcome: outcome(ro), TraceURL: c.opts.TraceURL,
 	}
 	if v.Outcome != "" {
 		v.Message = "" // the outcome says it, prominently
@@ -79,14 +81,6 @@ func (c *Console) detail(ro *v1alpha1.Rollout) detailView {
 	v.History = slices.Clone(st.History)
 	slices.Reverse(v.History)
 	return v
-}
-
-func target(ro *v1alpha1.Rollout) string {
-	s := ro.Spec
-	if s.StableHost != "" {
-		return s.VirtualService + ": " + s.StableHost + " → " + s.CanaryHost
-	}
-	return s.VirtualService + ": " + s.StableSubset + " → " + s.CanarySubset
 }
 
 // outcome says why a rollout ended without success, in plain words.

@@ -3,27 +3,19 @@ package web
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/serin-dev/serin/api"
 	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
-// rolloutRow is one line of the list page.
-type rolloutRow struct {
-	Namespace, Name string
-	Phase           string
-	Step            string // "2/4", or "–" before the first step
-	Weight          int32
-	Created         time.Time
-	Changed         time.Time
-}
-
 type listView struct {
 	Namespace string // the filter, empty for all
 	Loading   bool   // the read model has not synced yet
-	Rows      []rolloutRow
+	// Rows are the API's summaries, in the API's order: active rollouts
+	// first, then by namespace and name. list.js redraws them from the
+	// same summaries.
+	Rows []readmodel.Summary
 }
 
 func (c *Console) listPage(w http.ResponseWriter, r *http.Request) {
@@ -35,36 +27,17 @@ func (c *Console) listPage(w http.ResponseWriter, r *http.Request) {
 	if !c.allowed(w, r, s, api.Action{Verb: "list", Namespace: ns}) {
 		return
 	}
-	items, err := c.opts.Store.List(readmodel.Filter{Namespace: ns})
+	rows, err := c.opts.Store.Summaries(readmodel.Filter{Namespace: ns})
 	if err != nil {
 		c.opts.Log.Error("console: list rollouts", "err", err)
 		c.errorPage(w, r, s, http.StatusInternalServerError, "The rollouts could not be listed.")
 		return
 	}
-	v := listView{Namespace: ns, Loading: !c.opts.Store.Synced()}
-	for _, ro := range items {
-		v.Rows = append(v.Rows, row(ro))
+	v := listView{Namespace: ns, Loading: !c.opts.Store.Synced(), Rows: make([]readmodel.Summary, 0, len(rows))}
+	for _, row := range rows {
+		v.Rows = append(v.Rows, row.Summary)
 	}
 	c.render(w, http.StatusOK, "list", layout{Title: "Rollouts", User: s.user.Name, CSRF: s.csrf, Page: v})
-}
-
-func row(ro *v1alpha1.Rollout) rolloutRow {
-	return rolloutRow{
-		Namespace: ro.Namespace, Name: ro.Name, Phase: phaseOf(ro),
-		Step:    stepText(ro),
-		Weight:  ro.Status.CanaryWeight,
-		Created: ro.CreationTimestamp.Time,
-		Changed: changedAt(ro),
-	}
-}
-
-// phaseOf names a phase for display; a rollout the controller has not
-// picked up yet has none.
-func phaseOf(ro *v1alpha1.Rollout) string {
-	if ro.Status.Phase == "" {
-		return "New"
-	}
-	return string(ro.Status.Phase)
 }
 
 func steps(ro *v1alpha1.Rollout) []int32 {
@@ -72,25 +45,6 @@ func steps(ro *v1alpha1.Rollout) []int32 {
 		return ro.Spec.Steps
 	}
 	return v1alpha1.DefaultSteps
-}
-
-func stepText(ro *v1alpha1.Rollout) string {
-	n := len(steps(ro))
-	if ro.Status.Phase == "" || ro.Status.CurrentStep < 0 {
-		return fmt.Sprintf("0/%d", n)
-	}
-	return fmt.Sprintf("%d/%d", min(int(ro.Status.CurrentStep)+1, n), n)
-}
-
-// changedAt is when the rollout last changed phase or step.
-func changedAt(ro *v1alpha1.Rollout) time.Time {
-	if h := ro.Status.History; len(h) > 0 {
-		return h[len(h)-1].Time.Time
-	}
-	if t := ro.Status.StepStartedAt; t != nil {
-		return t.Time
-	}
-	return ro.CreationTimestamp.Time
 }
 
 // allowed asks the Authorizer, as the API would, and answers 403 (or 503

@@ -15,11 +15,15 @@ const (
 	EventDelete EventType = "delete" // removed
 )
 
-// Event is one change in the read model. Rollout and Point are shared
-// between all subscribers and must not be modified; copy them first.
+// Event is one change in the read model. Rollout, Row and Point are
+// shared between all subscribers and must not be modified; copy them
+// first.
 type Event struct {
 	Type    EventType
 	Rollout *v1alpha1.Rollout
+	// Row is the rollout's list row: the new one after an upsert, the last
+	// one before a delete.
+	Row *Row
 	// Point is the newest point of the rollout's series after an upsert
 	// (nil when it has none): the tick this change recorded, or an
 	// earlier one when the change was not a new tick.

@@ -1,13 +1,18 @@
 // Package readmodel is the API's in-memory view of the Rollouts: a
 // go-memdb database that an informer keeps up to date, indexed by id
-// (namespace/name), namespace, phase and VirtualService. The REST API and
-// the console read from it; they write through the Kubernetes API and
-// see their writes arrive here through the informer.
+// (namespace/name), by VirtualService, and in the list order (active
+// rollouts first, then by namespace and name) overall, per namespace, per
+// phase and per both. Each row holds the Rollout and its
+// Summary, computed and encoded once when the version arrives, so that a
+// list is a walk over an index. The REST API and the console read from
+// it; they write through the Kubernetes API and see their writes arrive
+// here through the informer.
 package readmodel
 
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-memdb"
@@ -18,11 +23,15 @@ import (
 
 // The table and index names of the memdb schema.
 const (
-	table          = "rollouts"
-	indexID        = "id"
-	indexNamespace = "namespace"
-	indexPhase     = "phase"
-	indexVS        = "virtualService"
+	table   = "rollouts"
+	indexID = "id"
+	indexVS = "virtualService"
+	// The list order, and the same order within a namespace, a phase, or
+	// both: every filter of a list is a prefix of one of them.
+	indexOrder        = "order"
+	indexNsOrder      = "namespaceOrder"
+	indexPhaseOrder   = "phaseOrder"
+	indexNsPhaseOrder = "namespacePhaseOrder"
 )
 
 // record is one row: the Rollout plus the flattened keys memdb indexes.
@@ -30,10 +39,67 @@ const (
 // get their own copies.
 type record struct {
 	ID             string // namespace/name
-	Namespace      string
-	Phase          string // may be empty: a Rollout the controller has not seen yet
 	VirtualService string // namespace/virtualService
 	Rollout        *v1alpha1.Rollout
+	Row            *Row // shared and immutable
+
+	// Keys of the order indexes: the prefix of the index's filter (see
+	// prefixOf), then the Row's order key.
+	Order, NsOrder, PhaseOrder, NsPhaseOrder string
+}
+
+func newRecord(r *v1alpha1.Rollout) *record {
+	row := newRow(Summarize(r))
+	ns, phase := r.Namespace, row.Summary.Phase
+	return &record{
+		ID:             id(r.Namespace, r.Name),
+		VirtualService: id(r.Namespace, r.Spec.VirtualService),
+		Rollout:        r,
+		Row:            row,
+		Order:          row.order,
+		NsOrder:        prefixOf(Filter{Namespace: ns}) + row.order,
+		PhaseOrder:     prefixOf(Filter{Phase: phase}) + row.order,
+		NsPhaseOrder:   prefixOf(Filter{Namespace: ns, Phase: phase}) + row.order,
+	}
+}
+
+// orderIndex returns the order index that serves f and the prefix of f's
+// keys in it.
+func orderIndex(f Filter) (index, prefix string) {
+	switch {
+	case f.Namespace != "" && f.Phase != "":
+		return indexNsPhaseOrder, prefixOf(f)
+	case f.Namespace != "":
+		return indexNsOrder, prefixOf(f)
+	case f.Phase != "":
+		return indexPhaseOrder, prefixOf(f)
+	}
+	return indexOrder, ""
+}
+
+// prefixOf is the key prefix of f's rows in its order index.
+func prefixOf(f Filter) string {
+	p := ""
+	if f.Namespace != "" {
+		p += f.Namespace + "\x00"
+	}
+	if f.Phase != "" {
+		p += string(f.Phase) + "\x00"
+	}
+	return p
+}
+
+// orderKeyIn returns rec's key in the order index.
+func (rec *record) orderKeyIn(index string) string {
+	switch index {
+	case indexNsOrder:
+		return rec.NsOrder
+	case indexPhaseOrder:
+		return rec.PhaseOrder
+	case indexNsPhaseOrder:
+		return rec.NsPhaseOrder
+	}
+	return rec.Order
 }
 
 func schema() *memdb.DBSchema {
@@ -41,10 +107,12 @@ func schema() *memdb.DBSchema {
 		table: {
 			Name: table,
 			Indexes: map[string]*memdb.IndexSchema{
-				indexID:        {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				indexNamespace: {Name: indexNamespace, Indexer: &memdb.StringFieldIndex{Field: "Namespace"}},
-				indexPhase:     {Name: indexPhase, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Phase"}},
-				indexVS:        {Name: indexVS, Indexer: &memdb.StringFieldIndex{Field: "VirtualService"}},
+				indexID:           {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				indexVS:           {Name: indexVS, Indexer: &memdb.StringFieldIndex{Field: "VirtualService"}},
+				indexOrder:        {Name: indexOrder, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Order"}},
+				indexNsOrder:      {Name: indexNsOrder, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "NsOrder"}},
+				indexPhaseOrder:   {Name: indexPhaseOrder, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "PhaseOrder"}},
+				indexNsPhaseOrder: {Name: indexNsPhaseOrder, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "NsPhaseOrder"}},
 			},
 		},
 	}}
@@ -71,17 +139,14 @@ func New() (*Store, error) {
 
 func id(namespace, name string) string { return namespace + "/" + name }
 
-// Upsert stores a copy of r, replacing any earlier version, records a new
-// analysis tick in the rollout's series, and notifies subscribers.
+// Upsert stores a copy of r, replacing any earlier version, computes its
+// Summary (and the Summary's JSON) once, records a new analysis tick in
+// the rollout's series, and notifies subscribers. The copy drops
+// metadata.managedFields, which no reader needs.
 func (s *Store) Upsert(r *v1alpha1.Rollout) error {
 	r = r.DeepCopy()
-	rec := &record{
-		ID:             id(r.Namespace, r.Name),
-		Namespace:      r.Namespace,
-		Phase:          string(r.Status.Phase),
-		VirtualService: id(r.Namespace, r.Spec.VirtualService),
-		Rollout:        r,
-	}
+	r.ManagedFields = nil
+	rec := newRecord(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	txn := s.db.Txn(true)
@@ -90,7 +155,7 @@ func (s *Store) Upsert(r *v1alpha1.Rollout) error {
 		return fmt.Errorf("read model: store Rollout %s: %w", rec.ID, err)
 	}
 	txn.Commit()
-	s.hub.publish(Event{Type: EventUpsert, Rollout: r, Point: s.record(r)})
+	s.hub.publish(Event{Type: EventUpsert, Rollout: r, Row: rec.Row, Point: s.record(r)})
 	return nil
 }
 
@@ -114,7 +179,7 @@ func (s *Store) Delete(namespace, name string) error {
 	}
 	txn.Commit()
 	delete(s.series, id(namespace, name))
-	s.hub.publish(Event{Type: EventDelete, Rollout: raw.(*record).Rollout})
+	s.hub.publish(Event{Type: EventDelete, Rollout: raw.(*record).Rollout, Row: raw.(*record).Row})
 	return nil
 }
 
@@ -128,42 +193,56 @@ func (s *Store) Get(namespace, name string) (*v1alpha1.Rollout, bool) {
 	return raw.(*record).Rollout.DeepCopy(), true
 }
 
-// Filter selects Rollouts in List. Empty fields match everything.
+// Filter selects the rows of Page and Summaries. Empty fields match
+// everything.
 type Filter struct {
 	Namespace string
-	// Phase matches status.phase exactly; a Rollout the controller has
-	// not picked up yet has no phase and matches only an empty filter.
+	// Phase matches the Summary's phase: status.phase, or Pending for a
+	// Rollout the controller has not picked up yet.
 	Phase v1alpha1.Phase
 }
 
-// List returns copies of the Rollouts that match f, sorted by namespace
-// and name.
-func (s *Store) List(f Filter) ([]*v1alpha1.Rollout, error) {
-	txn := s.db.Txn(false)
-	var (
-		it  memdb.ResultIterator
-		err error
-	)
-	switch {
-	case f.Namespace != "":
-		it, err = txn.Get(table, indexNamespace, f.Namespace)
-	case f.Phase != "":
-		it, err = txn.Get(table, indexPhase, string(f.Phase))
-	default:
-		it, err = txn.Get(table, indexID)
+// Page returns the rows that match f in the list order (active rollouts
+// first, then by namespace and name), starting just after the position
+// after (nil: at the start), at most limit of them (limit < 1: all), and
+// whether more follow. The rows are shared: they must not be modified.
+//
+// A position is not a snapshot: a rollout that changes between two pages
+// (it ends, so it moves behind the active ones) may be seen twice or not
+// at all, as with a Kubernetes list's continue token; one that stays put
+// is seen exactly once.
+func (s *Store) Page(f Filter, after *Cursor, limit int) (rows []*Row, more bool, err error) {
+	index, prefix := orderIndex(f)
+	start := prefix
+	if after != nil {
+		start += cursorKey(*after)
 	}
+	it, err := s.db.Txn(false).LowerBound(table, index, start)
 	if err != nil {
-		return nil, fmt.Errorf("read model: list Rollouts: %w", err)
+		return nil, false, fmt.Errorf("read model: list Rollouts: %w", err)
 	}
-	out := []*v1alpha1.Rollout{}
+	rows = []*Row{}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		rec := raw.(*record)
-		if f.Phase != "" && rec.Phase != string(f.Phase) {
-			continue
+		key := rec.orderKeyIn(index)
+		if !strings.HasPrefix(key, prefix) {
+			break
 		}
-		out = append(out, rec.Rollout.DeepCopy())
+		if after != nil && key == start {
+			continue // the row the cursor was made from
+		}
+		if limit > 0 && len(rows) == limit {
+			return rows, true, nil
+		}
+		rows = append(rows, rec.Row)
 	}
-	return out, nil
+	return rows, false, nil
+}
+
+// Summaries returns every row that matches f, in the list order.
+func (s *Store) Summaries(f Filter) ([]*Row, error) {
+	rows, _, err := s.Page(f, nil, 0)
+	return rows, err
 }
 
 // ByVirtualService returns copies of the Rollouts in namespace that target

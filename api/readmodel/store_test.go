@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,10 +19,10 @@ func ro(ns, name, vs string, phase v1alpha1.Phase) *v1alpha1.Rollout {
 	}
 }
 
-func names(rs []*v1alpha1.Rollout) []string {
+func names(rows []*Row) []string {
 	out := []string{}
-	for _, r := range rs {
-		out = append(out, r.Namespace+"/"+r.Name)
+	for _, r := range rows {
+		out = append(out, r.Summary.Namespace+"/"+r.Summary.Name)
 	}
 	return out
 }
@@ -36,49 +37,63 @@ func TestStoreQueries(t *testing.T) {
 		ro("shop", "a", "checkout", v1alpha1.PhaseSucceeded),
 		ro("shop", "c", "cart", ""),
 		ro("bank", "a", "checkout", v1alpha1.PhaseProgressing),
+		ro("sh", "z", "checkout", v1alpha1.PhaseRolledBack),
+		ro("shop-eu", "a", "checkout", v1alpha1.PhasePaused),
 	} {
 		if err := s.Upsert(r); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// Active first, then by namespace ("sh" before "shop" before
+	// "shop-eu") and name.
 	for _, tc := range []struct {
 		f    Filter
 		want string
 	}{
-		{Filter{}, "[bank/a shop/a shop/b shop/c]"},
-		{Filter{Namespace: "shop"}, "[shop/a shop/b shop/c]"},
+		{Filter{}, "[bank/a shop/b shop/c shop-eu/a sh/z shop/a]"},
+		{Filter{Namespace: "shop"}, "[shop/b shop/c shop/a]"},
 		{Filter{Phase: v1alpha1.PhaseProgressing}, "[bank/a shop/b]"},
+		{Filter{Phase: v1alpha1.PhasePending}, "[shop/c]"}, // no phase yet: Pending
 		{Filter{Namespace: "shop", Phase: v1alpha1.PhaseProgressing}, "[shop/b]"},
+		{Filter{Namespace: "sho"}, "[]"},
 		{Filter{Namespace: "none"}, "[]"},
 	} {
-		got, err := s.List(tc.f)
+		got, err := s.Summaries(tc.f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if g := fmtNames(names(got)); g != tc.want {
-			t.Errorf("List(%+v) = %s, want %s", tc.f, g, tc.want)
+			t.Errorf("Summaries(%+v) = %s, want %s", tc.f, g, tc.want)
 		}
 	}
 	got, _ := s.ByVirtualService("shop", "checkout")
-	if g := fmtNames(names(got)); g != "[shop/a shop/b]" {
+	if g := fmtNames(rolloutNames(got)); g != "[shop/a shop/b]" {
 		t.Errorf("ByVirtualService = %s", g)
 	}
 
 	// Update moves a rollout between index entries; the copy handed out
-	// is the caller's own.
-	if err := s.Upsert(ro("shop", "b", "checkout", v1alpha1.PhaseRolledBack)); err != nil {
+	// is the caller's own, without managedFields.
+	rolledBack := ro("shop", "b", "checkout", v1alpha1.PhaseRolledBack)
+	rolledBack.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate}}
+	if err := s.Upsert(rolledBack); err != nil {
 		t.Fatal(err)
 	}
 	r, ok := s.Get("shop", "b")
 	if !ok || r.Status.Phase != v1alpha1.PhaseRolledBack {
 		t.Fatalf("Get after update = %v, %v", r, ok)
 	}
+	if len(r.ManagedFields) != 0 {
+		t.Error("the store kept managedFields")
+	}
 	r.Status.Phase = "Mutated"
 	if again, _ := s.Get("shop", "b"); again.Status.Phase != v1alpha1.PhaseRolledBack {
 		t.Error("a caller's change leaked into the store")
 	}
-	if l, _ := s.List(Filter{Phase: v1alpha1.PhaseProgressing}); fmtNames(names(l)) != "[bank/a]" {
+	if l, _ := s.Summaries(Filter{Phase: v1alpha1.PhaseProgressing}); fmtNames(names(l)) != "[bank/a]" {
 		t.Errorf("stale phase index: %v", names(l))
+	}
+	if l, _ := s.Summaries(Filter{Namespace: "shop"}); fmtNames(names(l)) != "[shop/c shop/a shop/b]" {
+		t.Errorf("stale order: %v", names(l))
 	}
 	if err := s.Delete("shop", "b"); err != nil {
 		t.Fatal(err)
@@ -86,9 +101,20 @@ func TestStoreQueries(t *testing.T) {
 	if _, ok := s.Get("shop", "b"); ok {
 		t.Error("Get after Delete found the rollout")
 	}
+	if l, _ := s.Summaries(Filter{}); slices.Contains(names(l), "shop/b") {
+		t.Errorf("a deleted rollout is still listed: %v", names(l))
+	}
 	if err := s.Delete("shop", "b"); err != nil {
 		t.Errorf("deleting an absent rollout: %v", err)
 	}
+}
+
+func rolloutNames(rs []*v1alpha1.Rollout) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.Namespace+"/"+r.Name)
+	}
+	return out
 }
 
 func fmtNames(n []string) string {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,7 +143,9 @@ func (c *apiClient) Create(ctx context.Context, req api.CreateRequest) (api.Roll
 	return out, err
 }
 
-// List lists rollouts, filtered by namespace and phase when they are set.
+// List lists rollouts, filtered by namespace and phase when they are set:
+// every page of GET /api/v1/rollouts, followed by its continue tokens, in
+// the API's order (active rollouts first, then by namespace and name).
 func (c *apiClient) List(ctx context.Context, ns, phase string) (api.RolloutList, error) {
 	q := url.Values{}
 	if ns != "" {
@@ -151,9 +154,19 @@ func (c *apiClient) List(ctx context.Context, ns, phase string) (api.RolloutList
 	if phase != "" {
 		q.Set("phase", phase)
 	}
-	var out api.RolloutList
-	err := c.do(ctx, http.MethodGet, "/api/v1/rollouts", q, nil, &out)
-	return out, err
+	q.Set("limit", strconv.Itoa(api.MaxListLimit))
+	out := api.RolloutList{Items: []api.RolloutSummary{}}
+	for {
+		var page api.RolloutList
+		if err := c.do(ctx, http.MethodGet, "/api/v1/rollouts", q, nil, &page); err != nil {
+			return api.RolloutList{}, err
+		}
+		out.Items = append(out.Items, page.Items...)
+		if page.Continue == "" {
+			return out, nil
+		}
+		q.Set("continue", page.Continue)
+	}
 }
 
 // Get reads one rollout.

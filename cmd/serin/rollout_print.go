@@ -96,8 +96,9 @@ func stepLabel(r api.Rollout) string {
 	return fmt.Sprintf("%d/%d", max(currentStep(r)+1, 0), len(steps(r)))
 }
 
-// printList writes the aligned table of rollouts.
-func printList(w io.Writer, items []api.Rollout, now time.Time) {
+// printList writes the aligned table of rollouts, as the API's summaries
+// say them, in the API's order.
+func printList(w io.Writer, items []api.RolloutSummary, now time.Time) {
 	if len(items) == 0 {
 		fmt.Fprintln(w, "No rollouts found.")
 		return
@@ -105,7 +106,7 @@ func printList(w io.Writer, items []api.Rollout, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tNAME\tPHASE\tSTEP\tWEIGHT\tAGE")
 	for _, r := range items {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d%%\t%s\n", r.Namespace, r.Name, phaseOf(r), stepLabel(r), r.Status.CanaryWeight, age(now, r.CreatedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d%%\t%s\n", r.Namespace, r.Name, r.Phase, r.Step, r.Weight, age(now, r.CreatedAt))
 	}
 	tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -161,13 +162,29 @@ func (w *watcher) streamOnce(ctx context.Context) (code int, done bool, err erro
 		return code, true, nil
 	}
 	idle.Reset(streamIdleLimit)
+	// doc is the rollout as the stream's events make it: a whole "rollout"
+	// event first, then "patch" events (JSON merge patches) that carry
+	// only what changed since the previous event.
+	var doc []byte
 	err = readEvents(body, func(event string, data []byte) (bool, error) {
 		idle.Reset(streamIdleLimit)
 		switch event {
-		case "rollout":
+		case "rollout", "patch":
+			if event == "rollout" {
+				doc = slices.Clone(data)
+			} else {
+				if doc == nil {
+					return false, errors.New("a patch event before the stream's first rollout event")
+				}
+				next, err := api.ApplyMergePatch(doc, data)
+				if err != nil {
+					return false, fmt.Errorf("apply patch event: %w", err)
+				}
+				doc = next
+			}
 			var r api.Rollout
-			if err := json.Unmarshal(data, &r); err != nil {
-				return false, fmt.Errorf("decode rollout event: %w", err)
+			if err := json.Unmarshal(doc, &r); err != nil {
+				return false, fmt.Errorf("decode %s event: %w", event, err)
 			}
 			code, done = w.update(r)
 			return done, nil

@@ -162,8 +162,23 @@
     return null;
   }
 
+  // mergePatch applies a JSON merge patch (RFC 7386), the data of a
+  // rollout stream's "patch" event, to the previous document, without
+  // modifying either: members set to null are removed, objects merge,
+  // anything else (arrays too) replaces.
+  function mergePatch(doc, patch) {
+    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+    const out = doc && typeof doc === 'object' && !Array.isArray(doc) ? { ...doc } : {};
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete out[k];
+      else out[k] = mergePatch(out[k], v);
+    }
+    return out;
+  }
+
   const lower = (s) => String(s || '').toLowerCase();
-  const phaseOf = (r) => (r.status && r.status.phase) || 'New';
+  // phaseOf is the API summary's rule: no phase yet is Pending.
+  const phaseOf = (r) => (r.status && r.status.phase) || 'Pending';
   const stepsOf = (r) => (r.spec.steps && r.spec.steps.length ? r.spec.steps : [10, 25, 50, 100]);
   function stepText(r) {
     const n = stepsOf(r).length;
@@ -179,7 +194,7 @@
 
   window.serin = {
     api, el, svg, ago, timeEl, refreshTimes, setLive, live, debounce, parseFrames,
-    rolloutOf, lower, phaseOf, stepsOf, stepText, changedAt,
+    rolloutOf, mergePatch, lower, phaseOf, stepsOf, stepText, changedAt,
   };
   refreshTimes();
   setInterval(refreshTimes, 5000);

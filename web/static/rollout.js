@@ -211,8 +211,15 @@
   const refreshSoon = S.debounce(refresh, 250);
   let seriesAt = 0;
 
+  // streamDoc is the rollout as the stream's events make it: a whole
+  // "rollout" event first, then "patch" events that each carry only what
+  // changed since the previous event.
+  let streamDoc = null;
+
   function onFrame(f) {
-    const r = S.rolloutOf(f.json);
+    if (f.event === 'rollout') streamDoc = f.json;
+    else if (f.event === 'patch' && streamDoc && f.json) streamDoc = S.mergePatch(streamDoc, f.json);
+    const r = f.event === 'rollout' || f.event === 'patch' ? S.rolloutOf(streamDoc) : null;
     if (r && r.namespace === ns && r.name === name) render(r);
     else refreshSoon();
     if (Date.now() - seriesAt > 15000) { seriesAt = Date.now(); loadSeries(); }
