@@ -83,10 +83,13 @@ func (r *Runner) Analyze(ctx context.Context, req Request) (Result, error) {
 		ms = append(ms, st.tracker.Measurements(req.Target.Service)...) // the trace edges
 	} else {
 		inErr, hopsErr := r.observeMetrics(ctx, st, req)
-		if !st.baselined {
+		if st.baselined {
+			ms = append(ms, withErrors(st.tracker.Measurements(req.Target.Service), req.Target.Service, cfg, inErr, hopsErr)...)
+		} else {
+			// No baseline yet (too early, or the source is down): one pair
+			// of checks says why.
 			ms = append(ms, pairChecks("", "prometheus", inErr, cfg.ErrorRate, cfg.Latency)...)
 		}
-		ms = append(ms, withErrors(st.tracker.Measurements(req.Target.Service), req.Target.Service, cfg, inErr, hopsErr)...)
 		ms = append(ms, r.custom(ctx, req, cfg)...)
 	}
 	return Evaluate(ms, cfg), nil
@@ -116,8 +119,9 @@ func (r *Runner) state(req Request) *rolloutState {
 	return st
 }
 
-// observeMetrics reads the counters, first as they stood at the analysis
-// start (the baseline), then now, and feeds the tracker.
+// observeMetrics reads the counters, first as they stood at the first
+// scrape after the analysis start (the baseline), then now, and feeds the
+// tracker.
 func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Request) (inErr, hopsErr error) {
 	t := req.Target
 	// The baseline is the first scrape taken after the start: a sample's
