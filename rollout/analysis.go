@@ -140,7 +140,7 @@ func analysisRequest(ro *v1alpha1.Rollout, cfg analysis.Config, now time.Time) a
 	if m := ro.Spec.Analysis; m != nil && m.Match != nil {
 		t.Canary.Match, t.Stable.Match = m.Match.Canary, m.Match.Stable
 	}
-	start := analysisStart(ro.Status, now)
+	start := AnalysisStart(ro.Status, now)
 	return analysis.Request{
 		Namespace: ro.Namespace, Name: ro.Name, Target: t, Config: cfg, Now: now, Start: start,
 		Vars: queryVars(ro.Spec, rt, ro.Namespace, ro.Name),
@@ -178,13 +178,13 @@ func fqdn(h, ns string) string {
 	return h
 }
 
-// analysisStart is when a rollout's analysis begins: status.analysis.since
+// AnalysisStart is when a rollout's analysis begins: status.analysis.since
 // once recorded; before that, when its first step's weight was written
 // (the step's start, in the same reconcile), so that the first analysed
 // tick already judges the traffic since then instead of only taking a
 // baseline. It has whole seconds, as the API server stores times, so the
 // runner sees the same start before and after the status round trip.
-func analysisStart(st v1alpha1.RolloutStatus, now time.Time) time.Time {
+func AnalysisStart(st v1alpha1.RolloutStatus, now time.Time) time.Time {
 	switch {
 	case st.Analysis.Since != nil:
 		return st.Analysis.Since.Time.Truncate(time.Second)

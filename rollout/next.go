@@ -369,7 +369,7 @@ func (d *decider) judge(r analysis.Result) bool {
 func (d *decider) record(r analysis.Result) {
 	a := &d.st.Analysis
 	if a.Since == nil {
-		a.Since = ptrTime(analysisStart(d.st, d.now))
+		a.Since = ptrTime(AnalysisStart(d.st, d.now))
 	}
 	a.LastVerdict = string(r.Verdict)
 	a.LastReason = clip(r.Reason, maxMessage)

@@ -340,17 +340,17 @@ func TestNextDwellStartsWhenTheWeightIsOnTheRoute(t *testing.T) {
 func TestAnalysisStart(t *testing.T) {
 	now := t0.Add(2500 * time.Millisecond)
 	st := at(0, t0.Add(300*time.Millisecond))
-	if got := analysisStart(st, now); !got.Equal(t0) {
+	if got := AnalysisStart(st, now); !got.Equal(t0) {
 		t.Errorf("before any tick: %v, want the first step's start in whole seconds, %v", got, t0)
 	}
 	d := Next(st, spec(), withResult(live(10), analysis.Inconclusive, "no data yet"), now)
 	if s := d.Status.Analysis.Since; s == nil || !s.Time.Equal(t0) {
 		t.Errorf("recorded since %v, want %v", s, t0)
 	}
-	if got := analysisStart(d.Status, now.Add(time.Minute)); !got.Equal(t0) {
+	if got := AnalysisStart(d.Status, now.Add(time.Minute)); !got.Equal(t0) {
 		t.Errorf("after the first tick: %v, want %v", got, t0)
 	}
-	if got := analysisStart(at(2, t0), now); !got.Equal(now.Truncate(time.Second)) {
+	if got := AnalysisStart(at(2, t0), now); !got.Equal(now.Truncate(time.Second)) {
 		t.Errorf("a later step with no start recorded: %v, want now", got)
 	}
 }

@@ -142,28 +142,19 @@ func aaTable(ctx context.Context, b *testing.B, title string, cells []cell, n in
 func detectionTable(ctx context.Context, b *testing.B, title string, cells []cell, n int, seed uint64) {
 	fmt.Printf("\n%s\n", title)
 	fmt.Println("Time from the rollout's start to the rollback; a rollout not rolled back counts as never.")
-	fmt.Printf("%-26s %-17s %-7s %-7s %-17s %-7s %-7s %-13s %s\n", "canary effect         rps",
-		"old: rolled back", "median", "p95", "new: rolled back", "median", "p95", "new†: median", "p95")
+	fmt.Printf("%-26s %-17s %-7s %-7s %-17s %-7s %s\n", "canary effect         rps",
+		"old: rolled back", "median", "p95", "new: rolled back", "median", "p95")
 	for _, c := range cells {
-		t := runJudges(ctx, b, c, n, seed, Old, New, NewFromWeight)
+		t := runJudges(ctx, b, c, n, seed, Old, New)
 		row := fmt.Sprintf("%-26s", c.label)
-		for i, tl := range t {
+		for _, tl := range t {
 			p, _, _ := tl.RollbackShare()
 			m, mk := tl.TimeToRollback(0.5)
 			p95, p95k := tl.TimeToRollback(0.95)
-			if i < 2 {
-				row += fmt.Sprintf(" %-17s", fmt.Sprintf("%.1f%%", 100*p))
-			}
-			width := 7
-			if i == 2 {
-				width = 13
-			}
-			row += fmt.Sprintf(" %-*s %-7s", width, seconds(m, mk), seconds(p95, p95k))
+			row += fmt.Sprintf(" %-17s %-7s %-7s", fmt.Sprintf("%.1f%%", 100*p), seconds(m, mk), seconds(p95, p95k))
 		}
 		fmt.Println(strings.TrimRight(row, " "))
 	}
-	fmt.Println("† diagnostic, not serin's behaviour: the new judge if its analysis counted from the first weight on the route (t = 0)\n" +
-		"  rather than from status.analysis.since, the first analysed tick (t = 2 s), whose reading is only the baseline.")
 }
 
 func envInt(b *testing.B, name string, def int) int {

@@ -15,26 +15,19 @@ import (
 // Judge names the judge a cell runs.
 type Judge int
 
-// The judges. NewFromWeight is the new judge counting from the first
-// weight on the route rather than from the first analysed tick: a
-// diagnostic only.
+// The judges.
 const (
 	Old Judge = iota
 	New
-	NewFromWeight
 )
 
-func (j Judge) String() string { return [...]string{"old", "new", "new from weight"}[j] }
+func (j Judge) String() string { return [...]string{"old", "new"}[j] }
 
 func (j Judge) build(sc Scenario) (judge, error) {
 	if j == Old {
 		return newOldJudge(sc), nil
 	}
-	nj, err := newNewJudge(sc)
-	if nj != nil {
-		nj.fromWeight = j == NewFromWeight
-	}
-	return nj, err
+	return newNewJudge(sc)
 }
 
 // Run simulates n rollouts of sc under judge j, rollout i from (seed, i),

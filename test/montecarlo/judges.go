@@ -52,12 +52,6 @@ type newJudge struct {
 	src    *metricSource
 	st     v1alpha1.RolloutStatus
 	route  int32 // the canary weight on the route
-	// fromWeight makes the analysis count from when the first weight
-	// reached the route (weightAt) instead of from status.analysis.since,
-	// the first analysed tick, which the engine passes: a diagnostic of
-	// what the first tick's baseline costs, not serin's behaviour.
-	fromWeight bool
-	weightAt   *time.Time
 	// onResult, when set, sees every tick's analysis result.
 	onResult func(now time.Time, res analysis.Result)
 }
@@ -116,9 +110,6 @@ func (n *newJudge) tick(ctx context.Context, now time.Time, p *prom) (int32, tim
 	if n.st.Phase != v1alpha1.PhaseFailed && n.st.AppliedWeight != n.st.CanaryWeight {
 		n.route = n.st.CanaryWeight
 		n.st.AppliedWeight = n.st.CanaryWeight
-		if n.weightAt == nil {
-			n.weightAt = &now
-		}
 	}
 	switch n.st.Phase {
 	case v1alpha1.PhaseRolledBack:
@@ -142,13 +133,8 @@ func (n *newJudge) cfgInterval() time.Duration {
 
 // analyze asks the Runner for a tick's result, as Engine.analyze does.
 func (n *newJudge) analyze(ctx context.Context, now time.Time) analysis.Result {
-	req := analysis.Request{Namespace: "shop", Name: "checkout", Target: target, Config: n.cfg, Now: now}
-	if s := n.st.Analysis.Since; s != nil {
-		req.Start = s.Time
-	}
-	if n.fromWeight {
-		req.Start = *n.weightAt
-	}
+	req := analysis.Request{Namespace: "shop", Name: "checkout", Target: target, Config: n.cfg, Now: now,
+		Start: rollout.AnalysisStart(n.st, now)}
 	res, err := n.runner.Analyze(ctx, req)
 	if err != nil {
 		res = analysis.Result{Verdict: analysis.Inconclusive, Reason: "analysis could not run: " + err.Error()}
