@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # timing honest on 2 cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 45m
 
-.PHONY: all build tools vet test generate verify-generate demo bench chaos clean
+.PHONY: all build tools vet test generate verify-generate demo bench chaos bench-scale clean
 
 all: build
 
@@ -72,6 +72,19 @@ chaos: tools
 		| grep -E '^(\||randomized|---|ok|FAIL|PASS)|seed [0-9]+:|violation'
 	@echo "==> REST API fuzz test, $(FUZZ) inputs (real kube-apiserver)"
 	$(GO) test ./api/ -run '^$$' -fuzz '^FuzzCreateRollout$$' -fuzztime $(FUZZ)x -timeout 120m
+
+# The scale benchmark (test/scale): N rollouts in progress at once on one
+# controller, on the real local stack, with a synthetic Istio exporter
+# standing in for the services' sidecars. One table for every N: the
+# controller's CPU and RSS, Prometheus queries per tick, API-server writes
+# per second, time to the first step, tick interval, work queue depth, list
+# API latency, and fault → canary 0% for a canary with 50% errors.
+# SCALE_NS picks the counts (default 1,50,1000); SCALE_WINDOW, SCALE_TRIALS,
+# SCALE_RPS and SCALE_INTERVAL are read too (see test/scale/bench_test.go).
+SCALE_NS ?= 1,50,1000
+bench-scale: tools
+	@echo "==> go test -bench ./test/scale (N = $(SCALE_NS) rollouts in progress; up to half an hour with 1,000)"
+	SCALE_NS=$(SCALE_NS) $(GO) test ./test/scale/ -run '^$$' -bench BenchmarkScale -benchtime 1x -count 1 -timeout 120m
 
 clean:
 	rm -rf bin
