@@ -91,6 +91,7 @@ func TestHundredRolloutsKeepTheirTicks(t *testing.T) {
 type gap struct {
 	rollout   string
 	intervals float64
+	after     time.Duration // from the rollouts' creation to the gap's start
 	ticks     int
 }
 
@@ -118,7 +119,9 @@ func historyGaps(r *run, faulty string, rb rollback, end time.Time) []gap {
 			if t.After(until) {
 				t = until
 			}
-			g.intervals = max(g.intervals, t.Sub(prev).Seconds()/hundredInterval.Seconds())
+			if n := t.Sub(prev).Seconds() / hundredInterval.Seconds(); n > g.intervals {
+				g.intervals, g.after = n, prev.Sub(r.created)
+			}
 			prev = t
 		}
 		out = append(out, g)
@@ -132,7 +135,7 @@ func describeGaps(gs []gap) string {
 		if i > 0 {
 			s += ", "
 		}
-		s += fmt.Sprintf("%s %.1f intervals (%d ticks)", g.rollout, g.intervals, g.ticks)
+		s += fmt.Sprintf("%s %.1f intervals from %.0f s after the creates (%d ticks)", g.rollout, g.intervals, g.after.Seconds(), g.ticks)
 	}
 	return s
 }
