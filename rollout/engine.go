@@ -65,6 +65,7 @@ type Engine struct {
 	o       Options
 	queue   *notifyQueue
 	metrics engineMetrics
+	meshes  meshChecks
 }
 
 // NewEngine checks the options and returns an engine.
@@ -204,10 +205,11 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 		obs.Preflight = &pf
 		return obs, 0, nil
 	}
-	// In progress, the mesh is checked again on every tick: a rollout
-	// whose VirtualService, route or subsets went away is paused, not
-	// driven on into a mesh that no longer carries its traffic.
-	pf, err := e.o.Router.Preflight(ctx, t)
+	// In progress, the mesh is checked again (every meshRecheck, at once
+	// while it is broken): a rollout whose VirtualService, route or
+	// subsets went away is paused, not driven on into a mesh that no
+	// longer carries its traffic.
+	pf, err := e.meshes.check(ctx, ro, now, func(ctx context.Context) (PreflightReport, error) { return e.o.Router.Preflight(ctx, t) })
 	if err != nil {
 		return obs, 0, fmt.Errorf("re-check the mesh of %s: %w", t, err)
 	}
