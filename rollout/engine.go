@@ -152,6 +152,19 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	d := Next(ro.Status, ro.Spec, obs, now)
+	if d.Status.CanaryWeight > ro.Status.CanaryWeight && ro.Status.Phase != "" && ro.Status.Phase != v1alpha1.PhasePending {
+		// More traffic is about to go to the canary: the mesh is checked
+		// afresh first, so that a step never moves traffic into a mesh
+		// that no longer carries it.
+		pf, err := e.meshes.fresh(ctx, ro, now, func(ctx context.Context) (PreflightReport, error) { return e.o.Router.Preflight(ctx, TargetOf(ro)) })
+		if err != nil {
+			return ctrl.Result{}, fmt.Errorf("re-check the mesh of %s: %w", TargetOf(ro), err)
+		}
+		if !pf.OK() {
+			obs.Preflight = &pf
+			d = Next(ro.Status, ro.Spec, obs, now)
+		}
+	}
 	if err := e.apply(ctx, ro, d); err != nil {
 		if d.Status.CanaryWeight == 0 && ro.Status.CanaryWeight != 0 && !apierrors.IsConflict(err) {
 			// Traffic goes back to stable even when the decision cannot

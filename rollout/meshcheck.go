@@ -14,8 +14,9 @@ import (
 const meshRecheck = 5 * time.Second
 
 // meshChecks remembers each rollout's latest mesh check, so that it is
-// repeated every meshRecheck rather than on every tick, and on every tick
-// while it fails, so that a repaired mesh is seen at once. The zero value
+// repeated every meshRecheck rather than on every tick, on every tick
+// while it fails (a repaired mesh is seen at once), and afresh before any
+// step that raises the canary's weight. The zero value
 // is ready to use; it is safe for concurrent reconciles.
 type meshChecks struct {
 	mu   sync.Mutex
@@ -30,13 +31,17 @@ type meshCheck struct {
 // check returns the rollout's mesh check, running run when the latest is
 // older than meshRecheck or failed.
 func (m *meshChecks) check(ctx context.Context, ro *v1alpha1.Rollout, now time.Time, run func(context.Context) (PreflightReport, error)) (PreflightReport, error) {
-	key := ro.Namespace + "/" + ro.Name + "/" + string(ro.UID)
 	m.mu.Lock()
-	c, ok := m.last[key]
+	c, ok := m.last[meshKey(ro)]
 	m.mu.Unlock()
 	if ok && c.rep.OK() && now.Sub(c.at) < meshRecheck && !now.Before(c.at) {
 		return c.rep, nil
 	}
+	return m.fresh(ctx, ro, now, run)
+}
+
+// fresh runs the rollout's mesh check now and remembers it.
+func (m *meshChecks) fresh(ctx context.Context, ro *v1alpha1.Rollout, now time.Time, run func(context.Context) (PreflightReport, error)) (PreflightReport, error) {
 	rep, err := run(ctx)
 	if err != nil {
 		return rep, err
@@ -51,6 +56,11 @@ func (m *meshChecks) check(ctx context.Context, ro *v1alpha1.Rollout, now time.T
 			delete(m.last, k)
 		}
 	}
-	m.last[key] = meshCheck{at: now, rep: rep}
+	m.last[meshKey(ro)] = meshCheck{at: now, rep: rep}
 	return rep, nil
+}
+
+// meshKey names a rollout; the UID tells a new rollout of the same name.
+func meshKey(ro *v1alpha1.Rollout) string {
+	return ro.Namespace + "/" + ro.Name + "/" + string(ro.UID)
 }

@@ -27,8 +27,21 @@ func worthWriting(stored, next v1alpha1.RolloutStatus) bool {
 	if !equality.Semantic.DeepEqual(shown(stored), shown(next)) {
 		return true
 	}
-	last, now := stored.Analysis.LastTickAt, next.Analysis.LastTickAt
-	return last == nil || now == nil || now.Sub(last.Time) >= statusFreshness
+	last, now := lastShown(stored), next.Analysis.LastTickAt
+	return last.IsZero() || now == nil || now.Sub(last) >= statusFreshness
+}
+
+// lastShown is when the stored status last changed for people: its latest
+// analysis figures or its latest transition, whichever is later.
+func lastShown(s v1alpha1.RolloutStatus) time.Time {
+	var t time.Time
+	if s.Analysis.LastTickAt != nil {
+		t = s.Analysis.LastTickAt.Time
+	}
+	if n := len(s.History); n > 0 && s.History[n-1].Time.After(t) {
+		t = s.History[n-1].Time.Time
+	}
+	return t
 }
 
 // shown is the status without the figures that change on every tick: the

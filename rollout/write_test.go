@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -41,5 +43,22 @@ func TestWorthWriting(t *testing.T) {
 		if got := worthWriting(base, tc.next); got != tc.want {
 			t.Errorf("%s: worthWriting = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Freshness counts from the latest change people saw, a transition
+// included: a rollout just paused is not rewritten for its figures alone.
+func TestWorthWritingAfterATransition(t *testing.T) {
+	stored := at(1, t0)
+	stored.Analysis.LastTickAt = ptrTime(t0)
+	stored.History = []v1alpha1.Transition{{Time: metav1.NewTime(t0.Add(20 * time.Second)), Reason: "PausedByUser"}}
+	next := *stored.DeepCopy()
+	next.Analysis.LastTickAt = ptrTime(t0.Add(22 * time.Second))
+	if worthWriting(stored, next) {
+		t.Error("new figures 2 s after a transition were written")
+	}
+	next.Analysis.LastTickAt = ptrTime(t0.Add(20*time.Second + statusFreshness))
+	if !worthWriting(stored, next) {
+		t.Error("new figures a freshness interval after the transition were not written")
 	}
 }
