@@ -156,12 +156,13 @@ func TestRealPrometheus(t *testing.T) {
 	checkScopeOnPrometheus(ctx, t, s)
 	checkFirstError(ctx, t, s, mesh)
 
-	// Prometheus goes away: after the cache TTL, queries are unavailable.
+	// Prometheus goes away: the last answer serves for at most two cache
+	// TTLs (while a refresh runs behind it); then queries are unavailable.
 	promStopped = true
 	if err := st.StopPrometheus(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(2*500*time.Millisecond + 100*time.Millisecond)
 	_, err = s.Inbound(ctx, target, time.Now())
 	if !errors.Is(err, analysis.ErrUnavailable) || !strings.Contains(err.Error(), "query Prometheus at "+st.PrometheusURL) {
 		t.Errorf("Inbound after Prometheus stopped = %v, want ErrUnavailable naming %s", err, st.PrometheusURL)

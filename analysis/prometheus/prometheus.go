@@ -254,8 +254,8 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 	return r.samples, r.err
 }
 
-// recent returns the newest successful result of query when at is the
-// present and that result is younger than two TTLs, or nil.
+// recent returns the newest result of query when at is the present, that
+// result is younger than two TTLs and is not a failure, or nil.
 func (s *Source) recent(query string, at time.Time) *result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -265,14 +265,13 @@ func (s *Source) recent(query string, at time.Time) *result {
 	}
 	var newest *result
 	for _, r := range s.cache[query] {
-		if r.err != nil {
-			continue // a failure is shared for one TTL only, then asked again
-		}
 		if newest == nil || r.fetched.After(newest.fetched) {
 			newest = r
 		}
 	}
-	if newest == nil || now.Sub(newest.fetched) >= 2*s.ttl || !within(newest.at, at, 2*s.ttl) {
+	// The newest answer a failure: say so (through lookup, or by asking
+	// again), never hide it behind an older success.
+	if newest == nil || newest.err != nil || now.Sub(newest.fetched) >= 2*s.ttl || !within(newest.at, at, 2*s.ttl) {
 		return nil
 	}
 	return newest
