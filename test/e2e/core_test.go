@@ -385,8 +385,10 @@ func TestDeleteMidwayRestores(t *testing.T) {
 	}
 }
 
-// TestIdleReconcilesWriteNothing: a paused rollout and a finished one are
-// left alone: neither the Rollout nor the VirtualService is written.
+// TestIdleReconcilesWriteNothing: a paused rollout is still analysed (a
+// held canary that regresses is rolled back), but once its first verdict
+// is stored, ticks that change only the latest figures are not written
+// within the status freshness, and the VirtualService is never written.
 func TestIdleReconcilesWriteNothing(t *testing.T) {
 	e := newEnv(t)
 	e.mesh(nil)
@@ -401,11 +403,17 @@ func TestIdleReconcilesWriteNothing(t *testing.T) {
 	ro.Spec.Paused = true
 	must(t, e.c.Patch(e.ctx, ro, patch))
 	e.waitPhase("idle", v1alpha1.PhasePaused, 10*time.Second)
+	e.eventually(10*time.Second, "a verdict stored while paused", func() (bool, string) {
+		a := e.get("idle").Status.Analysis
+		return a.LastTickAt != nil && a.Since != nil, fmt.Sprintf("%+v", a)
+	})
 
-	roRV, vsRV := e.get("idle").ResourceVersion, e.vs().ResourceVersion
-	time.Sleep(4 * time.Second) // four analysis intervals
-	if got := e.get("idle").ResourceVersion; got != roRV {
-		t.Errorf("paused Rollout was written: resourceVersion %s -> %s", roRV, got)
+	before := e.get("idle")
+	roRV, vsRV := before.ResourceVersion, e.vs().ResourceVersion
+	time.Sleep(4 * time.Second) // four analysis intervals, under the 10 s freshness
+	if got := e.get("idle"); got.ResourceVersion != roRV {
+		t.Errorf("paused Rollout was written: resourceVersion %s -> %s\nbefore: %+v\nafter: %+v",
+			roRV, got.ResourceVersion, before.Status, got.Status)
 	}
 	if got := e.vs().ResourceVersion; got != vsRV {
 		t.Errorf("VirtualService was written while paused: resourceVersion %s -> %s", vsRV, got)

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/rollout/v1alpha1"
@@ -40,12 +41,16 @@ func (e *env) setPaused(name string, paused bool) {
 	must(e.t, e.c.Patch(e.ctx, ro, patch))
 }
 
+// setWeights edits the route as a person would: read, change, write, and
+// read again when the controller wrote in between.
 func (e *env) setWeights(stable, canary int32) {
 	e.t.Helper()
-	vs := e.vs()
-	vs.Spec.Http[0].Route = e.dests(stable, canary)
-	_, err := e.istio.NetworkingV1().VirtualServices(e.ns).Update(e.ctx, vs, metav1.UpdateOptions{})
-	must(e.t, err)
+	must(e.t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		vs := e.vs()
+		vs.Spec.Http[0].Route = e.dests(stable, canary)
+		_, err := e.istio.NetworkingV1().VirtualServices(e.ns).Update(e.ctx, vs, metav1.UpdateOptions{})
+		return err
+	}))
 }
 
 func (e *env) routeIs(stable, canary int32, within time.Duration) {
