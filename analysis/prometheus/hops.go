@@ -18,31 +18,53 @@ func byWorkload(t analysis.Target, side analysis.Side) bool {
 // workloadKey is a workload in its namespace.
 type workloadKey struct{ namespace, name string }
 
-// callerOf returns the test that recognises the hop series of one side.
-// In subset mode that is the namespace, canonical service and version of
-// the caller. Otherwise it is the set of destination workloads of the
-// side's inbound series; it wraps analysis.ErrNoData when there are none.
-func callerOf(t analysis.Target, side analysis.Side, role string, inbound []sample) (func(model.Metric) bool, error) {
+// caller recognises the hop series of one side: keep tests a series, and
+// rows picks from a shared answer the few series keep may accept, through
+// the answer's index.
+type caller struct {
+	keep func(model.Metric) bool
+	rows func(*table) []sample
+}
+
+// callerOf returns the caller of one side. In subset mode that is the
+// namespace, canonical service and version of the caller. Otherwise it is
+// the set of destination workloads of the side's inbound series; it wraps
+// analysis.ErrNoData when there are none.
+func callerOf(t analysis.Target, side analysis.Side, role string, inbound *table) (caller, error) {
 	if !byWorkload(t, side) {
-		return func(l model.Metric) bool {
-			return (t.Namespace == "" || string(l["source_workload_namespace"]) == t.Namespace) &&
-				string(l["source_canonical_service"]) == t.Service &&
-				string(l["source_version"]) == side.Version
+		return caller{
+			keep: func(l model.Metric) bool {
+				return (t.Namespace == "" || string(l["source_workload_namespace"]) == t.Namespace) &&
+					string(l["source_canonical_service"]) == t.Service &&
+					string(l["source_version"]) == side.Version
+			},
+			rows: func(tb *table) []sample { return tb.where("source_canonical_service", t.Service) },
 		}, nil
 	}
 	m := inboundMatchers(t, side)
 	workloads := map[workloadKey]bool{}
-	for _, s := range inbound {
+	names := map[string]bool{}
+	for _, s := range inbound.candidates(m) {
 		if matches(s.labels, m) && s.labels["destination_workload"] != "" {
 			workloads[workloadKey{string(s.labels["destination_workload_namespace"]), string(s.labels["destination_workload"])}] = true
+			names[string(s.labels["destination_workload"])] = true
 		}
 	}
 	if len(workloads) == 0 {
-		return nil, fmt.Errorf("no inbound series for %s (%s) to tell its workloads and so its outbound calls: %w",
+		return caller{}, fmt.Errorf("no inbound series for %s (%s) to tell its workloads and so its outbound calls: %w",
 			describe(t, side, role), formatMatchers(m), analysis.ErrNoData)
 	}
-	return func(l model.Metric) bool {
-		return workloads[workloadKey{string(l["source_workload_namespace"]), string(l["source_workload"])}]
+	return caller{
+		keep: func(l model.Metric) bool {
+			return workloads[workloadKey{string(l["source_workload_namespace"]), string(l["source_workload"])}]
+		},
+		rows: func(tb *table) []sample {
+			var out []sample
+			for name := range names {
+				out = append(out, tb.where("source_workload", name)...)
+			}
+			return out
+		},
 	}, nil
 }
 
@@ -61,27 +83,41 @@ func calledService(l model.Metric) string {
 // the shared hop counts and latency buckets. inbound (the shared inbound
 // counts, of the same namespaces) is needed only when a side is recognised
 // by workload.
-func splitHops(t analysis.Target, counts, latency, inbound []sample) (map[string]analysis.Pair, error) {
+func splitHops(t analysis.Target, counts, latency, inbound *table) (map[string]analysis.Pair, error) {
 	canary, errC := callerOf(t, t.Canary, "canary", inbound)
 	stable, errS := callerOf(t, t.Stable, "stable", inbound)
 	if err := errors.Join(errC, errS); err != nil {
 		return nil, err
 	}
+	type sideRows struct{ counts, latency []sample }
+	of := func(c caller) sideRows {
+		return sideRows{counts: keepOnly(c.rows(counts), c.keep), latency: keepOnly(c.rows(latency), c.keep)}
+	}
+	rowsC, rowsS := of(canary), of(stable)
 	called := map[string]bool{}
-	for _, s := range counts {
-		if canary(s.labels) || stable(s.labels) {
+	for _, rows := range [][]sample{rowsC.counts, rowsS.counts} {
+		for _, s := range rows {
 			called[calledService(s.labels)] = true
 		}
 	}
 	out := make(map[string]analysis.Pair, len(called))
 	for svc := range called {
-		to := func(caller func(model.Metric) bool) func(model.Metric) bool {
-			return func(l model.Metric) bool { return caller(l) && calledService(l) == svc }
-		}
+		to := func(l model.Metric) bool { return calledService(l) == svc }
 		var p analysis.Pair
-		p.Canary, _ = statsOf(counts, latency, to(canary))
-		p.Stable, _ = statsOf(counts, latency, to(stable))
+		p.Canary, _ = statsOf(rowsC.counts, rowsC.latency, to)
+		p.Stable, _ = statsOf(rowsS.counts, rowsS.latency, to)
 		out[svc] = p
 	}
 	return out, nil
+}
+
+// keepOnly returns the samples that keep accepts, in a new slice.
+func keepOnly(rows []sample, keep func(model.Metric) bool) []sample {
+	var out []sample
+	for _, s := range rows {
+		if keep(s.labels) {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -91,7 +91,7 @@ var _ analysis.MetricSource = (*Source)(nil)
 
 // result is the outcome of one shared query, shared through the cache.
 type result struct {
-	samples []sample
+	samples *table
 	err     error
 	at      time.Time // evaluation time asked for
 	fetched time.Time // when the answer arrived, by Source.now
@@ -224,7 +224,7 @@ func (s *Source) unavailable(what string, cause error) error {
 // Options.Timeout instead), so that one caller giving up does not fail the
 // others; a failure is cached like a result, so that an unavailable
 // Prometheus is asked once per TTL, not once per rollout.
-func (s *Source) vector(ctx context.Context, name, query string, at time.Time) ([]sample, error) {
+func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (*table, error) {
 	if r := s.lookup(query, at); r != nil {
 		return r.samples, r.err
 	}
@@ -324,7 +324,7 @@ func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *r
 	if err == nil {
 		vec, ok := val.(model.Vector)
 		if ok {
-			r.samples = samplesOf(vec)
+			r.samples = newTable(samplesOf(vec))
 		} else {
 			err = fmt.Errorf("answer is a %s, want a vector", val.Type())
 		}

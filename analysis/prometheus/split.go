@@ -44,7 +44,7 @@ func samplesOf(vec model.Vector) []sample {
 // Prometheus cannot be asked.
 func (s *Source) Inbound(ctx context.Context, t analysis.Target, at time.Time) (analysis.Pair, error) {
 	ns := s.scope(t, at)
-	var counts, latency []sample
+	var counts, latency *table
 	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
 	g.Go(func() (err error) {
 		counts, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, ns), at)
@@ -78,7 +78,7 @@ func (s *Source) Hops(ctx context.Context, t analysis.Target, at time.Time) (map
 	// the inbound series of these namespaces report their calls with the
 	// same namespace as source_workload_namespace.
 	ns := s.scope(t, at)
-	var counts, latency, inbound []sample
+	var counts, latency, inbound *table
 	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
 	g.Go(func() (err error) {
 		counts, err = s.vector(ctx, "hop requests", MeshQuery(HopRequestsQuery, ns), at)
@@ -166,7 +166,7 @@ func formatMatchers(m map[string]string) string {
 
 // splitInbound measures both sides of t from the shared inbound counts
 // and latency buckets.
-func splitInbound(t analysis.Target, counts, latency []sample) (analysis.Pair, error) {
+func splitInbound(t analysis.Target, counts, latency *table) (analysis.Pair, error) {
 	var pair analysis.Pair
 	var errs []error
 	for _, side := range []struct {
@@ -176,7 +176,7 @@ func splitInbound(t analysis.Target, counts, latency []sample) (analysis.Pair, e
 	}{{"canary", t.Canary, &pair.Canary}, {"stable", t.Stable, &pair.Stable}} {
 		m := inboundMatchers(t, side.side)
 		keep := func(l model.Metric) bool { return matches(l, m) }
-		st, found := statsOf(counts, latency, keep)
+		st, found := statsOf(counts.candidates(m), latency.candidates(m), keep)
 		if !found {
 			errs = append(errs, fmt.Errorf("no inbound series for %s (%s): %w",
 				describe(t, side.side, side.role), formatMatchers(m), analysis.ErrNoData))

@@ -115,7 +115,7 @@ func TestSplitInbound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := splitInbound(tt.target, tt.counts, tt.latens)
+			got, err := splitInbound(tt.target, newTable(tt.counts), newTable(tt.latens))
 			if err != nil {
 				t.Fatalf("splitInbound: %v", err)
 			}
@@ -127,7 +127,7 @@ func TestSplitInbound(t *testing.T) {
 
 func TestSplitInboundNoData(t *testing.T) {
 	counts := []sample{in(99, "v1", "200")}
-	_, err := splitInbound(subsetTarget, counts, nil)
+	_, err := splitInbound(subsetTarget, newTable(counts), nil)
 	if !errors.Is(err, analysis.ErrNoData) {
 		t.Fatalf("err = %v, want ErrNoData", err)
 	}
@@ -204,7 +204,7 @@ func TestSplitHops(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := splitHops(tt.target, counts, latency, tt.inbound)
+			got, err := splitHops(tt.target, newTable(counts), newTable(latency), newTable(tt.inbound))
 			if err != nil {
 				t.Fatalf("splitHops: %v", err)
 			}
@@ -219,13 +219,13 @@ func TestSplitHops(t *testing.T) {
 	}
 
 	t.Run("no calls", func(t *testing.T) {
-		got, err := splitHops(withNamespace(subsetTarget, "other"), counts, latency, nil)
+		got, err := splitHops(withNamespace(subsetTarget, "other"), newTable(counts), newTable(latency), nil)
 		if err != nil || len(got) != 0 {
 			t.Errorf("splitHops = %v, %v; want an empty map", got, err)
 		}
 	})
 	t.Run("host mode without inbound series", func(t *testing.T) {
-		_, err := splitHops(hostMode, counts, latency, inbound[1:])
+		_, err := splitHops(hostMode, newTable(counts), newTable(latency), newTable(inbound[1:]))
 		want := `no inbound series for checkout canary (destination_service_name="checkout-v2", destination_workload_namespace="shop")`
 		if !errors.Is(err, analysis.ErrNoData) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "stable") {
 			t.Errorf("err = %v, want ErrNoData containing %q", err, want)
