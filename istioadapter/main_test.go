@@ -155,6 +155,7 @@ func (e *env) masked(name string, http int) string {
 // and right after the first PATCH, for example to write concurrently.
 type tripper struct {
 	next        http.RoundTripper
+	gets        atomic.Int64 // GETs of single objects and lists, watches excluded
 	patches     atomic.Int64
 	conflicts   atomic.Int64
 	beforePATCH func()
@@ -162,6 +163,9 @@ type tripper struct {
 }
 
 func (tr *tripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodGet && req.URL.Query().Get("watch") != "true" {
+		tr.gets.Add(1)
+	}
 	first := req.Method == http.MethodPatch && tr.patches.Add(1) == 1
 	if first && tr.beforePATCH != nil {
 		tr.beforePATCH()

@@ -7,12 +7,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	apisec "istio.io/api/security/v1"
 	netv1 "istio.io/client-go/pkg/apis/networking/v1"
 	secv1 "istio.io/client-go/pkg/apis/security/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/rollout"
 )
@@ -25,12 +25,30 @@ import (
 // subsets for the host. Warning: mTLS is not STRICT namespace-wide, by a
 // PeerAuthentication in t's namespace or in the mesh root namespace. The
 // error is only for failures to ask the API server.
+//
+// With a cache (Options.Cache) the checks read it, and a report that
+// fails, or warns about mTLS, is made again from the API server before it
+// is returned (see read.go): a cache a moment behind never fails a
+// rollout.
 func (r *Router) Preflight(ctx context.Context, t rollout.Target) (rollout.PreflightReport, error) {
+	if r.cache == nil {
+		return r.preflight(ctx, t, false)
+	}
+	rep, err := r.preflight(ctx, t, true)
+	if err == nil && (!rep.OK() || (len(rep.Warnings) > 0 && r.confirmMTLS(t.Namespace, time.Now()))) {
+		return r.preflight(ctx, t, false)
+	}
+	return rep, err
+}
+
+// preflight runs the checks of Preflight, reading the cache when cached is
+// true and the API server otherwise.
+func (r *Router) preflight(ctx context.Context, t rollout.Target, cached bool) (rollout.PreflightReport, error) {
 	rep := rollout.PreflightReport{Resolved: t}
 	if err := validateTarget(t); err != nil {
 		return failReport(rep, err), nil
 	}
-	vs, err := r.istio.NetworkingV1().VirtualServices(t.Namespace).Get(ctx, t.VirtualService, metav1.GetOptions{})
+	vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, cached)
 	switch {
 	case apierrors.IsNotFound(err):
 		rep.Failures = append(rep.Failures, rollout.Finding{Check: "VirtualService",
@@ -56,7 +74,7 @@ func (r *Router) Preflight(ctx context.Context, t rollout.Target) (rollout.Prefl
 		host = t.Host
 	}
 	if !t.HostMode() && host != "" {
-		f, dr, err := r.checkSubsets(ctx, vs, host, t)
+		f, dr, err := r.checkSubsets(ctx, vs, host, t, cached)
 		if err != nil {
 			return rep, err
 		}
@@ -66,7 +84,7 @@ func (r *Router) Preflight(ctx context.Context, t rollout.Target) (rollout.Prefl
 			rep.CanaryVersion = subsetVersion(dr, t.CanarySubset)
 		}
 	}
-	w, err := r.checkMTLS(ctx, t.Namespace)
+	w, err := r.checkMTLS(ctx, t.Namespace, cached)
 	if err != nil {
 		return rep, err
 	}
@@ -89,13 +107,13 @@ func failReport(rep rollout.PreflightReport, err error) rollout.PreflightReport 
 // host and which defines both of t's subsets, and returns it. Otherwise it
 // returns one failure that names every DestinationRule it looked at and
 // what each lacks.
-func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, host string, t rollout.Target) ([]rollout.Finding, *netv1.DestinationRule, error) {
-	list, err := r.istio.NetworkingV1().DestinationRules(vs.Namespace).List(ctx, metav1.ListOptions{})
+func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, host string, t rollout.Target, cached bool) ([]rollout.Finding, *netv1.DestinationRule, error) {
+	items, err := r.destinationRules(ctx, vs.Namespace, cached)
 	if err != nil {
 		return nil, nil, fmt.Errorf("preflight: list DestinationRules in namespace %s: %w", vs.Namespace, err)
 	}
 	var looked []string
-	for _, dr := range list.Items {
+	for _, dr := range items {
 		if !sameHost(dr.Spec.GetHost(), host, dr.Namespace) {
 			continue
 		}
@@ -107,7 +125,7 @@ func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, hos
 			dr.Namespace, dr.Name, dr.Spec.GetHost(), strings.Join(missing, " or "), subsetNames(dr.Spec.GetSubsets())))
 	}
 	msg := fmt.Sprintf("no DestinationRule in namespace %s has host %q (DestinationRules there: %s); subsets %q and %q are undefined",
-		vs.Namespace, host, drNames(list.Items), t.StableSubset, t.CanarySubset)
+		vs.Namespace, host, drNames(items), t.StableSubset, t.CanarySubset)
 	if len(looked) > 0 {
 		sort.Strings(looked)
 		msg = strings.Join(looked, "; ")
@@ -171,8 +189,8 @@ func drNames(items []*netv1.DestinationRule) string {
 // namespace-wide PeerAuthentication (one without a selector): the one in
 // ns if it sets a mode, else the one in the mesh root namespace, as Istio
 // resolves them.
-func (r *Router) checkMTLS(ctx context.Context, ns string) ([]rollout.Finding, error) {
-	nsMode, nsName, err := r.namespaceWideMTLS(ctx, ns)
+func (r *Router) checkMTLS(ctx context.Context, ns string, cached bool) ([]rollout.Finding, error) {
+	nsMode, nsName, err := r.namespaceWideMTLS(ctx, ns, cached)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +202,7 @@ func (r *Router) checkMTLS(ctx context.Context, ns string) ([]rollout.Finding, e
 			"PeerAuthentication %s/%s sets mTLS mode %s for namespace %s, not STRICT; traffic to the canary may bypass mTLS",
 			ns, nsName, nsMode, ns)}}, nil
 	}
-	rootMode, _, err := r.namespaceWideMTLS(ctx, r.rootNS)
+	rootMode, _, err := r.namespaceWideMTLS(ctx, r.rootNS, cached)
 	if err != nil || rootMode == apisec.PeerAuthentication_MutualTLS_STRICT {
 		return nil, err
 	}
@@ -196,13 +214,13 @@ func (r *Router) checkMTLS(ctx context.Context, ns string) ([]rollout.Finding, e
 // namespaceWideMTLS returns the mTLS mode, and the object's name, of the
 // PeerAuthentication without a selector in ns; UNSET when there is none.
 // Istio honours only the oldest such object, so this does too.
-func (r *Router) namespaceWideMTLS(ctx context.Context, ns string) (apisec.PeerAuthentication_MutualTLS_Mode, string, error) {
-	list, err := r.istio.SecurityV1().PeerAuthentications(ns).List(ctx, metav1.ListOptions{})
+func (r *Router) namespaceWideMTLS(ctx context.Context, ns string, cached bool) (apisec.PeerAuthentication_MutualTLS_Mode, string, error) {
+	items, err := r.peerAuthentications(ctx, ns, cached)
 	if err != nil {
 		return 0, "", fmt.Errorf("preflight: list PeerAuthentications in namespace %s: %w", ns, err)
 	}
 	var oldest *secv1.PeerAuthentication
-	for _, pa := range list.Items {
+	for _, pa := range items {
 		if len(pa.Spec.GetSelector().GetMatchLabels()) > 0 {
 			continue
 		}

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/rollout"
 )
@@ -43,6 +44,12 @@ type Options struct {
 	MeshRootNamespace string
 	// FieldManager names serin in managedFields. Default "serin".
 	FieldManager string
+	// Cache, when set, serves the reads of every tick and mesh re-check
+	// (VirtualServices, DestinationRules, PeerAuthentications) from
+	// informer caches, e.g. a controller-runtime manager's cache with the
+	// Istio types in its scheme. Writes always read live. Nil reads
+	// everything from the API server.
+	Cache client.Reader
 }
 
 // Router shifts traffic between the stable and canary destinations of one
@@ -53,6 +60,8 @@ type Router struct {
 	kube         kubernetes.Interface
 	rootNS       string
 	fieldManager string
+	cache        client.Reader
+	reads        reads
 }
 
 var _ rollout.TrafficRouter = (*Router)(nil)
@@ -63,7 +72,7 @@ func NewRouter(o Options) (*Router, error) {
 	if o.Istio == nil {
 		return nil, errors.New("istioadapter: Options.Istio is nil; an Istio clientset is required")
 	}
-	r := &Router{istio: o.Istio, kube: o.Kube, rootNS: o.MeshRootNamespace, fieldManager: o.FieldManager}
+	r := &Router{istio: o.Istio, kube: o.Kube, rootNS: o.MeshRootNamespace, fieldManager: o.FieldManager, cache: o.Cache}
 	if r.rootNS == "" {
 		r.rootNS = "istio-system"
 	}
@@ -73,12 +82,13 @@ func NewRouter(o Options) (*Router, error) {
 	return r, nil
 }
 
-// get reads t's VirtualService and resolves t's route on it.
-func (r *Router) get(ctx context.Context, t rollout.Target) (*netv1.VirtualService, resolved, error) {
+// get reads t's VirtualService (from the cache when cached is true; see
+// read.go) and resolves t's route on it.
+func (r *Router) get(ctx context.Context, t rollout.Target, cached bool) (*netv1.VirtualService, resolved, error) {
 	if err := validateTarget(t); err != nil {
 		return nil, resolved{}, err
 	}
-	vs, err := r.istio.NetworkingV1().VirtualServices(t.Namespace).Get(ctx, t.VirtualService, metav1.GetOptions{})
+	vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, cached)
 	if err != nil {
 		return nil, resolved{}, fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
 	}
@@ -99,7 +109,7 @@ func notFound(err error) error {
 // A missing weight field is 0. It wraps rollout.ErrNotFound when the
 // VirtualService, the route or a destination is missing.
 func (r *Router) CanaryWeight(ctx context.Context, t rollout.Target) (int32, error) {
-	vs, res, err := r.get(ctx, t)
+	vs, res, err := r.get(ctx, t, true)
 	if err != nil {
 		return 0, err
 	}
@@ -121,7 +131,7 @@ func (r *Router) SetCanaryWeight(ctx context.Context, t rollout.Target, w int32,
 	}
 	wrote := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		vs, res, err := r.get(ctx, t)
+		vs, res, err := r.get(ctx, t, false)
 		if err != nil {
 			return err
 		}
@@ -136,11 +146,12 @@ func (r *Router) SetCanaryWeight(ctx context.Context, t rollout.Target, w int32,
 		if err != nil {
 			return fmt.Errorf("patch VirtualService %s/%s: %w", vs.Namespace, vs.Name, err)
 		}
-		_, err = r.istio.NetworkingV1().VirtualServices(vs.Namespace).Patch(ctx, vs.Name, types.JSONPatchType, patch,
+		out, err := r.istio.NetworkingV1().VirtualServices(vs.Namespace).Patch(ctx, vs.Name, types.JSONPatchType, patch,
 			metav1.PatchOptions{FieldManager: r.fieldManager})
 		if err != nil {
 			return fmt.Errorf("patch VirtualService %s/%s route %q: %w", vs.Namespace, vs.Name, res.Name, err)
 		}
+		r.wrote(out)
 		wrote = true
 		return nil
 	})
@@ -152,7 +163,7 @@ func (r *Router) SetCanaryWeight(ctx context.Context, t rollout.Target, w int32,
 
 // readBack checks that t's route carries the weights just written.
 func (r *Router) readBack(ctx context.Context, t rollout.Target, w int32) error {
-	vs, res, err := r.get(ctx, t)
+	vs, res, err := r.get(ctx, t, false)
 	if err != nil {
 		return fmt.Errorf("read back after setting canary weight %d: %w", w, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,11 +17,11 @@ import (
 func TestManagerCacheStripsManagedFields(t *testing.T) {
 	e := getCLIEnv(t)
 	ns := e.namespace(t)
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
+	scheme, err := newScheme()
+	if err != nil {
 		t.Fatal(err)
 	}
-	opts := managerCache(ns)
+	opts := managerCache(ns, "istio-system")
 	opts.Scheme = scheme
 	c, err := cache.New(st.RESTConfig(), opts)
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	netv1 "istio.io/client-go/pkg/apis/networking/v1"
+	secv1 "istio.io/client-go/pkg/apis/security/v1"
 	istio "istio.io/client-go/pkg/clientset/versioned"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -25,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -193,12 +196,32 @@ func restConfig(o controllerOptions) (*rest.Config, error) {
 // write history (the read model is fed by the same informers). Updates of
 // a cached object stay safe: the API server keeps an object's
 // managedFields when an update sends none.
-func managerCache(namespace string) cache.Options {
+//
+// The router reads VirtualServices, DestinationRules and
+// PeerAuthentications from the same cache; with --namespace the mesh-wide
+// PeerAuthentications of rootNamespace are cached too.
+func managerCache(namespace, rootNamespace string) cache.Options {
 	o := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if namespace != "" {
 		o.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+		o.ByObject = map[client.Object]cache.ByObject{
+			&secv1.PeerAuthentication{}: {Namespaces: map[string]cache.Config{namespace: {}, rootNamespace: {}}},
+		}
 	}
 	return o
+}
+
+// newScheme holds the types the manager's client and cache serve:
+// Kubernetes', Rollouts, and the Istio objects the router reads through
+// the cache.
+func newScheme() (*runtime.Scheme, error) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, netv1.AddToScheme, secv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	return scheme, nil
 }
 
 // controller wires the concrete adapters into the engine and runs it
@@ -209,11 +232,8 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		return fmt.Errorf("kubernetes configuration: %w", err)
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
+	scheme, err := newScheme()
+	if err != nil {
 		return err
 	}
 	mopts := ctrl.Options{
@@ -224,7 +244,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		LeaderElectionID:        "serin-controller.serin.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		GracefulShutdownTimeout: &o.ShutdownTimeout,
-		Cache:                   managerCache(o.Namespace),
+		Cache:                   managerCache(o.Namespace, o.MeshRootNamespace),
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
@@ -234,7 +254,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return fmt.Errorf("istio client: %w", err)
 	}
-	router, err := istioadapter.NewRouter(istioadapter.Options{Istio: ic, MeshRootNamespace: o.MeshRootNamespace})
+	router, err := istioadapter.NewRouter(istioadapter.Options{Istio: ic, MeshRootNamespace: o.MeshRootNamespace, Cache: mgr.GetCache()})
 	if err != nil {
 		return err
 	}

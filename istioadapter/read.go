@@ -1,0 +1,142 @@
+package istioadapter
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	netv1 "istio.io/client-go/pkg/apis/networking/v1"
+	secv1 "istio.io/client-go/pkg/apis/security/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// How the router reads. Every tick of every rollout reads its
+// VirtualService, and the mesh re-check lists the namespace's
+// DestinationRules and PeerAuthentications: with a thousand rollouts,
+// reading them from the API server would cost thousands of requests a
+// second and N² objects at start. With Options.Cache they come from
+// informer caches instead, and the API server is asked only where a cache
+// can be behind in a way that matters:
+//   - every write (SetCanaryWeight) reads, patches and reads back live,
+//     under the resourceVersion it read, so a stale cache never causes or
+//     hides a write;
+//   - a VirtualService the cache does not hold (created a moment ago) is
+//     read live, and so is one whose cached generation is older than the
+//     one serin last wrote (its own write not yet seen), so that serin
+//     never mistakes its own write for a hand edit;
+//   - a preflight that fails is confirmed against the API server before
+//     it is reported, and so is an mTLS warning (at most once per
+//     namespace per mtlsConfirmEvery), so that an object created just
+//     before the Rollout is never missed.
+
+// mtlsConfirmEvery is how often an mTLS warning read from the cache is
+// confirmed against the API server, per namespace.
+const mtlsConfirmEvery = 30 * time.Second
+
+// written is the generation of a VirtualService as serin's last patch left
+// it.
+type written struct {
+	uid        types.UID
+	generation int64
+}
+
+// reads holds what the router remembers to tell when its cache is behind.
+type reads struct {
+	mu       sync.Mutex
+	written  map[types.NamespacedName]written
+	mtlsSeen map[string]time.Time // namespace → when its warning was last confirmed live
+}
+
+// wrote records the generation a patch of vs left it at.
+func (r *Router) wrote(vs *netv1.VirtualService) {
+	r.reads.mu.Lock()
+	defer r.reads.mu.Unlock()
+	if r.reads.written == nil {
+		r.reads.written = map[types.NamespacedName]written{}
+	}
+	r.reads.written[types.NamespacedName{Namespace: vs.Namespace, Name: vs.Name}] = written{vs.UID, vs.Generation}
+}
+
+// behind reports whether a cached vs is older than serin's last write of
+// it.
+func (r *Router) behind(vs *netv1.VirtualService) bool {
+	r.reads.mu.Lock()
+	defer r.reads.mu.Unlock()
+	w, ok := r.reads.written[types.NamespacedName{Namespace: vs.Namespace, Name: vs.Name}]
+	return ok && w.uid == vs.UID && vs.Generation < w.generation
+}
+
+// confirmMTLS reports whether an mTLS warning for ns read from the cache
+// should be confirmed live now, and if so notes that it was.
+func (r *Router) confirmMTLS(ns string, now time.Time) bool {
+	r.reads.mu.Lock()
+	defer r.reads.mu.Unlock()
+	if last, ok := r.reads.mtlsSeen[ns]; ok && now.Sub(last) < mtlsConfirmEvery {
+		return false
+	}
+	if r.reads.mtlsSeen == nil {
+		r.reads.mtlsSeen = map[string]time.Time{}
+	}
+	r.reads.mtlsSeen[ns] = now
+	return true
+}
+
+// virtualService reads a VirtualService: from the cache when cached is
+// true and the cache holds it at least as new as serin's last write,
+// otherwise from the API server.
+func (r *Router) virtualService(ctx context.Context, ns, name string, cached bool) (*netv1.VirtualService, error) {
+	if cached && r.cache != nil {
+		vs := &netv1.VirtualService{}
+		err := r.cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, vs)
+		switch {
+		case err == nil && !r.behind(vs):
+			return vs, nil
+		case err != nil && !apierrors.IsNotFound(err):
+			return nil, err
+		}
+	}
+	return r.istio.NetworkingV1().VirtualServices(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// destinationRules lists the DestinationRules of ns, from the cache when
+// cached is true.
+func (r *Router) destinationRules(ctx context.Context, ns string, cached bool) ([]*netv1.DestinationRule, error) {
+	if cached && r.cache != nil {
+		var list netv1.DestinationRuleList
+		if err := r.cache.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return nil, fmt.Errorf("cached DestinationRules: %w", err)
+		}
+		// In the API server's order, by name, so that the first match is
+		// the same whichever way it was read.
+		slices.SortFunc(list.Items, func(a, b *netv1.DestinationRule) int { return strings.Compare(a.Name, b.Name) })
+		return list.Items, nil
+	}
+	list, err := r.istio.NetworkingV1().DestinationRules(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// peerAuthentications lists the PeerAuthentications of ns, from the cache
+// when cached is true.
+func (r *Router) peerAuthentications(ctx context.Context, ns string, cached bool) ([]*secv1.PeerAuthentication, error) {
+	if cached && r.cache != nil {
+		var list secv1.PeerAuthenticationList
+		if err := r.cache.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return nil, fmt.Errorf("cached PeerAuthentications: %w", err)
+		}
+		return list.Items, nil
+	}
+	list, err := r.istio.SecurityV1().PeerAuthentications(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
