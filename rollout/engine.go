@@ -12,12 +12,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -101,14 +101,17 @@ func (e *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(e.queue); err != nil {
 		return fmt.Errorf("add notification queue: %w", err)
 	}
+	// A Rollout is enqueued by rolloutHandler, which puts a canary that
+	// may be failing ahead of the others (see priority.go).
+	changed := predicate.Or[*v1alpha1.Rollout](
+		predicate.TypedGenerationChangedPredicate[*v1alpha1.Rollout]{},
+		predicate.TypedAnnotationChangedPredicate[*v1alpha1.Rollout]{},
+		deletionPredicate{},
+	)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("rollout").
 		WithOptions(controller.Options{MaxConcurrentReconciles: e.o.MaxConcurrentReconciles}).
-		For(&v1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](
-			predicate.GenerationChangedPredicate{},
-			predicate.AnnotationChangedPredicate{},
-			deletionPredicate{},
-		))).
+		WatchesRawSource(source.Kind(mgr.GetCache(), &v1alpha1.Rollout{}, rolloutHandler{}, changed)).
 		Complete(e)
 }
 
@@ -183,7 +186,8 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 	if err := e.converge(ctx, ro, live); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: sinceTick(d.RequeueAfter, now, e.o.Clock.Now())}, nil
+	p := priorityOf(d.Status)
+	return ctrl.Result{RequeueAfter: sinceTick(d.RequeueAfter, now, e.o.Clock.Now()), Priority: &p}, nil
 }
 
 // sinceTick turns a delay decided at the tick's start into one from now,
@@ -545,8 +549,10 @@ func promoteRequest(ro *v1alpha1.Rollout) *Request {
 }
 
 // deletionPredicate lets through updates that start a deletion.
-type deletionPredicate struct{ predicate.Funcs }
+type deletionPredicate struct {
+	predicate.TypedFuncs[*v1alpha1.Rollout]
+}
 
-func (deletionPredicate) Update(e event.UpdateEvent) bool {
+func (deletionPredicate) Update(e event.TypedUpdateEvent[*v1alpha1.Rollout]) bool {
 	return e.ObjectNew != nil && !e.ObjectNew.GetDeletionTimestamp().IsZero()
 }
