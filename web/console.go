@@ -1,7 +1,10 @@
-// Package web is serin's console: server-rendered pages (html/template)
-// for the list of rollouts and each rollout, kept live in the browser by
-// plain JavaScript that reads the REST API (/api/v1) and its Server-Sent
-// Events. It holds no API logic of its own: pages read the same read model
+// Package web is serin's console: pages (html/template) for the list of
+// rollouts and each rollout, kept live in the browser by plain JavaScript
+// that reads the REST API (/api/v1) and its Server-Sent Events. The
+// rollout page is rendered on the server; the list page is a frame whose
+// rows list.js draws from the API's summaries, only those in view, so
+// that it stays responsive at thousands of rollouts. It holds no API
+// logic of its own: pages read the same read model
 // as the API and ask the same Authorizer, and every change goes through
 // the API. The console's part of authentication is the login form, which
 // turns a token into a session cookie, and AuthenticateRequest, which lets

@@ -68,6 +68,7 @@ func (f *fakeWriter) count() int {
 // serves them.
 type fixture struct {
 	srv    *httptest.Server
+	store  *readmodel.Store
 	writer *fakeWriter
 	logs   *bytes.Buffer
 	logMu  *sync.Mutex
@@ -86,14 +87,13 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func newFixture(t *testing.T, secure bool) *fixture {
 	t.Helper()
-	tokens, err := api.ParseStaticTokens(strings.NewReader(operatorToken + ",olga,operator\n" + viewerToken + ",vic,viewer\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := readmodel.New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	return newFixtureWith(t, secure, seedCheckout)
+}
+
+// seedCheckout stores shop/checkout-v2, a rollout at its second step
+// with two checks.
+func seedCheckout(t testing.TB, store *readmodel.Store) {
+	t.Helper()
 	started := metav1.NewTime(time.Now().Add(-3 * time.Minute))
 	if err := store.Upsert(&v1alpha1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout-v2", CreationTimestamp: started},
@@ -109,8 +109,23 @@ func newFixture(t *testing.T, secure bool) *fixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// newFixtureWith is newFixture with the read model holding what seed
+// stores.
+func newFixtureWith(t testing.TB, secure bool, seed func(testing.TB, *readmodel.Store)) *fixture {
+	t.Helper()
+	tokens, err := api.ParseStaticTokens(strings.NewReader(operatorToken + ",olga,operator\n" + viewerToken + ",vic,viewer\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := readmodel.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed(t, store)
 	markSynced(t, store)
-	f := &fixture{writer: &fakeWriter{store: store}, logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	f := &fixture{store: store, writer: &fakeWriter{store: store}, logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
 	log := slog.New(slog.NewTextHandler(lockedWriter{f.logMu, f.logs}, nil))
 	console, err := web.New(web.Options{Store: store, Authenticator: tokens, Authorizer: tokens, SecureCookies: secure, Log: log, TraceURL: "http://jaeger.test/trace/"})
 	if err != nil {
@@ -124,7 +139,10 @@ func newFixture(t *testing.T, secure bool) *fixture {
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/", console)
 	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
+	t.Cleanup(func() {
+		f.srv.CloseClientConnections() // a browser's event streams
+		f.srv.Close()
+	})
 	return f
 }
 
@@ -220,7 +238,7 @@ type syncedRegistration struct {
 
 func (syncedRegistration) HasSynced() bool { return true }
 
-func markSynced(t *testing.T, store *readmodel.Store) {
+func markSynced(t testing.TB, store *readmodel.Store) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

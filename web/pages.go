@@ -5,40 +5,8 @@ import (
 	"net/http"
 
 	"github.com/serin-dev/serin/api"
-	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
-
-type listView struct {
-	Namespace string // the filter, empty for all
-	Loading   bool   // the read model has not synced yet
-	// Rows are the API's summaries, in the API's order: active rollouts
-	// first, then by namespace and name. list.js redraws them from the
-	// same summaries.
-	Rows []readmodel.Summary
-}
-
-func (c *Console) listPage(w http.ResponseWriter, r *http.Request) {
-	s := c.requireSession(w, r)
-	if s == nil {
-		return
-	}
-	ns := r.URL.Query().Get("namespace")
-	if !c.allowed(w, r, s, api.Action{Verb: "list", Namespace: ns}) {
-		return
-	}
-	rows, err := c.opts.Store.Summaries(readmodel.Filter{Namespace: ns})
-	if err != nil {
-		c.opts.Log.Error("console: list rollouts", "err", err)
-		c.errorPage(w, r, s, http.StatusInternalServerError, "The rollouts could not be listed.")
-		return
-	}
-	v := listView{Namespace: ns, Loading: !c.opts.Store.Synced(), Rows: make([]readmodel.Summary, 0, len(rows))}
-	for _, row := range rows {
-		v.Rows = append(v.Rows, row.Summary)
-	}
-	c.render(w, http.StatusOK, "list", layout{Title: "Rollouts", User: s.user.Name, CSRF: s.csrf, Page: v})
-}
 
 func steps(ro *v1alpha1.Rollout) []int32 {
 	if len(ro.Spec.Steps) > 0 {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,8 @@ import (
 	"github.com/serin-dev/serin/test/apitest"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/api"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
@@ -338,4 +341,107 @@ func missingStreams(t *testing.T, base string) bool {
 	cancel() // an open stream ends here
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusNotFound
+}
+
+// TestConsoleListAt1000Rollouts loads the list page in headless Chromium
+// with 1,000 Rollouts on the real API server, seen through a real
+// informer: the page draws a window of rows, not 1,000; the active
+// rollouts come first; scrolling to the bottom shows the last one; the
+// text filter narrows the list and stays in the URL; and a status change
+// written to the API server reaches its row through the list stream,
+// rewriting that row in place.
+func TestConsoleListAt1000Rollouts(t *testing.T) {
+	const n = 1000
+	e := newEnv(t)
+	names := make([]string, n)
+	var active []string // every 50th is Progressing, every 50th from 25 has no status yet (Pending)
+	g, ctx := errgroup.WithContext(e.ctx)
+	g.SetLimit(16)
+	for i := range n {
+		names[i] = fmt.Sprintf("app-%03d", i)
+		phase := v1alpha1.PhaseSucceeded
+		switch i % 50 {
+		case 0:
+			phase = v1alpha1.PhaseProgressing
+		case 25:
+			phase = ""
+		}
+		if phase == "" || phase == v1alpha1.PhaseProgressing {
+			active = append(active, names[i])
+		}
+		g.Go(func() error {
+			ro := &v1alpha1.Rollout{
+				ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: names[i]},
+				Spec:       v1alpha1.RolloutSpec{VirtualService: "checkout", StableSubset: "v1", CanarySubset: "v2"},
+			}
+			if err := e.c.Create(ctx, ro); err != nil {
+				return fmt.Errorf("create Rollout %s: %w", names[i], err)
+			}
+			if phase == "" {
+				return nil
+			}
+			ro.Status = v1alpha1.RolloutStatus{Phase: phase, CanaryWeight: 10}
+			if err := e.c.Status().Update(ctx, ro); err != nil {
+				return fmt.Errorf("update the status of Rollout %s: %w", names[i], err)
+			}
+			return nil
+		})
+	}
+	must(t, g.Wait())
+	srv := consoleServer(t, e)
+	b := newBrowser(t)
+	b.login(srv.URL, consoleViewerToken)
+
+	const rowsJS = `[...document.querySelectorAll('#rows tr.row')]`
+	b.waitJS(fmt.Sprintf(`document.getElementById('list').dataset.loaded === 'true' && document.getElementById('list').dataset.total === '%d'`, n),
+		30*time.Second, "the list to load 1,000 rollouts")
+	drawn := strings.Split(b.eval(rowsJS+`.map((tr) => tr.dataset.key.split('/')[1]).join(' ')`), " ")
+	if len(drawn) < 10 || len(drawn) > 60 {
+		t.Fatalf("the page drew %d rows for %d rollouts, want a window of 10 to 60", len(drawn), n)
+	}
+	if want := active[:min(len(active), len(drawn))]; !slices.Equal(drawn[:len(want)], want) {
+		t.Errorf("the first rows are %v, want the active rollouts first, by name: %v", drawn[:len(want)], want)
+	}
+	b.screenshot("list-1000")
+
+	b.eval(`(s => { s.scrollTop = s.scrollHeight; return '' })(document.getElementById('scroller'))`)
+	b.waitJS(rowsJS+`.slice(-1).map((tr) => tr.dataset.key).join() === '`+e.ns+`/app-999'`, 10*time.Second, "the last rollout at the bottom")
+	if k := b.eval(`String(` + rowsJS + `.length)`); k == "0" || len(k) > 2 {
+		t.Errorf("at the bottom the page drew %s rows, want a window", k)
+	}
+
+	b.do(chromedp.SendKeys(chromedp.CSS("#filter-text"), "app-99"))
+	b.waitJS(`document.getElementById('list').dataset.shown === '10' && location.search === '?q=app-99' && `+
+		rowsJS+`.every((tr) => tr.dataset.key.includes('app-99'))`, 10*time.Second, "the text filter to narrow the list to app-990 to app-999")
+
+	// A status change written to the API server rewrites its row, in place.
+	b.do(chromedp.Navigate(srv.URL + "/?q=app-000"))
+	row := fmt.Sprintf(`document.querySelector('#rows tr.row[data-key="%s/app-000"]')`, e.ns)
+	b.waitJS(row+` !== null && `+row+`.querySelector('.weight').textContent === '10%'`, 30*time.Second, "the row of app-000")
+	b.waitJS(`document.getElementById('live').classList.contains('on')`, 10*time.Second, "the list stream")
+	b.eval(row + `.mark = 'kept'; ''`)
+	ro := e.get("app-000")
+	ro.Status.CurrentStep, ro.Status.CanaryWeight = 2, 50
+	must(t, e.c.Status().Update(e.ctx, ro))
+	b.waitJS(row+`.querySelector('.weight').textContent === '50%' && `+row+`.cells[2].textContent === '3/4' && `+row+`.mark === 'kept'`,
+		30*time.Second, "the new weight and step on the same row")
+
+	if errs := b.errors(); len(errs) > 0 {
+		t.Errorf("the browser console has errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// waitJS polls a JavaScript condition on the page as it is (no reload)
+// until it holds.
+func (b *browser) waitJS(cond string, timeout time.Duration, what string) {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if b.eval(`String(Boolean(`+cond+`))`) == "true" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.screenshot("failure")
+	b.t.Fatalf("timed out after %v waiting for %s", timeout, what)
 }

@@ -180,12 +180,6 @@
   // phaseOf is the API summary's rule: no phase yet is Pending.
   const phaseOf = (r) => (r.status && r.status.phase) || 'Pending';
   const stepsOf = (r) => (r.spec.steps && r.spec.steps.length ? r.spec.steps : [10, 25, 50, 100]);
-  function stepText(r) {
-    const n = stepsOf(r).length;
-    const cur = r.status.currentStep;
-    if (!r.status.phase || cur === undefined || cur < 0) return `0/${n}`;
-    return `${Math.min(cur + 1, n)}/${n}`;
-  }
   function changedAt(r) {
     const h = r.status.history || [];
     if (h.length) return h[h.length - 1].time;
@@ -194,7 +188,7 @@
 
   window.serin = {
     api, el, svg, ago, timeEl, refreshTimes, setLive, live, debounce, parseFrames,
-    rolloutOf, mergePatch, lower, phaseOf, stepsOf, stepText, changedAt,
+    rolloutOf, mergePatch, lower, phaseOf, stepsOf, changedAt,
   };
   refreshTimes();
   setInterval(refreshTimes, 5000);
