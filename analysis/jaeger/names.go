@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Istio's sidecars name their spans' service "<app>.<namespace>" by default
@@ -19,7 +21,8 @@ import (
 // forms Jaeger knows, and in edges drops the rollout's namespace from a
 // name, so that "checkout.shop" and "checkout" are the same service.
 
-// servicesTTL is how long the list of service names Jaeger knows is reused.
+// servicesTTL is how long the list of service names Jaeger knows is reused
+// while it names the services asked for.
 const servicesTTL = 30 * time.Second
 
 // local is service without the ".<namespace>" suffix Istio's sidecars add.
@@ -42,71 +45,170 @@ func (m matcher) withIstioNames(names []string) []string {
 	return out
 }
 
-// serviceList caches the service names Jaeger knows.
+// serviceList caches the service names Jaeger lists, and how often it
+// has been asked again for each target it did not name.
 type serviceList struct {
 	mu      sync.Mutex
-	names   []string
+	names   []string // nil until a list was had
 	fetched time.Time
+	failed  backoff // of the list itself, when Jaeger cannot give it
+	misses  map[string]*listMiss
+	flight  singleflight.Group // one request for the list at a time
 }
 
-// known returns the service names Jaeger knows, at most servicesTTL old,
-// or an error when it cannot tell (an older Jaeger without the endpoint,
-// or one that cannot be reached).
-func (s *Source) known(ctx context.Context) ([]string, error) {
-	s.services.mu.Lock()
-	defer s.services.mu.Unlock()
-	if s.services.names != nil && time.Since(s.services.fetched) < servicesTTL {
-		return s.services.names, nil
+// listMiss counts the lists in a row that named none of a target's
+// services.
+type listMiss struct {
+	fails   int
+	checked time.Time // when the latest of them was fetched
+}
+
+// known returns the service names Jaeger lists, fetched at most maxAge
+// ago, and when they were fetched; or an error when it cannot tell (an
+// older Jaeger without the endpoint, or one that cannot be reached), after
+// which it asks again only once a backoff has passed. Concurrent callers
+// share one request, and each stops waiting when its ctx ends.
+func (s *Source) known(ctx context.Context, maxAge time.Duration) ([]string, time.Time, error) {
+	l := &s.services
+	l.mu.Lock()
+	names, fetched, failed := l.names, l.fetched, l.failed
+	l.mu.Unlock()
+	now := s.now()
+	if names != nil && now.Sub(fetched) < maxAge {
+		return names, fetched, nil
 	}
+	if failed.err != nil && now.Before(failed.next) {
+		return nil, time.Time{}, failed.err
+	}
+	ch := l.flight.DoChan("services", func() (any, error) {
+		return nil, s.fetchServices(context.WithoutCancel(ctx))
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, time.Time{}, r.Err
+		}
+	case <-ctx.Done():
+		return nil, time.Time{}, context.Cause(ctx)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.names, l.fetched, nil
+}
+
+// fetchServices asks Jaeger for its service list and keeps the answer, or
+// records the failure for the list's backoff.
+func (s *Source) fetchServices(ctx context.Context) error {
 	u := s.base.JoinPath("api", "v3", "services")
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	asked := s.now()
+	var list []string
+	err := s.get(ctx, u, &s.counts.lists, func(resp *http.Response) error {
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		var body struct {
+			Services []string `json:"services"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&body); err != nil {
+			return err
+		}
+		list = append([]string{}, body.Services...)
+		return nil
+	})
+	l := &s.services
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if err != nil {
-		return nil, err
+		err = fmt.Errorf("jaeger: GET %s: %w", u.Redacted(), err)
+		l.failed.fail(s.now(), err)
+		return err
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, err
+	l.names, l.fetched, l.failed = list, asked, backoff{}
+	for key, b := range l.misses {
+		if asked.Sub(b.checked) > 4*servicesTTL {
+			delete(l.misses, key) // a target no longer asked for
+		}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: HTTP %d", u.Redacted(), resp.StatusCode)
-	}
-	var body struct {
-		Services []string `json:"services"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
-	}
-	s.services.names, s.services.fetched = append([]string{}, body.Services...), time.Now()
-	return s.services.names, nil
+	return nil
 }
 
 // searchNames returns the names to search for m: each of m's service names
-// in the forms Jaeger knows, so that a name in neither form costs no search
-// and takes no share of MaxTraces. When Jaeger cannot list its services,
-// the plain names are searched, as before.
+// in the forms Jaeger lists, so that a name in neither form costs no search
+// and takes no share of MaxTraces. It returns none when Jaeger lists none
+// of them. When Jaeger cannot list its services, the plain names are
+// searched, as before.
+//
+// A list that names none of them is fetched again (the service may have
+// just sent its first spans), but no sooner than a backoff that grows with
+// each list in a row that did not name them: a service without traces
+// costs neither a search nor a list per call.
 func (s *Source) searchNames(ctx context.Context, m matcher) []string {
 	plain := m.services()
-	known, err := s.known(ctx)
+	forms := m.withIstioNames(plain)
+	names, _, err := s.known(ctx, servicesTTL)
 	if err != nil {
 		return plain
 	}
+	key := strings.Join(plain, " ")
+	if out := listed(names, forms); len(out) > 0 {
+		s.services.missed(key, true, time.Time{})
+		return out
+	}
+	names, fetched, err := s.known(ctx, s.services.missDelay(key))
+	if err != nil {
+		return plain
+	}
+	out := listed(names, forms)
+	s.services.missed(key, len(out) > 0, fetched)
+	if len(out) == 0 {
+		s.counts.skipped.Add(1)
+	}
+	return out
+}
+
+// listed returns the names among forms that known contains, in order.
+func listed(known, forms []string) []string {
 	var out []string
-	for _, n := range m.withIstioNames(plain) {
+	for _, n := range forms {
 		if slices.Contains(known, n) {
 			out = append(out, n)
 		}
 	}
-	if len(out) == 0 {
-		// None known yet (a service that has only just sent spans): ask
-		// Jaeger again next time, and let the searches say what there is.
-		s.services.mu.Lock()
-		s.services.names = nil
-		s.services.mu.Unlock()
-		return plain
-	}
 	return out
+}
+
+// missDelay is how old a list may be to say that the target key is not
+// among Jaeger's services: backoffMin at first, doubled per list in a row
+// that did not name it, at most servicesTTL.
+func (l *serviceList) missDelay(key string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fails := 0
+	if b := l.misses[key]; b != nil {
+		fails = max(b.fails-1, 0)
+	}
+	return min(backoffDelay(fails), servicesTTL)
+}
+
+// missed records whether the list fetched at fetched named the target
+// key. Each list counts once, however many calls read it.
+func (l *serviceList) missed(key string, found bool, fetched time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if found {
+		delete(l.misses, key)
+		return
+	}
+	b := l.misses[key]
+	if b == nil {
+		if l.misses == nil {
+			l.misses = map[string]*listMiss{}
+		}
+		b = &listMiss{}
+		l.misses[key] = b
+	}
+	if fetched.After(b.checked) {
+		b.fails++
+		b.checked = fetched
+	}
 }

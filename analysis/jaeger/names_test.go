@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/serin-dev/serin/analysis"
@@ -63,15 +64,22 @@ func TestEdgesIstioServiceNames(t *testing.T) {
 }
 
 // TestSearchNames: the names searched are those Jaeger knows, in either
-// form; without a service list (an older Jaeger) the plain names.
+// form; none when it knows neither; without a service list (an older
+// Jaeger) the plain names. A list that names neither form is fetched again
+// after a backoff, and then sees the newcomer.
 func TestSearchNames(t *testing.T) {
+	var mu sync.Mutex
 	list := `{"services":["checkout"]}`
+	setList := func(l string) { mu.Lock(); list = l; mu.Unlock() }
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v3/services" || list == "" {
+		mu.Lock()
+		l := list
+		mu.Unlock()
+		if r.URL.Path != "/api/v3/services" || l == "" {
 			http.NotFound(w, r)
 			return
 		}
-		_, _ = w.Write([]byte(list))
+		_, _ = w.Write([]byte(l))
 	}))
 	t.Cleanup(srv.Close)
 	m, err := newMatcher(checkoutV2)
@@ -82,22 +90,25 @@ func TestSearchNames(t *testing.T) {
 	if got := newSource(t, Options{QueryURL: srv.URL}).searchNames(ctx, m); !slices.Equal(got, []string{"checkout"}) {
 		t.Errorf("with checkout known: %q", got)
 	}
-	list = `{"services":["checkout","checkout.shop"]}`
+	setList(`{"services":["checkout","checkout.shop"]}`)
 	if got := newSource(t, Options{QueryURL: srv.URL}).searchNames(ctx, m); !slices.Equal(got, []string{"checkout", "checkout.shop"}) {
 		t.Errorf("with both forms known: %q", got)
 	}
-	// A list that names none of the service's forms is not trusted until
-	// its TTL: the next call asks again and sees the newcomer.
-	list = `{"services":["frontend"]}`
-	src := newSource(t, Options{QueryURL: srv.URL})
-	if got := src.searchNames(ctx, m); !slices.Equal(got, []string{"checkout"}) {
-		t.Errorf("with checkout unknown: %q, want the plain name", got)
+	setList(`{"services":["frontend"]}`)
+	clock := &fakeClock{t: base}
+	src := newSource(t, Options{QueryURL: srv.URL, Now: clock.now})
+	if got := src.searchNames(ctx, m); len(got) != 0 {
+		t.Errorf("with checkout unknown: %q, want none", got)
 	}
-	list = `{"services":["frontend","checkout.shop"]}`
+	setList(`{"services":["frontend","checkout.shop"]}`)
+	if got := src.searchNames(ctx, m); len(got) != 0 {
+		t.Errorf("at once after a miss: %q, want none (the list is not fetched again yet)", got)
+	}
+	clock.add(backoffMin)
 	if got := src.searchNames(ctx, m); !slices.Equal(got, []string{"checkout.shop"}) {
-		t.Errorf("after checkout.shop appeared: %q", got)
+		t.Errorf("after checkout.shop appeared and the backoff passed: %q", got)
 	}
-	list = ""
+	setList("")
 	if got := newSource(t, Options{QueryURL: srv.URL}).searchNames(ctx, m); !slices.Equal(got, []string{"checkout"}) {
 		t.Errorf("without a service list: %q, want the plain name", got)
 	}

@@ -311,6 +311,8 @@ func TestNew(t *testing.T) {
 		{Options{QueryURL: "http://jaeger:16686/%zz"}, `bad QueryURL "http://jaeger:16686/%zz"`},
 		{Options{QueryURL: "http://jaeger:16686", MaxTraces: -1}, "bad MaxTraces -1"},
 		{Options{QueryURL: "http://jaeger:16686", Timeout: -time.Second}, "bad Timeout -1s"},
+		{Options{QueryURL: "http://jaeger:16686", MaxInFlight: -1}, "bad MaxInFlight -1"},
+		{Options{QueryURL: "http://jaeger:16686", CacheTTL: -time.Second}, "bad CacheTTL -1s"},
 	}
 	for _, tt := range bad {
 		if s, err := New(tt.o); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -318,8 +320,11 @@ func TestNew(t *testing.T) {
 		}
 	}
 	s := newSource(t, Options{QueryURL: "http://jaeger:16686/prefix"})
-	if s.maxTraces != DefaultMaxTraces || s.timeout != DefaultTimeout || s.client == nil {
+	if s.maxTraces != DefaultMaxTraces || s.timeout != DefaultTimeout || s.client == nil || s.now == nil {
 		t.Errorf("defaults: maxTraces %d, timeout %v, client %v", s.maxTraces, s.timeout, s.client)
+	}
+	if cap(s.slots) != DefaultMaxInFlight || s.step != DefaultCacheTTL {
+		t.Errorf("defaults: %d requests in flight, cache TTL %v; want %d and %v", cap(s.slots), s.step, DefaultMaxInFlight, DefaultCacheTTL)
 	}
 	if u := s.tracesURL("x", since, until, 1); u.Path != "/prefix/api/v3/traces" {
 		t.Errorf("path under a prefix = %q", u.Path)
