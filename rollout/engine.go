@@ -101,6 +101,12 @@ func (e *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(e.queue); err != nil {
 		return fmt.Errorf("add notification queue: %w", err)
 	}
+	// checkRouteFree lists the Rollouts of one VirtualService, not of the
+	// namespace: starting N rollouts in one namespace costs N, not N².
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Rollout{}, virtualServiceField,
+		func(o client.Object) []string { return []string{o.(*v1alpha1.Rollout).Spec.VirtualService} }); err != nil {
+		return fmt.Errorf("index Rollouts by VirtualService: %w", err)
+	}
 	// A Rollout is enqueued by rolloutHandler, which puts a canary that
 	// may be failing ahead of the others (see priority.go).
 	changed := predicate.Or[*v1alpha1.Rollout](
@@ -313,8 +319,9 @@ func (e *Engine) checkChannels(ro *v1alpha1.Rollout, pf *PreflightReport) {
 // rollout at a time, however the Rollouts were created.
 func (e *Engine) checkRouteFree(ctx context.Context, ro *v1alpha1.Rollout, pf *PreflightReport) error {
 	var list v1alpha1.RolloutList
-	if err := e.o.Client.List(ctx, &list, client.InNamespace(ro.Namespace)); err != nil {
-		return fmt.Errorf("list Rollouts in %s: %w", ro.Namespace, err)
+	if err := e.o.Client.List(ctx, &list, client.InNamespace(ro.Namespace),
+		client.MatchingFields{virtualServiceField: ro.Spec.VirtualService}); err != nil {
+		return fmt.Errorf("list Rollouts of VirtualService %s/%s: %w", ro.Namespace, ro.Spec.VirtualService, err)
 	}
 	for i := range list.Items {
 		other := &list.Items[i]
@@ -332,6 +339,10 @@ func (e *Engine) checkRouteFree(ctx context.Context, ro *v1alpha1.Rollout, pf *P
 	return nil
 }
 
+// virtualServiceField indexes Rollouts in the cache by
+// spec.virtualService.
+const virtualServiceField = "spec.virtualService"
+
 func olderThan(a, b *v1alpha1.Rollout) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
@@ -348,11 +359,19 @@ func (e *Engine) checkAnalysisSpec(ro *v1alpha1.Rollout, pf *PreflightReport) {
 	}
 }
 
+// minAnalysisBudget is the least time a tick's analysis is given.
+const minAnalysisBudget = time.Second
+
 func (e *Engine) analyze(ctx context.Context, ro *v1alpha1.Rollout, now time.Time) analysis.Result {
 	cfg, err := AnalysisConfigIn(ro.Spec, e.o.Tenancy.Scope(ro.Namespace))
 	if err != nil {
 		return analysis.Result{Verdict: analysis.Inconclusive, Reason: "the analysis spec is invalid: " + err.Error()}
 	}
+	// A tick's analysis gets at most one interval (and never less than
+	// minAnalysisBudget): a stuck query ends in an inconclusive tick,
+	// never in a worker held from other rollouts' ticks.
+	ctx, cancel := context.WithTimeout(ctx, max(ro.Spec.Defaulted().Analysis.Interval.Duration, minAnalysisBudget))
+	defer cancel()
 	start := time.Now()
 	res, err := e.o.Analyzer.Analyze(ctx, analysisRequest(ro, cfg, now))
 	if err != nil {
