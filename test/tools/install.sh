@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # install.sh installs or builds every real component the local stack needs:
 # etcd and Prometheus from Debian, kube-apiserver and kubectl from the
-# k8s.io/kubernetes module, and Jaeger v2 from its module. Builds are cached
-# in $SERIN_CACHE (default ~/.cache/serin), so a second run takes seconds.
+# k8s.io/kubernetes module, Jaeger v2 from its module, and Istio's
+# pilot-discovery (istiod) and istioctl from the istio.io/istio module.
+# Builds are cached in $SERIN_CACHE (default ~/.cache/serin), so a second run
+# takes seconds.
 #
-# Usage: install.sh [etcd] [prometheus] [kube] [jaeger] [chromium]   (default: all but chromium)
+# Usage: install.sh [etcd] [prometheus] [kube] [jaeger] [istio] [chromium]   (default: all but chromium)
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"      # must match k8s.io/client-go's minor version
 JAEGER_VERSION="${JAEGER_VERSION:-v1.76.0}"
+# The istio.io/istio module version seen to build with Go 1.26 and to run
+# against kube-apiserver 1.37 (../shared/LOCAL-STACK.md, "istiod").
+ISTIO_VERSION="${ISTIO_VERSION:-v0.0.0-20260827124520-eed52ebb66ad}"
 CACHE="${SERIN_CACHE:-$HOME/.cache/serin}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
@@ -106,8 +111,42 @@ ensure_jaeger() {
   say "jaeger $JAEGER_VERSION: built into $BIN"
 }
 
+# ensure_istio builds pilot-discovery (istiod) and istioctl from one wrapper
+# module, so they share one module download and one build cache: istioctl
+# takes about a minute once pilot-discovery (10-17 min on 2 cores) is built.
+# istioctl's analyzers are the e2e tests' referee (test/stack.Analyze).
+ensure_istio() {
+  local stamp="$BIN/.istio-$ISTIO_VERSION"
+  if [[ -x "$BIN/pilot-discovery" && -x "$BIN/istioctl" && -f "$stamp" ]]; then
+    say "pilot-discovery, istioctl $ISTIO_VERSION: cached in $BIN"; return
+  fi
+  local w="$CACHE/build/istio-$ISTIO_VERSION"
+  rm -rf "$w"; mkdir -p "$w"
+  say "building pilot-discovery and istioctl $ISTIO_VERSION from istio.io/istio (once; 10-17 min on 2 cores)"
+  (
+    cd "$w"
+    export GOFLAGS=-mod=mod
+    go mod init istiobuild >/dev/null 2>&1
+    say "istio: downloading istio.io/istio@$ISTIO_VERSION and its dependencies"
+    go get "istio.io/istio@$ISTIO_VERSION" >&2
+    # -v names each package as it is compiled, so a long build shows its
+    # progress as a count; any line with a space in it is not a package path
+    # but a compiler message, and is shown as it is.
+    say "istio: compiling pilot-discovery"
+    go build -v -ldflags "-s -w" -o "$BIN/pilot-discovery" istio.io/istio/pilot/cmd/pilot-discovery 2>&1 \
+      | awk '/ / { print > "/dev/stderr"; next }
+             { n++; if (n % 250 == 0) printf "[install] istio: %d packages compiled, now %s\n", n, $0 > "/dev/stderr" }'
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || exit 1
+    say "istio: compiling istioctl"
+    go build -ldflags "-s -w" -o "$BIN/istioctl" istio.io/istio/istioctl/cmd/istioctl >&2
+  ) || die "building pilot-discovery or istioctl $ISTIO_VERSION failed (log above)"
+  "$BIN/istioctl" version --remote=false >/dev/null 2>&1 || die "istioctl was built but does not run"
+  touch "$stamp"
+  say "pilot-discovery, istioctl $ISTIO_VERSION: built into $BIN"
+}
+
 what=("$@")
-[[ ${#what[@]} -eq 0 ]] && what=(etcd prometheus kube jaeger)
+[[ ${#what[@]} -eq 0 ]] && what=(etcd prometheus kube jaeger istio)
 for w in "${what[@]}"; do
   case "$w" in
     etcd) ensure_etcd ;;
@@ -115,6 +154,7 @@ for w in "${what[@]}"; do
     chromium) ensure_chromium ;;
     kube) ensure_kube ;;
     jaeger) ensure_jaeger ;;
-    *) die "unknown component '$w' (want etcd, prometheus, kube, jaeger or chromium)" ;;
+    istio) ensure_istio ;;
+    *) die "unknown component '$w' (want etcd, prometheus, kube, jaeger, istio or chromium)" ;;
   esac
 done
