@@ -45,7 +45,8 @@ func CacheDir() string {
 }
 
 // BinDir returns ${SERIN_CACHE:-$HOME/.cache/serin}/bin, where install.sh
-// puts the binaries it builds (kube-apiserver, kubectl, jaeger).
+// puts the binaries it builds (kube-apiserver, kubectl, jaeger,
+// pilot-discovery, istioctl).
 func BinDir() string { return filepath.Join(CacheDir(), "bin") }
 
 // binaries lists, per install.sh component, the files that component provides.
@@ -61,8 +62,10 @@ func binaries(component string) ([]string, error) {
 		return []string{filepath.Join(BinDir(), "kube-apiserver"), filepath.Join(BinDir(), "kubectl")}, nil
 	case "jaeger":
 		return []string{filepath.Join(BinDir(), "jaeger")}, nil
+	case "istio":
+		return []string{filepath.Join(BinDir(), "pilot-discovery"), IstioctlPath()}, nil
 	}
-	return nil, fmt.Errorf("unknown component %q (want etcd, prometheus, kube, jaeger or chromium)", component)
+	return nil, fmt.Errorf("unknown component %q (want etcd, prometheus, kube, jaeger, istio or chromium)", component)
 }
 
 // systemBin is the path of a binary installed from Debian: on PATH, or in
@@ -93,7 +96,7 @@ func missing(components []string) ([]string, error) {
 }
 
 // Ensure makes sure the binaries of the given install.sh components (etcd,
-// prometheus, kube, jaeger, chromium) exist. It runs test/tools/install.sh for
+// prometheus, kube, jaeger, istio, chromium) exist. It runs test/tools/install.sh for
 // the missing ones, streaming its progress to log (os.Stderr when nil). A file
 // lock in the cache directory keeps concurrent test binaries from building the
 // same thing twice.

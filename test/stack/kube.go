@@ -143,7 +143,10 @@ func (s *Stack) startAPIServer(ctx context.Context, etcdURL string) error {
 		"--secure-port="+strconv.Itoa(ports[0]),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--service-cluster-ip-range=10.0.0.0/24",
+		// A /16, not a /24: every e2e test creates its simulated Services
+		// (CreateWorkloads) and nothing deletes a namespace's contents here,
+		// so a suite run needs more than 254 ClusterIPs.
+		"--service-cluster-ip-range=10.0.0.0/16",
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file="+filepath.Join(s.Dir, "sa.pub"),
 		"--service-account-signing-key-file="+filepath.Join(s.Dir, "sa.key"),

@@ -23,9 +23,13 @@ import (
 // Options selects the optional parts of the stack. etcd, kube-apiserver and
 // the CRDs always run.
 type Options struct {
-	Prometheus bool      // also start Prometheus (1s scrape interval, file_sd targets)
-	Jaeger     bool      // also start Jaeger v2 (in-memory, OTLP + query on 127.0.0.1)
-	Log        io.Writer // progress lines ("[stack] starting etcd on 127.0.0.1:NNNN"); nil means os.Stderr
+	Prometheus bool // also start Prometheus (1s scrape interval, file_sd targets)
+	Jaeger     bool // also start Jaeger v2 (in-memory, OTLP + query on 127.0.0.1)
+	// Istio makes sure istioctl (for Analyze) and pilot-discovery are
+	// installed; it starts no process. It is opt-in because their first
+	// build takes 10-17 minutes on 2 cores.
+	Istio bool
+	Log   io.Writer // progress lines ("[stack] starting etcd on 127.0.0.1:NNNN"); nil means os.Stderr
 }
 
 // Stack is a running local stack. Its exported fields are set by Start and
@@ -44,6 +48,7 @@ type Stack struct {
 	caData       []byte            // PEM of the API server's serving certificate chain
 	sdDir        string            // Prometheus file_sd directory
 	jaegerHealth string            // URL of Jaeger's health check
+	podIPs       atomic.Uint32     // stand-in Pod IPs handed out (workloads.go)
 
 	mu                                  sync.Mutex
 	procs                               []*Process // every process started, in start order
@@ -65,6 +70,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	if opts.Jaeger {
 		components = append(components, "jaeger")
+	}
+	if opts.Istio {
+		components = append(components, "istio")
 	}
 	if err := Ensure(ctx, log, components...); err != nil {
 		return nil, fmt.Errorf("start stack: %w", err)
