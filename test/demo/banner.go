@@ -28,6 +28,7 @@ type readyInfo struct {
 	OperatorToken   string `json:"operatorToken"` // the demo's own, random per run
 	ViewerToken     string `json:"viewerToken"`
 	Kubectl         string `json:"kubectl"`
+	Istioctl        string `json:"istioctl"` // for istioctl analyze, Istio's own validator
 	StackDir        string `json:"stackDir"`
 	PIDs            []int  `json:"pids"` // every child process: the stack's and the controller
 }
@@ -49,6 +50,7 @@ func (d *demo) info() readyInfo {
 		OperatorToken:   d.operatorToken,
 		ViewerToken:     d.viewerToken,
 		Kubectl:         filepath.Join(stack.BinDir(), "kubectl"),
+		Istioctl:        stack.IstioctlPath(),
 		StackDir:        d.st.Dir,
 		PIDs:            append(d.st.PIDs(), d.ctrl.proc.PID()),
 	}
@@ -116,6 +118,10 @@ func banner(i readyInfo, repo string) string {
 	w(" A bad canary (checkout v2 answers 20%% errors; serin returns traffic to v1):")
 	w("   curl -X PUT %s -d '{\"errorRate\":0.2}'", faultURL)
 	w("   %s apply -f deploy/demo/rollout-checkout.yaml", k)
+	w("")
+	w(" Istio's own validator on the mesh, before, during and after a rollout")
+	w(" (expect one Info: namespace default is not injected):")
+	w("   %s analyze -A", shellQuote(i.Istioctl))
 	w("")
 	w(" Between runs, reset the route to 100/0 and clear the faults:")
 	w("   %s delete rollout -n shop checkout-v2", k)

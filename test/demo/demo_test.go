@@ -96,7 +96,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("GET %slogin: %s, CSP %q; want the login page", info.ConsoleURL, resp.Status, resp.Header.Get("Content-Security-Policy"))
 		}
 	})
+	t.Run("Istio's analyzers find the mesh valid", func(t *testing.T) { meshValid(t, info, "before the rollout") })
 	t.Run("good canary succeeds", func(t *testing.T) { goodCanary(t, info, tmp) })
+	t.Run("Istio's analyzers find the mesh valid after it", func(t *testing.T) { meshValid(t, info, "after the rollout") })
 
 	d.interruptAndWait(t)
 	assertGone(t, info, tmp)
@@ -139,9 +141,14 @@ func TestDemoFailureStopsEverything(t *testing.T) {
 func goodCanary(t *testing.T, info readyInfo, tmp string) {
 	manifest := fastRollout(t, tmp)
 	kubectl(t, info, "apply", "-f", manifest)
-	var phase string
+	midway := false
 	waitFor(t, 2*time.Minute, "rollout checkout-v2 Succeeded", func() (bool, string) {
-		phase = kubectl(t, info, "get", "rollout", "-n", "shop", "checkout-v2", "-o", "jsonpath={.status.phase}")
+		status := kubectl(t, info, "get", "rollout", "-n", "shop", "checkout-v2", "-o", "jsonpath={.status.phase} {.status.appliedWeight}")
+		phase, weight, _ := strings.Cut(status, " ")
+		if !midway && phase == "Progressing" && weight != "" && weight != "0" {
+			midway = true // the route is split: the referee's mid-rollout look
+			meshValid(t, info, "mid-rollout, the canary at "+weight+"%")
+		}
 		switch phase {
 		case "RolledBack", "Aborted", "Failed":
 			t.Fatalf("a healthy canary ended %s:\n%s", phase, kubectl(t, info, "get", "rollout", "-n", "shop", "checkout-v2", "-o", "yaml"))
@@ -149,6 +156,23 @@ func goodCanary(t *testing.T, info readyInfo, tmp string) {
 		return phase == "Succeeded", "phase " + phase
 	})
 	t.Logf("kubectl get rollouts -n shop -o wide:\n%s", kubectl(t, info, "get", "rollouts", "-n", "shop", "-o", "wide"))
+}
+
+// meshValid runs istioctl analyze -A on the demo, as its banner says, and
+// fails on any Error or Warning: the demo's stand-ins (Pending Pods,
+// hand-written EndpointSlices) leave none, and the one Info, namespace
+// default not injected, is about a namespace the demo does not use.
+func meshValid(t *testing.T, info readyInfo, when string) {
+	t.Helper()
+	msgs, err := stack.AnalyzeKubeconfig(t.Context(), info.Kubeconfig)
+	must(t, err)
+	for _, m := range msgs {
+		if m.Level == stack.LevelInfo {
+			t.Logf("%s: %s", when, m)
+			continue
+		}
+		t.Errorf("%s: istioctl analyze -A reports %s", when, m)
+	}
 }
 
 // fastRollout writes the demo Rollout with stepInterval 1s and returns its path.

@@ -154,6 +154,13 @@ func (d *demo) start(ctx context.Context) error {
 	if err := st.ApplyYAML(ctx, mesh); err != nil {
 		return err
 	}
+	// What a cluster would hold besides the mesh: the Services, Pods and
+	// EndpointSlices of the simulated workloads, in an injected namespace,
+	// so that Istio's analyzers find the hosts and subsets real.
+	d.progress("creating the simulated workloads' Services, Pods (Pending: no kubelet) and EndpointSlices in shop")
+	if err := st.CreateWorkloads(ctx, "shop", meshsim.Workloads()); err != nil {
+		return err
+	}
 	if err := d.startMesh(ctx); err != nil {
 		return err
 	}

@@ -72,16 +72,23 @@ const exitFoundIssues = 79
 // Options.Istio, or run test/tools/install.sh istio. A run is bounded by
 // AnalyzeTimeout as well as by ctx.
 func (s *Stack) Analyze(ctx context.Context) ([]Message, error) {
+	return AnalyzeKubeconfig(ctx, s.Kubeconfig)
+}
+
+// AnalyzeKubeconfig is Analyze for the API server of a kubeconfig file, such
+// as the one a running demo prints, from another process.
+func AnalyzeKubeconfig(ctx context.Context, kubeconfig string) ([]Message, error) {
 	bin := IstioctlPath()
 	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("analyze: %w at %s (run test/tools/install.sh istio)", ErrNoIstioctl, bin)
 	}
 	ctx, cancel := context.WithTimeout(ctx, AnalyzeTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "analyze", "--kubeconfig", s.Kubeconfig, "--all-namespaces", "--output", "json")
-	// istioctl keeps its defaults under $HOME/.istioctl; a temp HOME keeps
-	// a developer's own settings (a default revision) out of the referee.
-	cmd.Env = append(os.Environ(), "HOME="+s.Dir)
+	cmd := exec.CommandContext(ctx, bin, "analyze", "--kubeconfig", kubeconfig, "--all-namespaces", "--output", "json")
+	// istioctl keeps its defaults under $HOME/.istioctl; the stack's own
+	// directory as HOME keeps a developer's settings (a default revision)
+	// out of the referee.
+	cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(kubeconfig))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -90,11 +97,11 @@ func (s *Stack) Analyze(ctx context.Context) ([]Message, error) {
 		err = nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("istioctl analyze on %s: %w (context: %v): %s", s.APIServerURL, err, ctx.Err(), strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("istioctl analyze --kubeconfig %s: %w (context: %v): %s", kubeconfig, err, ctx.Err(), strings.TrimSpace(stderr.String()))
 	}
 	msgs, err := parseAnalysis(stdout.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("istioctl analyze on %s: %w", s.APIServerURL, err)
+		return nil, fmt.Errorf("istioctl analyze --kubeconfig %s: %w", kubeconfig, err)
 	}
 	return msgs, nil
 }
