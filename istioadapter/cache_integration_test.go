@@ -7,6 +7,7 @@ import (
 	apinet "istio.io/api/networking/v1"
 	netv1 "istio.io/client-go/pkg/apis/networking/v1"
 	secv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -31,6 +32,9 @@ func cachedEnv(t *testing.T, tr *tripper) *env {
 	if err := secv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	c, err := cache.New(st.RESTConfig(), cache.Options{Scheme: scheme, DefaultTransform: cache.TransformStripManagedFields()})
 	if err != nil {
 		t.Fatalf("cache: %v", err)
@@ -39,7 +43,7 @@ func cachedEnv(t *testing.T, tr *tripper) *env {
 	if !c.WaitForCacheSync(e.ctx) {
 		t.Fatal("cache did not sync")
 	}
-	r, err := NewRouter(Options{Istio: e.istio, MeshRootNamespace: e.rootNS, Cache: c})
+	r, err := NewRouter(Options{Istio: e.istio, Kube: e.kube, MeshRootNamespace: e.rootNS, Cache: c})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ import (
 // need it too; a stack that does not start fails the run.
 var st *stack.Stack
 
-func TestMain(m *testing.M) { os.Exit(stack.Main(m, stack.Options{}, &st)) }
+func TestMain(m *testing.M) { os.Exit(stack.Main(m, stack.Options{Istio: true}, &st)) }
 
 var (
 	vsGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
@@ -42,6 +42,7 @@ type env struct {
 	ns     string // the test's namespace
 	rootNS string // the mesh root namespace the router is given
 	istio  versioned.Interface
+	kube   kubernetes.Interface
 	dyn    dynamic.Interface
 	router *Router
 }
@@ -59,11 +60,19 @@ func newEnv(t *testing.T, cfg *rest.Config) *env {
 	e.ns, e.rootNS = fmt.Sprintf("shop-%d", n), fmt.Sprintf("mesh-root-%d", n)
 	kube := kubernetes.NewForConfigOrDie(st.RESTConfig())
 	for _, ns := range []string{e.ns, e.rootNS} {
-		_, err := kube.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		_, err := kube.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+			Labels: map[string]string{"istio-injection": "enabled"}}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("create namespace %s: %v", ns, err)
 		}
+		// No controller-manager runs here to create it, and pods need it.
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+		if _, err := kube.CoreV1().ServiceAccounts(ns).Create(e.ctx, sa, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create ServiceAccount %s/default: %v", ns, err)
+		}
 	}
+	e.kube = kube
+	e.workloads()
 	e.istio = versioned.NewForConfigOrDie(cfg)
 	e.dyn = dynamic.NewForConfigOrDie(st.RESTConfig())
 	r, err := NewRouter(Options{Istio: e.istio, Kube: kube, MeshRootNamespace: e.rootNS})
@@ -72,6 +81,39 @@ func newEnv(t *testing.T, cfg *rest.Config) *env {
 	}
 	e.router = r
 	return e
+}
+
+// services are the Services the tests' VirtualServices route to, each
+// with a pod per version (pods stay Pending: no kubelet runs here; the
+// preflight only reads their labels).
+var services = []string{"checkout", "checkout-primary", "checkout-canary", "legacy", "admin"}
+
+// workloads creates, in the test's namespace, a one-port Service for each
+// of services, selecting app=<name>, and pods <name>-v1 and <name>-v2 with
+// labels app and version, as a real mesh would have behind its routes.
+func (e *env) workloads() {
+	e.t.Helper()
+	for _, name := range services {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name},
+				Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}}}
+		if _, err := e.kube.CoreV1().Services(e.ns).Create(e.ctx, svc, metav1.CreateOptions{}); err != nil {
+			e.t.Fatalf("create Service %s/%s: %v", e.ns, name, err)
+		}
+		for _, v := range []string{"v1", "v2"} {
+			e.pod(name+"-"+v, map[string]string{"app": name, "version": v})
+		}
+	}
+}
+
+// pod creates a pod with labels in the test's namespace.
+func (e *env) pod(name string, labels map[string]string) {
+	e.t.Helper()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "stand-in"}}}}
+	if _, err := e.kube.CoreV1().Pods(e.ns).Create(e.ctx, p, metav1.CreateOptions{}); err != nil {
+		e.t.Fatalf("create pod %s/%s: %v", e.ns, name, err)
+	}
 }
 
 // apply creates the objects of a YAML document stream in namespace ns
@@ -92,7 +134,11 @@ func (e *env) apply(ns, docs string) {
 		if err != nil {
 			e.t.Fatalf("apiVersion of %s: %v", obj.GetName(), err)
 		}
-		gvr := gv.WithResource(strings.ToLower(obj.GetKind()) + "s")
+		plural := strings.ToLower(obj.GetKind()) + "s"
+		if p, ok := strings.CutSuffix(plural, "ys"); ok {
+			plural = p + "ies" // serviceentries
+		}
+		gvr := gv.WithResource(plural)
 		if _, err := e.dyn.Resource(gvr).Namespace(ns).Create(e.ctx, obj, metav1.CreateOptions{}); err != nil {
 			e.t.Fatalf("create %s %s/%s: %v", obj.GetKind(), ns, obj.GetName(), err)
 		}

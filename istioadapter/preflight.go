@@ -1,6 +1,7 @@
 package istioadapter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,16 +68,26 @@ func (r *Router) preflight(ctx context.Context, t rollout.Target, cached bool) (
 		}
 	}
 	if err != nil {
-		rep = failReport(rep, err)
+		return failReport(rep, err), nil
 	}
-	host := res.Host
-	if host == "" {
-		host = t.Host
+	return rep, r.meshChecks(ctx, vs, res, t, cached, &rep)
+}
+
+// meshChecks runs, on a route that resolved, the checks of the mesh
+// around it: its hosts, its subsets and their pods, mTLS against the
+// DestinationRule's TLS settings, and sidecar injection.
+func (r *Router) meshChecks(ctx context.Context, vs *netv1.VirtualService, res resolved, t rollout.Target, cached bool, rep *rollout.PreflightReport) error {
+	f, svc, err := r.checkHosts(ctx, vs, res, cached)
+	if err != nil {
+		return err
 	}
-	if !t.HostMode() && host != "" {
-		f, dr, err := r.checkSubsets(ctx, vs, host, t, cached)
+	rep.Failures = append(rep.Failures, f...)
+	var dr *netv1.DestinationRule
+	if host := cmp.Or(res.Host, t.Host); !t.HostMode() && host != "" {
+		var f []rollout.Finding
+		f, dr, err = r.checkSubsets(ctx, vs, host, t, cached)
 		if err != nil {
-			return rep, err
+			return err
 		}
 		rep.Failures = append(rep.Failures, f...)
 		if dr != nil {
@@ -84,12 +95,29 @@ func (r *Router) preflight(ctx context.Context, t rollout.Target, cached bool) (
 			rep.CanaryVersion = subsetVersion(dr, t.CanarySubset)
 		}
 	}
-	w, err := r.checkMTLS(ctx, t.Namespace, cached)
+	if dr != nil && svc != nil {
+		f, err := r.checkSubsetPods(ctx, dr, svc, t, cached)
+		if err != nil {
+			return err
+		}
+		rep.Failures = append(rep.Failures, f...)
+	}
+	w, mode, pa, err := r.checkMTLS(ctx, t.Namespace, cached)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	rep.Warnings = append(rep.Warnings, w...)
-	return rep, nil
+	if dr != nil && svc != nil {
+		// Only a Service in the mesh has sidecars that PeerAuthentication
+		// governs; TLS to a ServiceEntry's external host is its own affair.
+		rep.Failures = append(rep.Failures, checkTLS(dr, mode, pa)...)
+	}
+	w, err = r.checkInjection(ctx, t.Namespace, cached)
+	if err != nil {
+		return err
+	}
+	rep.Warnings = append(rep.Warnings, w...)
+	return nil
 }
 
 // failReport records a resolution error as a failure of its check.
@@ -130,7 +158,8 @@ func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, hos
 		sort.Strings(looked)
 		msg = strings.Join(looked, "; ")
 	}
-	return []rollout.Finding{{Check: "DestinationRule", Message: msg}}, nil, nil
+	return []rollout.Finding{finding("DestinationRule", CodeReferencedResourceNotFound,
+		"referenced host+subset in destinationrule not found: %s+%s, %s+%s: %s", host, t.StableSubset, host, t.CanarySubset, msg)}, nil, nil
 }
 
 // subsetVersion is the "version" label of the named subset, which is what
@@ -189,26 +218,29 @@ func drNames(items []*netv1.DestinationRule) string {
 // namespace-wide PeerAuthentication (one without a selector): the one in
 // ns if it sets a mode, else the one in the mesh root namespace, as Istio
 // resolves them.
-func (r *Router) checkMTLS(ctx context.Context, ns string, cached bool) ([]rollout.Finding, error) {
+func (r *Router) checkMTLS(ctx context.Context, ns string, cached bool) ([]rollout.Finding, apisec.PeerAuthentication_MutualTLS_Mode, string, error) {
 	nsMode, nsName, err := r.namespaceWideMTLS(ctx, ns, cached)
 	if err != nil {
-		return nil, err
+		return nil, 0, "", err
 	}
 	if nsMode != apisec.PeerAuthentication_MutualTLS_UNSET {
 		if nsMode == apisec.PeerAuthentication_MutualTLS_STRICT {
-			return nil, nil
+			return nil, nsMode, ns + "/" + nsName, nil
 		}
 		return []rollout.Finding{{Check: "PeerAuthentication", Message: fmt.Sprintf(
 			"PeerAuthentication %s/%s sets mTLS mode %s for namespace %s, not STRICT; traffic to the canary may bypass mTLS",
-			ns, nsName, nsMode, ns)}}, nil
+			ns, nsName, nsMode, ns)}}, nsMode, ns + "/" + nsName, nil
 	}
-	rootMode, _, err := r.namespaceWideMTLS(ctx, r.rootNS, cached)
-	if err != nil || rootMode == apisec.PeerAuthentication_MutualTLS_STRICT {
-		return nil, err
+	rootMode, rootName, err := r.namespaceWideMTLS(ctx, r.rootNS, cached)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if rootMode == apisec.PeerAuthentication_MutualTLS_STRICT {
+		return nil, rootMode, r.rootNS + "/" + rootName, nil
 	}
 	return []rollout.Finding{{Check: "PeerAuthentication", Message: fmt.Sprintf(
 		"no namespace-wide PeerAuthentication with mTLS mode STRICT in namespace %s or in the mesh root namespace %s; the mesh may accept plaintext traffic",
-		ns, r.rootNS)}}, nil
+		ns, r.rootNS)}}, rootMode, r.rootNS + "/" + rootName, nil
 }
 
 // namespaceWideMTLS returns the mTLS mode, and the object's name, of the

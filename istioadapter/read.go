@@ -10,8 +10,10 @@ import (
 
 	netv1 "istio.io/client-go/pkg/apis/networking/v1"
 	secv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -139,4 +141,88 @@ func (r *Router) peerAuthentications(ctx context.Context, ns string, cached bool
 		return nil, err
 	}
 	return list.Items, nil
+}
+
+// service reads a Service, from the cache when cached is true (a miss is
+// read live, as it may have been created a moment ago); nil when it does
+// not exist.
+func (r *Router) service(ctx context.Context, ns, name string, cached bool) (*corev1.Service, error) {
+	if cached && r.cache != nil {
+		svc := &corev1.Service{}
+		err := r.cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, svc)
+		switch {
+		case err == nil:
+			return svc, nil
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("cached Service %s/%s: %w", ns, name, err)
+		}
+	}
+	svc, err := r.kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get Service %s/%s: %w", ns, name, err)
+	}
+	return svc, nil
+}
+
+// serviceEntries lists the ServiceEntries of every namespace (they are
+// visible mesh-wide unless exportTo says otherwise), from the cache when
+// cached is true.
+func (r *Router) serviceEntries(ctx context.Context, cached bool) ([]*netv1.ServiceEntry, error) {
+	if cached && r.cache != nil {
+		var list netv1.ServiceEntryList
+		if err := r.cache.List(ctx, &list); err != nil {
+			return nil, fmt.Errorf("cached ServiceEntries: %w", err)
+		}
+		return list.Items, nil
+	}
+	list, err := r.istio.NetworkingV1().ServiceEntries("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list ServiceEntries: %w", err)
+	}
+	return list.Items, nil
+}
+
+// countPods counts the pods of ns that sel selects, from a metadata-only
+// cache when cached is true (labels are all the check needs, and a pod's
+// metadata is a small part of it).
+func (r *Router) countPods(ctx context.Context, ns string, sel labels.Selector, cached bool) (int, error) {
+	if cached && r.cache != nil {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+		if err := r.cache.List(ctx, list, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			return 0, fmt.Errorf("cached pods: %w", err)
+		}
+		return len(list.Items), nil
+	}
+	list, err := r.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return 0, fmt.Errorf("list pods in %s: %w", ns, err)
+	}
+	return len(list.Items), nil
+}
+
+// namespace reads a Namespace, from the cache when cached is true; nil
+// when it does not exist.
+func (r *Router) namespace(ctx context.Context, name string, cached bool) (*corev1.Namespace, error) {
+	if cached && r.cache != nil {
+		n := &corev1.Namespace{}
+		err := r.cache.Get(ctx, client.ObjectKey{Name: name}, n)
+		switch {
+		case err == nil:
+			return n, nil
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("cached Namespace %s: %w", name, err)
+		}
+	}
+	n, err := r.kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get Namespace %s: %w", name, err)
+	}
+	return n, nil
 }

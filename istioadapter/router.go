@@ -36,8 +36,8 @@ import (
 type Options struct {
 	// Istio is the Istio clientset. Required.
 	Istio versioned.Interface
-	// Kube is the Kubernetes clientset. Optional for now; it is meant for
-	// sidecar checks.
+	// Kube is the Kubernetes clientset, for the Services, pods and
+	// namespaces the preflight checks. Required.
 	Kube kubernetes.Interface
 	// MeshRootNamespace is where mesh-wide Istio policy lives. Default
 	// "istio-system".
@@ -71,6 +71,9 @@ var _ rollout.TrafficRouter = (*Router)(nil)
 func NewRouter(o Options) (*Router, error) {
 	if o.Istio == nil {
 		return nil, errors.New("istioadapter: Options.Istio is nil; an Istio clientset is required")
+	}
+	if o.Kube == nil {
+		return nil, errors.New("istioadapter: Options.Kube is nil; a Kubernetes clientset is required for the Service, pod and namespace checks")
 	}
 	r := &Router{istio: o.Istio, kube: o.Kube, rootNS: o.MeshRootNamespace, fieldManager: o.FieldManager, cache: o.Cache}
 	if r.rootNS == "" {

@@ -60,10 +60,13 @@ type Decision struct {
 
 // Condition types recorded in status.conditions.
 const (
-	CondPreflight   = "Preflight"
-	CondMTLSStrict  = "MTLSStrict"
-	CondProgressing = "Progressing"
-	CondInWindow    = "InWindow"
+	CondPreflight  = "Preflight"
+	CondMTLSStrict = "MTLSStrict"
+	// CondSidecarInjection is False when the namespace is not enabled for
+	// sidecar injection (Istio's IST0102).
+	CondSidecarInjection = "SidecarInjection"
+	CondProgressing      = "Progressing"
+	CondInWindow         = "InWindow"
 )
 
 // Next decides the next status of a rollout. It is pure: everything it
@@ -214,11 +217,20 @@ func (d *decider) preflightConditions(pf PreflightReport) {
 	} else {
 		d.setCondition(CondPreflight, metav1.ConditionFalse, "Failed", joinFindings(pf.Failures))
 	}
-	var mtls []Finding
+	var mtls, injection []Finding
 	for _, w := range pf.Warnings {
-		if w.Check == "PeerAuthentication" {
+		switch w.Check {
+		case "PeerAuthentication":
 			mtls = append(mtls, w)
+		case "Injection":
+			injection = append(injection, w)
 		}
+	}
+	if len(injection) > 0 {
+		d.setCondition(CondSidecarInjection, metav1.ConditionFalse, "NotInjected", joinFindings(injection))
+		d.events = append(d.events, d.event(EventWarning, "mesh warning: "+joinFindings(injection)))
+	} else if pf.OK() {
+		d.setCondition(CondSidecarInjection, metav1.ConditionTrue, "Injected", "the namespace is enabled for sidecar injection")
 	}
 	if len(mtls) > 0 {
 		d.setCondition(CondMTLSStrict, metav1.ConditionFalse, "NotStrict", joinFindings(mtls))

@@ -2,10 +2,12 @@ package rollout
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/analysis"
@@ -352,5 +354,27 @@ func TestAnalysisStart(t *testing.T) {
 	}
 	if got := AnalysisStart(at(2, t0), now); !got.Equal(now.Truncate(time.Second)) {
 		t.Errorf("a later step with no start recorded: %v, want now", got)
+	}
+}
+
+// TestNextInjectionWarning: a namespace not enabled for sidecar injection
+// (IST0102) does not stop the start, and shows as a False
+// SidecarInjection condition with the finding, and a warning event.
+func TestNextInjectionWarning(t *testing.T) {
+	pf := &PreflightReport{Warnings: []Finding{{Check: "Injection", Code: "IST0102", Message: "IST0102 namespace shop is not enabled for Istio injection"}}}
+	d := Next(v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1, Preflight: pf}, t0)
+	if d.Status.Phase != v1alpha1.PhaseProgressing {
+		t.Fatalf("phase %s, want Progressing: a warning does not stop the start", d.Status.Phase)
+	}
+	c := meta.FindStatusCondition(d.Status.Conditions, CondSidecarInjection)
+	if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "IST0102") {
+		t.Fatalf("SidecarInjection condition %+v, want False naming IST0102", c)
+	}
+	if !slices.ContainsFunc(d.Events, func(e Event) bool { return e.Kind == EventWarning && strings.Contains(e.Message, "IST0102") }) {
+		t.Errorf("events %+v, want a warning naming IST0102", d.Events)
+	}
+	ok := Next(v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1, Preflight: &PreflightReport{}}, t0)
+	if c := meta.FindStatusCondition(ok.Status.Conditions, CondSidecarInjection); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("SidecarInjection condition %+v on a clean preflight, want True", c)
 	}
 }

@@ -68,6 +68,10 @@ type Finding struct {
 	// Check names the check: VirtualService, Route, Destinations,
 	// DestinationRule, PeerAuthentication or Sidecar.
 	Check string
+	// Code is the matching Istio analyzer code (IST0101 and so on, see
+	// https://istio.io/latest/docs/reference/config/analysis/), when one
+	// exists; the Message then starts with it.
+	Code string
 	// Message says what is wrong, naming the object, in plain words.
 	Message string
 }

@@ -254,7 +254,11 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return fmt.Errorf("istio client: %w", err)
 	}
-	router, err := istioadapter.NewRouter(istioadapter.Options{Istio: ic, MeshRootNamespace: o.MeshRootNamespace, Cache: mgr.GetCache()})
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	router, err := istioadapter.NewRouter(istioadapter.Options{Istio: ic, Kube: kube, MeshRootNamespace: o.MeshRootNamespace, Cache: mgr.GetCache()})
 	if err != nil {
 		return err
 	}

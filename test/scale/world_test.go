@@ -96,6 +96,16 @@ func (w *world) mesh() error {
 	if _, err := w.istio.SecurityV1().PeerAuthentications(w.ns).Create(w.ctx, pa, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create PeerAuthentication %s/default: %w", w.ns, err)
 	}
+	// What a real cluster has behind the routes: each service's Service,
+	// its v1 and v2 pods and their EndpointSlice (serin's preflight checks
+	// them as Istio's analyzers do).
+	var apps stack.Workloads
+	for i := range w.n {
+		apps = apps.Plus(stack.App(service(i), istioexporter.StableVersion, istioexporter.CanaryVersion))
+	}
+	if err := st.CreateWorkloads(w.ctx, w.ns, apps); err != nil {
+		return err
+	}
 	return parallel(w.ctx, w.n, func(ctx context.Context, i int) error {
 		name := service(i)
 		host := istioexporter.Host(w.ns, name)
