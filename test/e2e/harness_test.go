@@ -40,6 +40,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/serin-dev/serin/rollout/v1alpha1"
+	"github.com/serin-dev/serin/test/meshsim"
 	"github.com/serin-dev/serin/test/stack"
 )
 
@@ -69,7 +70,8 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "[e2e] build serin: %v\n", err)
 		return 1
 	}
-	return stack.Main(m, stack.Options{Prometheus: true, Jaeger: true}, &st)
+	// Istio: istioctl is the referee of every scenario (referee_test.go).
+	return stack.Main(m, stack.Options{Prometheus: true, Jaeger: true, Istio: true}, &st)
 }
 
 // env is one test's world: its own namespace, clients and controller.
@@ -85,6 +87,8 @@ type env struct {
 	// extraArgs are appended to the controller's flags (notifications,
 	// the API's authentication).
 	extraArgs []string
+	// ref is Istio's analyzers judging the namespace (referee_test.go).
+	ref *referee
 }
 
 func newEnv(t testing.TB) *env {
@@ -99,6 +103,7 @@ func newEnv(t testing.TB) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	e := &env{t: t, ns: fmt.Sprintf("e2e-%d", rand.IntN(1_000_000)), c: c, istio: ic, ctx: ctx}
+	e.ref = newReferee(e)
 	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}))
 	return e
 }
@@ -118,9 +123,12 @@ type controllerProc struct {
 	done chan struct{}
 }
 
-// startController runs the real binary and waits until it is ready.
+// startController runs the real binary and waits until it is ready. The
+// first start takes the referee's baseline: the mesh as the test set it up,
+// before serin acts on it.
 func (e *env) startController() *controllerProc {
 	e.t.Helper()
+	e.ref.start()
 	addr := freeAddr(e.t)
 	logf := filepath.Join(e.t.TempDir(), fmt.Sprintf("controller-%d.log", time.Now().UnixNano()))
 	out, err := os.Create(logf)
@@ -261,7 +269,11 @@ const host = "checkout.%s.svc.cluster.local"
 func (e *env) host() string { return fmt.Sprintf(host, e.ns) }
 
 // mesh creates the DestinationRule with subsets, a STRICT PeerAuthentication
-// and the VirtualService vs (nil: a plain one at 100/0).
+// and the VirtualService vs (nil: a plain one at 100/0), and what a cluster
+// would hold besides: the demo application's Services, Pods and
+// EndpointSlices (meshsim.Workloads: checkout v1 and v2 among them) in a
+// namespace labelled for injection, so that Istio's analyzers find the
+// hosts and subsets real.
 func (e *env) mesh(vs *networkingv1.VirtualService, subsets ...string) *networkingv1.VirtualService {
 	e.t.Helper()
 	if len(subsets) == 0 {
@@ -284,6 +296,7 @@ func (e *env) mesh(vs *networkingv1.VirtualService, subsets ...string) *networki
 	vs.Namespace = e.ns
 	out, err := e.istio.NetworkingV1().VirtualServices(e.ns).Create(e.ctx, vs, metav1.CreateOptions{})
 	must(e.t, err)
+	must(e.t, st.CreateWorkloads(e.ctx, e.ns, meshsim.Workloads()))
 	return out
 }
 
@@ -301,9 +314,11 @@ func (e *env) dests(stable, canary int32) []*istioapi.HTTPRouteDestination {
 	}
 }
 
-// rollout creates a Rollout with fast steps.
+// rollout creates a Rollout with fast steps. The first one takes the
+// referee's baseline, if the controller has not already.
 func (e *env) rollout(name string, mutate func(*v1alpha1.Rollout)) *v1alpha1.Rollout {
 	e.t.Helper()
+	e.ref.start()
 	ro := &v1alpha1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns},
 		Spec: v1alpha1.RolloutSpec{

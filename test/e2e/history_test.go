@@ -327,6 +327,7 @@ func (h *history) toggleSubset() string {
 		h.subsetGone = false
 		return "restore subset v2"
 	}
+	h.tolerate("IST0101", "the history removes subset v2 under the rollout")
 	h.meshSubsets(dr, "v1")
 	h.subsetGone = true
 	return "remove subset v2"

@@ -27,6 +27,7 @@ import (
 	"github.com/serin-dev/serin/rollout/notify"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 	"github.com/serin-dev/serin/test/meshsim"
+	"github.com/serin-dev/serin/test/stack"
 )
 
 // notifyConsoleURL is the console base URL the messages link to. Nothing
@@ -257,9 +258,11 @@ func (e *env) waitNotes(rc *hookReceiver, timeout time.Duration, what string, co
 
 // addRoute creates a DestinationRule with subsets and a VirtualService,
 // both named name, for the host name.<ns>: a route of its own, so that
-// several rollouts run side by side in one namespace.
+// several rollouts run side by side in one namespace. The Service name and
+// its Pods v1 and v2 are created too, as a cluster would have them.
 func (e *env) addRoute(name string, subsets ...string) {
 	e.t.Helper()
+	must(e.t, st.CreateWorkloads(e.ctx, e.ns, stack.App(name, "v1", "v2")))
 	h := fmt.Sprintf("%s.%s.svc.cluster.local", name, e.ns)
 	dr := &networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}}
 	dr.Spec.Host = h
