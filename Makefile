@@ -20,7 +20,7 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/serin ./cmd/serin
 
 # istio builds istioctl (the e2e tests' referee, `istioctl analyze`) and
-# pilot-discovery: 10-17 minutes on 2 cores the first time, seconds after.
+# pilot-discovery: 5-17 minutes on 2 cores the first time, seconds after.
 tools:
 	@echo "==> installing or building the local stack (cached in $(SERIN_CACHE))"
 	bash test/tools/install.sh etcd prometheus kube jaeger istio

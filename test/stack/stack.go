@@ -27,7 +27,7 @@ type Options struct {
 	Jaeger     bool // also start Jaeger v2 (in-memory, OTLP + query on 127.0.0.1)
 	// Istio makes sure istioctl (for Analyze) and pilot-discovery are
 	// installed; it starts no process. It is opt-in because their first
-	// build takes 10-17 minutes on 2 cores.
+	// build takes 5-17 minutes on 2 cores.
 	Istio bool
 	Log   io.Writer // progress lines ("[stack] starting etcd on 127.0.0.1:NNNN"); nil means os.Stderr
 }

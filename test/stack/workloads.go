@@ -154,7 +154,9 @@ func (s *Stack) createPod(ctx context.Context, kc kubernetes.Interface, ns strin
 
 // standInPod is the Pod of p as Istio's injector would leave it: the app
 // container, the istio-proxy sidecar, and the labels and annotation that
-// injection adds. Its images are never pulled.
+// injection adds. There is no injector webhook here, and without the
+// istio-proxy container the analyzers would report IST0103 (a pod in an
+// injected namespace without the proxy). Its images are never pulled.
 func standInPod(ns string, p Pod) *corev1.Pod {
 	name := p.App + "-" + p.Version
 	return &corev1.Pod{

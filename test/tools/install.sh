@@ -113,7 +113,7 @@ ensure_jaeger() {
 
 # ensure_istio builds pilot-discovery (istiod) and istioctl from one wrapper
 # module, so they share one module download and one build cache: istioctl
-# takes about a minute once pilot-discovery (10-17 min on 2 cores) is built.
+# takes about a minute once pilot-discovery (5-17 min on 2 cores) is built.
 # istioctl's analyzers are the e2e tests' referee (test/stack.Analyze).
 ensure_istio() {
   local stamp="$BIN/.istio-$ISTIO_VERSION"
@@ -122,7 +122,7 @@ ensure_istio() {
   fi
   local w="$CACHE/build/istio-$ISTIO_VERSION"
   rm -rf "$w"; mkdir -p "$w"
-  say "building pilot-discovery and istioctl $ISTIO_VERSION from istio.io/istio (once; 10-17 min on 2 cores)"
+  say "building pilot-discovery and istioctl $ISTIO_VERSION from istio.io/istio (once; 5-17 min on 2 cores)"
   (
     cd "$w"
     export GOFLAGS=-mod=mod
