@@ -150,7 +150,11 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 	}
 	if ro.Status.Phase.Terminal() {
 		e.metrics.finished(ro.Namespace, ro.Name)
-		return ctrl.Result{}, e.converge(ctx, ro, nil)
+		// A retry is decided once the return to 100/0 is on the route,
+		// like any tick; a finished rollout has nothing else to decide.
+		if err := e.converge(ctx, ro, nil); err != nil || retryRequest(ro) == nil {
+			return ctrl.Result{}, err
+		}
 	}
 	now := e.o.Clock.Now()
 	obs, wait, err := e.observe(ctx, ro, now)
@@ -210,7 +214,13 @@ func sinceTick(after time.Duration, start, now time.Time) time.Duration {
 // observe gathers what Next needs. A non-zero wait means the analysis tick
 // is not due yet and nothing should be decided now.
 func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Time) (Observation, time.Duration, error) {
-	obs := Observation{Generation: ro.Generation, Abort: abortRequest(ro), Promote: promoteRequest(ro), Created: ro.CreationTimestamp.Time}
+	obs := Observation{Generation: ro.Generation, Abort: abortRequest(ro), Promote: promoteRequest(ro), Retry: retryRequest(ro),
+		Created: ro.CreationTimestamp.Time}
+	if obs.Retry != nil {
+		// A retry is decided from the request and the status alone; the
+		// next tick observes the rollout as it then is.
+		return obs, 0, nil
+	}
 	t := TargetOf(ro)
 	if ro.Status.Phase == "" || ro.Status.Phase == v1alpha1.PhasePending {
 		if ro.Spec.Paused || obs.Abort != nil {
@@ -314,42 +324,6 @@ func (e *Engine) checkChannels(ro *v1alpha1.Rollout, pf *PreflightReport) {
 	}
 }
 
-// checkRouteFree adds a preflight failure when an older rollout that has
-// not finished targets the same VirtualService route: one route, one
-// rollout at a time, however the Rollouts were created.
-func (e *Engine) checkRouteFree(ctx context.Context, ro *v1alpha1.Rollout, pf *PreflightReport) error {
-	var list v1alpha1.RolloutList
-	if err := e.o.Client.List(ctx, &list, client.InNamespace(ro.Namespace),
-		client.MatchingFields{virtualServiceField: ro.Spec.VirtualService}); err != nil {
-		return fmt.Errorf("list Rollouts of VirtualService %s/%s: %w", ro.Namespace, ro.Spec.VirtualService, err)
-	}
-	for i := range list.Items {
-		other := &list.Items[i]
-		if other.UID == ro.UID || other.Spec.VirtualService != ro.Spec.VirtualService ||
-			other.Status.Phase.Terminal() || !other.DeletionTimestamp.IsZero() || !olderThan(other, ro) {
-			continue
-		}
-		if other.Spec.Route == "" || ro.Spec.Route == "" || other.Spec.Route == ro.Spec.Route {
-			pf.Failures = append(pf.Failures, Finding{Check: "Conflict", Message: fmt.Sprintf(
-				"Rollout %s is already in progress on VirtualService %s/%s; one rollout per route at a time",
-				other.Name, ro.Namespace, ro.Spec.VirtualService)})
-			return nil
-		}
-	}
-	return nil
-}
-
-// virtualServiceField indexes Rollouts in the cache by
-// spec.virtualService.
-const virtualServiceField = "spec.virtualService"
-
-func olderThan(a, b *v1alpha1.Rollout) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
-}
-
 // checkAnalysisSpec adds a preflight failure when the analysis spec does
 // not make sense (a custom query that does not render, say) or selects
 // series outside the rollout's tenancy scope.
@@ -384,9 +358,12 @@ func (e *Engine) analyze(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 }
 
 // apply records the decision: the engine-initiated pause in the spec, then
-// the status (with optimistic concurrency), then the events. The weight is
-// written afterwards by converge, so a crash in between leaves an intent
-// in the status that the next tick completes.
+// the status (with optimistic concurrency), then the events, then the
+// removal of the requests the decision consumed. The weight is written
+// afterwards by converge, so a crash in between leaves an intent in the
+// status that the next tick completes. The status goes before the
+// requests' removal because only the removal starts a reconcile (the
+// engine's own status writes do not): that reconcile then reads both.
 func (e *Engine) apply(ctx context.Context, ro *v1alpha1.Rollout, d Decision) error {
 	if d.Pause && !ro.Spec.Paused {
 		base := ro.DeepCopy()
@@ -397,17 +374,43 @@ func (e *Engine) apply(ctx context.Context, ro *v1alpha1.Rollout, d Decision) er
 		// The pause bumped the generation; the status reflects it.
 		d.Status.ObservedGeneration = ro.Generation
 	}
-	if !worthWriting(ro.Status, d.Status) {
+	if worthWriting(ro.Status, d.Status) {
+		ro.Status = d.Status
+		if err := e.o.Client.Status().Update(ctx, ro); err != nil {
+			return fmt.Errorf("update status of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		}
+		e.events(ro, d.Events)
+		d.Events = nil
+	}
+	if len(d.Unannotate) == 0 {
 		return nil
 	}
-	ro.Status = d.Status
-	if err := e.o.Client.Status().Update(ctx, ro); err != nil {
-		return fmt.Errorf("update status of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	if err := e.unannotate(ctx, ro, d.Unannotate); err != nil {
+		return err
 	}
-	for _, ev := range d.Events {
-		e.event(ro, ev)
+	e.events(ro, d.Events) // a request refused without a status change
+	return nil
+}
+
+// unannotate removes the request annotations keys from ro. The patch
+// carries the resourceVersion just read or written, so a request made
+// since (a person's abort of the retried rollout) is never removed unseen:
+// the patch conflicts and the next tick decides again.
+func (e *Engine) unannotate(ctx context.Context, ro *v1alpha1.Rollout, keys []string) error {
+	base := ro.DeepCopy()
+	for _, k := range keys {
+		delete(ro.Annotations, k)
+	}
+	if err := e.o.Client.Patch(ctx, ro, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("remove the requests %v from Rollout %s/%s: %w", keys, ro.Namespace, ro.Name, err)
 	}
 	return nil
+}
+
+func (e *Engine) events(ro *v1alpha1.Rollout, evs []Event) {
+	for _, ev := range evs {
+		e.event(ro, ev)
+	}
 }
 
 // converge puts the decided weight on the route when a write is pending,
@@ -565,6 +568,13 @@ func promoteRequest(ro *v1alpha1.Rollout) *Request {
 		return nil
 	}
 	return &Request{By: ro.Annotations[v1alpha1.AnnotationPromoteBy]}
+}
+
+func retryRequest(ro *v1alpha1.Rollout) *Request {
+	if ro.Annotations[v1alpha1.AnnotationRetry] != "true" {
+		return nil
+	}
+	return &Request{By: ro.Annotations[v1alpha1.AnnotationRetryBy]}
 }
 
 // deletionPredicate lets through updates that start a deletion.

@@ -19,7 +19,9 @@ const (
 	EventRolledBack   EventKind = "RolledBack"
 	EventAborted      EventKind = "Aborted"
 	EventFailed       EventKind = "Failed"
-	EventWarning      EventKind = "Warning"
+	// EventRetried is a RolledBack or Aborted rollout started again.
+	EventRetried EventKind = "Retried"
+	EventWarning EventKind = "Warning"
 )
 
 // Event is one thing that happened to a rollout, with enough context for a

@@ -13,7 +13,7 @@ import (
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
-// Request is an imperative request from a person: abort or promote.
+// Request is an imperative request from a person: abort, promote or retry.
 type Request struct {
 	By     string
 	Reason string
@@ -33,9 +33,10 @@ type Observation struct {
 	LiveKnown  bool
 	// Result is this tick's analysis, or nil when none ran.
 	Result *analysis.Result
-	// Abort and Promote are pending requests, or nil.
+	// Abort, Promote and Retry are pending requests, or nil.
 	Abort   *Request
 	Promote *Request
+	Retry   *Request
 	// Created is the Rollout's creation time, from which a scheduled
 	// start is computed.
 	Created time.Time
@@ -56,6 +57,9 @@ type Decision struct {
 	// RequeueAfter is when the next tick is due; zero means no tick is due
 	// (a terminal phase, or a pause waiting for a person).
 	RequeueAfter time.Duration
+	// Unannotate are the request annotations the decision consumed; the
+	// engine removes them after recording the status (a retry).
+	Unannotate []string
 }
 
 // Condition types recorded in status.conditions.
@@ -90,20 +94,23 @@ func Next(st v1alpha1.RolloutStatus, spec v1alpha1.RolloutSpec, obs Observation,
 }
 
 type decider struct {
-	cal     *Calendar
-	calErr  error
-	spec    v1alpha1.RolloutSpec
-	obs     Observation
-	now     time.Time
-	old     v1alpha1.RolloutStatus
-	st      v1alpha1.RolloutStatus
-	pause   bool
-	events  []Event
-	requeue time.Duration
+	cal        *Calendar
+	calErr     error
+	spec       v1alpha1.RolloutSpec
+	obs        Observation
+	now        time.Time
+	old        v1alpha1.RolloutStatus
+	st         v1alpha1.RolloutStatus
+	pause      bool
+	events     []Event
+	requeue    time.Duration
+	unannotate []string
 }
 
 func (d *decider) decide() {
 	switch {
+	case d.obs.Retry != nil:
+		d.retry()
 	case d.st.Phase.Terminal():
 		return
 	case d.obs.Abort != nil:
@@ -566,7 +573,7 @@ func (d *decider) setCondition(t string, s metav1.ConditionStatus, reason, msg s
 }
 
 func (d *decider) decision() Decision {
-	return Decision{Status: d.st, Pause: d.pause, Events: d.events, RequeueAfter: d.requeue}
+	return Decision{Status: d.st, Pause: d.pause, Events: d.events, RequeueAfter: d.requeue, Unannotate: d.unannotate}
 }
 
 // stepLabel names a status for history entries, e.g. "Progressing 1 (25%)".

@@ -43,6 +43,15 @@ const (
 	AnnotationPromote = "serin.dev/promote"
 	// AnnotationPromoteBy names who asked for the promotion.
 	AnnotationPromoteBy = "serin.dev/promote-by"
+	// AnnotationRetry, set to "true", asks the controller to run a
+	// RolledBack or Aborted rollout again from its first step, after a
+	// fresh preflight and with a fresh analysis. The controller removes it
+	// once the retry is recorded, with the abort and promote requests of
+	// the attempt it replaces, so that it acts once and a later rollback
+	// is not retried by a leftover request.
+	AnnotationRetry = "serin.dev/retry"
+	// AnnotationRetryBy names who asked for the retry.
+	AnnotationRetryBy = "serin.dev/retry-by"
 )
 
 // Finalizer is set on every Rollout so that deleting one mid-way first
