@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -42,27 +41,17 @@ type Rollout struct {
 	ResourceVersion string    `json:"resourceVersion"`
 	CreatedAt       time.Time `json:"createdAt"`
 	// Requests are the pending serin.dev/ action annotations (promote,
-	// abort and who asked).
-	Requests map[string]string      `json:"requests,omitempty"`
-	Spec     v1alpha1.RolloutSpec   `json:"spec"`
-	Status   v1alpha1.RolloutStatus `json:"status"`
-}
-
-func view(r *v1alpha1.Rollout) Rollout {
-	v := Rollout{
-		Namespace: r.Namespace, Name: r.Name, UID: string(r.UID),
-		ResourceVersion: r.ResourceVersion, CreatedAt: r.CreationTimestamp.UTC(),
-		Spec: r.Spec, Status: r.Status,
-	}
-	for k, val := range r.Annotations {
-		if strings.HasPrefix(k, "serin.dev/") {
-			if v.Requests == nil {
-				v.Requests = map[string]string{}
-			}
-			v.Requests[k] = val
-		}
-	}
-	return v
+	// abort, retry and who asked).
+	Requests map[string]string `json:"requests,omitempty"`
+	// Phase, Step and Checks are the status as every surface shows it
+	// (see view.go): clients render them as they are.
+	Phase v1alpha1.Phase `json:"phase"`
+	// Step is "step 2/4 (25%)", or "step 0/4" before the first step.
+	Step string `json:"step"`
+	// Checks are the latest tick's checks, failures first.
+	Checks []CheckView            `json:"checks"`
+	Spec   v1alpha1.RolloutSpec   `json:"spec"`
+	Status v1alpha1.RolloutStatus `json:"status"`
 }
 
 // synced answers 503 while the read model is still loading, so that an

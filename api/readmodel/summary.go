@@ -62,10 +62,7 @@ type Summary struct {
 // display rules; it reads only r.
 func Summarize(r *v1alpha1.Rollout) Summary {
 	st := r.Status
-	phase := st.Phase
-	if phase == "" {
-		phase = v1alpha1.PhasePending
-	}
+	phase := PhaseOf(r)
 	reason := st.Message
 	if reason == "" {
 		reason = st.Analysis.LastReason
@@ -82,6 +79,28 @@ func Summarize(r *v1alpha1.Rollout) Summary {
 		UpdatedAt:       updatedAt(r),
 		ResourceVersion: r.ResourceVersion,
 	}
+}
+
+// PhaseOf is r's phase as people read it: status.phase, or Pending before
+// the controller has written one.
+func PhaseOf(r *v1alpha1.Rollout) v1alpha1.Phase {
+	if r.Status.Phase == "" {
+		return v1alpha1.PhasePending
+	}
+	return r.Status.Phase
+}
+
+// StepLabel is r's step as every surface shows it: "step 2/4 (25%)" for
+// the second of four steps, whose weight is 25%, and "step 0/4" before
+// the first. The weight is the step's own, so a rollout that ended on a
+// step (rolled back to 0%, say) still says which step it reached.
+func StepLabel(r *v1alpha1.Rollout) string {
+	steps, phase := stepsOf(r), PhaseOf(r)
+	label := "step " + stepText(phase, r.Status.CurrentStep, len(steps))
+	if i := int(r.Status.CurrentStep); phase != v1alpha1.PhasePending && i >= 0 && i < len(steps) {
+		label += fmt.Sprintf(" (%d%%)", steps[i])
+	}
+	return label
 }
 
 func stepsOf(r *v1alpha1.Rollout) []int32 {

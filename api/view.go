@@ -1,0 +1,104 @@
+package api
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/api/readmodel"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+// CheckView is one check's latest result as every surface shows it. The
+// display rules (the source's name, "inbound" for the canary's own
+// traffic, the values with their units and intervals, the order) are
+// applied here, once; the figures themselves stay in
+// status.analysis.checks for charts.
+type CheckView struct {
+	Check string `json:"check"`
+	// Hop is the edge, "checkout → payments", or "inbound" for the
+	// canary's own traffic.
+	Hop string `json:"hop"`
+	// Source is what measured it: "metrics" (Prometheus) or "traces"
+	// (Jaeger).
+	Source string `json:"source"`
+	// Verdict is Pass, Fail, Inconclusive or Skipped, with " (dry run)"
+	// for a check that is only reported.
+	Verdict string `json:"verdict"`
+	// Failing is true for a failed check that acts (not a dry run): one
+	// that rolls the canary back.
+	Failing bool `json:"failing"`
+	// Canary and Stable are each side's value with its interval, and
+	// Limit the most the canary may have, all with units.
+	Canary string `json:"canary"`
+	Stable string `json:"stable"`
+	Limit  string `json:"limit"`
+	// Evidence is the sequential test's evidence against its threshold.
+	Evidence string `json:"evidence"`
+	Reason   string `json:"reason"`
+}
+
+// view is the API's view of r: the resource, and the status as people
+// read it.
+func view(r *v1alpha1.Rollout) Rollout {
+	v := Rollout{
+		Namespace: r.Namespace, Name: r.Name, UID: string(r.UID),
+		ResourceVersion: r.ResourceVersion, CreatedAt: r.CreationTimestamp.UTC(),
+		Phase: readmodel.PhaseOf(r), Step: readmodel.StepLabel(r), Checks: checkViews(r.Status.Analysis.Checks),
+		Spec: r.Spec, Status: r.Status,
+	}
+	for k, val := range r.Annotations {
+		if strings.HasPrefix(k, "serin.dev/") {
+			if v.Requests == nil {
+				v.Requests = map[string]string{}
+			}
+			v.Requests[k] = val
+		}
+	}
+	return v
+}
+
+// checkViews renders cs with the failing checks first, keeping the
+// stored order within each group: what rolled the canary back is what a
+// person looks for first.
+func checkViews(cs []v1alpha1.CheckStatus) []CheckView {
+	out := make([]CheckView, 0, len(cs))
+	for _, c := range cs {
+		cv := CheckView{
+			Check: c.Check, Hop: c.Hop, Source: sourceName(c.Source), Verdict: c.Verdict,
+			Failing: c.Verdict == string(analysis.Fail) && !c.DryRun,
+			Canary:  analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit),
+			Stable:  analysis.FormatWithInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit),
+			Limit:   analysis.FormatValue(c.Limit, c.Unit), Reason: c.Reason,
+			Evidence: analysis.FormatEvidence(c.Evidence, c.Threshold, c.EvidenceAtSeconds),
+		}
+		if cv.Hop == "" {
+			cv.Hop = "inbound"
+		}
+		if c.DryRun {
+			cv.Verdict += " (dry run)"
+		}
+		out = append(out, cv)
+	}
+	slices.SortStableFunc(out, func(a, b CheckView) int { return btoi(b.Failing) - btoi(a.Failing) })
+	return out
+}
+
+// sourceName names a check's source by what it reads, as the analysis's
+// messages do ("from traces"); an unknown source keeps its own name.
+func sourceName(s string) string {
+	switch s {
+	case "prometheus":
+		return "metrics"
+	case "jaeger":
+		return "traces"
+	}
+	return s
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
