@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
@@ -61,11 +62,10 @@ func (s *server) createRollout(c *gin.Context) {
 	c.JSON(http.StatusCreated, view(created))
 }
 
-// checkRouteFree refuses a second running rollout on the same
-// VirtualService route, as seen by the read model. A rollout without a
-// route name takes whichever route holds both destinations, so it clashes
-// with any rollout on that VirtualService. Two requests racing each other
-// can both pass; the controller's preflight remains the last guard.
+// checkRouteFree refuses r when another rollout holds its VirtualService
+// route, as seen by the read model, by the controller's own rule
+// (rollout.RouteHolder). Two requests racing each other can both pass;
+// the controller's preflight remains the last guard.
 func (s *server) checkRouteFree(r *v1alpha1.Rollout) error {
 	if !s.Store.Synced() {
 		return errorf(http.StatusServiceUnavailable, nil, "the read model is still loading; retry")
@@ -74,15 +74,10 @@ func (s *server) checkRouteFree(r *v1alpha1.Rollout) error {
 	if err != nil {
 		return err
 	}
-	for _, o := range others {
-		if o.Name == r.Name || o.Status.Phase.Terminal() {
-			continue
-		}
-		if o.Spec.Route == r.Spec.Route || o.Spec.Route == "" || r.Spec.Route == "" {
-			return errorf(http.StatusConflict,
-				[]string{fmt.Sprintf("rollout %s/%s (phase %q, route %q)", o.Namespace, o.Name, o.Status.Phase, o.Spec.Route)},
-				"VirtualService %s/%s already has a running rollout on this route", r.Namespace, r.Spec.VirtualService)
-		}
+	if o := rollout.RouteHolder(r, others); o != nil {
+		return errorf(http.StatusConflict,
+			[]string{fmt.Sprintf("rollout %s/%s (phase %q, route %q)", o.Namespace, o.Name, readmodel.PhaseOf(o), o.Spec.Route)},
+			"VirtualService %s/%s already has a running rollout on this route", r.Namespace, r.Spec.VirtualService)
 	}
 	return nil
 }
@@ -143,6 +138,28 @@ func (s *server) abortRollout(c *gin.Context) {
 	})
 }
 
+// retryRollout asks the controller to run a RolledBack or Aborted rollout
+// again from its first step, with a fresh preflight and analysis. It
+// refuses (409) a rollout in any other phase, and one whose route another
+// rollout holds now: the controller's preflight would fail that retry,
+// and a Failed rollout cannot be retried.
+func (s *server) retryRollout(c *gin.Context) {
+	if !s.authorizeOp(c, "retry") {
+		return
+	}
+	ns, name, user := c.Param("ns"), c.Param("name"), userOf(c)
+	s.write(c, func(r *v1alpha1.Rollout) error {
+		if err := rollout.CheckRetry(r.Status.Phase); err != nil {
+			return fmt.Errorf("retry rollout %s/%s: %w", ns, name, err)
+		}
+		if err := s.checkRouteFree(r); err != nil {
+			return err
+		}
+		setAnnotations(r, v1alpha1.AnnotationRetry, "true", v1alpha1.AnnotationRetryBy, user)
+		return nil
+	})
+}
+
 // authorizeOp authorizes op (a patch) on the path's rollout.
 func (s *server) authorizeOp(c *gin.Context, op string) bool {
 	return s.authorize(c, Action{Verb: "patch", Namespace: c.Param("ns"), Name: c.Param("name"), Subresource: op})
@@ -153,12 +170,19 @@ func (s *server) authorizeOp(c *gin.Context, op string) bool {
 // authorized it.
 func (s *server) mutate(c *gin.Context, op string, change func(*v1alpha1.Rollout) error) {
 	ns, name := c.Param("ns"), c.Param("name")
-	updated, err := s.Writer.Update(c.Request.Context(), ns, name, func(r *v1alpha1.Rollout) error {
+	s.write(c, func(r *v1alpha1.Rollout) error {
 		if r.Status.Phase.Terminal() {
 			return fmt.Errorf("%s rollout %s/%s in phase %s: %w", op, ns, name, r.Status.Phase, ErrTerminal)
 		}
 		return change(r)
 	})
+}
+
+// write applies change to the path's rollout through the Writer and
+// answers with the result once the read model shows it. An error from
+// change is answered and nothing is written. The caller has authorized it.
+func (s *server) write(c *gin.Context, change func(*v1alpha1.Rollout) error) {
+	updated, err := s.Writer.Update(c.Request.Context(), c.Param("ns"), c.Param("name"), change)
 	if err != nil {
 		abort(c, s.Log, err)
 		return

@@ -40,7 +40,7 @@ type Action struct {
 	Verb        string // get, list, watch, create or patch
 	Namespace   string // empty for a list across namespaces
 	Name        string // empty for list and create
-	Subresource string // the API operation for patches: pause, resume, promote or abort
+	Subresource string // the API operation for patches: pause, resume, promote, abort or retry
 }
 
 // Mutating reports whether the action changes anything.

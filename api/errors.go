@@ -8,6 +8,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/serin-dev/serin/rollout"
 )
 
 // ErrorBody is the JSON shape of every error answer.
@@ -50,7 +52,7 @@ func classify(err error) (int, ErrorBody) {
 	if errors.As(err, &he) {
 		return he.status, ErrorBody{Error: he.msg, Details: he.details}
 	}
-	if errors.Is(err, ErrTerminal) {
+	if errors.Is(err, ErrTerminal) || errors.Is(err, rollout.ErrNotRetryable) {
 		return http.StatusConflict, ErrorBody{Error: err.Error()}
 	}
 	var se apierrors.APIStatus

@@ -184,6 +184,7 @@ func engine(s *server) *gin.Engine {
 	writes.POST("/rollouts/:ns/:name/resume", s.setPaused(false))
 	writes.POST("/rollouts/:ns/:name/promote", s.promote)
 	writes.POST("/rollouts/:ns/:name/abort", s.abortRollout)
+	writes.POST("/rollouts/:ns/:name/retry", s.retryRollout)
 	return r
 }
 

@@ -69,7 +69,7 @@ type KubeAuthOptions struct {
 // Actions map to RBAC verbs on the resource "rollouts" of the Action's
 // namespace: get (one rollout, its series and its event stream), list
 // (lists and the list event stream, cluster-wide without a namespace),
-// create, and patch for pause, resume, promote and abort. The operations
+// create, and patch for pause, resume, promote, abort and retry. The operations
 // are not mapped to subresources: the CRD has none, and patch on rollouts
 // is what doing the same with kubectl needs.
 type KubeAuth struct {

@@ -82,6 +82,10 @@ var operations = []operation{
 		status: 200, result: reflect.TypeFor[Rollout](), errors: []int{403, 404, 409}},
 	{method: "POST", path: "/api/v1/rollouts/{ns}/{name}/abort", id: "abortRollout", summary: "Ask the controller to abort, with a reason. Needs patch.",
 		body: reflect.TypeFor[AbortRequest](), status: 200, result: reflect.TypeFor[Rollout](), errors: []int{400, 403, 404, 409, 422}},
+	{method: "POST", path: "/api/v1/rollouts/{ns}/{name}/retry", id: "retryRollout",
+		summary: "Ask the controller to run a RolledBack or Aborted rollout again from its first step, with a fresh preflight and analysis; " +
+			"409 in any other phase, or while another rollout holds its route. Needs patch.",
+		status: 200, result: reflect.TypeFor[Rollout](), errors: []int{403, 404, 409, 503}},
 }
 
 // statusText explains each status in the document.
@@ -90,7 +94,7 @@ var statusText = map[int]string{
 	401: "No bearer token, or one that is not valid.",
 	403: "The user may not do this.",
 	404: "No such rollout.",
-	409: "A conflict: the name is taken, another rollout runs on the route, the rollout has finished, or it changed concurrently.",
+	409: "A conflict: the name is taken, another rollout runs on the route, the rollout has finished (or, for a retry, is not RolledBack or Aborted), or it changed concurrently.",
 	422: "The request does not validate (the CRD's rules); details name the fields.",
 	429: "Too many: the client's address has failed to authenticate too often (its bearer tokens are not checked for a while), or the user's event streams are at their cap. Retry after Retry-After seconds.",
 	500: "An internal error; the cause is logged, not shown.",
