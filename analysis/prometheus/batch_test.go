@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/serin-dev/serin/analysis"
 )
@@ -98,6 +98,36 @@ func newMeshProm(t *testing.T, n int, delay time.Duration) *fakeProm {
 // nsMatcher is the namespace matcher that MeshQuery puts in a selector.
 var nsMatcher = regexp.MustCompile(`, ((?:destination|source)_workload_namespace)=~("(?:[^"\\]|\\.)*")`)
 
+// extraMatchers takes out of q the matchers that follow its reporter
+// matcher (those MeshQuery and the past readings' selectors add), parsed
+// with Prometheus's own PromQL parser, and returns the template's text and
+// a test of a sample against them, as Prometheus would apply them.
+func extraMatchers(q string) (string, func(sample) bool, error) {
+	i := strings.Index(q, `reporter="`)
+	if i < 0 {
+		return q, func(sample) bool { return true }, nil
+	}
+	j := i + len(`reporter="`) + strings.Index(q[i+len(`reporter="`):], `"`) + 1
+	k := j + strings.Index(q[j:], "}")
+	extra := strings.TrimPrefix(q[j:k], ",")
+	if strings.TrimSpace(extra) == "" {
+		return q, func(sample) bool { return true }, nil
+	}
+	ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector("{" + extra + "}")
+	if err != nil {
+		return "", nil, err
+	}
+	keep := func(s sample) bool {
+		for _, m := range ms {
+			if !m.Matches(string(s.labels[model.LabelName(m.Name)])) {
+				return false
+			}
+		}
+		return true
+	}
+	return q[:j] + q[k:], keep, nil
+}
+
 // newSeriesProm serves the shared queries over series (by template), after
 // delay, applying their namespace matcher as Prometheus would.
 func newSeriesProm(t *testing.T, series map[string][]sample, delay time.Duration) *fakeProm {
@@ -112,19 +142,9 @@ func newSeriesPromAt(t *testing.T, seriesAt func(at time.Time) map[string][]samp
 		case <-time.After(delay):
 		case <-ctx.Done():
 		}
-		keep := func(sample) bool { return true }
-		if m := nsMatcher.FindStringSubmatchIndex(q); m != nil {
-			label := model.LabelName(q[m[2]:m[3]])
-			pattern, err := strconv.Unquote(q[m[4]:m[5]])
-			if err != nil {
-				return 400, `{"status":"error","errorType":"bad_data","error":"bad string"}`
-			}
-			re, err := regexp.Compile("^(?:" + pattern + ")$")
-			if err != nil {
-				return 400, `{"status":"error","errorType":"bad_data","error":"bad regexp"}`
-			}
-			keep = func(s sample) bool { return re.MatchString(string(s.labels[label])) }
-			q = q[:m[0]] + q[m[1]:]
+		q, keep, err := extraMatchers(q)
+		if err != nil {
+			return 400, fmt.Sprintf(`{"status":"error","errorType":"bad_data","error":%q}`, err.Error())
 		}
 		for tmpl, samples := range seriesAt(at) {
 			if q == MeshQuery(tmpl, nil) {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,6 +186,13 @@ func TestReadingOfThePast(t *testing.T) {
 		t.Errorf("canary → payments at the start = %v requests, want %v", got, start.Sub(origin).Seconds())
 	}
 	assertTimes(t, "at the start", f.receivedAt(2), map[time.Time]int{start: 4})
+	// A reading of the past is the rollout's own: its queries select its
+	// service's series only, not the whole mesh of the shared queries.
+	for _, q := range f.receivedAt(2) {
+		if !strings.Contains(q.text, `destination_service="`+checkoutFQDN+`"`) && !strings.Contains(q.text, `source_canonical_service="checkout"`) {
+			t.Errorf("a reading of the past selects more than its service: %s", q.text)
+		}
+	}
 
 	// Within the TTL, now is still served from the cache.
 	clock.Add(500 * time.Millisecond)

@@ -43,6 +43,9 @@ func samplesOf(vec model.Vector) []sample {
 // matchers when a side has no series, and analysis.ErrUnavailable when
 // Prometheus cannot be asked.
 func (s *Source) Inbound(ctx context.Context, t analysis.Target, at time.Time) (analysis.Pair, error) {
+	if !s.present(at) {
+		return s.inboundAt(ctx, t, at)
+	}
 	ns := s.scope(t, at)
 	var counts, latency *table
 	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
@@ -74,6 +77,9 @@ func (s *Source) Inbound(ctx context.Context, t analysis.Target, at time.Time) (
 // (destination_workload): Hops then also uses the shared inbound query and
 // wraps analysis.ErrNoData when a side has no inbound series.
 func (s *Source) Hops(ctx context.Context, t analysis.Target, at time.Time) (map[string]analysis.Pair, error) {
+	if !s.present(at) {
+		return s.hopsAt(ctx, t, at)
+	}
 	// One scope for the hop and inbound queries: the workloads found in
 	// the inbound series of these namespaces report their calls with the
 	// same namespace as source_workload_namespace.
