@@ -37,7 +37,9 @@ var (
 )
 
 func TestNextRetry(t *testing.T) {
-	aborted := with(at(2, t0), func(s *v1alpha1.RolloutStatus) { s.Phase, s.CanaryWeight, s.AppliedWeight = v1alpha1.PhaseAborted, 0, 0 })
+	aborted := with(at(2, t0), func(s *v1alpha1.RolloutStatus) {
+		s.Phase, s.CanaryWeight, s.AppliedWeight = v1alpha1.PhaseAborted, 0, 0
+	})
 	notOnRoute := with(rolledBack(), func(s *v1alpha1.RolloutStatus) { s.AppliedWeight = 25 })
 	spent := Next(rolledBack(), spec(), retryBy("olga"), t0.Add(time.Minute)).Status
 	tests := []struct {
