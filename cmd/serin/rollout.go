@@ -8,9 +8,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // Exit codes of `serin rollout`.
@@ -33,6 +36,8 @@ commands:
   watch -n NS NAME                 live progress until the rollout finishes
   pause|resume|promote -n NS NAME
   abort -n NS NAME --reason TEXT
+  retry -n NS NAME                 run a RolledBack or Aborted rollout again from its
+                                   first step, with a fresh preflight and analysis
 
 flags of every command:
   --server URL      the API server (default $SERIN_SERVER, else http://127.0.0.1:8080)
@@ -57,6 +62,9 @@ type cliIO struct {
 	Getenv         func(string) string
 	// TTY is true when Stdout is a terminal: watch then redraws in place.
 	TTY bool
+	// Width is the terminal's width in columns, or 0 when Stdout is not a
+	// terminal (or nil); watch then falls back to $COLUMNS, then 80.
+	Width func() int
 	// Now is the clock for ages.
 	Now func() time.Time
 	// PollInterval is how often watch polls without the events endpoint;
@@ -71,15 +79,35 @@ func runRollout(args []string) int {
 	defer stop()
 	return rolloutMain(ctx, args, cliIO{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		Getenv: os.Getenv, TTY: isTerminal(os.Stdout), Now: time.Now,
+		Getenv: os.Getenv, TTY: term.IsTerminal(int(os.Stdout.Fd())), Width: terminalWidth(os.Stdout), Now: time.Now,
 	})
 }
 
-// isTerminal reports whether f is a character device, which is how a
-// terminal looks without a terminal library.
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+// terminalWidth reads f's width, in columns, each time it is called, so
+// that a resized terminal is drawn to its new width; 0 when f is not a
+// terminal. bash does not export $COLUMNS, so the terminal itself is
+// asked.
+func terminalWidth(f *os.File) func() int {
+	return func() int {
+		w, _, err := term.GetSize(int(f.Fd()))
+		if err != nil {
+			return 0
+		}
+		return w
+	}
+}
+
+// width is the width to draw to: the terminal's, else $COLUMNS, else 80.
+func (cio cliIO) width() int {
+	if cio.Width != nil {
+		if w := cio.Width(); w > 0 {
+			return w
+		}
+	}
+	if n, err := strconv.Atoi(cio.Getenv("COLUMNS")); err == nil && n > 10 {
+		return n
+	}
+	return 80
 }
 
 // rolloutCommand runs one subcommand whose flags were parsed and checked.
@@ -106,7 +134,7 @@ func rolloutMain(ctx context.Context, args []string, cio cliIO) int {
 		cmd, err = parseStatus(rest, cio)
 	case "watch":
 		cmd, err = parseWatch(rest, cio)
-	case "pause", "resume", "promote":
+	case "pause", "resume", "promote", "retry":
 		cmd, err = parseAction(sub, rest, cio)
 	case "abort":
 		cmd, err = parseAbort(rest, cio)

@@ -245,7 +245,7 @@ func parseStatus(args []string, cio cliIO) (rolloutCommand, error) {
 	}, nil
 }
 
-// parseAction parses pause, resume and promote.
+// parseAction parses pause, resume, promote and retry.
 func parseAction(op string, args []string, cio cliIO) (rolloutCommand, error) {
 	cf, ns, name, err := parseNamed(op, op+" -n NS NAME", args, cio, nil)
 	if err != nil {

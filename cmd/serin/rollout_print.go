@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/serin-dev/serin/analysis"
 	"github.com/serin-dev/serin/api"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
@@ -44,21 +43,13 @@ func printRollout(cio cliIO, output string, r api.Rollout) int {
 	return exitOK
 }
 
-// summary is a one-line state of r: phase, weight, ladder and pause.
+// summary is a one-line state of r: phase, weight, step, ladder and pause.
 func summary(r api.Rollout) string {
-	parts := []string{phaseOf(r), fmt.Sprintf("weight %d%%", r.Status.CanaryWeight), "steps " + stepLadder(steps(r), currentStep(r))}
+	parts := []string{string(r.Phase), fmt.Sprintf("weight %d%%", r.Status.CanaryWeight), r.Step, "steps " + stepLadder(steps(r), currentStep(r))}
 	if r.Spec.Paused {
 		parts = append(parts, "paused")
 	}
 	return strings.Join(parts, ", ")
-}
-
-// phaseOf is r's phase, or Pending before the controller has written one.
-func phaseOf(r api.Rollout) string {
-	if r.Status.Phase == "" {
-		return string(v1alpha1.PhasePending)
-	}
-	return string(r.Status.Phase)
 }
 
 // steps are r's step weights, the defaults when the spec has none.
@@ -82,18 +73,13 @@ func stepLadder(steps []int32, current int32) string {
 	return strings.Join(parts, " → ")
 }
 
-// currentStep is r's step index, -1 before the first step (a Pending
-// rollout's status still holds the zero index).
+// currentStep is r's step index for the ladder, -1 before the first step
+// (a Pending rollout's status still holds the zero index).
 func currentStep(r api.Rollout) int32 {
-	if phaseOf(r) == string(v1alpha1.PhasePending) {
+	if r.Phase == v1alpha1.PhasePending {
 		return -1
 	}
 	return r.Status.CurrentStep
-}
-
-// stepLabel is "2/4" for the second of four steps, "0/4" before the first.
-func stepLabel(r api.Rollout) string {
-	return fmt.Sprintf("%d/%d", max(currentStep(r)+1, 0), len(steps(r)))
 }
 
 // printList writes the aligned table of rollouts, as the API's summaries
@@ -133,11 +119,12 @@ func printStatus(w io.Writer, r api.Rollout, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	field := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	field("Rollout", r.Namespace+"/"+r.Name)
-	phase := phaseOf(r)
-	if r.Spec.Paused && phase != string(v1alpha1.PhasePaused) {
+	phase := string(r.Phase)
+	if r.Spec.Paused && r.Phase != v1alpha1.PhasePaused {
 		phase += " (pause requested)"
 	}
 	field("Phase", phase)
+	field("Step", r.Step)
 	field("Steps", stepLadder(steps(r), currentStep(r)))
 	field("Weight", fmt.Sprintf("%d%% canary, %d%% stable", r.Status.CanaryWeight, 100-r.Status.CanaryWeight))
 	field("Target", target(r.Spec))
@@ -160,21 +147,7 @@ func printStatus(w io.Writer, r api.Rollout, now time.Time) {
 		field("Analysis", v)
 	}
 	tw.Flush()
-	if len(a.Checks) > 0 {
-		fmt.Fprintln(w, "\nChecks:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  CHECK\tHOP\tSOURCE\tCANARY\tSTABLE\tLIMIT\tVERDICT\tEVIDENCE")
-		for _, c := range failuresFirst(a.Checks) {
-			hop := c.Hop
-			if hop == "" {
-				hop = "inbound"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, hop, c.Source,
-				analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit), analysis.FormatWithInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit),
-				analysis.FormatValue(c.Limit, c.Unit), verdict(c), analysis.FormatEvidence(c.Evidence, c.Threshold, c.EvidenceAtSeconds))
-		}
-		tw.Flush()
-	}
+	printChecks(w, r.Checks)
 	if h := r.Status.History; len(h) > 0 {
 		fmt.Fprintln(w, "\nHistory:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -184,6 +157,23 @@ func printStatus(w io.Writer, r api.Rollout, now time.Time) {
 		}
 		tw.Flush()
 	}
+}
+
+// printChecks writes the latest checks as the API's view gives them,
+// failures first, one row per check, hop and source: the same hop
+// measured from metrics and from traces is two rows that say which is
+// which.
+func printChecks(w io.Writer, cs []api.CheckView) {
+	if len(cs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nChecks:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CHECK\tHOP\tSOURCE\tCANARY\tSTABLE\tLIMIT\tVERDICT\tEVIDENCE")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, c.Hop, c.Source, c.Canary, c.Stable, c.Limit, c.Verdict, c.Evidence)
+	}
+	tw.Flush()
 }
 
 // target describes what the rollout shifts.
@@ -199,30 +189,6 @@ func target(s v1alpha1.RolloutSpec) string {
 		t += ", host " + s.Host
 	}
 	return t + ", subset " + s.StableSubset + " → " + s.CanarySubset
-}
-
-// failuresFirst orders checks with the failures first, keeping the order
-// within each verdict.
-func failuresFirst(cs []v1alpha1.CheckStatus) []v1alpha1.CheckStatus {
-	out := slices.Clone(cs)
-	slices.SortStableFunc(out, func(a, b v1alpha1.CheckStatus) int {
-		return btoi(b.Verdict == "Fail" && !b.DryRun) - btoi(a.Verdict == "Fail" && !a.DryRun)
-	})
-	return out
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func verdict(c v1alpha1.CheckStatus) string {
-	if c.DryRun {
-		return c.Verdict + " (dry run)"
-	}
-	return c.Verdict
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -103,6 +103,7 @@ func TestRolloutListAndStatus(t *testing.T) {
 			Checks: []v1alpha1.CheckStatus{
 				{Check: "error-rate", Source: "prometheus", Verdict: "Pass", Canary: 0.5, Stable: 0.25, Limit: 1, Unit: "%", Reason: "within limit"},
 				{Check: "latency-p99", Hop: "checkout → payments", Source: "jaeger", Verdict: "Pass", Canary: 120, Stable: 110, Limit: 250, Unit: "ms", Reason: "within limit"},
+				{Check: "latency-p99", Hop: "checkout → payments", Source: "prometheus", Verdict: "Fail", Canary: 480, Stable: 110, Limit: 250, Unit: "ms", Reason: "over"},
 			},
 		}
 		s.History = []v1alpha1.Transition{
@@ -143,7 +144,7 @@ func TestRolloutListAndStatus(t *testing.T) {
 		t.Fatalf("status: exit %d, stderr %q", res.code, res.stderr)
 	}
 	for _, want := range []string{
-		"Phase:", "Progressing", "10 → [25] → 50 → 100", "25% canary, 75% stable",
+		"Phase:", "Progressing", "step 2/4 (25%)", "10 → [25] → 50 → 100", "25% canary, 75% stable",
 		"step 2 of 4: 25% canary", "Pass: all 2 checks pass",
 		"CHECK", "HOP", "CANARY", "STABLE", "LIMIT", "VERDICT",
 		"error-rate", "inbound", "0.5%", "0.25%", "1%",
@@ -153,6 +154,48 @@ func TestRolloutListAndStatus(t *testing.T) {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, res.stdout)
 		}
+	}
+	// One row per check, hop and source, the failure first: the same hop
+	// from metrics and from traces says which is which.
+	rows := regexp.MustCompile(`(?m)^  (\S+) +(inbound|checkout → payments) +(metrics|traces) +(\S+ ?\S*) .*(Pass|Fail)`).FindAllStringSubmatch(res.stdout, -1)
+	var got []string
+	for _, r := range rows {
+		got = append(got, r[1]+" "+r[2]+" "+r[3]+" "+r[5])
+	}
+	want := []string{"latency-p99 checkout → payments metrics Fail", "error-rate inbound metrics Pass", "latency-p99 checkout → payments traces Pass"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("check rows %q, want %q:\n%s", got, want, res.stdout)
+	}
+	if !regexp.MustCompile(`(?m)^  CHECK +HOP +SOURCE +CANARY +STABLE +LIMIT +VERDICT +EVIDENCE$`).MatchString(res.stdout) {
+		t.Errorf("no CHECK HOP SOURCE … header:\n%s", res.stdout)
+	}
+}
+
+// TestRolloutRetry: retry asks the API to run a RolledBack or Aborted
+// rollout again, recorded with the caller's name; any other phase is the
+// API's 409, said on stderr, and nothing is written.
+func TestRolloutRetry(t *testing.T) {
+	e := getCLIEnv(t)
+	ns := e.namespace(t)
+	e.mustStart(t, ns, "again", "vs")
+	c := e.operator()
+
+	before := e.get(t, ns, "again").ResourceVersion
+	res := c.run(t, "retry", "-n", ns, "again")
+	if res.code != exitError || !strings.Contains(res.stderr, "only a RolledBack or Aborted rollout can be retried") || !strings.Contains(res.stderr, "409") {
+		t.Errorf("retry of a pending rollout: exit %d, stderr %q; want 1 and the 409", res.code, res.stderr)
+	}
+	if got := e.get(t, ns, "again").ResourceVersion; got != before {
+		t.Errorf("a refused retry wrote the rollout (resourceVersion %s -> %s)", before, got)
+	}
+
+	e.setStatus(t, ns, "again", func(s *v1alpha1.RolloutStatus) { s.Phase, s.CurrentStep = v1alpha1.PhaseRolledBack, 1 })
+	res = c.run(t, "retry", "-n", ns, "again")
+	if res.code != 0 || !strings.Contains(res.stdout, "RolledBack") || !strings.Contains(res.stdout, "requested: "+v1alpha1.AnnotationRetry+"=true") {
+		t.Fatalf("retry: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	if a := e.get(t, ns, "again").Annotations; a[v1alpha1.AnnotationRetry] != "true" || a[v1alpha1.AnnotationRetryBy] != "olga" {
+		t.Errorf("annotations %v, want the retry by olga", a)
 	}
 }
 
@@ -280,6 +323,7 @@ func TestRolloutUsageErrors(t *testing.T) {
 		{[]string{"status", "web"}, "missing -n NAMESPACE"},
 		{[]string{"status", "-n", "shop", "a", "b"}, "want one rollout NAME"},
 		{[]string{"pause", "-n", "shop"}, "missing the rollout NAME"},
+		{[]string{"retry", "web"}, "missing -n NAMESPACE"},
 		{[]string{"abort", "-n", "shop", "web"}, "missing --reason"},
 		{[]string{"list", "extra"}, "unexpected arguments: extra"},
 		{[]string{"list", "-o", "yaml"}, `-o "yaml"`},

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -333,10 +332,7 @@ func (w *watcher) draw(r api.Rollout) {
 		b, _ := json.Marshal(r) // an api.Rollout always encodes
 		fmt.Fprintf(w.cio.Stdout, "%s\n", b)
 	case w.cio.TTY:
-		width := 80
-		if n, err := strconv.Atoi(w.cio.Getenv("COLUMNS")); err == nil && n > 10 {
-			width = n
-		}
+		width := w.cio.width()
 		if w.drawn > 0 {
 			fmt.Fprintf(w.cio.Stdout, "\x1b[%dA\x1b[J", w.drawn) // back over the last frame
 		}
@@ -349,12 +345,14 @@ func (w *watcher) draw(r api.Rollout) {
 	}
 }
 
-// frame is the watch view of r: the progress bar, the latest analysis,
-// and the controller's message.
+// frame is the watch view of r: the progress bar with the step, the
+// latest analysis, each failing check with its values and limit, and the
+// controller's message. Everything shown comes from the API's view as it
+// is.
 func frame(r api.Rollout) []string {
 	weight := min(max(r.Status.CanaryWeight, 0), 100)
 	fill := int(weight) * barWidth / 100
-	head := fmt.Sprintf("[%s%s] %3d%%  step %s  %s", strings.Repeat("#", fill), strings.Repeat("-", barWidth-fill), weight, stepLabel(r), phaseOf(r))
+	head := fmt.Sprintf("[%s%s] %3d%%  %s  %s", strings.Repeat("#", fill), strings.Repeat("-", barWidth-fill), weight, r.Step, r.Phase)
 	if r.Spec.Paused && r.Status.Phase != v1alpha1.PhasePaused && !r.Status.Phase.Terminal() {
 		head += " (pause requested)"
 	}
@@ -366,10 +364,26 @@ func frame(r api.Rollout) []string {
 		}
 		lines = append(lines, l)
 	}
+	for _, c := range r.Checks {
+		if c.Failing {
+			lines = append(lines, failingLine(c))
+		}
+	}
 	if r.Status.Message != "" {
 		lines = append(lines, "message: "+r.Status.Message)
 	}
 	return lines
+}
+
+// failingLine is one failing check. The limit comes before the values,
+// whose intervals make them long, so that it is on screen even at 80
+// columns; what comes last is what a narrow terminal cuts off.
+func failingLine(c api.CheckView) string {
+	l := fmt.Sprintf("  FAIL %s %s (%s): limit %s, canary %s, stable %s", c.Check, c.Hop, c.Source, c.Limit, c.Canary, c.Stable)
+	if c.Evidence != "" {
+		l += ", " + c.Evidence
+	}
+	return l
 }
 
 func truncate(s string, n int) string {

@@ -61,7 +61,7 @@ func testWatch(t *testing.T, e *cliEnv, c cli, end v1alpha1.Phase, message strin
 	w := startWatch(t, c, ns, "w")
 	w.waitFor(t, "step 0/4  Pending")
 	e.setStatus(t, ns, "w", progress(1, 25))
-	w.waitFor(t, "[#####---------------]  25%  step 2/4  Progressing")
+	w.waitFor(t, "[#####---------------]  25%  step 2/4 (25%)  Progressing")
 	w.waitFor(t, "analysis: Pass: error-rate 0.1% within 1%")
 	e.setStatus(t, ns, "w", func(s *v1alpha1.RolloutStatus) {
 		s.Phase, s.Message = end, message
@@ -85,7 +85,7 @@ func TestRolloutWatchPollingFallback(t *testing.T) {
 		if code := w.exit(t); code != exitOK {
 			t.Errorf("exit %d, want 0; stderr %q", code, w.stderr.String())
 		}
-		if !strings.Contains(w.stdout.String(), "[####################] 100%  step 4/4  Succeeded") ||
+		if !strings.Contains(w.stdout.String(), "[####################] 100%  step 4/4 (100%)  Succeeded") ||
 			!strings.Contains(w.stdout.String(), "Succeeded\n") {
 			t.Errorf("stdout %q lacks the final state", w.stdout.String())
 		}
@@ -101,7 +101,7 @@ func TestRolloutWatchPollingFallback(t *testing.T) {
 		if want := "RolledBack: error-rate of the canary 7% over 1% for 2 ticks"; !strings.Contains(w.stderr.String(), want) {
 			t.Errorf("stderr %q lacks %q", w.stderr.String(), want)
 		}
-		if strings.Count(w.stdout.String(), "step 2/4  Progressing") != 1 {
+		if strings.Count(w.stdout.String(), "step 2/4 (25%)  Progressing") != 1 {
 			t.Errorf("not a TTY: each state should be printed once, line by line:\n%s", w.stdout.String())
 		}
 	})
