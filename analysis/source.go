@@ -111,6 +111,13 @@ type Target struct {
 type Pair struct {
 	Canary Stats
 	Stable Stats
+	// At is when the counters were read: the evaluation time of the answer
+	// they come from, zero when the source cannot tell. A source may
+	// answer a reading of the present with an answer a few seconds old
+	// rather than keep a tick waiting; a Tracker skips a reading no newer
+	// than the last one it took, so that an old answer is never taken for
+	// a counter reset.
+	At time.Time
 }
 
 // MetricSource reads traffic counters from metrics (Prometheus).

@@ -56,6 +56,8 @@ type Tracker struct {
 
 	in        *pairTests
 	inReading *Pair
+	inAt      time.Time // Pair.At of inReading
+	hopAt     time.Time // Pair.At of the latest hop reading
 	hops      map[string]*hopState
 	hopOrder  []string // hops in the order first seen, for their α slots
 	hopsRead  bool     // whether a hop reading has been taken as baseline
@@ -109,6 +111,10 @@ func newPairTests() *pairTests {
 // ObserveInbound feeds the cumulative inbound counters read at now. The
 // first reading is the baseline and judges nothing.
 func (t *Tracker) ObserveInbound(now time.Time, p Pair) {
+	if t.inReading != nil && !p.At.IsZero() && !p.At.After(t.inAt) {
+		return // an answer no newer than the last: nothing new in it
+	}
+	t.inAt = p.At
 	if t.inReading == nil {
 		t.in = newPairTests()
 		t.inReading = &p
@@ -127,6 +133,15 @@ func (t *Tracker) ObserveInbound(now time.Time, p Pair) {
 // that first appears after the baseline counts from zero: its series did
 // not exist before.
 func (t *Tracker) ObserveHops(now time.Time, hops map[string]Pair) {
+	var at time.Time // one reading: every pair has the same At
+	for _, p := range hops {
+		at = p.At
+		break
+	}
+	if t.hopsRead && !at.IsZero() && !at.After(t.hopAt) {
+		return // an answer no newer than the last; inbound keeps adding up
+	}
+	t.hopAt = at
 	in := t.inSinceHops
 	t.inSinceHops = Pair{}
 	if !t.hopsRead {

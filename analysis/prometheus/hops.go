@@ -106,6 +106,9 @@ func splitHops(t analysis.Target, counts, latency, inbound *table) (map[string]a
 		var p analysis.Pair
 		p.Canary, _ = statsOf(rowsC.counts, rowsC.latency, to)
 		p.Stable, _ = statsOf(rowsS.counts, rowsS.latency, to)
+		if counts != nil {
+			p.At = counts.at
+		}
 		out[svc] = p
 	}
 	return out, nil

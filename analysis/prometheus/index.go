@@ -2,6 +2,7 @@ package prometheus
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/common/model"
 )
@@ -15,6 +16,7 @@ import (
 // reads the series of its own service only.
 type table struct {
 	rows []sample
+	at   time.Time // the evaluation time of the answer
 
 	mu sync.Mutex
 	by map[model.LabelName]map[model.LabelValue][]sample

@@ -156,13 +156,17 @@ func TestRealPrometheus(t *testing.T) {
 	checkScopeOnPrometheus(ctx, t, s)
 	checkFirstError(ctx, t, s, mesh)
 
-	// Prometheus goes away: the last answer serves for at most two cache
-	// TTLs (while a refresh runs behind it); then queries are unavailable.
+	// Prometheus goes away: the last answer serves a reading while the
+	// refresh behind it runs; once that refresh has failed, queries are
+	// unavailable (a failure is never hidden behind an older answer).
 	promStopped = true
 	if err := st.StopPrometheus(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2*500*time.Millisecond + 100*time.Millisecond)
+	time.Sleep(500*time.Millisecond + 100*time.Millisecond)
+	_, _ = s.Inbound(ctx, target, time.Now())
+	_, _ = s.Hops(ctx, target, time.Now())
+	s.refreshing.Wait()
 	_, err = s.Inbound(ctx, target, time.Now())
 	if !errors.Is(err, analysis.ErrUnavailable) || !strings.Contains(err.Error(), "query Prometheus at "+st.PrometheusURL) {
 		t.Errorf("Inbound after Prometheus stopped = %v, want ErrUnavailable naming %s", err, st.PrometheusURL)
@@ -223,9 +227,16 @@ func checkDifferences(ctx context.Context, t *testing.T, s *Source, target analy
 	t1 := time.Now().Add(-time.Second) // past, so every scrape before it is in
 	t2 := t1.Add(5 * time.Second)
 	sleepUntil(ctx, t, t2.Add(1500*time.Millisecond))
+	// The present may be answered from the last answer while a refresh
+	// runs: read it once the refresh is in, and its At says when it is of.
+	_, _ = s.Inbound(ctx, target, time.Now())
+	s.refreshing.Wait()
 	now, err := s.Inbound(ctx, target, time.Now())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !now.At.After(t2) {
+		t.Errorf("the present reading is of %v, before t2 %v", now.At, t2)
 	}
 	var in [2]analysis.Pair
 	var hops [2]map[string]analysis.Pair

@@ -61,7 +61,16 @@ type Options struct {
 	// RoundTripper, when set, carries the HTTP requests (authentication,
 	// TLS, tests); nil means client_golang's default.
 	RoundTripper http.RoundTripper
+	// MaxStale is how old the newest answer of a shared query may be and
+	// still serve a reading of the present while one refresh runs behind
+	// it; zero means DefaultMaxStale. On a large mesh one answer can take
+	// seconds to compute: a tick then reads the last one instead of
+	// waiting. A failed refresh is never hidden behind it.
+	MaxStale time.Duration
 }
+
+// DefaultMaxStale is Options.MaxStale when left zero.
+const DefaultMaxStale = 10 * time.Second
 
 // Source is an analysis.MetricSource backed by Prometheus. It is safe for
 // concurrent use.
@@ -70,6 +79,7 @@ type Source struct {
 	api     v1.API
 	timeout time.Duration
 	ttl     time.Duration
+	stale   time.Duration // Options.MaxStale
 	now     func() time.Time // wall clock for cache expiry and forgetting namespaces; tests replace it
 
 	queries atomic.Int64
@@ -102,7 +112,7 @@ func New(o Options) (*Source, error) {
 	if err := checkAddress(o.Address); err != nil {
 		return nil, err
 	}
-	if o.Timeout < 0 || o.CacheTTL < 0 {
+	if o.Timeout < 0 || o.CacheTTL < 0 || o.MaxStale < 0 {
 		return nil, fmt.Errorf("prometheus %s: negative timeout (%v) or cache TTL (%v)", o.Address, o.Timeout, o.CacheTTL)
 	}
 	client, err := api.NewClient(api.Config{Address: o.Address, RoundTripper: o.RoundTripper})
@@ -123,6 +133,10 @@ func New(o Options) (*Source, error) {
 	}
 	if s.ttl == 0 {
 		s.ttl = DefaultCacheTTL
+	}
+	s.stale = max(o.MaxStale, 2*s.ttl)
+	if o.MaxStale == 0 {
+		s.stale = max(DefaultMaxStale, 2*s.ttl)
 	}
 	return s, nil
 }
@@ -230,7 +244,7 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 	}
 	if r := s.recent(query, at); r != nil {
 		// A reading of the present is answered from the last result, at
-		// most two TTLs old, while one refresh runs behind it: a tick
+		// most MaxStale old, while one refresh runs behind it: a tick
 		// never waits on a fetch once the query is warm, however slow
 		// Prometheus is to answer a large mesh.
 		s.refresh(ctx, name, query)
@@ -255,7 +269,7 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 }
 
 // recent returns the newest result of query when at is the present, that
-// result is younger than two TTLs and is not a failure, or nil.
+// result is younger than MaxStale and is not a failure, or nil.
 func (s *Source) recent(query string, at time.Time) *result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -271,7 +285,7 @@ func (s *Source) recent(query string, at time.Time) *result {
 	}
 	// The newest answer a failure: say so (through lookup, or by asking
 	// again), never hide it behind an older success.
-	if newest == nil || newest.err != nil || now.Sub(newest.fetched) >= 2*s.ttl || !within(newest.at, at, 2*s.ttl) {
+	if newest == nil || newest.err != nil || now.Sub(newest.fetched) >= s.stale || !within(newest.at, at, s.stale) {
 		return nil
 	}
 	return newest
@@ -325,6 +339,7 @@ func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *r
 		vec, ok := val.(model.Vector)
 		if ok {
 			r.samples = newTable(samplesOf(vec))
+			r.samples.at = at
 		} else {
 			err = fmt.Errorf("answer is a %s, want a vector", val.Type())
 		}
@@ -350,22 +365,33 @@ func (s *Source) lookup(query string, at time.Time) *result {
 	return nil
 }
 
-// store caches r under query and drops entries older than two TTLs (the
-// second serves recent), so that the cache holds a few results per query
-// text in use.
+// store caches r under query and drops what no reader can use any more:
+// per query, the results older than the TTL except the newest (which
+// serves recent), and that one too once it is older than MaxStale. A
+// shared answer of a large mesh is tens of megabytes; the cache holds
+// about one per query text in use.
 func (s *Source) store(query string, r *result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	s.cache[query] = append(s.cache[query], r)
 	for q, rs := range s.cache {
-		rs = slices.DeleteFunc(rs, func(old *result) bool { return now.Sub(old.fetched) >= 2*s.ttl })
+		newest := rs[0]
+		for _, x := range rs {
+			if x.fetched.After(newest.fetched) {
+				newest = x
+			}
+		}
+		rs = slices.DeleteFunc(rs, func(old *result) bool {
+			age := now.Sub(old.fetched)
+			return age >= s.stale || (age >= s.ttl && old != newest)
+		})
 		if len(rs) == 0 {
 			delete(s.cache, q)
 			continue
 		}
 		s.cache[q] = rs
 	}
-	s.cache[query] = append(s.cache[query], r)
 }
 
 // within reports whether a and b are less than d apart.

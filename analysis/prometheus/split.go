@@ -190,6 +190,9 @@ func splitInbound(t analysis.Target, counts, latency *table) (analysis.Pair, err
 		}
 		*side.out = st
 	}
+	if counts != nil {
+		pair.At = counts.at
+	}
 	return pair, errors.Join(errs...)
 }
 
