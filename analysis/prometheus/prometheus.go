@@ -79,7 +79,7 @@ type Source struct {
 	api     v1.API
 	timeout time.Duration
 	ttl     time.Duration
-	stale   time.Duration // Options.MaxStale
+	stale   time.Duration    // Options.MaxStale
 	now     func() time.Time // wall clock for cache expiry and forgetting namespaces; tests replace it
 
 	queries atomic.Int64
