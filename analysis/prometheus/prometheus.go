@@ -330,8 +330,14 @@ func (s *Source) wait(ctx context.Context, name string, ch <-chan singleflight.R
 }
 
 // fetch runs a shared query and keeps its finite samples.
+//
+// A shared query may take up to MaxStale (not only Options.Timeout): on a
+// large mesh, under load, one answer can take seconds to compute, and no
+// tick waits for it once the first has arrived (see recent). A caller
+// that does wait is bounded by its own ctx; the fetch goes on and serves
+// the next ticks.
 func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *result {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, s.stale))
 	defer cancel()
 	r := &result{at: at}
 	val, err := s.query(ctx, query, at)

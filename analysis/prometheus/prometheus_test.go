@@ -176,6 +176,13 @@ func TestUnavailable(t *testing.T) {
 			}
 			s := newSource(t, addr, 100*time.Millisecond)
 			ctx := t.Context()
+			if tt.delay > 0 {
+				// A shared query may run for MaxStale; the caller's own
+				// deadline (a tick's budget) is what it waits at most.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+				defer cancel()
+			}
 			_, err := s.Inbound(ctx, subsetTarget, time.Now())
 			assertUnavailable(t, "Inbound", err, addr, tt.inError)
 			_, err = s.Hops(ctx, subsetTarget, time.Now())
