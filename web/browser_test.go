@@ -126,12 +126,22 @@ func (b *browser) screenshot(name string) {
 
 // errors returns the console messages that are errors or exceptions.
 func (b *browser) errors() []string {
+	var out []string
+	for _, m := range b.errorMessages() {
+		out = append(out, fmt.Sprintf("%s: %s (%s:%d)", m.Type, strings.TrimSpace(m.Text), m.URL, m.Line))
+	}
+	return out
+}
+
+// errorMessages returns the console messages that are errors or
+// exceptions, whole.
+func (b *browser) errorMessages() []chromedp.ConsoleMessage {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []string
+	var out []chromedp.ConsoleMessage
 	for _, m := range b.msgs {
 		if m.IsException() || m.Type == chromedp.ConsoleType("error") || m.Type == chromedp.ConsoleType("assert") {
-			out = append(out, fmt.Sprintf("%s: %s (%s:%d)", m.Type, strings.TrimSpace(m.Text), m.URL, m.Line))
+			out = append(out, m)
 		}
 	}
 	return out

@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -191,6 +192,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"clock":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"lower":   strings.ToLower,
+		"has":     slices.Contains[[]string],
 	}
 	out := map[string]*template.Template{}
 	for _, p := range []string{"login", "list", "rollout", "error"} {

@@ -96,7 +96,7 @@ func seedCheckout(t testing.TB, store *readmodel.Store) {
 	t.Helper()
 	started := metav1.NewTime(time.Now().Add(-3 * time.Minute))
 	if err := store.Upsert(&v1alpha1.Rollout{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout-v2", CreationTimestamp: started},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout-v2", CreationTimestamp: started, ResourceVersion: "7"},
 		Spec:       v1alpha1.RolloutSpec{VirtualService: "checkout", StableSubset: "v1", CanarySubset: "v2"},
 		Status: v1alpha1.RolloutStatus{
 			Phase: v1alpha1.PhaseProgressing, CurrentStep: 1, CanaryWeight: 25, Message: "step 2 of 4",
@@ -114,6 +114,14 @@ func seedCheckout(t testing.TB, store *readmodel.Store) {
 // newFixtureWith is newFixture with the read model holding what seed
 // stores.
 func newFixtureWith(t testing.TB, secure bool, seed func(testing.TB, *readmodel.Store)) *fixture {
+	t.Helper()
+	return newFixtureWrapped(t, secure, seed, nil)
+}
+
+// newFixtureWrapped is newFixtureWith whose server answers through wrap
+// (nil: none), so that a test can hold or reorder the API's answers as a
+// slow network would.
+func newFixtureWrapped(t testing.TB, secure bool, seed func(testing.TB, *readmodel.Store), wrap func(http.Handler) http.Handler) *fixture {
 	t.Helper()
 	tokens, err := api.ParseStaticTokens(strings.NewReader(operatorToken + ",olga,operator\n" + viewerToken + ",vic,viewer\n"))
 	if err != nil {
@@ -138,7 +146,11 @@ func newFixtureWith(t testing.TB, secure bool, seed func(testing.TB, *readmodel.
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/", console)
-	f.srv = httptest.NewServer(mux)
+	var h http.Handler = mux
+	if wrap != nil {
+		h = wrap(mux)
+	}
+	f.srv = httptest.NewServer(h)
 	t.Cleanup(func() {
 		f.srv.CloseClientConnections() // a browser's event streams
 		f.srv.Close()

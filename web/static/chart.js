@@ -2,13 +2,19 @@
 // with the limit, drawn as inline SVG. Adds serin.drawChart.
 (() => {
   'use strict';
-  const { svg } = window.serin;
-  const W = 560, H = 190, L = 52, R = 12, T = 12, B = 26;
+  const { svg, formatValue } = window.serin;
+  const L = 52, R = 12, T = 12, B = 26;
 
-  const fmt = (v, unit) => {
-    const p = unit === 'ms' ? (v < 10 ? 1 : 0) : 2;
-    return `${v.toFixed(p)}${unit ? ' ' + unit : ''}`;
-  };
+  // size is the chart's size in CSS pixels: the SVG is drawn with one unit
+  // to one pixel, so that its text is as large as the stylesheet says at
+  // any width (a fixed viewBox shrinks 11 px labels to 6 px on a phone).
+  function size(fig) {
+    const cs = getComputedStyle(fig);
+    const inner = fig.clientWidth - parseFloat(cs.paddingLeft || '0') - parseFloat(cs.paddingRight || '0');
+    const W = Math.max(240, Math.floor(inner || 560));
+    return [W, Math.round(Math.min(190, Math.max(150, W * 0.34)))];
+  }
+  const fmt = formatValue;
   const hms = (t) => new Date(t).toISOString().slice(11, 19);
 
   function path(points, key, x, y) {
@@ -32,7 +38,8 @@
   function drawChart(fig, points) {
     const old = fig.querySelector(':scope > svg.plot');
     if (old) old.remove();
-    const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'plot', role: 'img' });
+    const [W, H] = size(fig);
+    const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'plot', role: 'img' });
     if (points.length === 0) {
       s.append(text(W / 2, H / 2, 'waiting for data', 'axis', 'middle'));
       fig.append(s);
@@ -43,7 +50,8 @@
     for (const p of points) for (const k of ['canary', 'stable', 'limit']) {
       if (typeof p[k] === 'number' && Number.isFinite(p[k])) max = Math.max(max, p[k]);
     }
-    max = max > 0 ? max * 1.15 : 1;
+    const top = max > 0 ? max : 1; // the highest value, labelled
+    max = top * 1.15;
     const t0 = points[0].t, t1 = Math.max(points[points.length - 1].t, t0 + 1000);
     const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
     const y = (v) => T + (1 - v / max) * (H - T - B);
@@ -51,7 +59,7 @@
       svg('line', { x1: L, y1: y(0), x2: W - R, y2: y(0), class: 'axis-line' }),
       svg('line', { x1: L, y1: T, x2: L, y2: y(0), class: 'axis-line' }),
       text(L - 6, y(0) + 4, fmt(0, unit), 'axis', 'end'),
-      text(L - 6, y(max / 1.15) + 4, fmt(max / 1.15, unit), 'axis', 'end'),
+      text(L - 6, y(top) + 4, fmt(top, unit), 'axis', 'end'),
       text(L, H - 8, hms(t0), 'axis'),
       text(W - R, H - 8, hms(t1), 'axis', 'end'));
     for (const [key, cls] of [['limit', 'limit'], ['stable', 'stable'], ['canary', 'canary']]) {

@@ -105,6 +105,22 @@
     return [frames, rest];
   }
 
+  // leaving is set once the page is going away (signing out, or any
+  // navigation): its streams are then cut, and end quietly rather than
+  // reconnect and poll with a session that may already be over. Cutting
+  // them matters: over HTTP/1.1 the browser otherwise keeps a left page's
+  // stream open until the server's next heartbeat, and six of them (the
+  // browser's limit per host) stall every request of the next page.
+  let leaving = false;
+  const streams = new Set(); // the AbortControllers of open streams
+  function leave() {
+    leaving = true;
+    for (const c of streams) c.abort();
+  }
+  window.addEventListener('beforeunload', leave);
+  window.addEventListener('pagehide', leave);
+  document.addEventListener('submit', (ev) => { if (ev.target.matches('form.signout')) leave(); });
+
   // live follows an SSE stream with fetch (same origin, session cookie).
   // While it is down it polls: refresh() is called when the stream opens
   // (to catch up), after every failure, and then every few seconds until
@@ -113,13 +129,15 @@
     let delay = 1000;
     const run = async () => {
       setLive('connecting');
+      const ctl = new AbortController();
+      streams.add(ctl);
       try {
-        const resp = await fetch(url, { headers: { Accept: 'text/event-stream' }, credentials: 'same-origin', cache: 'no-store' });
+        const resp = await fetch(url, { headers: { Accept: 'text/event-stream' }, credentials: 'same-origin', cache: 'no-store', signal: ctl.signal });
         const type = resp.headers.get('Content-Type') || '';
         if (!resp.ok || !resp.body || !type.startsWith('text/event-stream')) throw new Error(`stream: ${resp.status}`);
         setLive('on');
         delay = 1000;
-        refresh();
+        if (!leaving) refresh();
         const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = '';
         for (;;) {
@@ -134,7 +152,10 @@
         }
       } catch (_) {
         // fall through to polling and a later retry
+      } finally {
+        streams.delete(ctl);
       }
+      if (leaving) return;
       setLive('polling');
       refresh();
       setTimeout(run, delay);
@@ -176,7 +197,48 @@
     return out;
   }
 
+  // stale reports whether the resourceVersion rv is no newer than held, so
+  // that a page never draws an answer older than the one it shows. The API
+  // server's resource versions are decimal numbers that grow, and may be
+  // compared (k8s.io/apimachinery's resourceversion); any other pair
+  // counts as new, so that a change is never lost.
+  const decimal = /^[1-9][0-9]*$/;
+  function stale(rv, held) {
+    if (!rv || !held) return false;
+    if (rv === held) return true;
+    if (!decimal.test(rv) || !decimal.test(held)) return false;
+    return rv.length < held.length || (rv.length === held.length && rv < held);
+  }
+
+  // sig3 is analysis.sig3: three significant figures, never in exponent
+  // form, with no trailing zeros (0.00123, 1.5, 23.4, 498, 12300). The API
+  // sends numbers, not their text; formatValue is analysis.FormatValue,
+  // and a test holds the two to the same answers.
+  function sig3(v) {
+    if (v === 0 || !Number.isFinite(v)) return Number.isNaN(v) ? 'NaN' : v === 0 ? '0' : (v > 0 ? '+Inf' : '-Inf');
+    const digits = Math.floor(Math.log10(Math.abs(v))) + 1;
+    const dec = Math.max(3 - digits, 0);
+    const scale = Math.pow(10, digits - 3);
+    const r = Math.sign(v) * Math.round(Math.abs(v) / scale) * scale;
+    let s = r.toFixed(dec);
+    if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '');
+    return s === '-0' ? '0' : s;
+  }
+  function formatValue(v, unit) {
+    if (typeof v !== 'number') return '–';
+    const s = sig3(v);
+    if (!unit) return s;
+    return unit === '%' ? s + '%' : `${s} ${unit}`;
+  }
+  // formatInterval is analysis.FormatInterval: "[1.4–3%]", or "".
+  function formatInterval(low, high, unit) {
+    if (!(high > 0) || high < low) return '';
+    return `[${sig3(low || 0)}–${formatValue(high, unit)}]`;
+  }
+
   const lower = (s) => String(s || '').toLowerCase();
+  // terminal phases are final: a finished rollout offers no controls.
+  const terminal = (p) => ['Succeeded', 'RolledBack', 'Aborted', 'Failed'].includes(p);
   // phaseOf is the API summary's rule: no phase yet is Pending.
   const phaseOf = (r) => (r.status && r.status.phase) || 'Pending';
   const stepsOf = (r) => (r.spec.steps && r.spec.steps.length ? r.spec.steps : [10, 25, 50, 100]);
@@ -188,7 +250,7 @@
 
   window.serin = {
     api, el, svg, ago, timeEl, refreshTimes, setLive, live, debounce, parseFrames,
-    rolloutOf, mergePatch, lower, phaseOf, stepsOf, changedAt,
+    rolloutOf, mergePatch, lower, phaseOf, stepsOf, changedAt, stale, sig3, formatValue, formatInterval, terminal,
   };
   refreshTimes();
   setInterval(refreshTimes, 5000);

@@ -16,7 +16,7 @@
 // touches one row, and none when that row is out of view.
 (() => {
   'use strict';
-  const { api, el, svg, ago, live, debounce, lower } = window.serin;
+  const { api, el, svg, ago, live, debounce, lower, stale } = window.serin;
   const $ = (id) => document.getElementById(id);
   const root = $('list');
   const ns = root.dataset.namespace || '';
@@ -116,18 +116,6 @@
   $('filters').addEventListener('submit', (ev) => ev.preventDefault());
 
   // --- the summaries ---
-
-  // stale reports whether the resourceVersion rv is no newer than held.
-  // The API server's resource versions are decimal numbers that grow, and
-  // may be compared (k8s.io/apimachinery's resourceversion); any other
-  // pair counts as new, so that a change is never lost.
-  const decimal = /^[1-9][0-9]*$/;
-  function stale(rv, held) {
-    if (!rv || !held) return false;
-    if (rv === held) return true;
-    if (!decimal.test(rv) || !decimal.test(held)) return false;
-    return rv.length < held.length || (rv.length === held.length && rv < held);
-  }
 
   // put stores a summary, unless the one held is as new (a page read
   // before a change that the stream has already sent), and moves its entry
@@ -377,7 +365,8 @@
     if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(); });
   }
   scroller.addEventListener('scroll', drawSoon, { passive: true });
-  window.addEventListener('resize', drawSoon);
+  // A resize may cross the phone layout's width, whose rows are taller.
+  window.addEventListener('resize', () => { rowH = 0; drawSoon(); });
 
   drawSoon();
   live(`/api/v1/events${ns ? `?namespace=${encodeURIComponent(ns)}` : ''}`, onFrame, refresh);

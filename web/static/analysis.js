@@ -1,0 +1,207 @@
+// analysis.js: the rollout page's analysis: the latest verdict in one
+// line, the failing checks, the charts of the inbound checks and the
+// per-hop table, all drawn from the API's fields (never from its message
+// text). Adds serin.analysis.
+(() => {
+  'use strict';
+  const S = window.serin;
+  const { el, svg, lower, formatValue, formatInterval, timeEl } = S;
+  const MAX_POINTS = 600;
+  const WEIGHT = 'canary weight';
+
+  // hasValues is false for a check that has no numbers to show: one that
+  // was skipped or had no data before anything was measured. Such a check
+  // leaves its limit at zero (a judged one always has a limit), so that
+  // its zeros must not be shown as a measurement.
+  // TODO(api): a typed noData field on the check would say it directly.
+  const hasValues = (c) => c.verdict === 'Pass' || c.verdict === 'Fail' || c.limit > 0 || c.canary > 0 || c.stable > 0;
+
+  // verdictLabel is how a verdict reads: an undecided check is gathering
+  // evidence, calmly, not a warning.
+  const verdictLabel = (v) => (v === 'Inconclusive' ? 'gathering evidence' : v === 'Skipped' ? 'skipped' : v || '');
+  const verdictClass = (v) => (v === 'Inconclusive' ? 'verdict-gathering' : `verdict-${lower(v)}`);
+  const where = (c) => `${c.hop || 'inbound'} · ${c.source}`;
+  const failing = (c) => c.verdict === 'Fail' && !c.dryRun;
+
+  // summary is the latest analysis in one line, counted from the checks'
+  // verdicts: [label, class, text].
+  function summary(a) {
+    const checks = a.checks || [];
+    const n = checks.length;
+    const count = (f) => checks.filter(f).length;
+    const fails = checks.filter(failing);
+    const dry = count((c) => c.verdict === 'Fail' && c.dryRun);
+    const dryText = dry ? ` · ${dry} would fail (dry run)` : '';
+    if (!a.lastVerdict) return ['none yet', '', ''];
+    if (a.lastVerdict === 'Fail' || fails.length) {
+      const names = fails.map((c) => `${c.check} (${c.hop || 'inbound'})`).join(', ');
+      return ['Fail', 'verdict-fail', `${fails.length} of ${n} checks failed${names ? ': ' + names : ''}${dryText}`];
+    }
+    if (n === 0) return [verdictLabel(a.lastVerdict), verdictClass(a.lastVerdict), ''];
+    const pass = count((c) => c.verdict === 'Pass');
+    const skipped = count((c) => c.verdict === 'Skipped');
+    const skipText = skipped ? ` · ${skipped} skipped (too few calls)` : '';
+    if (a.lastVerdict === 'Inconclusive') {
+      const more = n - pass - skipped;
+      return ['Gathering evidence', 'verdict-gathering', `${pass} of ${n} checks pass so far, ${more} need${more === 1 ? 's' : ''} more traffic${skipText}${dryText}`];
+    }
+    return [a.lastVerdict, verdictClass(a.lastVerdict), `${pass === n ? 'all ' : ''}${pass} of ${n} checks pass${skipText}${dryText}`];
+  }
+
+  function drawSummary(a) {
+    const [label, cls, text] = summary(a);
+    const v = document.getElementById('verdict');
+    v.className = cls;
+    v.textContent = label;
+    const s = document.getElementById('summary');
+    const at = a.lastTickAt ? [' · ', timeEl(a.lastTickAt)] : [];
+    s.replaceChildren(text, ...at);
+  }
+
+  // figures is a check's numbers for people: each side with its interval
+  // and the limit.
+  function figures(c) {
+    if (!hasValues(c)) return 'no data yet';
+    const side = (v, lo, hi) => [formatValue(v, c.unit), formatInterval(lo, hi, c.unit)].filter(Boolean).join(' ');
+    return `canary ${side(c.canary, c.canaryLow, c.canaryHigh)} vs stable ${side(c.stable, c.stableLow, c.stableHigh)} · limit ${formatValue(c.limit, c.unit)}`;
+  }
+
+  // drawFailures lists the checks that failed, from their fields, in the
+  // outcome banner; it returns how many there are.
+  function drawFailures(r) {
+    const list = document.getElementById('failures');
+    const rolledBack = r.status.phase === 'RolledBack';
+    const fails = rolledBack ? ((r.status.analysis || {}).checks || []).filter(failing) : [];
+    list.replaceChildren(...fails.map((c) => el('li', {},
+      el('strong', {}, c.check), ' ', el('span', { class: 'where' }, where(c)), ': ', figures(c))));
+    list.hidden = fails.length === 0;
+    return fails.length;
+  }
+
+  function cell(label, ...children) { return el('td', { 'data-label': label }, ...children); }
+
+  // hopRows groups the latency and error checks by edge and source, each
+  // side by side; a check with no numbers says so.
+  function hopRows(checks) {
+    const rows = new Map();
+    for (const c of checks) {
+      const kind = c.kind || (c.unit === 'ms' ? 'latency-p99' : c.unit === '%' ? 'error-rate' : '');
+      if (kind !== 'latency-p99' && kind !== 'error-rate') continue;
+      const edge = c.hop || 'inbound', key = `${edge}|${c.source}`;
+      if (!rows.has(key)) rows.set(key, { edge, source: c.source, p99: null, err: null, checks: [], dry: false, trace: '' });
+      const h = rows.get(key);
+      h[kind === 'latency-p99' ? 'p99' : 'err'] = c;
+      h.checks.push(c);
+      h.dry = h.dry || !!c.dryRun;
+      if (c.traceID) h.trace = c.traceID;
+    }
+    return [...rows.values()];
+  }
+
+  const rank = { Skipped: 1, Pass: 2, Inconclusive: 3, Fail: 4 };
+  function worst(checks) {
+    return checks.reduce((w, c) => ((rank[c.verdict] || 0) > (rank[w.verdict] || 0) ? c : w), {});
+  }
+  const pair = (c) => (!c ? '–' : hasValues(c) ? `${formatValue(c.canary, c.unit)} / ${formatValue(c.stable, c.unit)}` : 'no data');
+
+  function drawHops(a, traceURL) {
+    const rows = hopRows(a.checks || []);
+    document.getElementById('hops').replaceChildren(...rows.map((h) => {
+      const w = worst(h.checks);
+      const trace = !h.trace ? '' : traceURL
+        ? el('a', { href: traceURL + encodeURIComponent(h.trace), target: '_blank', rel: 'noopener noreferrer' }, h.trace)
+        : el('code', {}, h.trace);
+      return el('tr', { class: hasValues(w) ? '' : 'no-data' },
+        cell('Edge', h.edge), cell('Source', h.source),
+        el('td', { class: 'num', 'data-label': 'p99 canary / stable' }, pair(h.p99)),
+        el('td', { class: 'num', 'data-label': 'Errors canary / stable' }, pair(h.err)),
+        cell('Verdict', el('span', { class: verdictClass(w.verdict), title: w.reason || '' }, verdictLabel(w.verdict))),
+        cell('Dry run', h.dry ? 'dry run' : ''), cell('Example trace', trace));
+    }));
+    document.getElementById('no-hops').hidden = rows.length > 0;
+  }
+
+  // Charts: one per inbound check, keyed as the API keys a check's
+  // points (readmodel.CheckKey), so that two checks of the same name are
+  // two charts, and the points of /series and of the stream's events
+  // meet on the same key.
+  const series = new Map(); // key -> {title, points (oldest first), latest}
+
+  function push(key, title, p) {
+    if (!series.has(key)) series.set(key, { title, points: [] });
+    const pts = series.get(key).points;
+    if (pts.length && pts[pts.length - 1].t >= p.t) return;
+    pts.push(p);
+    if (pts.length > MAX_POINTS) pts.shift();
+  }
+
+  // addPoint records one analysis tick (a readmodel.Point): the weight
+  // and every inbound check that measured something. An undecided or
+  // skipped check has no numbers, and must not plot as zeros.
+  function addPoint(p) {
+    const t = Date.parse((p && p.time) || '');
+    if (!Number.isFinite(t)) return;
+    if (typeof p.canaryWeight === 'number') push(WEIGHT, WEIGHT, { t, canary: p.canaryWeight, unit: '%' });
+    for (const c of p.checks || []) {
+      if (c.hop) continue;
+      const title = c.source === 'prometheus' ? c.check : `${c.check} · ${c.source}`;
+      if (series.has(c.key)) series.get(c.key).latest = c;
+      if (c.verdict !== 'Pass' && c.verdict !== 'Fail') continue;
+      push(c.key, title, { t, canary: c.canary, stable: c.stable, limit: c.limit, unit: c.unit || '', verdict: c.verdict });
+      series.get(c.key).latest = c;
+    }
+  }
+
+  // setSeries replaces the points with /series' answer, keeping the
+  // stream's points that are newer.
+  function setSeries(points) {
+    const live = new Map([...series].map(([k, s]) => [k, s.points]));
+    const titles = new Map([...series].map(([k, s]) => [k, s.title]));
+    series.clear();
+    for (const p of points) addPoint(p);
+    for (const [k, pts] of live) for (const p of pts) push(k, titles.get(k), p);
+  }
+
+  function legend(weightOnly) {
+    const item = (cls, label) => {
+      const s = svg('svg', { viewBox: '0 0 16 4', class: 'key' });
+      s.append(svg('line', { x1: 0, y1: 2, x2: 16, y2: 2, class: `line ${cls}` }));
+      return el('span', { class: 'key-item' }, s, label);
+    };
+    return weightOnly ? el('span', { class: 'legend' }, item('canary', 'canary %'))
+      : el('span', { class: 'legend' }, item('canary', 'canary'), item('stable', 'stable'), item('limit', 'limit'));
+  }
+
+  function caption(key, s) {
+    const c = s.latest;
+    const parts = [el('strong', {}, s.title), ' '];
+    if (c) {
+      parts.push(el('span', { class: verdictClass(c.verdict) }, verdictLabel(c.verdict)), ' ',
+        el('span', { class: 'muted' }, hasValues(c)
+          ? `canary ${formatValue(c.canary, c.unit)} · stable ${formatValue(c.stable, c.unit)} · limit ${formatValue(c.limit, c.unit)}`
+          : 'no data yet'));
+    }
+    parts.push(legend(key === WEIGHT));
+    return parts;
+  }
+
+  function drawCharts() {
+    const box = document.getElementById('charts');
+    const keys = [...series.keys()].sort((a, b) => (a === WEIGHT ? -1 : b === WEIGHT ? 1 : a.localeCompare(b)));
+    for (const key of keys) {
+      let fig = box.querySelector(`figure[data-check="${CSS.escape(key)}"]`);
+      if (!fig) {
+        fig = el('figure', { class: 'chart', 'data-check': key }, el('figcaption', {}));
+        if (key === WEIGHT) box.prepend(fig); else box.append(fig);
+      }
+      const s = series.get(key);
+      fig.querySelector('figcaption').replaceChildren(...caption(key, s));
+      S.drawChart(fig, s.points);
+    }
+    const none = document.getElementById('no-charts');
+    if (none && keys.length) none.remove();
+  }
+  window.addEventListener('resize', S.debounce(drawCharts, 150));
+
+  S.analysis = { summary, drawSummary, drawFailures, drawHops, addPoint, setSeries, drawCharts, hasValues };
+})();
