@@ -24,8 +24,9 @@
   const failing = (c) => c.verdict === 'Fail' && !c.dryRun;
 
   // summary is the latest analysis in one line, counted from the checks'
-  // verdicts: [label, class, text].
-  function summary(a) {
+  // verdicts: [label, class, text]. An undecided analysis is gathering
+  // evidence while the rollout runs, and undecided once it has ended.
+  function summary(a, ended) {
     const checks = a.checks || [];
     const n = checks.length;
     const count = (f) => checks.filter(f).length;
@@ -41,6 +42,9 @@
     const pass = count((c) => c.verdict === 'Pass');
     const skipped = count((c) => c.verdict === 'Skipped');
     const skipText = skipped ? ` · ${skipped} skipped (too few calls)` : '';
+    if (a.lastVerdict === 'Inconclusive' && ended) {
+      return ['Undecided', 'verdict-skipped', `when the rollout ended: ${pass} of ${n} checks passed${skipText}${dryText}`];
+    }
     if (a.lastVerdict === 'Inconclusive') {
       const more = n - pass - skipped;
       return ['Gathering evidence', 'verdict-gathering', `${pass} of ${n} checks pass so far, ${more} need${more === 1 ? 's' : ''} more traffic${skipText}${dryText}`];
@@ -48,8 +52,10 @@
     return [a.lastVerdict, verdictClass(a.lastVerdict), `${pass === n ? 'all ' : ''}${pass} of ${n} checks pass${skipText}${dryText}`];
   }
 
-  function drawSummary(a) {
-    const [label, cls, text] = summary(a);
+  // drawSummary draws the latest analysis; ended says the rollout has
+  // finished, and gathers no more evidence.
+  function drawSummary(a, ended) {
+    const [label, cls, text] = summary(a, ended);
     const v = document.getElementById('verdict');
     v.className = cls;
     v.textContent = label;
@@ -201,7 +207,14 @@
     const none = document.getElementById('no-charts');
     if (none && keys.length) none.remove();
   }
-  window.addEventListener('resize', S.debounce(drawCharts, 150));
+  // The charts are drawn at their width in pixels (chart.js): when the
+  // width changes (a window resized, a phone turned), they are drawn again.
+  let drawnWidth = 0;
+  const redraw = S.debounce(() => {
+    const w = document.getElementById('charts').clientWidth;
+    if (w !== drawnWidth) { drawnWidth = w; drawCharts(); }
+  }, 150);
+  new ResizeObserver(redraw).observe(document.getElementById('charts'));
 
   S.analysis = { summary, drawSummary, drawFailures, drawHops, addPoint, setSeries, drawCharts, hasValues };
 })();

@@ -66,6 +66,10 @@
       const d = path(points, key, x, y);
       if (d) s.append(svg('path', { d, class: `line ${cls}` }));
     }
+    // The latest canary value is a dot, so that a series of one point
+    // (the first tick, or a weight held since) still shows.
+    const last = points[points.length - 1];
+    if (Number.isFinite(last.canary)) s.append(svg('circle', { cx: x(last.t).toFixed(1), cy: y(last.canary).toFixed(1), r: 2.5, class: 'last-dot' }));
     for (const p of points) {
       if (p.verdict === 'Fail' && Number.isFinite(p.canary)) {
         s.append(svg('circle', { cx: x(p.t).toFixed(1), cy: y(p.canary).toFixed(1), r: 3, class: 'fail-dot' }));

@@ -122,7 +122,7 @@
     drawLadder(r);
     drawWeight(r);
     const a = r.status.analysis || {};
-    A.drawSummary(a);
+    A.drawSummary(a, terminal(r.status.phase));
     A.drawHops(a, traceURL);
     drawHistory(r, shown);
     refreshTimes();
