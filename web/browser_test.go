@@ -125,10 +125,17 @@ func (b *browser) screenshot(name string) {
 }
 
 // errors returns the console messages that are errors or exceptions.
-func (b *browser) errors() []string {
+func (b *browser) errors() []string { return b.errorsBut(nil) }
+
+// errorsBut is errors without those that expected reports as expected (a
+// refusal the test provoked, which the browser logs as an error of the
+// request); nil expects none.
+func (b *browser) errorsBut(expected func(chromedp.ConsoleMessage) bool) []string {
 	var out []string
 	for _, m := range b.errorMessages() {
-		out = append(out, fmt.Sprintf("%s: %s (%s:%d)", m.Type, strings.TrimSpace(m.Text), m.URL, m.Line))
+		if expected == nil || !expected(m) {
+			out = append(out, fmt.Sprintf("%s: %s (%s:%d)", m.Type, strings.TrimSpace(m.Text), m.URL, m.Line))
+		}
 	}
 	return out
 }

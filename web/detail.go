@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/serin-dev/serin/api/readmodel"
+	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -28,13 +29,18 @@ type detailView struct {
 	Changed         time.Time
 	Paused          bool
 	Terminal        bool
+	// Retryable says the rollout may run again (rollout.Retryable).
+	Retryable bool
 	// Outcome says how a rollout ended without success, and OutcomeWhy
 	// the controller's message, unless the failing checks say it.
 	Outcome, OutcomeWhy string
 	Steps               []stepView
 	Weight, Stable      int32
 	Ops                 []string // the operations this user may do
-	TraceURL            string   // prefix of example-trace links
+	// ShowControls says whether any of Ops applies in the rollout's phase:
+	// a finished rollout offers none, or Retry alone.
+	ShowControls bool
+	TraceURL     string // prefix of example-trace links
 }
 
 // stepView is one rung of the step ladder.
@@ -50,7 +56,7 @@ func (c *Console) detail(ro *v1alpha1.Rollout) detailView {
 		Namespace: ro.Namespace, Name: ro.Name, ResourceVersion: ro.ResourceVersion,
 		Phase: string(sum.Phase), Message: st.Message,
 		Created: sum.CreatedAt, Changed: sum.UpdatedAt,
-		Paused: ro.Spec.Paused, Terminal: st.Phase.Terminal(),
+		Paused: ro.Spec.Paused, Terminal: st.Phase.Terminal(), Retryable: rollout.Retryable(st.Phase),
 		Weight: st.CanaryWeight, Stable: 100 - st.CanaryWeight,
 		Target: sum.Target, TraceURL: c.opts.TraceURL,
 	}

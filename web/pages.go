@@ -34,8 +34,10 @@ func (c *Console) allowed(w http.ResponseWriter, r *http.Request, s *session, a 
 	return ok
 }
 
-// operations are the buttons of the rollout page, in order.
-var operations = []string{"pause", "resume", "promote", "abort"}
+// operations are the buttons of the rollout page, in order: those of a
+// running rollout, then Retry, which only a rolled-back or aborted one
+// shows.
+var operations = []string{"pause", "resume", "promote", "abort", "retry"}
 
 func (c *Console) rolloutPage(w http.ResponseWriter, r *http.Request) {
 	s := c.requireSession(w, r)
@@ -64,6 +66,7 @@ func (c *Console) rolloutPage(w http.ResponseWriter, r *http.Request) {
 		}
 		if ok && err == nil {
 			v.Ops = append(v.Ops, op)
+			v.ShowControls = v.ShowControls || (op == "retry" && v.Retryable) || (op != "retry" && !v.Terminal)
 		}
 	}
 	c.render(w, http.StatusOK, "rollout", layout{Title: ns + "/" + name, User: s.user.Name, CSRF: s.csrf, Page: v})

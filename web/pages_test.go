@@ -63,7 +63,7 @@ func TestRolloutPageRendersTheRollout(t *testing.T) {
 	for _, want := range []string{
 		`<li class="step done">10%</li>`, `<li class="step current">25%</li>`, `<li class="step todo">100%</li>`,
 		`id="weight">25%<`, `id="stable-weight">75%<`, "checkout: v1 → v2", `data-rv="7"`,
-		`id="op-pause"`, `id="op-resume"`, `id="op-promote"`, `id="op-abort"`, `id="promote-dialog"`,
+		`id="op-pause"`, `id="op-resume"`, `id="op-promote"`, `id="op-abort"`, `id="op-retry"`, `id="confirm-dialog"`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("rollout page lacks %q", want)

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -151,13 +150,8 @@ func TestNoPageLogsAnError(t *testing.T) {
 		}
 		b.do(chromedp.Navigate(f.srv.URL+"/"), chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
 	}
-	var errs []string
-	for _, m := range b.errorMessages() {
-		if !(notFound[m.URL] && strings.Contains(m.Text, "status of 404")) {
-			errs = append(errs, fmt.Sprintf("%s: %s (%s:%d)", m.Type, strings.TrimSpace(m.Text), m.URL, m.Line))
-		}
-	}
-	if len(errs) > 0 {
+	missing := func(m chromedp.ConsoleMessage) bool { return notFound[m.URL] && strings.Contains(m.Text, "status of 404") }
+	if errs := b.errorsBut(missing); len(errs) > 0 {
 		t.Errorf("the browser console has errors:\n%s", strings.Join(errs, "\n"))
 	}
 }

@@ -72,6 +72,13 @@ func seedPages(t testing.TB, store *readmodel.Store) {
 // visibleControlsJS counts the operator's controls a person can see.
 const visibleControlsJS = `[...document.querySelectorAll('#controls, #controls button, #abort-form, button[data-op]')].filter((n) => n.checkVisibility()).length`
 
+// runningControlsJS counts the visible controls of a running rollout:
+// all but Retry.
+const runningControlsJS = `[...document.querySelectorAll('#abort-form, button[data-op]:not([data-op=retry])')].filter((n) => n.checkVisibility()).length`
+
+// retryShownJS says whether Retry is visible.
+const retryShownJS = `(document.getElementById('op-retry') || {checkVisibility: () => false}).checkVisibility()`
+
 // occurrencesJS counts how often a text is on the page, as a person reads it.
 func occurrencesJS(s string) string {
 	return fmt.Sprintf(`document.body.innerText.split(%q).length - 1`, s)
@@ -132,8 +139,8 @@ func TestRolloutPageTellsEachThingOnce(t *testing.T) {
 	if n := eval[int](b, occurrencesJS(rolledBackMessage[len("rolled back: "):])); n != 1 {
 		t.Errorf("the engine's rollback message is on the page %d times, want once", n)
 	}
-	if n := eval[int](b, visibleControlsJS); n != 0 {
-		t.Errorf("a rolled-back rollout shows %d controls, want none", n)
+	if n := eval[int](b, runningControlsJS); n != 0 || !eval[bool](b, retryShownJS) {
+		t.Errorf("a rolled-back rollout shows %d controls of a running one and Retry %v, want Retry alone", n, eval[bool](b, retryShownJS))
 	}
 	b.screenshot("rolled-back")
 	if errs := b.errors(); len(errs) > 0 {
@@ -168,8 +175,8 @@ func holdPOST(path string, posted chan<- string, release <-chan struct{}) func(h
 // TestRolloutPageDrawsNoOlderAnswer clicks Abort and holds the API's
 // answer (resourceVersion 7, still Progressing) until the stream has
 // brought the abort (resourceVersion 8): the page says "aborting…" from
-// the click, then Aborted with no controls, and keeps that, sampled every
-// 100 ms, once the older answer has arrived.
+// the click, then Aborted with Retry as its only control, and keeps that,
+// sampled every 100 ms, once the older answer has arrived.
 func TestRolloutPageDrawsNoOlderAnswer(t *testing.T) {
 	posted, release := make(chan string, 1), make(chan struct{})
 	path := "/api/v1/rollouts/shop/checkout-v2/abort"
@@ -202,12 +209,12 @@ func TestRolloutPageDrawsNoOlderAnswer(t *testing.T) {
 	if err := f.store.Upsert(ro); err != nil {
 		t.Fatal(err)
 	}
-	b.waitFor(`document.getElementById('phase').textContent === 'Aborted' && document.getElementById('pending').hidden && `+visibleControlsJS+` === 0`,
+	b.waitFor(`document.getElementById('phase').textContent === 'Aborted' && document.getElementById('pending').hidden && `+runningControlsJS+` === 0 && `+retryShownJS,
 		`[document.getElementById('phase').textContent, document.getElementById('pending').textContent]`, 10*time.Second, "Aborted from the stream")
 
 	eval[bool](b, `(() => {
 		window.samples = [];
-		const sample = () => window.samples.push(document.getElementById('phase').textContent + ' ' + document.getElementById('weight').textContent + ' ' + `+visibleControlsJS+`);
+		const sample = () => window.samples.push(document.getElementById('phase').textContent + ' ' + document.getElementById('weight').textContent + ' ' + `+runningControlsJS+`);
 		new MutationObserver(sample).observe(document.getElementById('rollout'), {subtree: true, childList: true, characterData: true, attributes: true});
 		setInterval(sample, 100);
 		return true;
@@ -241,8 +248,8 @@ func TestPromoteAsksFirst(t *testing.T) {
 	b.do(chromedp.Navigate(f.srv.URL + "/rollouts/shop/checkout-v2"))
 	b.waitFor(`document.getElementById('history').rows.length === 1`, `document.getElementById('history').innerText`, 10*time.Second, "the page to draw")
 	b.do(chromedp.Click(chromedp.CSS("#op-promote")))
-	b.waitFor(`document.getElementById('promote-dialog').open`, `document.getElementById('promote-dialog').open`, 5*time.Second, "the confirmation")
-	text := eval[string](b, `document.getElementById('promote-dialog').innerText`)
+	b.waitFor(`document.getElementById('confirm-dialog').open`, `document.getElementById('confirm-dialog').open`, 5*time.Second, "the confirmation")
+	text := eval[string](b, `document.getElementById('confirm-dialog').innerText`)
 	for _, want := range []string{"Promote to 100%", "v2 takes 100% of the traffic now, from 25%", "50%, 100%"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the confirmation reads %q, want %q in it", text, want)
@@ -252,13 +259,13 @@ func TestPromoteAsksFirst(t *testing.T) {
 		t.Fatalf("opening the confirmation wrote %d times", n)
 	}
 	b.screenshot("promote-confirm")
-	b.do(chromedp.Click(chromedp.CSS("#promote-cancel")))
-	b.waitFor(`!document.getElementById('promote-dialog').open && document.getElementById('pending').hidden`,
+	b.do(chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	b.waitFor(`!document.getElementById('confirm-dialog').open && document.getElementById('pending').hidden`,
 		`document.getElementById('pending').textContent`, 5*time.Second, "the confirmation to close")
 	if n := f.writer.count(); n != 0 {
 		t.Fatalf("Cancel wrote %d times", n)
 	}
-	b.do(chromedp.Click(chromedp.CSS("#op-promote")), chromedp.Click(chromedp.CSS("#promote-confirm")))
+	b.do(chromedp.Click(chromedp.CSS("#op-promote")), chromedp.Click(chromedp.CSS("#confirm-ok")))
 	b.waitFor(`document.getElementById('pending').textContent === 'promoting…'`, `document.getElementById('pending').textContent`, 5*time.Second, "promoting…")
 	deadline := time.Now().Add(5 * time.Second)
 	for f.writer.count() == 0 && time.Now().Before(deadline) {
@@ -293,5 +300,65 @@ func TestFormattingAgreesWithTheAPI(t *testing.T) {
 				t.Errorf("formatInterval(%v, %v, %q) = %q in the page, %q in analysis", iv[0], iv[1], unit, got, want)
 			}
 		}
+	}
+}
+
+// TestRetryAsksFirstAndBringsTheControlsBack: a rolled-back rollout offers
+// Retry alone; Retry asks first, naming the first step's weight; Cancel
+// writes nothing; a retry the API refuses (another rollout holds the
+// route) says why; confirming posts the retry once and says "retrying…"
+// until the stream shows the rollout Pending again, with the controls of
+// a running rollout and no Retry.
+func TestRetryAsksFirstAndBringsTheControlsBack(t *testing.T) {
+	f := newFixtureWith(t, false, seedPages)
+	b := newBrowser(t)
+	b.login(f.srv.URL, operatorToken)
+	b.do(chromedp.Navigate(f.srv.URL + "/rollouts/shop/fell"))
+	b.waitFor(`document.getElementById('live').classList.contains('on') && `+retryShownJS+` && `+runningControlsJS+` === 0`,
+		runningControlsJS, 10*time.Second, "Retry alone")
+	b.do(chromedp.Click(chromedp.CSS("#op-retry")))
+	b.waitFor(`document.getElementById('confirm-dialog').open`, `document.getElementById('confirm-dialog').open`, 5*time.Second, "the confirmation")
+	if text := eval[string](b, `document.getElementById('confirm-dialog').innerText`); !strings.Contains(text, "Retry from 10%") || !strings.Contains(text, "v2 gets 10% of the traffic") {
+		t.Errorf("the confirmation reads %q, want it to name 10%% for v2", text)
+	}
+	b.do(chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	b.waitFor(`!document.getElementById('confirm-dialog').open`, `document.getElementById('confirm-dialog').open`, 5*time.Second, "the confirmation to close")
+	if n := f.writer.count(); n != 0 {
+		t.Fatalf("Cancel wrote %d times", n)
+	}
+	// healthy holds the route: the API refuses, and the page says why and
+	// offers Retry again.
+	b.do(chromedp.Click(chromedp.CSS("#op-retry")), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	b.waitFor(`document.getElementById('action-msg').textContent.includes('retry refused') && document.getElementById('action-msg').textContent.includes('running rollout') && !document.getElementById('op-retry').disabled`,
+		`document.getElementById('action-msg').textContent`, 5*time.Second, "the refusal")
+	for _, name := range []string{"checkout-v2", "healthy"} {
+		if err := f.store.Delete("shop", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.do(chromedp.Click(chromedp.CSS("#op-retry")), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	b.waitFor(`document.getElementById('pending').textContent === 'retrying…'`, `document.getElementById('pending').textContent`, 5*time.Second, "retrying…")
+	deadline := time.Now().Add(5 * time.Second)
+	for f.writer.count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := f.writer.count(); n != 1 {
+		t.Fatalf("confirming the retry wrote %d times, want once", n)
+	}
+
+	ro, _ := f.store.Get("shop", "fell")
+	ro.ResourceVersion = "201"
+	ro.Status = v1alpha1.RolloutStatus{Phase: v1alpha1.PhasePending, CurrentStep: -1, Message: "retried by olga", History: append(ro.Status.History,
+		v1alpha1.Transition{Time: metav1.Now(), From: "RolledBack 0 (0%)", To: "Pending", Reason: "Retried", Message: "retried by olga"})}
+	if err := f.store.Upsert(ro); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(`document.getElementById('phase').textContent === 'Pending' && document.getElementById('pending').hidden && !`+retryShownJS+` && `+runningControlsJS+` > 0 && document.getElementById('outcome').hidden`,
+		`[document.getElementById('phase').textContent, `+runningControlsJS+`]`, 10*time.Second, "Pending with the controls of a running rollout")
+	refused := func(m chromedp.ConsoleMessage) bool {
+		return strings.HasSuffix(m.URL, "/api/v1/rollouts/shop/fell/retry") && strings.Contains(m.Text, "status of 409")
+	}
+	if errs := b.errorsBut(refused); len(errs) > 0 {
+		t.Errorf("the browser console has errors:\n%s", strings.Join(errs, "\n"))
 	}
 }

@@ -21,7 +21,7 @@
   // pending is the action asked for and not yet seen done: {op, phase}
   // with the phase at the click.
   let pending = null;
-  const PENDING = { abort: 'aborting…', pause: 'pausing…', resume: 'resuming…', promote: 'promoting…' };
+  const PENDING = { abort: 'aborting…', pause: 'pausing…', resume: 'resuming…', promote: 'promoting…', retry: 'retrying…' };
 
   // Outcome headlines, as the server renders them (web/detail.go).
   const HEADLINES = {
@@ -80,23 +80,36 @@
         ? el('span', { class: 'muted' }, 'shown above') : x.message || ''))));
   }
 
-  // drawControls hides every control of a finished rollout, and disables
-  // them all while an action is pending.
+  // RETRYABLE are the phases a rollout may be retried from
+  // (rollout.Retryable): it ended with its traffic back on stable.
+  // TODO(api): the API's view could list the operations open to each
+  // rollout, so that this rule is not written twice.
+  const RETRYABLE = ['RolledBack', 'Aborted'];
+
+  // drawControls shows the controls that apply: those of a running
+  // rollout, Retry alone for a rolled-back or aborted one, none for one
+  // that succeeded or failed. While an action is pending all are disabled.
   function drawControls(r) {
     const box = $('controls');
     if (!box) return;
-    const done = terminal(r.status.phase);
-    box.hidden = done;
+    const phase = r.status.phase;
+    const running = !terminal(phase), retry = RETRYABLE.includes(phase) && !!$('op-retry');
     const paused = !!r.spec.paused, busy = !!pending;
-    const state = { pause: busy || paused, resume: busy || !paused, promote: busy, abort: busy };
+    const state = { pause: busy || paused, resume: busy || !paused, promote: busy, abort: busy, retry: busy };
     for (const [op, disabled] of Object.entries(state)) {
       const b = $(`op-${op}`);
-      if (b) b.disabled = disabled;
+      if (!b) continue;
+      b.disabled = disabled;
+      if (op === 'retry') b.hidden = !retry;
+      else if (op !== 'abort') b.hidden = !running;
     }
+    const form = $('abort-form');
+    if (form) form.hidden = !running;
     const reason = $('abort-reason');
     if (reason) reason.disabled = busy;
-    const dialog = $('promote-dialog');
-    if (done && dialog && dialog.open) dialog.close('cancel');
+    box.hidden = !running && !retry;
+    const dialog = $('confirm-dialog');
+    if (dialog && dialog.open && !(dialog.dataset.op === 'retry' ? retry : running)) dialog.close('cancel');
   }
 
   function drawPending() {
@@ -181,7 +194,7 @@
   // what the stream has drawn meanwhile; the pending label stays until
   // the phase changes.
   async function act(op, body) {
-    if (!current) return;
+    if (!current || pending) return; // one action at a time
     const msg = $('action-msg');
     msg.className = 'action-msg';
     msg.textContent = '';
@@ -215,7 +228,8 @@
   }
 
   for (const b of document.querySelectorAll('button.op')) {
-    b.addEventListener('click', () => (b.dataset.op === 'promote' ? confirmPromote() : act(b.dataset.op)));
+    const op = b.dataset.op;
+    b.addEventListener('click', () => (CONFIRM[op] ? ask(op) : act(op)));
   }
   const form = $('abort-form');
   if (form) {
@@ -226,20 +240,42 @@
     });
   }
 
-  // confirmPromote asks before a promotion, naming the weight it sets
-  // (the controller's promote sets 100%) and what it skips.
-  const dialog = $('promote-dialog');
-  function confirmPromote() {
+  // CONFIRM are the operations that ask first, because they send the
+  // canary traffic at once: each names the weight it sets.
+  const CONFIRM = {
+    // The controller's promote sets 100% and skips the steps left.
+    promote: (r) => {
+      const left = stepsOf(r).slice((r.status.currentStep || 0) + 1).map((w) => `${w}%`);
+      return ['Promote to 100%?', 'Promote to 100%', `${ns}/${name}: ${canaryOf(r)} takes 100% of the traffic now, from ${r.status.canaryWeight || 0}%` +
+        (left.length ? `; the steps ${left.join(', ')} and their analysis are skipped.` : '.')];
+    },
+    // A retry starts again before the first step, after a new preflight.
+    retry: (r) => [`Retry from ${stepsOf(r)[0]}%?`, `Retry from ${stepsOf(r)[0]}%`,
+      `${ns}/${name} starts again: once the mesh passes its checks, ${canaryOf(r)} gets ${stepsOf(r)[0]}% of the traffic, ` +
+      'with a new analysis; the history is kept.'],
+  };
+  const canaryOf = (r) => r.spec.canarySubset || r.spec.canaryHost || 'the canary';
+  const dialog = $('confirm-dialog');
+  function ask(op) {
     if (!dialog || !current) return;
-    const steps = stepsOf(current), cur = current.status.currentStep || 0;
-    const left = steps.slice(cur + 1).map((w) => `${w}%`);
-    const canary = current.spec.canarySubset || current.spec.canaryHost || 'the canary';
-    $('promote-text').textContent = `${ns}/${name}: ${canary} takes 100% of the traffic now, from ${current.status.canaryWeight || 0}%` +
-      (left.length ? `; the steps ${left.join(', ')} and their analysis are skipped.` : '.');
-    dialog.returnValue = '';
+    const [title, ok, text] = CONFIRM[op](current);
+    $('confirm-title').textContent = title;
+    $('confirm-ok').textContent = ok;
+    $('confirm-text').textContent = text;
+    dialog.dataset.op = op;
     dialog.showModal();
   }
-  if (dialog) dialog.addEventListener('close', () => { if (dialog.returnValue === 'promote') act('promote'); });
+  // The confirming click acts itself, rather than a listener of the
+  // dialog's close event: that event is queued, and one from a Cancel
+  // just before could run after the next confirmation and act twice.
+  if (dialog) {
+    $('confirm-ok').addEventListener('click', (ev) => {
+      ev.preventDefault();
+      const op = dialog.dataset.op;
+      dialog.close('ok');
+      act(op);
+    });
+  }
 
   seriesAt = Date.now();
   loadSeries();
