@@ -150,7 +150,9 @@ func TestNoPageLogsAnError(t *testing.T) {
 		}
 		b.do(chromedp.Navigate(f.srv.URL+"/"), chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
 	}
-	missing := func(m chromedp.ConsoleMessage) bool { return notFound[m.URL] && strings.Contains(m.Text, "status of 404") }
+	missing := func(m chromedp.ConsoleMessage) bool {
+		return notFound[m.URL] && strings.Contains(m.Text, "status of 404")
+	}
 	if errs := b.errorsBut(missing); len(errs) > 0 {
 		t.Errorf("the browser console has errors:\n%s", strings.Join(errs, "\n"))
 	}
