@@ -207,10 +207,10 @@ func TestBatching(t *testing.T) {
 		}
 	}
 	waitQueries(t, s, f, 6, "after the TTL")
-	// Past MaxStale the last result is too old to answer with: a reading
-	// waits for a fresh one.
-	clock.Add(DefaultMaxStale)
-	if err := checkInbound(t.Context(), s, 7, at.Add(time.Second+DefaultMaxStale)); err != nil {
+	// Past MaxStale (two TTLs by default) the last result is too old to
+	// answer with: a reading waits for a fresh one.
+	clock.Add(2 * time.Second)
+	if err := checkInbound(t.Context(), s, 7, at.Add(3*time.Second)); err != nil {
 		t.Error(err)
 	}
 	assertQueries(t, s, f, 8, "past MaxStale")

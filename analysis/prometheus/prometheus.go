@@ -63,14 +63,20 @@ type Options struct {
 	RoundTripper http.RoundTripper
 	// MaxStale is how old the newest answer of a shared query may be and
 	// still serve a reading of the present while one refresh runs behind
-	// it; zero means DefaultMaxStale. On a large mesh one answer can take
-	// seconds to compute: a tick then reads the last one instead of
-	// waiting. A failed refresh is never hidden behind it.
+	// it, and how long a shared query may take; zero means two CacheTTLs.
+	// On a large mesh one answer can take seconds to compute: a larger
+	// MaxStale lets a tick read the last one instead of waiting. A failed
+	// refresh is never hidden behind it. It is kept short by default
+	// because the inbound and hop answers refresh independently, and the
+	// calls-per-request test compares the two: the older the answers may
+	// be, the further apart their instants can drift within a tick.
 	MaxStale time.Duration
 }
 
-// DefaultMaxStale is Options.MaxStale when left zero.
-const DefaultMaxStale = 10 * time.Second
+// minSharedTimeout is the least time a shared query is given: on a large
+// mesh under load one answer takes seconds, and a fetch cut short at the
+// 2 s of a custom query would leave every tick waiting on the next.
+const minSharedTimeout = 10 * time.Second
 
 // Source is an analysis.MetricSource backed by Prometheus. It is safe for
 // concurrent use.
@@ -135,9 +141,6 @@ func New(o Options) (*Source, error) {
 		s.ttl = DefaultCacheTTL
 	}
 	s.stale = max(o.MaxStale, 2*s.ttl)
-	if o.MaxStale == 0 {
-		s.stale = max(DefaultMaxStale, 2*s.ttl)
-	}
 	return s, nil
 }
 
@@ -331,13 +334,12 @@ func (s *Source) wait(ctx context.Context, name string, ch <-chan singleflight.R
 
 // fetch runs a shared query and keeps its finite samples.
 //
-// A shared query may take up to MaxStale (not only Options.Timeout): on a
-// large mesh, under load, one answer can take seconds to compute, and no
-// tick waits for it once the first has arrived (see recent). A caller
-// that does wait is bounded by its own ctx; the fetch goes on and serves
-// the next ticks.
+// A shared query may take up to minSharedTimeout (not only
+// Options.Timeout): on a large mesh, under load, one answer can take
+// seconds to compute. A caller that waits for it is bounded by its own
+// ctx (a tick's budget); the fetch goes on and serves the next ticks.
 func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *result {
-	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, s.stale))
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, s.stale, minSharedTimeout))
 	defer cancel()
 	r := &result{at: at}
 	val, err := s.query(ctx, query, at)
