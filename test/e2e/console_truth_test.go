@@ -14,13 +14,16 @@ import (
 
 // samplerJS records what the rollout page shows, as a person would read
 // it, at every change of the page (a MutationObserver) and every 100 ms:
-// "phase weight controls pending", controls being how many of the
-// operator's controls are visible.
+// "phase weight controls retry pending", controls being how many controls
+// of a running rollout are visible (five: pause, resume, promote and the
+// abort form with its button), and retry "retry" when Retry is.
 const samplerJS = `(() => {
-	const controls = () => [...document.querySelectorAll('#controls, #controls button, #abort-form, button[data-op]')].filter((n) => n.checkVisibility()).length;
+	const visible = (sel) => [...document.querySelectorAll(sel)].filter((n) => n.checkVisibility()).length;
+	const controls = () => visible('#abort-form, button[data-op]:not([data-op=retry])');
+	const retry = () => (visible('#op-retry') ? 'retry' : '-');
 	const pending = () => { const p = document.getElementById('pending'); return p.hidden ? '-' : p.textContent; };
 	window.samples = [];
-	const sample = () => window.samples.push([document.getElementById('phase').textContent, document.getElementById('weight').textContent, controls(), pending()].join(' '));
+	const sample = () => window.samples.push([document.getElementById('phase').textContent, document.getElementById('weight').textContent, controls(), retry(), pending()].join(' '));
 	new MutationObserver(sample).observe(document.getElementById('rollout'), {subtree: true, childList: true, characterData: true, attributes: true});
 	setInterval(sample, 100);
 	sample();
@@ -90,8 +93,10 @@ func (b *browser) atPhoneWidth(what string) {
 // TestConsoleTellsTheTruth drives the console in headless Chromium
 // against the real controller on the local stack, sampling what the
 // rollout page shows at every change and every 100 ms:
-//   - after Abort it says "aborting…", then Aborted with no controls, with
-//     no reload, and for the 5 s after never anything older;
+//   - after Abort it says "aborting…", then Aborted with Retry its only
+//     control, with no reload, and for the 5 s after never anything older;
+//   - Retry asks first, says "retrying…", and the rollout runs again with
+//     the controls of a running rollout;
 //   - a viewer sees no controls on a running rollout;
 //   - at 390×844 the list and a running rollout's page do not scroll
 //     sideways, and the charts' text is readable;
@@ -117,7 +122,7 @@ func TestConsoleTellsTheTruth(t *testing.T) {
 	b.do(chromedp.SendKeys(chromedp.CSS("#abort-reason"), "bad build"), chromedp.Click(chromedp.CSS("#op-abort")))
 	b.waitJS(`document.getElementById('phase').textContent === 'Aborted'`, 30*time.Second, "Aborted on the page")
 	time.Sleep(5 * time.Second) // the page is sampled meanwhile
-	n, before := holdsAfter(t, b.samples(), "Aborted", "Aborted 0% 0 -")
+	n, before := holdsAfter(t, b.samples(), "Aborted", "Aborted 0% 0 retry -")
 	if n < 40 {
 		t.Errorf("only %d samples in the 5 s after Aborted", n)
 	}
@@ -133,14 +138,39 @@ func TestConsoleTellsTheTruth(t *testing.T) {
 	b.screenshot("truth-aborted")
 	e.waitRouteRestored("doomed")
 
-	// 2. A running rollout, seen by a viewer, then at phone width.
+	// 2. Retry asks first, then runs the rollout again: the controls of a
+	// running rollout come back, and Retry goes.
+	b.do(chromedp.Click(chromedp.CSS("#op-retry")))
+	b.waitJS(`document.getElementById('confirm-dialog').open`, 10*time.Second, "the retry confirmation")
+	if text := b.eval(`document.getElementById('confirm-dialog').innerText`); !strings.Contains(text, "Retry from 10%") {
+		t.Errorf("the retry confirmation reads %q, want it to name 10%%", text)
+	}
+	b.eval(samplerJS)
+	b.do(chromedp.Click(chromedp.CSS("#confirm-ok")))
+	b.waitJS(`document.getElementById('phase').textContent === 'Progressing'`, 60*time.Second, "doomed to progress again")
+	_, before = holdsAfter(t, b.samples(), "Progressing", "Progressing 10% 5 - -")
+	if !strings.Contains(strings.Join(before, "\n"), "retrying…") {
+		t.Errorf("the page never said retrying… between the confirmation and Progressing: %v", before)
+	}
+	if ro := e.get("doomed"); ro.Status.Phase != v1alpha1.PhaseProgressing {
+		t.Errorf("doomed is %s after Retry, want Progressing", ro.Status.Phase)
+	}
+	b.screenshot("truth-retried")
+	if code, body := apiCall(t, http.MethodPost, base+"/api/v1/rollouts/"+e.ns+"/doomed/abort", consoleOperatorToken,
+		map[string]string{"reason": "make room for the next test"}); code != http.StatusOK {
+		t.Fatalf("abort doomed through the API: %d %s", code, body)
+	}
+	e.waitPhase("doomed", v1alpha1.PhaseAborted, 30*time.Second)
+	e.waitRouteRestored("doomed")
+
+	// 3. A running rollout, seen by a viewer, then at phone width.
 	startByAPI(t, base, e.env, "watched", time.Minute)
 	b.logout()
 	b.login(base, consoleViewerToken)
 	b.do(chromedp.Navigate(page("watched")))
 	b.waitJS(`document.getElementById('phase').textContent === 'Progressing' && document.querySelectorAll('svg.plot text').length > 0 && document.getElementById('hops').rows.length > 0`,
 		60*time.Second, "watched to progress, with charts and hops")
-	if n := b.eval(`String(document.querySelectorAll("#controls, button[data-op], #abort-form, #promote-dialog").length)`); n != "0" {
+	if n := b.eval(`String(document.querySelectorAll("#controls, button[data-op], #abort-form, #confirm-dialog").length)`); n != "0" {
 		t.Errorf("the viewer's page of a running rollout has %s operator controls", n)
 	}
 	b.screenshot("truth-viewer")
@@ -164,27 +194,27 @@ func TestConsoleTellsTheTruth(t *testing.T) {
 	b.logout()
 	b.login(base, consoleOperatorToken)
 
-	// 3. Promote asks first, naming the weight it sets.
+	// 4. Promote asks first, naming the weight it sets.
 	startByAPI(t, base, e.env, "promoted", time.Minute)
 	b.do(chromedp.Navigate(page("promoted")))
 	b.waitJS(`document.getElementById('phase').textContent === 'Progressing' && document.getElementById('live').classList.contains('on')`,
 		30*time.Second, "promoted to progress, live")
 	b.do(chromedp.Click(chromedp.CSS("#op-promote")))
-	b.waitJS(`document.getElementById('promote-dialog').open`, 10*time.Second, "the promote confirmation")
-	if text := b.eval(`document.getElementById('promote-dialog').innerText`); !strings.Contains(text, "100%") || !strings.Contains(text, "v2 takes 100% of the traffic") {
+	b.waitJS(`document.getElementById('confirm-dialog').open`, 10*time.Second, "the promote confirmation")
+	if text := b.eval(`document.getElementById('confirm-dialog').innerText`); !strings.Contains(text, "100%") || !strings.Contains(text, "v2 takes 100% of the traffic") {
 		t.Errorf("the confirmation reads %q, want it to name 100%% for v2", text)
 	}
 	b.screenshot("truth-promote-confirm")
-	b.do(chromedp.Click(chromedp.CSS("#promote-cancel")))
-	b.waitJS(`!document.getElementById('promote-dialog').open`, 10*time.Second, "the confirmation to close")
+	b.do(chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	b.waitJS(`!document.getElementById('confirm-dialog').open`, 10*time.Second, "the confirmation to close")
 	if ro := e.get("promoted"); ro.Annotations[v1alpha1.AnnotationPromote] != "" || ro.Status.Phase != v1alpha1.PhaseProgressing {
 		t.Fatalf("after Cancel promoted is %s with promote=%q, want Progressing and no request", ro.Status.Phase, ro.Annotations[v1alpha1.AnnotationPromote])
 	}
 	b.eval(samplerJS)
-	b.do(chromedp.Click(chromedp.CSS("#op-promote")), chromedp.Click(chromedp.CSS("#promote-confirm")))
+	b.do(chromedp.Click(chromedp.CSS("#op-promote")), chromedp.Click(chromedp.CSS("#confirm-ok")))
 	b.waitJS(`document.getElementById('phase').textContent === 'Succeeded'`, 30*time.Second, "Succeeded on the page")
 	time.Sleep(2 * time.Second) // the page is sampled meanwhile
-	_, before = holdsAfter(t, b.samples(), "Succeeded", "Succeeded 100% 0 -")
+	_, before = holdsAfter(t, b.samples(), "Succeeded", "Succeeded 100% 0 - -")
 	if !strings.Contains(strings.Join(before, "\n"), "promoting…") {
 		t.Errorf("the page never said promoting… between the confirmation and Succeeded: %v", before)
 	}

@@ -69,15 +69,16 @@
   }
 
   // drawHistory lists the transitions, newest first; the message already
-  // shown at the top is not repeated.
+  // shown at the top is not repeated in the newest transition that says
+  // it (an older attempt's same words stay).
   function drawHistory(r, shown) {
     const h = [...(r.status.history || [])].reverse();
-    $('history').replaceChildren(...h.map((x) => el('tr', {},
+    const above = shown ? h.findIndex((x) => x.message === shown) : -1;
+    $('history').replaceChildren(...h.map((x, i) => el('tr', {},
       el('td', { 'data-label': 'Time' }, timeEl(x.time)),
       el('td', { 'data-label': 'From → to' }, `${x.from} → ${x.to}`),
       el('td', { 'data-label': 'Reason' }, x.reason),
-      el('td', { 'data-label': 'Message' }, x.message && x.message === shown
-        ? el('span', { class: 'muted' }, 'shown above') : x.message || ''))));
+      el('td', { 'data-label': 'Message' }, i === above ? el('span', { class: 'muted' }, 'shown above') : x.message || ''))));
   }
 
   // RETRYABLE are the phases a rollout may be retried from
@@ -204,6 +205,7 @@
     drawControls(current);
     try {
       show(await api('POST', `${base}/${op}`, body));
+      if (op === 'abort') $('abort-reason').value = ''; // a retried rollout's next abort needs its own reason
       setTimeout(() => giveUp(mine), PATIENCE);
     } catch (e) {
       pending = null;
