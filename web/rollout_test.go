@@ -362,3 +362,29 @@ func TestRetryAsksFirstAndBringsTheControlsBack(t *testing.T) {
 		t.Errorf("the browser console has errors:\n%s", strings.Join(errs, "\n"))
 	}
 }
+
+// TestPauseSaysPausingUntilPaused: Pause says "pausing…" and disables the
+// controls from the click until the stream shows the rollout Paused; then
+// Resume is the one to offer.
+func TestPauseSaysPausingUntilPaused(t *testing.T) {
+	f := newFixture(t, false)
+	b := newBrowser(t)
+	b.login(f.srv.URL, operatorToken)
+	b.do(chromedp.Navigate(f.srv.URL + "/rollouts/shop/checkout-v2"))
+	b.waitFor(`document.getElementById('live').classList.contains('on') && document.getElementById('history').rows.length === 1`,
+		`document.getElementById('live').className`, 10*time.Second, "the page to follow its stream")
+	b.do(chromedp.Click(chromedp.CSS("#op-pause")))
+	b.waitFor(`document.getElementById('pending').textContent === 'pausing…' && document.getElementById('op-resume').disabled && document.getElementById('op-promote').disabled`,
+		`document.getElementById('pending').textContent`, 5*time.Second, "pausing…")
+	ro, _ := f.store.Get("shop", "checkout-v2")
+	ro.ResourceVersion, ro.Spec.Paused = "8", true
+	ro.Status.Phase, ro.Status.Message = v1alpha1.PhasePaused, "paused by request; the weight is held until spec.paused is false"
+	if err := f.store.Upsert(ro); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(`document.getElementById('phase').textContent === 'Paused' && document.getElementById('pending').hidden && !document.getElementById('op-resume').disabled && document.getElementById('op-pause').disabled`,
+		`[document.getElementById('phase').textContent, document.getElementById('pending').textContent]`, 10*time.Second, "Paused, with Resume offered")
+	if errs := b.errors(); len(errs) > 0 {
+		t.Errorf("the browser console has errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
