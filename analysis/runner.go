@@ -112,7 +112,7 @@ func (r *Runner) state(req Request) *rolloutState {
 	r.forgetIdle(req.Now)
 	st := r.states[key]
 	if st == nil || !st.tracker.Start().Equal(start) {
-		st = &rolloutState{tracker: NewTracker(req.Config, start), traced: start}
+		st = &rolloutState{tracker: NewTracker(req.Config, start), traced: r.firstTraced(start)}
 		r.states[key] = st
 	}
 	st.used = req.Now
@@ -212,6 +212,20 @@ func (r *Runner) custom(ctx context.Context, req Request, cfg Config) []Measurem
 		ms = append(ms, m)
 	}
 	return ms
+}
+
+// firstTraced is where a rollout's first trace search begins: its start,
+// aligned up to the trace source's grid when it has one (see
+// SteppedTraceSource), so that no trace from before the start is counted.
+func (r *Runner) firstTraced(start time.Time) time.Time {
+	ss, ok := r.o.Traces.(SteppedTraceSource)
+	if !ok || ss.Step() <= 0 {
+		return start
+	}
+	if a := start.Truncate(ss.Step()); a.Before(start) {
+		return a.Add(ss.Step())
+	}
+	return start
 }
 
 // observeTraces feeds the tracker the calls seen in traces since the

@@ -182,3 +182,39 @@ func TestRunnerWaitsForTheFirstScrapeAfterTheStart(t *testing.T) {
 		t.Fatalf("asked at %v, verdict %s (%s): want nothing read yet, and no data", asked, res.Verdict, res.Reason)
 	}
 }
+
+// steppedTraces is fakeTraces on a grid of step, as the Jaeger source
+// answers.
+type steppedTraces struct {
+	fakeTraces
+	step time.Duration
+}
+
+func (s *steppedTraces) Step() time.Duration { return s.step }
+
+// TestRunnerFirstTraceSearchIsOnTheGrid: with a source that aligns ranges
+// down to its step, a rollout that starts between two steps first asks
+// from the next step, so that no trace from before its start (a
+// predecessor's) is counted; one that starts on the grid asks from its
+// start.
+func TestRunnerFirstTraceSearchIsOnTheGrid(t *testing.T) {
+	for _, tc := range []struct {
+		start, want time.Time
+	}{
+		{t0.Add(time.Second), t0.Add(2 * time.Second)},
+		{t0.Add(2 * time.Second), t0.Add(2 * time.Second)},
+	} {
+		tr := &steppedTraces{fakeTraces: fakeTraces{n: 1, ms: 10}, step: 2 * time.Second}
+		r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90}, Traces: tr, ScrapeInterval: time.Second})
+		req := Request{Namespace: "shop", Name: "ro", Config: DefaultConfig(), Target: Target{Service: "checkout"}, Start: tc.start}
+		for i := 1; i <= 4; i++ {
+			req.Now = tc.start.Add(time.Duration(i) * 2 * time.Second)
+			if _, err := r.Analyze(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(tr.ranges) == 0 || !tr.ranges[0][0].Equal(tc.want) {
+			t.Errorf("start %v: first search %v, want it from %v", tc.start.Sub(t0), tr.ranges, tc.want.Sub(t0))
+		}
+	}
+}

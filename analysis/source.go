@@ -182,3 +182,15 @@ type TraceSource interface {
 	// cannot be asked.
 	Edges(ctx context.Context, t Target, since, until time.Time) (map[Edge]EdgePair, error)
 }
+
+// SteppedTraceSource is a TraceSource that answers on a grid: it counts
+// the traces of [since, until] from since aligned down to a multiple of
+// Step (so that callers share searches). A caller's first since must then
+// be on the grid, or the answer would reach before it: the runner aligns
+// a rollout's first trace search up to the next step after its start, so
+// that a predecessor's traces are never its own.
+type SteppedTraceSource interface {
+	TraceSource
+	// Step is the grid's step.
+	Step() time.Duration
+}

@@ -181,6 +181,12 @@ func (s *Source) Shared() int64 { return s.counts.shared.Load() }
 // nothing or failing.
 func (s *Source) Skipped() int64 { return s.counts.skipped.Load() }
 
+// Step is the grid searches are aligned to (Options.CacheTTL); see
+// analysis.SteppedTraceSource.
+func (s *Source) Step() time.Duration { return s.step }
+
+var _ analysis.SteppedTraceSource = (*Source)(nil)
+
 // Edges implements analysis.TraceSource. It fetches at most MaxTraces
 // traces through the analysed service whose first span of the service
 // started in [since, until], both aligned down to CacheTTL steps (see
