@@ -6,59 +6,28 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	cbrowser "github.com/serin-dev/serin/test/browser"
 	"github.com/serin-dev/serin/test/stack"
 )
 
-// browser is one headless Chromium tab, with every console message the
-// pages wrote. (test/e2e has its own, for the console against the real
-// controller; test packages cannot share test files.)
+// browser is one headless Chromium tab (test/browser), with the helpers
+// the console's tests here use.
 type browser struct {
-	t    testing.TB
-	ctx  context.Context
-	mu   sync.Mutex
-	msgs []chromedp.ConsoleMessage
+	t   testing.TB
+	ctx context.Context
+	tab *cbrowser.Tab
 }
 
-// newBrowser starts Debian's Chromium (installing it when missing) with a
-// fresh profile at laptop size. A missing browser fails the test.
+// newBrowser starts Chromium for the test; a missing browser fails it.
 func newBrowser(t testing.TB) *browser {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	if err := stack.Ensure(ctx, os.Stderr, "chromium"); err != nil {
-		t.Fatalf("chromium is needed for the console's browser tests: %v", err)
-	}
-	bin := "/usr/bin/chromium"
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("chromium is needed for the console's browser tests: %v", err)
-	}
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800))
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { _ = chromedp.Cancel(bctx); bcancel() })
-	b := &browser{t: t, ctx: bctx}
-	messages := chromedp.Console(bctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.msgs = append(b.msgs, m)
-			b.mu.Unlock()
-		}
-	}()
-	return b
+	tab := cbrowser.Start(t)
+	return &browser{t: t, ctx: tab.Ctx, tab: tab}
 }
 
 func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
@@ -143,13 +112,5 @@ func (b *browser) errorsBut(expected func(chromedp.ConsoleMessage) bool) []strin
 // errorMessages returns the console messages that are errors or
 // exceptions, whole.
 func (b *browser) errorMessages() []chromedp.ConsoleMessage {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []chromedp.ConsoleMessage
-	for _, m := range b.msgs {
-		if m.IsException() || m.Type == chromedp.ConsoleType("error") || m.Type == chromedp.ConsoleType("assert") {
-			out = append(out, m)
-		}
-	}
-	return out
+	return b.tab.Errors(nil)
 }

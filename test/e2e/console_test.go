@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 
 	"github.com/serin-dev/serin/api"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
+	cbrowser "github.com/serin-dev/serin/test/browser"
 	"github.com/serin-dev/serin/test/meshsim"
 	"github.com/serin-dev/serin/test/stack"
 	"github.com/serin-dev/serin/web"
@@ -189,48 +189,19 @@ func startByAPI(t *testing.T, base string, e *env, name string, step time.Durati
 // browser is one headless Chromium tab, with every console message the
 // pages wrote.
 type browser struct {
-	t    *testing.T
-	ctx  context.Context
-	mu   sync.Mutex
-	msgs []chromedp.ConsoleMessage
+	t   *testing.T
+	ctx context.Context
+	tab *cbrowser.Tab
 	// ignore, when set, drops expected messages from errors.
 	ignore func(chromedp.ConsoleMessage) bool
 }
 
-// newBrowser starts Debian's Chromium (installing it when missing) with a
-// fresh profile at laptop size. A missing browser fails the test.
+// newBrowser starts Chromium for the test (test/browser); a missing
+// browser fails it.
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	if err := stack.Ensure(ctx, os.Stderr, "chromium"); err != nil {
-		t.Fatalf("chromium is needed for the console test: %v", err)
-	}
-	bin := "/usr/bin/chromium"
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("chromium is needed for the console test: %v", err)
-	}
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800))
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { _ = chromedp.Cancel(bctx); bcancel() })
-	b := &browser{t: t, ctx: bctx}
-	messages := chromedp.Console(bctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.msgs = append(b.msgs, m)
-			b.mu.Unlock()
-		}
-	}()
-	return b
+	tab := cbrowser.Start(t)
+	return &browser{t: t, ctx: tab.Ctx, tab: tab}
 }
 
 func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
@@ -309,16 +280,9 @@ func (b *browser) logout() {
 
 // errors returns the console messages that are errors or exceptions.
 func (b *browser) errors() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []string
-	for _, m := range b.msgs {
-		if b.ignore != nil && b.ignore(m) {
-			continue
-		}
-		if m.IsException() || m.Type == chromedp.ConsoleType("error") || m.Type == chromedp.ConsoleType("assert") {
-			out = append(out, fmt.Sprintf("%s: %s (%s:%d)", m.Type, strings.TrimSpace(m.Text), m.URL, m.Line))
-		}
+	for _, m := range b.tab.Errors(b.ignore) {
+		out = append(out, fmt.Sprintf("%s: %s (%s:%d)", m.Type, strings.TrimSpace(m.Text), m.URL, m.Line))
 	}
 	return out
 }
