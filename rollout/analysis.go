@@ -137,6 +137,16 @@ func analysisRequest(ro *v1alpha1.Rollout, cfg analysis.Config, now time.Time) a
 		t.Canary = analysis.Side{Host: fqdn(rt.Host, ro.Namespace), Version: rt.CanaryVersion}
 		t.Stable = analysis.Side{Host: fqdn(rt.Host, ro.Namespace), Version: rt.StableVersion}
 	}
+	if w, ok := WorkloadOf(ro); ok && ro.Status.Workload != nil {
+		// serin's two copies share the workload's labels: metrics tell
+		// them apart by workload name, traces by canonical revision (the
+		// revision each copy's pods are labelled with).
+		host := fqdn(rt.Host, ro.Namespace)
+		t.Canary = analysis.Side{Host: host, Version: ro.Status.Workload.Release, Match: map[string]string{
+			"destination_service": host, "destination_workload": w.CanaryCopy(), analysis.MatchNamespaceLabel: ro.Namespace}}
+		t.Stable = analysis.Side{Host: host, Version: ro.Status.Workload.StableRevision, Match: map[string]string{
+			"destination_service": host, "destination_workload": w.StableCopy(), analysis.MatchNamespaceLabel: ro.Namespace}}
+	}
 	if m := ro.Spec.Analysis; m != nil && m.Match != nil {
 		t.Canary.Match, t.Stable.Match = m.Match.Canary, m.Match.Stable
 	}

@@ -54,6 +54,9 @@ type Options struct {
 	Log *slog.Logger
 	// Metrics receives the engine's metrics; nil registers none.
 	Metrics prometheus.Registerer
+	// Workloads delivers the Deployments of workload-mode Rollouts; nil
+	// leaves such Rollouts waiting with an error.
+	Workloads WorkloadManager
 	// Tenancy says which namespaces' series a rollout's custom queries and
 	// match override may select; nil allows its own namespace only.
 	Tenancy *analysis.Tenancy
@@ -114,11 +117,18 @@ func (e *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		predicate.TypedAnnotationChangedPredicate[*v1alpha1.Rollout]{},
 		deletionPredicate{},
 	)
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("rollout").
 		WithOptions(controller.Options{MaxConcurrentReconciles: e.o.MaxConcurrentReconciles}).
-		WatchesRawSource(source.Kind(mgr.GetCache(), &v1alpha1.Rollout{}, rolloutHandler{}, changed)).
-		Complete(e)
+		WatchesRawSource(source.Kind(mgr.GetCache(), &v1alpha1.Rollout{}, rolloutHandler{}, changed))
+	workloads, err := e.watchWorkloads(mgr)
+	if err != nil {
+		return err
+	}
+	if workloads != nil {
+		b = b.WatchesRawSource(workloads)
+	}
+	return b.Complete(e)
 }
 
 // Reconcile runs one tick for one Rollout.
@@ -146,6 +156,14 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 		controllerutil.AddFinalizer(ro, v1alpha1.Finalizer)
 		if err := e.o.Client.Update(ctx, ro); err != nil {
 			return ctrl.Result{}, fmt.Errorf("add finalizer to Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		}
+	}
+	if w, ok := WorkloadOf(ro); ok {
+		// A delivered workload's releases come and go; its side of each
+		// tick is decided first, and Next only while a release runs.
+		res, proceed, err := e.deliver(ctx, ro, w, e.o.Clock.Now())
+		if err != nil || !proceed {
+			return res, err
 		}
 	}
 	if ro.Status.Phase.Terminal() {

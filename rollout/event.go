@@ -22,6 +22,13 @@ const (
 	// EventRetried is a RolledBack or Aborted rollout started again.
 	EventRetried EventKind = "Retried"
 	EventWarning EventKind = "Warning"
+	// EventAdopted is a workload taken over: its stable copy serves.
+	EventAdopted EventKind = "Adopted"
+	// EventReleaseStarted is a new revision of a workload's template
+	// starting as the canary.
+	EventReleaseStarted EventKind = "ReleaseStarted"
+	// EventPromoted is a released revision made the new stable.
+	EventPromoted EventKind = "Promoted"
 )
 
 // Event is one thing that happened to a rollout, with enough context for a

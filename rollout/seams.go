@@ -41,6 +41,12 @@ func (t Target) String() string {
 
 // TargetOf returns the target of a Rollout.
 func TargetOf(ro *v1alpha1.Rollout) Target {
+	if ro.Spec.Workload != nil {
+		// serin owns the subsets of a delivered workload, named after the
+		// tracks whose pods they select.
+		return Target{Namespace: ro.Namespace, VirtualService: ro.Spec.VirtualService, Route: ro.Spec.Route,
+			Host: ro.Spec.Host, StableSubset: string(TrackStable), CanarySubset: string(TrackCanary)}
+	}
 	return Target{
 		Namespace:      ro.Namespace,
 		VirtualService: ro.Spec.VirtualService,

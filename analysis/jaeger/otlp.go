@@ -218,7 +218,7 @@ func appendSpans(out []span, rss []resourceSpans) []span {
 					SpanID:     normID(s.SpanID),
 					ParentID:   normID(s.ParentSpanID),
 					Service:    service,
-					Version:    version,
+					Version:    spanVersion(s.Attributes, version),
 					Namespace:  ns,
 					Kind:       int(s.Kind),
 					CalledHost: calledHost(int(s.Kind), s.Attributes),
@@ -230,6 +230,18 @@ func appendSpans(out []span, rss []resourceSpans) []span {
 		}
 	}
 	return out
+}
+
+// spanVersion is the version of the workload that emitted a span: Istio's
+// istio.canonical_revision tag when the span has one (the pod's
+// service.istio.io/canonical-revision label, else its version label), else
+// the resource's service.version. serin's copies of a delivered workload
+// share the version label and differ in their canonical revision.
+func spanVersion(attrs []keyValue, resourceVersion string) string {
+	if rev := stringAttr(attrs, "istio.canonical_revision"); rev != "" && rev != "latest" {
+		return rev
+	}
+	return resourceVersion
 }
 
 // stringAttr returns the string attribute key, or "".

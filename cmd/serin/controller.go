@@ -38,6 +38,7 @@ import (
 	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/istioadapter"
 	"github.com/serin-dev/serin/rollout"
+	"github.com/serin-dev/serin/rollout/deployments"
 	"github.com/serin-dev/serin/rollout/notify"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 	"github.com/serin-dev/serin/web"
@@ -275,15 +276,20 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	workloads, err := deployments.New(deployments.Options{Client: mgr.GetClient(), Informers: mgr.GetCache()})
+	if err != nil {
+		return err
+	}
 	engine, err := rollout.NewEngine(rollout.Options{
-		Client:   mgr.GetClient(),
-		Router:   router,
-		Analyzer: analyzer,
-		Notifier: notifier,
-		Recorder: mgr.GetEventRecorder("serin-controller"),
-		Log:      log,
-		Metrics:  ctrlmetrics.Registry,
-		Tenancy:  tenancy,
+		Client:    mgr.GetClient(),
+		Router:    router,
+		Workloads: workloads,
+		Analyzer:  analyzer,
+		Notifier:  notifier,
+		Recorder:  mgr.GetEventRecorder("serin-controller"),
+		Log:       log,
+		Metrics:   ctrlmetrics.Registry,
+		Tenancy:   tenancy,
 
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	})

@@ -13,6 +13,9 @@ func (s RolloutSpec) Defaulted() RolloutSpec {
 	if out.StepInterval == nil {
 		out.StepInterval = &metav1.Duration{Duration: DefaultStepInterval}
 	}
+	if out.ProgressDeadline == nil {
+		out.ProgressDeadline = &metav1.Duration{Duration: DefaultProgressDeadline}
+	}
 	if out.Analysis == nil {
 		out.Analysis = &AnalysisSpec{}
 	}

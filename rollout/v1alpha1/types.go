@@ -11,7 +11,9 @@ import (
 type Phase string
 
 // The phases of a Rollout. Succeeded, RolledBack, Aborted and Failed are
-// terminal: a Rollout describes one canary run and never leaves them.
+// terminal: a Rollout describes one canary run and never leaves them,
+// except by a retry, and in workload mode by the next release, which
+// starts again from Pending.
 const (
 	PhasePending     Phase = "Pending"
 	PhaseProgressing Phase = "Progressing"
@@ -54,6 +56,11 @@ const (
 	AnnotationRetryBy = "serin.dev/retry-by"
 )
 
+// LabelTrack is the pod label of serin's copies of a delivered workload:
+// "stable" or "canary", which the DestinationRule subsets of the same
+// names select.
+const LabelTrack = "serin.dev/track"
+
 // Finalizer is set on every Rollout so that deleting one mid-way first
 // restores the route to 100/0.
 const Finalizer = "serin.dev/restore-route"
@@ -91,7 +98,8 @@ type RolloutList struct {
 // given: subset mode (stableSubset and canarySubset of one host) or host
 // mode (stableHost and canaryHost, for meshes that split by service).
 //
-// +kubebuilder:validation:XValidation:rule="(has(self.stableSubset) && has(self.canarySubset) && !has(self.stableHost) && !has(self.canaryHost)) || (has(self.stableHost) && has(self.canaryHost) && !has(self.stableSubset) && !has(self.canarySubset))",message="give either stableSubset and canarySubset (subset mode) or stableHost and canaryHost (host mode), not both and not neither"
+// +kubebuilder:validation:XValidation:rule="has(self.workload) ? (!has(self.stableSubset) && !has(self.canarySubset) && !has(self.stableHost) && !has(self.canaryHost)) : ((has(self.stableSubset) && has(self.canarySubset) && !has(self.stableHost) && !has(self.canaryHost)) || (has(self.stableHost) && has(self.canaryHost) && !has(self.stableSubset) && !has(self.canarySubset)))",message="give either stableSubset and canarySubset (subset mode), stableHost and canaryHost (host mode), or workload (serin then names the subsets stable and canary), and only one of them"
+// +kubebuilder:validation:XValidation:rule="has(self.workload) == has(oldSelf.workload) && (!has(self.workload) || self.workload == oldSelf.workload)",message="workload cannot be added, removed or changed once a rollout exists; create a new Rollout instead"
 // +kubebuilder:validation:XValidation:rule="!has(self.stableSubset) || !has(self.canarySubset) || self.stableSubset != self.canarySubset",message="stableSubset and canarySubset must differ"
 // +kubebuilder:validation:XValidation:rule="!has(self.stableHost) || !has(self.canaryHost) || self.stableHost != self.canaryHost",message="stableHost and canaryHost must differ"
 // +kubebuilder:validation:XValidation:rule="self.virtualService == oldSelf.virtualService && has(self.route) == has(oldSelf.route) && (!has(self.route) || self.route == oldSelf.route) && has(self.host) == has(oldSelf.host) && (!has(self.host) || self.host == oldSelf.host) && has(self.stableSubset) == has(oldSelf.stableSubset) && (!has(self.stableSubset) || self.stableSubset == oldSelf.stableSubset) && has(self.canarySubset) == has(oldSelf.canarySubset) && (!has(self.canarySubset) || self.canarySubset == oldSelf.canarySubset) && has(self.stableHost) == has(oldSelf.stableHost) && (!has(self.stableHost) || self.stableHost == oldSelf.stableHost) && has(self.canaryHost) == has(oldSelf.canaryHost) && (!has(self.canaryHost) || self.canaryHost == oldSelf.canaryHost)",message="virtualService, route, host and the stable/canary subsets or hosts cannot change once a rollout exists; create a new Rollout instead"
@@ -140,6 +148,24 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	CanaryHost string `json:"canaryHost,omitempty"`
+
+	// Workload, when set, makes the Rollout deliver a Deployment: serin
+	// runs the Deployment's pod template in two copies of its own (the
+	// stable and the canary track, selected by the DestinationRule subsets
+	// "stable" and "canary"), and every change of the template is a new
+	// release, walked through the steps and promoted or rolled back. The
+	// Rollout then never finishes: after each release it waits for the next.
+	// +optional
+	Workload *WorkloadRef `json:"workload,omitempty"`
+
+	// ProgressDeadline bounds how long a release's canary may take to
+	// become ready (workload mode) before the release fails.
+	// +optional
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="progressDeadline must be at least 1s"
+	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
 
 	// Steps are the canary weights, in percent, that the rollout walks
 	// through. They are strictly increasing, each in [1, 100], and the last
@@ -270,6 +296,17 @@ type AnalysisSpec struct {
 	// for meshes labelled differently: destination-side label matchers.
 	// +optional
 	Match *MatchOverride `json:"match,omitempty"`
+}
+
+// WorkloadRef names the Deployment whose releases a Rollout delivers.
+type WorkloadRef struct {
+	// Deployment is the name of the Deployment, in the Rollout's
+	// namespace. serin reads its pod template and scales it to zero once
+	// its copies serve; it never writes the template.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=56
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Deployment string `json:"deployment"`
 }
 
 // Notifications selects notification channels by name.
@@ -450,6 +487,7 @@ const (
 	DefaultMinRequests        = 20
 	DefaultAlpha              = 0.01
 	DefaultInconclusiveLimit  = 60 * time.Second
+	DefaultProgressDeadline   = 10 * time.Minute
 	OnStableViolationHold     = "Hold"
 	OnStableViolationPause    = "Pause"
 	OnStableViolationRollback = "Rollback"
@@ -521,6 +559,16 @@ type RolloutStatus struct {
 	// +optional
 	Analysis AnalysisStatus `json:"analysis,omitempty"`
 
+	// Workload is the state of the delivered Deployment, in workload mode.
+	// +optional
+	Workload *WorkloadStatus `json:"workload,omitempty"`
+
+	// Releases are the latest releases of the workload, oldest first, at
+	// most MaxReleases.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Releases []Release `json:"releases,omitempty"`
+
 	// History lists the phase and step transitions, oldest first. It keeps
 	// the most recent MaxHistory entries.
 	// +optional
@@ -529,6 +577,65 @@ type RolloutStatus struct {
 
 // MaxHistory bounds status.history.
 const MaxHistory = 50
+
+// MaxReleases bounds status.releases.
+const MaxReleases = 20
+
+// WorkloadStatus is what serin knows of the Deployment it delivers.
+type WorkloadStatus struct {
+	// AdoptedAt is when the stable copy first served the route.
+	// +optional
+	AdoptedAt *metav1.Time `json:"adoptedAt,omitempty"`
+	// Replicas is the Deployment's replica count, which the stable copy
+	// runs; serin takes it from the Deployment when it scales it to zero.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// StableRevision is the revision (the pod template's hash) that the
+	// stable copy runs.
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+	// Release is the revision of the release in progress, or of the last
+	// one once it has ended.
+	// +optional
+	Release string `json:"release,omitempty"`
+	// ReleaseStartedAt is when that release began: when serin saw the
+	// template change.
+	// +optional
+	ReleaseStartedAt *metav1.Time `json:"releaseStartedAt,omitempty"`
+	// Done says the release's outcome has been carried out on the
+	// workload: the canary scaled down, and after a success the stable
+	// copy running the new revision with the route back on it.
+	// +optional
+	Done bool `json:"done,omitempty"`
+}
+
+// Release is one release of a workload: one revision of its pod template
+// walked through the steps.
+type Release struct {
+	// Revision is the pod template's hash.
+	Revision string `json:"revision"`
+	// Images are the template's container images, by container name.
+	// +optional
+	Images map[string]string `json:"images,omitempty"`
+	// StartedAt is when serin saw the template change.
+	StartedAt metav1.Time `json:"startedAt"`
+	// FinishedAt is when the release ended.
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+	// Outcome is Succeeded, RolledBack, Aborted, Failed or Superseded;
+	// empty while the release runs.
+	// +optional
+	Outcome string `json:"outcome,omitempty"`
+	// Reason says why it ended so.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason,omitempty"`
+	// WorstCheck names the canary's worst check when it ended, e.g.
+	// "error-rate (prometheus): 20% vs 0.5%".
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	WorstCheck string `json:"worstCheck,omitempty"`
+}
 
 // AnalysisStatus is the analysis loop's memory between ticks. It lives in
 // the status so that a restarted controller continues where it was.

@@ -1,0 +1,242 @@
+package istioadapter
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	apinet "istio.io/api/networking/v1"
+	netv1 "istio.io/client-go/pkg/apis/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/serin-dev/serin/rollout"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
+)
+
+var _ rollout.RouteAdopter = (*Router)(nil)
+
+// AdoptRoute prepares t for a delivered workload: the DestinationRule of
+// t's host gets the subsets t.StableSubset and t.CanarySubset, selecting
+// the pods labelled v1alpha1.LabelTrack with those values, and t's route
+// sends 100% to the stable subset and 0% to the canary. A host without a
+// DestinationRule gets one of serin's own. The subsets come first, so the
+// route never names a subset that does not exist (Istio's IST0101).
+// Everything else on both objects is kept. A route that sends traffic to
+// another host, or a subset of the same name that selects other pods, is
+// refused and nothing is written.
+func (r *Router) AdoptRoute(ctx context.Context, t rollout.Target) error {
+	vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, false)
+	if err != nil {
+		return fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
+	}
+	i, host, err := adoptableRoute(vs, t)
+	if err != nil {
+		return err
+	}
+	if err := r.adoptSubsets(ctx, t, host); err != nil {
+		return err
+	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, false)
+		if err != nil {
+			return fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
+		}
+		if i, host, err = adoptableRoute(vs, t); err != nil {
+			return err
+		}
+		route := vs.Spec.Http[i]
+		want := []*apinet.HTTPRouteDestination{
+			{Destination: &apinet.Destination{Host: host, Subset: t.StableSubset, Port: firstPort(route)}, Weight: 100},
+			{Destination: &apinet.Destination{Host: host, Subset: t.CanarySubset, Port: firstPort(route)}, Weight: 0},
+		}
+		if adopted(route, t) {
+			return nil
+		}
+		// Headers set per destination are kept on both.
+		if n := len(route.Route); n > 0 {
+			for _, d := range want {
+				d.Headers = route.Route[0].Headers
+			}
+		}
+		out := vs.DeepCopy()
+		out.Spec.Http[i].Route = want
+		up, err := r.istio.NetworkingV1().VirtualServices(t.Namespace).Update(ctx, out, metav1.UpdateOptions{FieldManager: r.fieldManager})
+		if err != nil {
+			return fmt.Errorf("route VirtualService %s/%s %s to subsets %s and %s: %w", t.Namespace, t.VirtualService,
+				routeRef(route, i), t.StableSubset, t.CanarySubset, err)
+		}
+		r.wrote(up)
+		return nil
+	})
+}
+
+// CheckAdoption reports, writing nothing, why AdoptRoute would refuse t:
+// no VirtualService, no route to one host, or a subset of the same name
+// that selects other pods. It is nil when adoption can go ahead.
+func (r *Router) CheckAdoption(ctx context.Context, t rollout.Target) error {
+	vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, true)
+	if err != nil {
+		return fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
+	}
+	_, host, err := adoptableRoute(vs, t)
+	if err != nil {
+		return err
+	}
+	drs, err := r.destinationRules(ctx, t.Namespace, true)
+	if err != nil {
+		return fmt.Errorf("list DestinationRules in %s: %w", t.Namespace, err)
+	}
+	for _, dr := range drs {
+		if !sameHost(dr.Spec.GetHost(), host, t.Namespace) || len(dr.Spec.GetWorkloadSelector().GetMatchLabels()) > 0 {
+			continue
+		}
+		for _, name := range []string{t.StableSubset, t.CanarySubset} {
+			if s := findSubset(dr.Spec.Subsets, name); s != nil && !maps.Equal(s.Labels, map[string]string{v1alpha1.LabelTrack: name}) {
+				return failf("DestinationRule", ErrForeignDestination,
+					"DestinationRule %s/%s already has a subset %q selecting %v; serin needs it to select %s=%s: rename that subset",
+					dr.Namespace, dr.Name, name, s.Labels, v1alpha1.LabelTrack, name)
+			}
+		}
+	}
+	return nil
+}
+
+// adoptableRoute finds the route to adopt: t.Route, else the single http
+// route whose destinations all go to one host (t.Host when given). It
+// returns the route's index and host.
+func adoptableRoute(vs *netv1.VirtualService, t rollout.Target) (int, string, error) {
+	found, host := -1, ""
+	for i, route := range vs.Spec.GetHttp() {
+		if t.Route != "" && routeRef(route, i) != t.Route && route.GetName() != t.Route {
+			continue
+		}
+		h, ok := singleHost(route, t.Host, vs.Namespace)
+		if !ok {
+			if t.Route != "" {
+				return 0, "", failf(checkDestinations, ErrForeignDestination,
+					"VirtualService %s/%s route %s sends traffic to more than one host; serin can deliver a workload only on a route to its own host",
+					vs.Namespace, vs.Name, t.Route)
+			}
+			continue
+		}
+		if found >= 0 {
+			return 0, "", failf(checkRoute, ErrAmbiguousRoute,
+				"VirtualService %s/%s has several http routes to %s (%s and %s); name one in spec.route",
+				vs.Namespace, vs.Name, h, routeRef(vs.Spec.Http[found], found), routeRef(route, i))
+		}
+		found, host = i, h
+	}
+	if found < 0 {
+		want := "its host"
+		if t.Host != "" {
+			want = t.Host
+		}
+		return 0, "", failf(checkRoute, rollout.ErrNotFound, "VirtualService %s/%s has no http route%s to %s alone",
+			vs.Namespace, vs.Name, routeWord(t.Route), want)
+	}
+	return found, host, nil
+}
+
+func routeWord(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " " + name
+}
+
+// singleHost is the one host every destination of route goes to (want,
+// when given), and false when there are several or none.
+func singleHost(route *apinet.HTTPRoute, want, ns string) (string, bool) {
+	host := want
+	for _, d := range route.GetRoute() {
+		h := d.GetDestination().GetHost()
+		if host == "" {
+			host = h
+		}
+		if !sameHost(h, host, ns) {
+			return "", false
+		}
+	}
+	return host, host != "" && len(route.GetRoute()) > 0
+}
+
+// adopted reports whether route already splits between the two subsets.
+func adopted(route *apinet.HTTPRoute, t rollout.Target) bool {
+	d := route.GetRoute()
+	return len(d) == 2 && d[0].GetDestination().GetSubset() == t.StableSubset && d[1].GetDestination().GetSubset() == t.CanarySubset
+}
+
+func firstPort(route *apinet.HTTPRoute) *apinet.PortSelector {
+	if d := route.GetRoute(); len(d) > 0 {
+		return d[0].GetDestination().GetPort()
+	}
+	return nil
+}
+
+// adoptSubsets adds the two track subsets to the DestinationRule of host,
+// or creates serin's own DestinationRule for it.
+func (r *Router) adoptSubsets(ctx context.Context, t rollout.Target, host string) error {
+	want := map[string]map[string]string{
+		t.StableSubset: {v1alpha1.LabelTrack: t.StableSubset},
+		t.CanarySubset: {v1alpha1.LabelTrack: t.CanarySubset},
+	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		drs, err := r.destinationRules(ctx, t.Namespace, false)
+		if err != nil {
+			return fmt.Errorf("list DestinationRules in %s: %w", t.Namespace, err)
+		}
+		for _, dr := range drs {
+			if !sameHost(dr.Spec.GetHost(), host, t.Namespace) || len(dr.Spec.GetWorkloadSelector().GetMatchLabels()) > 0 {
+				continue
+			}
+			out := dr.DeepCopy()
+			changed := false
+			for name, labels := range want {
+				s := findSubset(out.Spec.Subsets, name)
+				switch {
+				case s == nil:
+					out.Spec.Subsets = append(out.Spec.Subsets, &apinet.Subset{Name: name, Labels: labels})
+					changed = true
+				case !maps.Equal(s.Labels, labels):
+					return failf("DestinationRule", ErrForeignDestination,
+						"DestinationRule %s/%s already has a subset %q selecting %v; serin needs it to select %v: rename that subset",
+						dr.Namespace, dr.Name, name, s.Labels, labels)
+				}
+			}
+			if !changed {
+				return nil
+			}
+			if _, err := r.istio.NetworkingV1().DestinationRules(t.Namespace).Update(ctx, out, metav1.UpdateOptions{FieldManager: r.fieldManager}); err != nil {
+				return fmt.Errorf("add subsets to DestinationRule %s/%s: %w", dr.Namespace, dr.Name, err)
+			}
+			return nil
+		}
+		dr := &netv1.DestinationRule{
+			ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: "serin-" + t.VirtualService,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "serin"}},
+			Spec: apinet.DestinationRule{Host: host, Subsets: []*apinet.Subset{
+				{Name: t.StableSubset, Labels: want[t.StableSubset]},
+				{Name: t.CanarySubset, Labels: want[t.CanarySubset]},
+			}},
+		}
+		_, err = r.istio.NetworkingV1().DestinationRules(t.Namespace).Create(ctx, dr, metav1.CreateOptions{FieldManager: r.fieldManager})
+		if apierrors.IsAlreadyExists(err) {
+			return apierrors.NewConflict(netv1.Resource("destinationrules"), dr.Name, err)
+		}
+		if err != nil {
+			return fmt.Errorf("create DestinationRule %s/%s: %w", t.Namespace, dr.Name, err)
+		}
+		return nil
+	})
+}
+
+func findSubset(subsets []*apinet.Subset, name string) *apinet.Subset {
+	for _, s := range subsets {
+		if s.GetName() == name {
+			return s
+		}
+	}
+	return nil
+}
