@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	apinet "istio.io/api/networking/v1"
 	netv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -104,7 +105,8 @@ func (r *Router) CheckAdoption(ctx context.Context, t rollout.Target) error {
 }
 
 // adoptableRoute finds the route to adopt: t.Route, else the single http
-// route whose destinations all go to one host (t.Host when given). It
+// route whose destinations all go to one host: t.Host when given, else
+// one of the VirtualService's own hosts. It
 // returns the route's index and host.
 func adoptableRoute(vs *netv1.VirtualService, t rollout.Target) (int, string, error) {
 	found, host := -1, ""
@@ -113,6 +115,14 @@ func adoptableRoute(vs *netv1.VirtualService, t rollout.Target) (int, string, er
 			continue
 		}
 		h, ok := singleHost(route, t.Host, vs.Namespace)
+		if ok && t.Host == "" && !slices.ContainsFunc(vs.Spec.GetHosts(), func(vh string) bool { return sameHost(vh, h, vs.Namespace) }) {
+			// Without spec.host, the workload's host is one the
+			// VirtualService serves: a route to another is not its own.
+			if t.Route == "" {
+				continue
+			}
+			ok = false
+		}
 		if !ok {
 			if t.Route != "" {
 				return 0, "", failf(checkDestinations, ErrForeignDestination,
