@@ -35,10 +35,18 @@ const InjectionLabel = "istio-injection"
 // it, as no kubelet runs here.
 const proxyImage = "docker.io/istio/proxyv2:1.31.0"
 
-// podCIDR is where stand-in Pod IPs come from: inside 10.0.0.0/8 and
-// disjoint from the API server's Service range (10.0.0.0/16, kube.go),
-// so a Pod IP never looks like a Service IP to istiod.
-var podCIDR = netip.MustParsePrefix("10.128.0.0/12")
+// Stand-in Pod IPs come from 10.128.0.0/12: inside 10.0.0.0/8 and disjoint
+// from the API server's Service range (10.0.0.0/16, kube.go), so a Pod IP
+// never looks like a Service IP to istiod. Its lower half is for the Pods
+// CreateWorkloads writes, its upper half for those of the kubelet stand-in
+// (KubeletPodCIDR). Loopback addresses cannot be used: the API server
+// refuses them in EndpointSlices.
+var (
+	podCIDR = netip.MustParsePrefix("10.128.0.0/13")
+	// KubeletPodCIDR is the range a kubelet stand-in (test/meshsim) hands
+	// its Pods' IPs from; see KubeletPodIP.
+	KubeletPodCIDR = netip.MustParsePrefix("10.136.0.0/13")
+)
 
 // Workloads are the Kubernetes objects that a real cluster holds for a set
 // of applications and that nothing writes on this machine: Services, the
@@ -135,9 +143,8 @@ func labelInjected(ctx context.Context, kc kubernetes.Interface, ns string) erro
 // createPod creates the ServiceAccount (when missing) and the Pod of p, then
 // sets the Pod's IP in its status, as a kubelet would.
 func (s *Stack) createPod(ctx context.Context, kc kubernetes.Interface, ns string, p Pod) error {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: p.App, Namespace: ns}, AutomountServiceAccountToken: ptr.To(false)}
-	if _, err := kc.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ServiceAccount %s/%s: %w", ns, p.App, err)
+	if err := EnsureServiceAccount(ctx, kc, ns, p.App); err != nil {
+		return err
 	}
 	pod, err := kc.CoreV1().Pods(ns).Create(ctx, standInPod(ns, p), metav1.CreateOptions{FieldManager: FieldManager})
 	if err != nil {
@@ -152,45 +159,118 @@ func (s *Stack) createPod(ctx context.Context, kc kubernetes.Interface, ns strin
 	return nil
 }
 
-// standInPod is the Pod of p as Istio's injector would leave it: the app
-// container, the istio-proxy sidecar, and the labels and annotation that
-// injection adds. There is no injector webhook here, and without the
-// istio-proxy container the analyzers would report IST0103 (a pod in an
-// injected namespace without the proxy). Its images are never pulled.
+// EnsureServiceAccount creates the ServiceAccount ns/name unless it exists.
+// The API server's ServiceAccount admission refuses a Pod whose account is
+// missing, and no controller-manager runs here to create "default".
+func EnsureServiceAccount(ctx context.Context, kc kubernetes.Interface, ns, name string) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, AutomountServiceAccountToken: ptr.To(false)}
+	if _, err := kc.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create ServiceAccount %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+// standInPod is the Pod of p as Istio's injector would leave it (see
+// InjectedPod), with one app container. Its images are never pulled.
 func standInPod(ns string, p Pod) *corev1.Pod {
 	name := p.App + "-" + p.Version
-	return &corev1.Pod{
+	return InjectedPod(&corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: ns,
-			Labels: map[string]string{
-				"app": p.App, "version": p.Version,
-				"security.istio.io/tlsMode":           "istio",
-				"service.istio.io/canonical-name":     p.App,
-				"service.istio.io/canonical-revision": p.Version,
-			},
-			Annotations: map[string]string{
-				"sidecar.istio.io/status": `{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"],"imagePullSecrets":null,"revision":"default"}`,
-				"serin.dev/stand-in":      "no kubelet runs on the local stack; test/meshsim serves this workload on 127.0.0.1",
-			},
+			Labels: map[string]string{"app": p.App, "version": p.Version},
 		},
 		Spec: corev1.PodSpec{
-			ServiceAccountName:           p.App,
-			AutomountServiceAccountToken: ptr.To(false),
+			ServiceAccountName: p.App,
 			Containers: []corev1.Container{
 				{Name: p.App, Image: "serin.dev/meshsim/" + name, Ports: []corev1.ContainerPort{{Name: portName, ContainerPort: TargetPort}}},
-				{Name: "istio-proxy", Image: proxyImage, Args: []string{"proxy", "sidecar"}},
 			},
 		},
+	})
+}
+
+// Labels and annotation that Istio's sidecar injector adds to a Pod.
+const (
+	labelTLSMode           = "security.istio.io/tlsMode"
+	LabelCanonicalName     = "service.istio.io/canonical-name"
+	LabelCanonicalRevision = "service.istio.io/canonical-revision"
+	annotationSidecar      = "sidecar.istio.io/status"
+	// AnnotationStandIn marks the objects written for a workload that no
+	// kubelet runs; test/meshsim serves it on 127.0.0.1.
+	AnnotationStandIn = "serin.dev/stand-in"
+)
+
+// InjectedPod returns pod (modified in place) as Istio's injector would
+// leave it: the istio-proxy sidecar container appended, the
+// sidecar.istio.io/status annotation, and the labels injection adds when
+// they are missing (security.istio.io/tlsMode=istio, and
+// service.istio.io/canonical-name and -revision by Istio's rule: the app
+// label, else the Pod's name; the version label, else "latest"). It also
+// turns off the service account token, which nothing here would use, and
+// marks the Pod as a stand-in. There is no injector webhook here, and
+// without the istio-proxy container the analyzers would report IST0103 (a
+// pod in an injected namespace without the proxy). Its images are never
+// pulled. A Deployment stand-in (test/meshsim) uses it for its Pods.
+func InjectedPod(pod *corev1.Pod) *corev1.Pod {
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
 	}
+	setDefault := func(k, v string) {
+		if _, ok := pod.Labels[k]; !ok {
+			pod.Labels[k] = v
+		}
+	}
+	setDefault(labelTLSMode, "istio")
+	setDefault(LabelCanonicalName, CanonicalName(pod.Labels, pod.Name))
+	setDefault(LabelCanonicalRevision, CanonicalRevision(pod.Labels))
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[annotationSidecar] = `{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"],"imagePullSecrets":null,"revision":"default"}`
+	pod.Annotations[AnnotationStandIn] = "no kubelet runs on the local stack; test/meshsim serves this workload on 127.0.0.1"
+	pod.Spec.AutomountServiceAccountToken = ptr.To(false)
+	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: proxyImage, Args: []string{"proxy", "sidecar"}})
+	return pod
+}
+
+// CanonicalName is Istio's canonical service of a workload with these pod
+// labels: service.istio.io/canonical-name, else app.kubernetes.io/name,
+// else app, else fallback (Istio uses the workload's name).
+func CanonicalName(labels map[string]string, fallback string) string {
+	for _, k := range []string{LabelCanonicalName, "app.kubernetes.io/name", "app"} {
+		if v := labels[k]; v != "" {
+			return v
+		}
+	}
+	return fallback
+}
+
+// CanonicalRevision is Istio's canonical revision of a workload with these
+// pod labels: service.istio.io/canonical-revision, else
+// app.kubernetes.io/version, else version, else "latest".
+func CanonicalRevision(labels map[string]string) string {
+	for _, k := range []string{LabelCanonicalRevision, "app.kubernetes.io/version", "version"} {
+		if v := labels[k]; v != "" {
+			return v
+		}
+	}
+	return "latest"
 }
 
 // nextPodIP returns the next unused stand-in Pod IP of the stack.
-func (s *Stack) nextPodIP() netip.Addr {
-	n := s.podIPs.Add(1)
-	base := podCIDR.Addr().As4()
-	ip := binary.BigEndian.Uint32(base[:]) + n
+func (s *Stack) nextPodIP() netip.Addr { return nthAddr(podCIDR, s.podIPs.Add(1)) }
+
+// KubeletPodIP returns the n-th address of KubeletPodCIDR (modulo its
+// size, skipping the network address).
+func KubeletPodIP(n uint32) netip.Addr {
+	size := uint32(1) << (32 - KubeletPodCIDR.Bits())
+	return nthAddr(KubeletPodCIDR, 1+n%(size-1))
+}
+
+// nthAddr returns the address n past the start of prefix.
+func nthAddr(prefix netip.Prefix, n uint32) netip.Addr {
+	base := prefix.Addr().As4()
 	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], ip)
+	binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(base[:])+n)
 	return netip.AddrFrom4(b)
 }
 
@@ -213,13 +293,13 @@ func createService(ctx context.Context, kc kubernetes.Interface, ns string, svc 
 	if _, err := kc.CoreV1().Services(ns).Create(ctx, k, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
 		return fmt.Errorf("create Service %s/%s: %w", ns, svc.Name, err)
 	}
-	return writeEndpointSlice(ctx, kc, endpointSlice(ns, svc.Name, labels.SelectorFromSet(sel), pods))
+	return WriteEndpointSlice(ctx, kc, EndpointSlice(ns, svc.Name, labels.SelectorFromSet(sel), pods))
 }
 
-// writeEndpointSlice creates slice, or replaces the endpoints and ports of
+// WriteEndpointSlice creates slice, or replaces the endpoints and ports of
 // the one already there: deleting a Service leaves its slice behind here,
 // as no garbage collector runs.
-func writeEndpointSlice(ctx context.Context, kc kubernetes.Interface, slice *discoveryv1.EndpointSlice) error {
+func WriteEndpointSlice(ctx context.Context, kc kubernetes.Interface, slice *discoveryv1.EndpointSlice) error {
 	c := kc.DiscoveryV1().EndpointSlices(slice.Namespace)
 	_, err := c.Create(ctx, slice, metav1.CreateOptions{FieldManager: FieldManager})
 	if apierrors.IsAlreadyExists(err) {
@@ -235,9 +315,13 @@ func writeEndpointSlice(ctx context.Context, kc kubernetes.Interface, slice *dis
 	return nil
 }
 
-// endpointSlice is the slice that the endpoint-slice controller would write
-// for Service name: one ready endpoint per selected Pod, on TargetPort.
-func endpointSlice(ns, name string, sel labels.Selector, pods []corev1.Pod) *discoveryv1.EndpointSlice {
+// EndpointSlice is the slice that the endpoint-slice controller would write
+// for Service name: one endpoint per selected Pod that has an IP, on
+// TargetPort, in the order of pods. An endpoint is ready unless its Pod's
+// Ready condition is False: the Pods CreateWorkloads writes have no
+// condition, as the simulator serves them, while those of the kubelet
+// stand-in (test/meshsim) say when they are ready.
+func EndpointSlice(ns, name string, sel labels.Selector, pods []corev1.Pod) *discoveryv1.EndpointSlice {
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name + "-stand-in", Namespace: ns,
@@ -253,11 +337,22 @@ func endpointSlice(ns, name string, sel labels.Selector, pods []corev1.Pod) *dis
 		if !sel.Matches(labels.Set(p.Labels)) || p.Status.PodIP == "" {
 			continue
 		}
+		ready := podReady(&p)
 		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
 			Addresses:  []string{p.Status.PodIP},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)},
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: p.Name, UID: p.UID},
 		})
 	}
 	return slice
+}
+
+// podReady is false only when p's Ready condition says False.
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status != corev1.ConditionFalse
+		}
+	}
+	return true
 }
