@@ -24,6 +24,7 @@ type loadBody struct {
 //	DELETE /faults                     clear all faults
 //	GET    /load, PUT /load            the background rate, {"rps": 50}
 //	GET    /workloads                  workload name → listen address
+//	GET    /unready                    requests to workloads with no ready pod (UnreadyRequests)
 //	GET    /healthz                    "ok"
 //
 // Bad input is answered 400 (404 for an unknown workload) with a message
@@ -63,6 +64,9 @@ func (s *Sim) controlHandler() http.Handler {
 	mux.HandleFunc("PUT /load", s.putLoad)
 	mux.HandleFunc("GET /workloads", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.WorkloadAddrs())
+	})
+	mux.HandleFunc("GET /unready", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.UnreadyRequests())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")

@@ -3,6 +3,7 @@ package meshsim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 )
@@ -81,55 +82,78 @@ func (f Fault) latency(r *stream) time.Duration {
 	return time.Duration(max(ms, 0) * float64(time.Millisecond))
 }
 
-// faults is the fault table, keyed by workload name, with the background
-// error rates and the error draws of each workload.
+// plus is f with g on top: the error rates fail independently
+// (1-(1-a)(1-b)), the latencies and their jitter add, and the larger call
+// amplification applies. A workload's template behaviour (g) composes so
+// with the fault set through the control API (f).
+func (f Fault) plus(g Fault) Fault {
+	if g == (Fault{}) {
+		return f
+	}
+	if f == (Fault{}) {
+		return g
+	}
+	return Fault{
+		ErrorRate:           1 - (1-f.ErrorRate)*(1-g.ErrorRate),
+		LatencyMs:           f.LatencyMs + g.LatencyMs,
+		LatencyJitterMs:     f.LatencyJitterMs + g.LatencyJitterMs,
+		DownstreamCalls:     max(f.DownstreamCalls, g.DownstreamCalls),
+		DownstreamLatencyMs: f.DownstreamLatencyMs + g.DownstreamLatencyMs,
+	}
+}
+
+// faults is the fault table, keyed "app/version", with the background
+// error rates and the error draws of each workload. A fault or a background
+// rate of app/version applies to every workload of that app whose version
+// label is version: the static one and any Deployment's.
 type faults struct {
 	cat        *catalog
-	background map[string]float64 // workload name → background error rate; immutable
-	injected   map[string]*stream // workload name → draws against Fault.ErrorRate
-	ambient    map[string]*stream // workload name → draws against the background rate
-	mu         sync.RWMutex
-	m          map[string]Fault
+	background map[string]float64 // app-version → background error rate; immutable
+	injected   *streamSet         // workload name → draws against Fault.ErrorRate
+	ambient    *streamSet         // workload name → draws against the background rate
+	// deployed reports whether a Deployment workload has app and version,
+	// so that a fault can be set for a version the catalog lacks; nil
+	// means none has.
+	deployed func(app, version string) bool
+	mu       sync.RWMutex
+	m        map[string]Fault
 }
 
 // newFaults returns an empty fault table for the workloads of cat, with
 // error draws seeded by seed and the background error rates by workload
-// name (validated by the caller; nil means none).
+// name of the catalog, app-version (validated by the caller; nil means
+// none).
 func newFaults(cat *catalog, seed uint64, background map[string]float64) *faults {
-	fs := &faults{cat: cat, background: background, m: map[string]Fault{},
-		injected: map[string]*stream{}, ambient: map[string]*stream{}}
-	for _, name := range cat.workloadNames() {
-		fs.injected[name] = newStream(seed, "errors/injected/"+name)
-		fs.ambient[name] = newStream(seed, "errors/background/"+name)
-	}
-	return fs
+	return &faults{cat: cat, background: background, m: map[string]Fault{},
+		injected: newStreamSet(seed, "errors/injected/"), ambient: newStreamSet(seed, "errors/background/")}
 }
 
 // set validates f and installs it for service/version; a zero Fault clears.
 func (fs *faults) set(service, version string, f Fault) error {
-	w, err := fs.lookup(service, version)
-	if err != nil {
+	if err := fs.lookup(service, version); err != nil {
 		return err
 	}
 	if err := f.Validate(); err != nil {
-		return fmt.Errorf("fault for %s: %w", w.name(), err)
+		return fmt.Errorf("fault for %s/%s: %w", service, version, err)
 	}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if f == (Fault{}) {
-		delete(fs.m, w.name())
+		delete(fs.m, service+"/"+version)
 	} else {
-		fs.m[w.name()] = f
+		fs.m[service+"/"+version] = f
 	}
 	return nil
 }
 
-// lookup returns the workload of service/version or ErrUnknownWorkload.
-func (fs *faults) lookup(service, version string) (*workload, error) {
-	if _, err := fs.cat.workloadFor(service, version); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnknownWorkload, err)
+// lookup returns ErrUnknownWorkload unless the catalog or a Deployment has a
+// workload of service at version.
+func (fs *faults) lookup(service, version string) error {
+	_, err := fs.cat.workloadFor(service, version)
+	if err != nil && (fs.deployed == nil || !fs.deployed(service, version)) {
+		return fmt.Errorf("%w: %w", ErrUnknownWorkload, err)
 	}
-	return fs.cat.workloads[service+"-"+version], nil
+	return nil
 }
 
 // clearAll removes every fault.
@@ -143,19 +167,14 @@ func (fs *faults) clearAll() {
 func (fs *faults) get(w *workload) Fault {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	return fs.m[w.name()]
+	return fs.m[w.app+"/"+w.version]
 }
 
 // list returns the faults keyed "service/version".
 func (fs *faults) list() map[string]Fault {
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
-	out := make(map[string]Fault, len(fs.m))
-	for name, f := range fs.m {
-		w := fs.cat.workloads[name]
-		out[w.app+"/"+w.version] = f
-	}
-	return out
+	return maps.Clone(fs.m)
 }
 
 // fail decides whether this request to w fails, and says why. The
@@ -166,8 +185,8 @@ func (fs *faults) list() map[string]Fault {
 // whenever their rate is above zero, so that one stream never shifts the
 // other.
 func (fs *faults) fail(w *workload, f Fault) (failed bool, why string) {
-	injected := fs.injected[w.name()].bernoulli(f.ErrorRate)
-	background := fs.ambient[w.name()].bernoulli(fs.background[w.name()])
+	injected := fs.injected.get(w.name()).bernoulli(f.ErrorRate)
+	background := fs.ambient.get(w.name()).bernoulli(fs.background[w.app+"-"+w.version])
 	switch {
 	case injected:
 		return true, "injected fault"

@@ -23,6 +23,9 @@ const (
 	// hdrDelay asks the callee to take this many extra milliseconds: the
 	// downstream half of Fault.DownstreamLatencyMs.
 	hdrDelay = "X-Meshsim-Delay-Ms"
+	// hdrPod names the Deployment workload (its key) a request to the
+	// shared pod listener is for, as the pod IP would in a cluster.
+	hdrPod = "X-Meshsim-Pod"
 )
 
 // hopResult is the JSON body every workload answers with: who served the
@@ -41,45 +44,81 @@ type hopResult struct {
 // span, destination metrics) wrapped around the app (faults, downstream
 // calls).
 func (s *Sim) inbound(w *workload) http.Handler {
-	spec := s.cat.services[w.app]
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { s.handle(rw, r, w) })
+}
+
+// podsInbound is the handler of the listener shared by every Deployment
+// workload: it serves the request as the workload hdrPod names. A workload
+// stays known after its pods go, as a terminating pod finishes the requests
+// routed to it before it went.
+func (s *Sim) podsInbound() http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		defer context.AfterFunc(s.ctx, cancel)() // Close cancels in-flight work
-		src := s.cat.workloads[r.Header.Get(hdrSource)]
-		host := r.Host
-		h, ok := s.cat.hosts[host]
-		if !ok || h.app != w.app { // called directly, not through a Service
-			host = fqdn(w.app, w.namespace)
-			h = s.cat.hosts[host]
+		w := s.workloadByKey(r.Header.Get(hdrPod))
+		if w == nil || w.dep == nil {
+			writeJSON(rw, http.StatusServiceUnavailable, hopResult{Code: http.StatusServiceUnavailable,
+				Error: "no Deployment workload " + r.Header.Get(hdrPod)})
+			return
 		}
-		ctx = s.tr.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
-		ctx, span := s.tr.start(ctx, trace.SpanKindServer, spanInfo{
-			self: w, route: spec.route, host: host, peerService: peerApp(src), cluster: "inbound|80||" + host,
-		})
-		var res hopResult
-		if r.URL.Path == spec.route {
-			res = s.serve(ctx, w, spec, r.Header)
-		} else {
-			res = hopResult{Workload: w.name(), App: w.app, Version: w.version, Code: http.StatusNotFound,
-				Error: "no such path; " + w.app + " serves " + spec.route}
-		}
-		rw.Header().Set("Content-Type", "application/json")
-		rw.WriteHeader(res.Code)
-		_ = json.NewEncoder(rw).Encode(res) // the caller may be gone; its metrics say so
-		s.metrics.record(hop{reporter: reporterDestination, ns: w.namespace, src: src, dst: w,
-			dstHost: host, dstName: h.name, code: res.Code}, time.Since(start))
-		endSpan(span, res.Code, "")
+		s.handle(rw, r, w)
 	})
 }
 
-// serve is the app behind workload w: its own latency and faults, then its
-// downstream calls, synchronous unless a fault amplifies them.
+// workloadByKey returns the workload with key k (see workload.key), static
+// or from a Deployment, or nil.
+func (s *Sim) workloadByKey(k string) *workload {
+	if k == "" {
+		return nil
+	}
+	if w, ok := s.cat.workloads[k]; ok {
+		return w
+	}
+	if w, ok := s.deployedByKey.Load(k); ok {
+		return w.(*workload)
+	}
+	return nil
+}
+
+// handle serves one inbound request of workload w: its inbound sidecar
+// (server span, destination metrics) wrapped around the app.
+func (s *Sim) handle(rw http.ResponseWriter, r *http.Request, w *workload) {
+	spec := s.cat.services[w.app]
+	start := time.Now()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)() // Close cancels in-flight work
+	src := s.workloadByKey(r.Header.Get(hdrSource))
+	host := r.Host
+	h, ok := s.cat.hosts[host]
+	if !ok || h.app != w.app { // called directly, not through a Service
+		host = fqdn(w.app, w.namespace)
+		h = s.cat.hosts[host]
+	}
+	ctx = s.tr.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	ctx, span := s.tr.start(ctx, trace.SpanKindServer, spanInfo{
+		self: w, route: spec.route, host: host, peerService: peerApp(src), cluster: "inbound|80||" + host,
+	})
+	var res hopResult
+	if r.URL.Path == spec.route {
+		res = s.serve(ctx, w, spec, r.Header)
+	} else {
+		res = hopResult{Workload: w.name(), App: w.app, Version: w.versionLabel(), Code: http.StatusNotFound,
+			Error: "no such path; " + w.app + " serves " + spec.route}
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(res.Code)
+	_ = json.NewEncoder(rw).Encode(res) // the caller may be gone; its metrics say so
+	s.metrics.record(hop{reporter: reporterDestination, ns: w.namespace, src: src, dst: w,
+		dstHost: host, dstName: h.name, code: res.Code}, time.Since(start))
+	endSpan(span, res.Code, "")
+}
+
+// serve is the app behind workload w: its own latency and faults (the one
+// set through the control API, with its pod template's behaviour on top),
+// then its downstream calls, synchronous unless a fault amplifies them.
 func (s *Sim) serve(ctx context.Context, w *workload, spec serviceSpec, in http.Header) hopResult {
-	res := hopResult{Workload: w.name(), App: w.app, Version: w.version, Code: http.StatusOK}
-	f := s.faults.get(w)
-	lat := s.latency[w.name()]
+	res := hopResult{Workload: w.name(), App: w.app, Version: w.versionLabel(), Code: http.StatusOK}
+	f := s.faults.get(w).plus(w.behaviour())
+	lat := s.latency.get(w.name())
 	if err := sleep(ctx, baseLatency(lat)+f.latency(lat)+requestedDelay(in)); err != nil {
 		res.Code, res.Error = http.StatusServiceUnavailable, "canceled: "+err.Error()
 		return res
@@ -146,6 +185,9 @@ func (s *Sim) outbound(ctx context.Context, src *workload, c call, in http.Heade
 	var res hopResult
 	if rerr != nil {
 		res = routeFailure(rerr)
+		if len(tgt.unready) > 0 {
+			s.countUnready(tgt.unready)
+		}
 	} else {
 		res = s.send(ctx, src, tgt, c.path, hdr, delayMs)
 	}
@@ -164,9 +206,13 @@ func (s *Sim) outbound(ctx context.Context, src *workload, c call, in http.Heade
 // send makes the HTTP request to the target workload's listener, with the
 // Service FQDN as Host and the trace context as traceparent.
 func (s *Sim) send(ctx context.Context, src *workload, tgt target, path string, hdr http.Header, delayMs int) hopResult {
-	fail := hopResult{Workload: tgt.wl.name(), App: tgt.wl.app, Version: tgt.wl.version,
+	fail := hopResult{Workload: tgt.wl.name(), App: tgt.wl.app, Version: tgt.wl.versionLabel(),
 		Code: http.StatusServiceUnavailable, Flags: "UF"}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addrs[tgt.wl.name()]+path, nil)
+	addr := s.addrs[tgt.wl.name()]
+	if tgt.wl.dep != nil {
+		addr = addrOf(s.podL)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
 		fail.Error = err.Error()
 		return fail
@@ -174,7 +220,10 @@ func (s *Sim) send(ctx context.Context, src *workload, tgt target, path string, 
 	req.Host = tgt.fqdn
 	req.Header = hdr
 	if src != nil {
-		req.Header.Set(hdrSource, src.name())
+		req.Header.Set(hdrSource, src.key())
+	}
+	if tgt.wl.dep != nil {
+		req.Header.Set(hdrPod, tgt.wl.key())
 	}
 	if delayMs > 0 {
 		req.Header.Set(hdrDelay, strconv.Itoa(delayMs))
@@ -189,7 +238,7 @@ func (s *Sim) send(ctx context.Context, src *workload, tgt target, path string, 
 	body := io.LimitReader(resp.Body, 1<<20)
 	var res hopResult
 	if err := json.NewDecoder(body).Decode(&res); err != nil {
-		res = hopResult{Workload: tgt.wl.name(), App: tgt.wl.app, Version: tgt.wl.version, Error: "bad body: " + err.Error()}
+		res = hopResult{Workload: tgt.wl.name(), App: tgt.wl.app, Version: tgt.wl.versionLabel(), Error: "bad body: " + err.Error()}
 	}
 	_, _ = io.Copy(io.Discard, body)
 	res.Code = resp.StatusCode
@@ -200,6 +249,9 @@ func (s *Sim) send(ctx context.Context, src *workload, tgt target, path string, 
 func routeFailure(err error) hopResult {
 	if errors.Is(err, errNoRoute) {
 		return hopResult{Code: http.StatusNotFound, Flags: "NR", Error: err.Error()}
+	}
+	if errors.Is(err, errNoHealthy) {
+		return hopResult{Code: http.StatusServiceUnavailable, Flags: "UH", Error: err.Error()}
 	}
 	return hopResult{Code: http.StatusServiceUnavailable, Flags: "NC", Error: err.Error()}
 }

@@ -41,6 +41,7 @@ type metrics struct {
 	duration     *prometheus.HistogramVec
 	asyncDropped prometheus.Counter
 	loadDropped  prometheus.Counter
+	unready      *prometheus.CounterVec
 }
 
 // newMetrics creates and registers the metrics.
@@ -64,8 +65,12 @@ func newMetrics() *metrics {
 			Name: "meshsim_loadgen_dropped_total",
 			Help: "Load-generator requests not sent because the bound on requests in flight was reached.",
 		}),
+		unready: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshsim_unready_requests_total",
+			Help: "Requests routed to workloads none of whose pods was ready, answered 503 UH (no healthy upstream).",
+		}, []string{"namespace", "workload"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.asyncDropped, m.loadDropped)
+	m.reg.MustRegister(m.requests, m.duration, m.asyncDropped, m.loadDropped, m.unready)
 	return m
 }
 
@@ -108,23 +113,28 @@ func (h hop) labelValues() []string {
 	}
 	return []string{
 		h.reporter,
-		src.workload, src.ns, src.app, src.version, src.app, src.version, src.principal, src.cluster,
+		src.workload, src.ns, src.app, src.version, src.canonicalService, src.canonicalRevision, src.principal, src.cluster,
 		dst.workload, dst.ns, dst.app, dst.version,
 		h.dstHost, h.dstName, h.ns,
-		dst.app, dst.version, dst.principal, dst.cluster,
+		dst.canonicalService, dst.canonicalRevision, dst.principal, dst.cluster,
 		"http", strconv.Itoa(h.code), flags, policy,
 	}
 }
 
 // peer is the label values describing one side of a hop.
 type peer struct {
-	workload, ns, app, version, principal, cluster string
+	workload, ns, app, version, canonicalService, canonicalRevision, principal, cluster string
 }
 
-// peerLabels describes w, or an unknown peer when w is nil.
+// peerLabels describes w, or an unknown peer when w is nil. A Deployment
+// workload is named after its Deployment, its version is its version label
+// ("unknown" without one), and its canonical service and revision follow
+// Istio's rule (see stack.CanonicalName and stack.CanonicalRevision); for
+// the static catalog they are the app and the version.
 func peerLabels(w *workload) peer {
 	if w == nil {
-		return peer{unknown, unknown, unknown, unknown, unknown, unknown}
+		return peer{unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown}
 	}
-	return peer{w.name(), w.namespace, w.app, w.version, w.principal(), clusterName}
+	return peer{w.name(), w.namespace, w.app, w.versionLabel(), w.canonicalService(), w.canonicalRevision(),
+		w.principal(), clusterName}
 }

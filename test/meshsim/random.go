@@ -64,6 +64,29 @@ func (s *stream) bernoulli(p float64) bool {
 	return p > 0 && s.float64() < p
 }
 
+// streamSet holds the streams called prefix+name of one simulation, made
+// on first use, so that a workload that appears later (a Deployment) gets
+// its own streams and the static ones keep theirs.
+type streamSet struct {
+	seed   uint64
+	prefix string
+	m      sync.Map // name → *stream
+}
+
+// newStreamSet returns the set of streams prefix+name seeded with seed.
+func newStreamSet(seed uint64, prefix string) *streamSet {
+	return &streamSet{seed: seed, prefix: prefix}
+}
+
+// get returns the stream of name, making it on first use.
+func (s *streamSet) get(name string) *stream {
+	if st, ok := s.m.Load(name); ok {
+		return st.(*stream)
+	}
+	st, _ := s.m.LoadOrStore(name, newStream(s.seed, s.prefix+name))
+	return st.(*stream)
+}
+
 // randomSeed picks a seed for a simulation whose Options.Seed is zero. Zero
 // itself is never returned, since it means "pick one".
 func randomSeed() uint64 {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ var (
 	// errNoCluster means the chosen destination does not exist (unknown host
 	// or subset, or no endpoints): Envoy answers 503 with flag NC.
 	errNoCluster = errors.New("no cluster for destination")
+	// errNoHealthy means the destination's workloads have no ready pod:
+	// Envoy answers 503 with flag UH ("no healthy upstream").
+	errNoHealthy = errors.New("no healthy upstream")
 )
 
 // strMatch is Istio's StringMatch: exact, prefix or (RE2, anchored) regex.
@@ -108,6 +112,9 @@ type target struct {
 	subset string
 	host   hostInfo
 	wl     *workload
+	// unready names the selected workloads when none has a ready pod
+	// (with errNoHealthy), for meshsim_unready_requests_total.
+	unready []string
 }
 
 // findVS returns the VirtualService for host: an exact host match wins over
@@ -191,9 +198,14 @@ func labelsMatch(want map[string]string, src *workload) bool {
 	if src == nil {
 		return false
 	}
-	have := src.labels()
+	return labelsInclude(src.labels(), want)
+}
+
+// labelsInclude reports whether have holds every label of want, as a
+// Kubernetes equality selector does.
+func labelsInclude(have, want map[string]string) bool {
 	for k, v := range want {
-		if have[k] != v {
+		if x, ok := have[k]; !ok || x != v {
 			return false
 		}
 	}
@@ -201,19 +213,24 @@ func labelsMatch(want map[string]string, src *workload) bool {
 }
 
 // router resolves outbound requests against the current routeTable, which
-// the watcher swaps atomically, so that an update applies to the very next
-// request.
+// the watcher swaps atomically, and the current Deployment workloads, which
+// the kubelet stand-in swaps likewise, so that an update applies to the very
+// next request.
 type router struct {
 	cat   *catalog
 	table atomic.Pointer[routeTable]
+	topo  atomic.Pointer[topology]
 	pick  *picker
+	lb    *stream // picks among ready endpoints (Deployment workloads)
 }
 
-// newRouter returns a router with an empty table: every host goes to its
-// default version until a table is set.
+// newRouter returns a router with an empty table and no Deployment
+// workloads: every host goes to its default version until a table is set.
+// Its endpoint picks are seeded with 0 until Start sets lb.
 func newRouter(cat *catalog, pick *picker) *router {
-	r := &router{cat: cat, pick: pick}
+	r := &router{cat: cat, pick: pick, lb: newStream(0, "endpoints")}
 	r.table.Store(&routeTable{})
+	r.topo.Store(&topology{})
 	return r
 }
 
@@ -223,7 +240,7 @@ func (rt *router) resolve(r *request) (target, error) {
 	tbl := rt.table.Load()
 	vs := tbl.findVS(r.host)
 	if vs == nil {
-		return rt.cat.targetFor(r.host, "", nil)
+		return rt.targetFor(r.host, "", nil)
 	}
 	i := vs.firstRoute(r)
 	if i < 0 {
@@ -237,35 +254,76 @@ func (rt *router) resolve(r *request) (target, error) {
 	}
 	key := vs.namespace + "/" + vs.name + "/" + strconv.Itoa(i)
 	d := route.dests[rt.pick.pick(key, route.dests)]
-	return rt.cat.targetFor(d.host, d.subset, tbl.subsets[d.host])
+	return rt.targetFor(d.host, d.subset, tbl.subsets[d.host])
 }
 
 // targetFor returns the workload that serves host (FQDN), narrowed by
-// subset through that host's DestinationRule subsets.
-func (c *catalog) targetFor(host, subset string, subsets map[string]map[string]string) (target, error) {
-	h, ok := c.hosts[host]
+// subset through that host's DestinationRule subsets: the host's Service
+// selects its app (and version, for a per-version Service), the subset's
+// labels select among the app's pods. An app with Deployments is served by
+// them alone (see topology.pick); otherwise the static catalog serves it.
+func (rt *router) targetFor(host, subset string, subsets map[string]map[string]string) (target, error) {
+	h, ok := rt.cat.hosts[host]
 	if !ok {
 		return target{}, fmt.Errorf("%w: unknown host %q", errNoCluster, host)
 	}
-	version := c.defaultVersion(h)
+	sel := map[string]string{"app": h.app}
+	if h.version != "" {
+		sel["version"] = h.version
+	}
 	if subset != "" {
 		labels, ok := subsets[subset]
 		if !ok {
 			return target{}, fmt.Errorf("%w: no DestinationRule subset %q for host %s", errNoCluster, subset, host)
 		}
-		if v := labels["version"]; v != "" {
-			version = v
+		for k, v := range labels {
+			if have, set := sel[k]; set && have != v { // the Service selects none of them
+				return target{}, fmt.Errorf("%w: host %s subset %q selects %s=%s, which has no endpoints",
+					errNoCluster, host, subset, k, v)
+			}
+			sel[k] = v
 		}
 	}
-	if (h.version != "" && version != h.version) || !c.hasVersion(h.app, version) {
-		return target{}, fmt.Errorf("%w: host %s subset %q selects version %q, which has no endpoints",
-			errNoCluster, host, subset, version)
+	tgt := target{fqdn: host, subset: subset, host: h}
+	if ws := rt.topo.Load().byApp[h.app]; len(ws) > 0 {
+		w, unready, err := pickReady(ws, sel, rt.lb.float64)
+		if err != nil {
+			tgt.unready = unready
+			return tgt, fmt.Errorf("%w: host %s subset %q: %w", errNoHealthy, host, subset, err)
+		}
+		tgt.wl = w
+		return tgt, nil
 	}
-	w, err := c.workloadFor(h.app, version)
+	w, err := rt.cat.staticTarget(h, sel)
 	if err != nil {
-		return target{}, fmt.Errorf("%w: %w", errNoCluster, err)
+		return target{}, fmt.Errorf("%w: host %s subset %q: %w", errNoCluster, host, subset, err)
 	}
-	return target{fqdn: host, subset: subset, host: h, wl: w}, nil
+	tgt.wl = w
+	return tgt, nil
+}
+
+// staticTarget returns the catalog workload of h's app whose labels
+// include sel. When several do (no subset, or a subset without a version),
+// it is the app's default version, as before Deployments were simulated.
+func (c *catalog) staticTarget(h hostInfo, sel map[string]string) (*workload, error) {
+	var match []*workload
+	for _, v := range c.services[h.app].versions {
+		w := c.workloads[h.app+"-"+v]
+		if labelsInclude(w.labels(), sel) {
+			match = append(match, w)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return nil, fmt.Errorf("labels %v select no workload in namespace %s (have %s)",
+			sel, c.namespace, strings.Join(c.workloadNames(), ", "))
+	case len(match) == 1:
+		return match[0], nil
+	}
+	if w := c.workloads[h.app+"-"+c.defaultVersion(h)]; slices.Contains(match, w) {
+		return w, nil
+	}
+	return match[0], nil
 }
 
 // phi is the fractional part of the golden ratio.

@@ -57,6 +57,11 @@ type Options struct {
 	// drawn independently of Fault.ErrorRate, and a request fails if either
 	// draw fails it. nil means none. ParseErrorRates reads the flag form.
 	BackgroundErrorRate map[string]float64
+	// StartDelay is how long a new pod of a Deployment takes to become
+	// ready (see README.md, "Deployments"); the pod template's annotation
+	// meshsim.serin.dev/start-delay overrides it. 0 means
+	// DefaultStartDelay; it must not be negative.
+	StartDelay time.Duration
 	// Log receives progress and warnings; nil discards them.
 	Log *slog.Logger
 }
@@ -96,6 +101,12 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("address %q is not on a loopback IP", *a)
 		}
 	}
+	if o.StartDelay < 0 {
+		return o, fmt.Errorf("start delay %v is negative", o.StartDelay)
+	}
+	if o.StartDelay == 0 {
+		o.StartDelay = DefaultStartDelay
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -118,7 +129,13 @@ type Sim struct {
 	load    *loadGen
 	fireRPS float64
 	seed    uint64
-	latency map[string]*stream // workload name → its latency draws
+	latency *streamSet // by workload name: its latency draws
+	unready unreadyCounts
+
+	// deployedByKey holds every Deployment workload served so far, by key,
+	// in its latest state: the shared pod listener serves a request as the
+	// workload it names, even one whose pods just went.
+	deployedByKey sync.Map
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -127,7 +144,9 @@ type Sim struct {
 	endpoints []endpoint
 	control   net.Listener
 	metricL   net.Listener
+	podL      net.Listener // shared by every Deployment workload
 	watch     *watcher
+	kubelet   *kubelet
 
 	serveWG sync.WaitGroup
 	bg      sync.WaitGroup // background (amplified) calls
@@ -138,9 +157,10 @@ type Sim struct {
 	closeErr  error
 }
 
-// Start starts the simulator: one HTTP listener per workload, the control
-// and metrics listeners, the VirtualService/DestinationRule watch (when
-// RESTConfig is set, returning once it has synced), tracing and the
+// Start starts the simulator: one HTTP listener per static workload and one
+// for the Deployment workloads, the control and metrics listeners, the
+// VirtualService/DestinationRule watch and the kubelet stand-in (when
+// RESTConfig is set, returning once they have synced), tracing and the
 // background load. ctx bounds the start only; Close stops everything.
 func Start(ctx context.Context, o Options) (*Sim, error) {
 	o, err := o.withDefaults()
@@ -156,16 +176,15 @@ func Start(ctx context.Context, o Options) (*Sim, error) {
 		log: o.Log, cat: cat, seed: o.Seed,
 		router:  newRouter(cat, newPicker(newStream(o.Seed, "routing").float64())),
 		faults:  newFaults(cat, o.Seed, background),
-		latency: map[string]*stream{},
+		latency: newStreamSet(o.Seed, "latency/"),
 		metrics: newMetrics(), fireRPS: o.FireRPS, addrs: map[string]string{}, async: make(chan struct{}, maxAsync),
 		client: &http.Client{
 			Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second, DisableCompression: true},
 			Timeout:   3 * maxFaultLatencyMs * time.Millisecond,
 		},
 	}
-	for _, name := range cat.workloadNames() {
-		s.latency[name] = newStream(o.Seed, "latency/"+name)
-	}
+	s.router.lb = newStream(o.Seed, "endpoints")
+	s.faults.deployed = s.hasDeployed
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.load = newLoadGen(s, o.RPS)
 	if err := s.start(ctx, o); err != nil {
@@ -201,8 +220,17 @@ func (s *Sim) start(ctx context.Context, o Options) error {
 		s.addrs[name] = l.Addr().String()
 		s.serveOn(l, s.inbound(s.cat.workloads[name]))
 	}
+	if s.podL, err = net.Listen("tcp", net.JoinHostPort(o.ListenHost, "0")); err != nil {
+		return fmt.Errorf("listen for Deployment workloads: %w", err)
+	}
+	s.serveOn(s.podL, s.podsInbound())
 	if o.RESTConfig != nil {
 		if s.watch, err = startWatcher(ctx, o.RESTConfig, o.Namespace, s.router, s.log); err != nil {
+			return err
+		}
+		s.kubelet, err = startKubelet(ctx, o.RESTConfig, kubeletConfig{ns: o.Namespace, startDelay: o.StartDelay,
+			seed: o.Seed, log: s.log, publish: s.publishDeployed})
+		if err != nil {
 			return err
 		}
 	}
@@ -245,11 +273,16 @@ func (s *Sim) Seed() uint64 { return s.seed }
 // Namespace is the namespace the simulated workloads live in.
 func (s *Sim) Namespace() string { return s.cat.namespace }
 
-// WorkloadAddrs returns each workload's listen address, by workload name.
+// WorkloadAddrs returns each workload's listen address, by workload name:
+// one per static workload, and for every current Deployment workload the
+// listener they share.
 func (s *Sim) WorkloadAddrs() map[string]string {
 	out := make(map[string]string, len(s.addrs))
 	for k, v := range s.addrs {
 		out[k] = v
+	}
+	for _, w := range s.router.topo.Load().workloads() {
+		out[w.name()] = addrOf(s.podL)
 	}
 	return out
 }
@@ -304,6 +337,9 @@ func (s *Sim) close() error {
 	if s.watch != nil {
 		s.watch.close()
 	}
+	if s.kubelet != nil {
+		s.kubelet.close()
+	}
 	// The transport may hold connections it dialed but never used; the
 	// servers count those as new, not idle, and Shutdown would wait 5 s for
 	// them. Closing them here lets Shutdown see them go.
@@ -323,7 +359,7 @@ func (s *Sim) close() error {
 		})
 	}
 	wg.Wait()
-	for _, l := range []net.Listener{s.control, s.metricL} { // opened, maybe not yet served
+	for _, l := range []net.Listener{s.control, s.metricL, s.podL} { // opened, maybe not yet served
 		if l != nil {
 			_ = l.Close()
 		}

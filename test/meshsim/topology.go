@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/serin-dev/serin/test/stack"
 )
 
 // Service names of the demo application.
@@ -25,25 +27,103 @@ const clusterName = "Kubernetes"
 // unknown is the value Istio reports for a peer it cannot identify.
 const unknown = "unknown"
 
-// workload is one Deployment of one version of a demo service, with the pod
-// labels app=<app>, version=<version> and the service account <app>.
+// workload is one simulated workload: one version of one demo app.
+//
+// A workload of the static catalog has the pod labels app=<app>,
+// version=<version> and the service account <app>, and is named
+// <app>-<version>. A Deployment workload (dep set; see kubelet.go) is one pod
+// template of one Deployment: it is named after the Deployment, its labels
+// are the template's, and it carries the state of that template's pods. A
+// Deployment in the middle of a rolling update is two such workloads with
+// the same name, one per template. Either is immutable once published.
 type workload struct {
 	app       string
-	version   string
+	version   string // the version label; "" when a Deployment's pods have none
 	namespace string
+	dep       *deployed // nil for the static catalog
 }
 
-// name is the workload (Deployment) name, as Kubernetes names it: app-version.
-func (w *workload) name() string { return w.app + "-" + w.version }
+// deployed is what a Deployment workload has beyond its app and version.
+type deployed struct {
+	name           string            // the Deployment
+	hash           string            // the pod-template-hash of the template
+	labels         map[string]string // the template's labels
+	serviceAccount string
+	behaviour      Fault // from the meshsim.serin.dev/behaviour annotation
+	ready          int32 // ready pods of this template
+}
 
-// principal is the SPIFFE identity the workload's sidecar would present.
+// name is the workload name, as Istio reports it: the Deployment's name
+// (app-version for the static catalog).
+func (w *workload) name() string {
+	if w.dep != nil {
+		return w.dep.name
+	}
+	return w.app + "-" + w.version
+}
+
+// key identifies the workload among every one the simulator has served:
+// the name for the static catalog, name/hash for a Deployment's template.
+func (w *workload) key() string {
+	if w.dep != nil {
+		return w.dep.name + "/" + w.dep.hash
+	}
+	return w.name()
+}
+
+// principal is the SPIFFE identity the workload's sidecar would present:
+// that of its pods' service account.
 func (w *workload) principal() string {
-	return "spiffe://cluster.local/ns/" + w.namespace + "/sa/" + w.app
+	sa := w.app
+	if w.dep != nil {
+		sa = w.dep.serviceAccount
+	}
+	return "spiffe://cluster.local/ns/" + w.namespace + "/sa/" + sa
 }
 
-// labels are the pod labels that VirtualService sourceLabels match against.
+// labels are the pod labels that VirtualService sourceLabels and
+// DestinationRule subsets match against.
 func (w *workload) labels() map[string]string {
-	return map[string]string{"app": w.app, "version": w.version}
+	if w.dep != nil {
+		return w.dep.labels
+	}
+	return map[string]string{"app": w.app, "version": w.version, // and what injection adds, as on the stand-in Pods
+		"security.istio.io/tlsMode": "istio", stack.LabelCanonicalName: w.app, stack.LabelCanonicalRevision: w.version}
+}
+
+// versionLabel is the version Istio reports (source_version,
+// destination_version): the version label, else "unknown".
+func (w *workload) versionLabel() string {
+	if w.version == "" {
+		return unknown
+	}
+	return w.version
+}
+
+// canonicalService is Istio's canonical service of the workload (see
+// stack.CanonicalName); for the static catalog, the app.
+func (w *workload) canonicalService() string { return stack.CanonicalName(w.labels(), w.name()) }
+
+// canonicalRevision is Istio's canonical revision of the workload (see
+// stack.CanonicalRevision); for the static catalog, the version.
+func (w *workload) canonicalRevision() string { return stack.CanonicalRevision(w.labels()) }
+
+// behaviour is the Fault its pod template asks for (zero for the static
+// catalog).
+func (w *workload) behaviour() Fault {
+	if w.dep == nil {
+		return Fault{}
+	}
+	return w.dep.behaviour
+}
+
+// ready is the number of ready pods serving the workload; a static
+// workload always has its one.
+func (w *workload) ready() int32 {
+	if w.dep == nil {
+		return 1
+	}
+	return w.dep.ready
 }
 
 // hostInfo is one Kubernetes Service: the app it selects and, for

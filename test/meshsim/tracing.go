@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -23,11 +24,19 @@ const loadgenService = "loadgen"
 // tracers owns one TracerProvider per workload, plus one for the load
 // generator, so that each span's resource carries the right service.name
 // (the app) and service.version. Context crosses hops as W3C traceparent.
+//
+// A Deployment workload gets its provider on its first span, one per pod
+// template (its key), since a template change may change the version. They
+// are kept until shutdown: a few per rollout.
 type tracers struct {
-	prop       propagation.TextMapPropagator
-	byWorkload map[string]trace.Tracer // by workload name; "" is the load generator
+	prop      propagation.TextMapPropagator
+	endpoint  string
+	client    *http.Client
+	transport *http.Transport
+
+	mu         sync.Mutex
+	byWorkload map[string]trace.Tracer // by workload key; "" is the load generator
 	providers  []*sdktrace.TracerProvider
-	transport  *http.Transport
 }
 
 // newTracers creates the providers. With endpoint "" tracing is off: spans
@@ -44,6 +53,7 @@ func newTracers(ctx context.Context, endpoint string, cat *catalog) (*tracers, e
 	}
 	t.transport = &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second}
 	client := &http.Client{Transport: t.transport, Timeout: 10 * time.Second}
+	t.endpoint, t.client = endpoint, client
 	tr, err := t.newProvider(ctx, endpoint, client, loadgenService, "v1",
 		attribute.String("k8s.namespace.name", cat.namespace))
 	if err != nil {
@@ -95,23 +105,54 @@ func (t *tracers) newProvider(ctx context.Context, endpoint string, client *http
 			sdktrace.WithBatchTimeout(100*time.Millisecond),
 			sdktrace.WithExportTimeout(5*time.Second)),
 	)
+	t.mu.Lock()
 	t.providers = append(t.providers, tp)
+	t.mu.Unlock()
 	return tp.Tracer("github.com/serin-dev/serin/test/meshsim"), nil
 }
 
 // tracer returns the tracer of workload w, or the load generator's for nil.
+// A Deployment workload's is made on first use; should that fail (it only
+// can on a bad endpoint, which the start already checked), its spans are
+// dropped.
 func (t *tracers) tracer(w *workload) trace.Tracer {
-	if w == nil {
-		return t.byWorkload[""]
+	key := ""
+	if w != nil {
+		key = w.key()
 	}
-	return t.byWorkload[w.name()]
+	t.mu.Lock()
+	tr, ok := t.byWorkload[key]
+	t.mu.Unlock()
+	if ok {
+		return tr
+	}
+	tr = noop.NewTracerProvider().Tracer("meshsim")
+	if t.endpoint != "" {
+		made, err := t.newProvider(context.Background(), t.endpoint, t.client, w.app, w.versionLabel(),
+			attribute.String("k8s.namespace.name", w.namespace),
+			attribute.String("k8s.deployment.name", w.name()),
+			attribute.String("service.instance.id", w.key()+"-meshsim"))
+		if err == nil {
+			tr = made
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if prev, ok := t.byWorkload[key]; ok { // another span got there first; its provider stays unused until shutdown
+		return prev
+	}
+	t.byWorkload[key] = tr
+	return tr
 }
 
 // shutdown flushes and stops every provider, then closes idle exporter
 // connections.
 func (t *tracers) shutdown(ctx context.Context) error {
 	var errs []error
-	for _, tp := range t.providers {
+	t.mu.Lock()
+	providers := t.providers
+	t.mu.Unlock()
+	for _, tp := range providers {
 		if err := tp.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -146,8 +187,8 @@ func (t *tracers) start(ctx context.Context, kind trace.SpanKind, s spanInfo) (c
 	}
 	if s.self != nil {
 		attrs = append(attrs,
-			attribute.String("istio.canonical_service", s.self.app),
-			attribute.String("istio.canonical_revision", s.self.version),
+			attribute.String("istio.canonical_service", s.self.canonicalService()),
+			attribute.String("istio.canonical_revision", s.self.canonicalRevision()),
 			attribute.String("istio.namespace", s.self.namespace))
 	}
 	name := http.MethodGet + " " + s.route

@@ -1,6 +1,8 @@
 // Command meshsim runs the mesh simulator: a stand-in for the Envoy/Istio
-// sidecar data plane, for local testing of serin only. It serves the demo
-// workloads (frontend, checkout v1/v2, payments, inventory) on 127.0.0.1,
+// sidecar data plane, and for the kubelet and the Deployment controller,
+// for local testing of serin only. It serves the demo workloads (frontend,
+// checkout v1/v2, payments, inventory, and the apps/v1 Deployments of those
+// apps it finds) on 127.0.0.1, writes the Deployments' Pods and status,
 // routes their calls by the VirtualServices and DestinationRules it watches,
 // exposes Istio-style metrics on /metrics, sends OTLP traces, and generates
 // load. See test/meshsim/README.md.
@@ -18,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -38,6 +41,7 @@ type options struct {
 	logLevel    slog.Level
 	seed        uint64
 	background  map[string]float64
+	startDelay  time.Duration
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -70,7 +74,7 @@ func run(args []string, stderr io.Writer) int {
 	sim, err := meshsim.Start(ctx, meshsim.Options{
 		Namespace: o.namespace, RESTConfig: cfg, OTLPEndpoint: o.otlp, RPS: o.rps,
 		ListenHost: o.listenHost, ControlAddr: o.controlAddr, MetricsAddr: o.metricsAddr, Log: log,
-		Seed: o.seed, BackgroundErrorRate: o.background,
+		Seed: o.seed, BackgroundErrorRate: o.background, StartDelay: o.startDelay,
 	})
 	if err != nil {
 		log.Error("start", "err", err)
@@ -105,6 +109,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:0", "loopback host:port of /metrics")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the random errors and latencies, to replay a run (0 = pick one and log it)")
+	fs.DurationVar(&o.startDelay, "start-delay", meshsim.DefaultStartDelay,
+		"how long a new pod of a Deployment takes to become ready (the template annotation meshsim.serin.dev/start-delay overrides it)")
 	fs.Func("background-errors", "background error rates whatever the faults, e.g. checkout/v1=0.005,checkout/v2=0.005",
 		func(v string) (err error) {
 			o.background, err = meshsim.ParseErrorRates(v)
