@@ -1,6 +1,7 @@
 // Package meshsim is a mesh simulator: a stand-in for the Envoy/Istio sidecar
-// data plane, for local testing of serin only. It is not a proxy and must
-// never be deployed.
+// data plane, and for the kubelet and the Deployment controller, for local
+// testing of serin only. It is not a proxy, not a kubelet, and must never be
+// deployed.
 //
 // There is no Envoy and no container engine on the machines serin is tested
 // on, so meshsim plays the data plane in one process:
@@ -19,6 +20,15 @@
 //   - Every hop emits a CLIENT and a SERVER span over OTLP/HTTP, with one
 //     TracerProvider per workload so that service.name and service.version
 //     are those of the workload.
+//   - A stand-in for the kubelet and the Deployment controller (kubelet.go):
+//     every apps/v1 Deployment of a demo app in the namespace becomes a
+//     workload named after it, whose Pods, EndpointSlices and status
+//     meshsim writes as a cluster would; its pods become ready after a
+//     start delay, roll with maxUnavailable 0, and behave as their
+//     template's annotations say. Routing then selects pods by the
+//     DestinationRule subsets' labels and balances over ready pods; a
+//     destination with none answers 503 UH and is counted
+//     (meshsim_unready_requests_total, Sim.UnreadyRequests).
 //   - A built-in load generator, a fault-injection API (Go and HTTP JSON),
 //     background error rates per version (Options.BackgroundErrorRate) and
 //     Fire, which sends N requests and counts which checkout version served

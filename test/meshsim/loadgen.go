@@ -130,6 +130,24 @@ func checkoutVersion(res hopResult) string {
 	return NoCheckout
 }
 
+// checkoutWorkload returns the name of the checkout workload that served a
+// frontend answer, or NoCheckout.
+func checkoutWorkload(res hopResult) string {
+	for _, c := range res.Calls {
+		if c.App == Checkout && c.Workload != "" {
+			return c.Workload
+		}
+	}
+	return NoCheckout
+}
+
+// FireWorkloads is Fire counting by the checkout workload that served each
+// request (for example "checkout-v1", or a Deployment's name such as
+// "checkout-stable"; NoCheckout for requests that reached none).
+func (s *Sim) FireWorkloads(ctx context.Context, n int) (map[string]int, error) {
+	return s.fire(ctx, n, nil, checkoutWorkload)
+}
+
 // Fire sends n requests into frontend, paced at Options.FireRPS with at
 // most a few in flight, and returns how many of them each checkout version
 // served (keyed "v1", "v2"; NoCheckout for requests that reached none). A
@@ -142,6 +160,11 @@ func (s *Sim) Fire(ctx context.Context, n int) (map[string]int, error) {
 // FireWithHeaders is Fire with extra request headers (for header-matched
 // routes); frontend forwards X- headers to checkout.
 func (s *Sim) FireWithHeaders(ctx context.Context, n int, hdr http.Header) (map[string]int, error) {
+	return s.fire(ctx, n, hdr, checkoutVersion)
+}
+
+// fire sends n requests with hdr into frontend and counts them by key.
+func (s *Sim) fire(ctx context.Context, n int, hdr http.Header, key func(hopResult) string) (map[string]int, error) {
 	if n < 0 || n > MaxFire {
 		return nil, fmt.Errorf("fire %d requests: n must be in [0,%d]", n, MaxFire)
 	}
@@ -171,7 +194,7 @@ func (s *Sim) FireWithHeaders(ctx context.Context, n int, hdr http.Header) (map[
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			v := checkoutVersion(s.ingress(ctx, hdr.Clone()))
+			v := key(s.ingress(ctx, hdr.Clone()))
 			mu.Lock()
 			counts[v]++
 			mu.Unlock()

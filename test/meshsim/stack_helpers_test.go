@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -31,10 +33,20 @@ var errNoData = errors.New("no data")
 // closes the Sim and removes the scrape target.
 func startMesh(t *testing.T, ns string, rps float64) *Sim {
 	t.Helper()
+	return startMeshWith(t, Options{Namespace: ns, RPS: rps})
+}
+
+// startMeshWith is startMesh with more options; it sets the namespace's
+// API server and the trace endpoint.
+func startMeshWith(t *testing.T, o Options) *Sim {
+	t.Helper()
+	ns := o.Namespace
 	createNamespace(t, ns)
-	s, err := Start(t.Context(), Options{
-		Namespace: ns, RESTConfig: st.RESTConfig(), OTLPEndpoint: st.OTLPHTTPEndpoint, RPS: rps,
-	})
+	o.RESTConfig, o.OTLPEndpoint = st.RESTConfig(), st.OTLPHTTPEndpoint
+	if os.Getenv("MESHSIM_TEST_LOG") != "" {
+		o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s, err := Start(t.Context(), o)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
