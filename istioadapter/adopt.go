@@ -94,10 +94,10 @@ func (r *Router) CheckAdoption(ctx context.Context, t rollout.Target) error {
 			continue
 		}
 		for _, name := range []string{t.StableSubset, t.CanarySubset} {
-			if s := findSubset(dr.Spec.Subsets, name); s != nil && !maps.Equal(s.Labels, map[string]string{v1alpha1.LabelTrack: name}) {
+			if s := findSubset(dr.Spec.Subsets, name); s != nil && !trackSubset(s.Labels) {
 				return failf("DestinationRule", ErrForeignDestination,
-					"DestinationRule %s/%s already has a subset %q selecting %v; serin needs it to select %s=%s: rename that subset",
-					dr.Namespace, dr.Name, name, s.Labels, v1alpha1.LabelTrack, name)
+					"DestinationRule %s/%s already has a subset %q selecting %v; serin needs it to select by %s alone: rename that subset",
+					dr.Namespace, dr.Name, name, s.Labels, v1alpha1.LabelTrack)
 			}
 		}
 	}
@@ -188,9 +188,12 @@ func firstPort(route *apinet.HTTPRoute) *apinet.PortSelector {
 // adoptSubsets adds the two track subsets to the DestinationRule of host,
 // or creates serin's own DestinationRule for it.
 func (r *Router) adoptSubsets(ctx context.Context, t rollout.Target, host string) error {
+	// At rest the canary subset selects the stable pods, as Argo Rollouts
+	// points both of its subsets at the stable ReplicaSet: a subset never
+	// selects no pods (Istio's IST0173), whatever its weight.
 	want := map[string]map[string]string{
 		t.StableSubset: {v1alpha1.LabelTrack: t.StableSubset},
-		t.CanarySubset: {v1alpha1.LabelTrack: t.CanarySubset},
+		t.CanarySubset: {v1alpha1.LabelTrack: t.StableSubset},
 	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		drs, err := r.destinationRules(ctx, t.Namespace, false)
@@ -209,10 +212,10 @@ func (r *Router) adoptSubsets(ctx context.Context, t rollout.Target, host string
 				case s == nil:
 					out.Spec.Subsets = append(out.Spec.Subsets, &apinet.Subset{Name: name, Labels: labels})
 					changed = true
-				case !maps.Equal(s.Labels, labels):
+				case !trackSubset(s.Labels):
 					return failf("DestinationRule", ErrForeignDestination,
-						"DestinationRule %s/%s already has a subset %q selecting %v; serin needs it to select %v: rename that subset",
-						dr.Namespace, dr.Name, name, s.Labels, labels)
+						"DestinationRule %s/%s already has a subset %q selecting %v; serin needs it to select by %s alone: rename that subset",
+						dr.Namespace, dr.Name, name, s.Labels, v1alpha1.LabelTrack)
 				}
 			}
 			if !changed {
@@ -239,6 +242,52 @@ func (r *Router) adoptSubsets(ctx context.Context, t rollout.Target, host string
 			return fmt.Errorf("create DestinationRule %s/%s: %w", t.Namespace, dr.Name, err)
 		}
 		return nil
+	})
+}
+
+// trackSubset reports whether a subset selects one of serin's tracks.
+func trackSubset(labels map[string]string) bool {
+	return len(labels) == 1 && (maps.Equal(labels, map[string]string{v1alpha1.LabelTrack: string(rollout.TrackStable)}) ||
+		maps.Equal(labels, map[string]string{v1alpha1.LabelTrack: string(rollout.TrackCanary)}))
+}
+
+// SelectCanaryTrack makes t's canary subset select the pods of track tr:
+// the canary copy's while a release has traffic on it, the stable copy's
+// at rest. It writes nothing when the subset already does.
+func (r *Router) SelectCanaryTrack(ctx context.Context, t rollout.Target, tr rollout.Track) error {
+	vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, true)
+	if err != nil {
+		return fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
+	}
+	_, host, err := adoptableRoute(vs, t)
+	if err != nil {
+		return err
+	}
+	want := map[string]string{v1alpha1.LabelTrack: string(tr)}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		drs, err := r.destinationRules(ctx, t.Namespace, false)
+		if err != nil {
+			return fmt.Errorf("list DestinationRules in %s: %w", t.Namespace, err)
+		}
+		for _, dr := range drs {
+			if !sameHost(dr.Spec.GetHost(), host, t.Namespace) || len(dr.Spec.GetWorkloadSelector().GetMatchLabels()) > 0 {
+				continue
+			}
+			i := slices.IndexFunc(dr.Spec.Subsets, func(s *apinet.Subset) bool { return s.GetName() == t.CanarySubset })
+			if i < 0 || !trackSubset(dr.Spec.Subsets[i].Labels) {
+				continue
+			}
+			if maps.Equal(dr.Spec.Subsets[i].Labels, want) {
+				return nil
+			}
+			out := dr.DeepCopy()
+			out.Spec.Subsets[i].Labels = want
+			if _, err := r.istio.NetworkingV1().DestinationRules(t.Namespace).Update(ctx, out, metav1.UpdateOptions{FieldManager: r.fieldManager}); err != nil {
+				return fmt.Errorf("point subset %s of DestinationRule %s/%s at the %s track: %w", t.CanarySubset, dr.Namespace, dr.Name, tr, err)
+			}
+			return nil
+		}
+		return fmt.Errorf("no DestinationRule of %s has serin's subset %s: %w", host, t.CanarySubset, rollout.ErrNotFound)
 	})
 }
 

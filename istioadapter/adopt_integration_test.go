@@ -79,9 +79,10 @@ spec:
 	var names []string
 	for _, s := range dr.Spec.Subsets {
 		names = append(names, s.Name)
+		// At rest both select the stable pods: no subset selects none.
 		if s.Name == "stable" || s.Name == "canary" {
-			if !maps.Equal(s.Labels, map[string]string{v1alpha1.LabelTrack: s.Name}) {
-				t.Errorf("subset %s selects %v", s.Name, s.Labels)
+			if !maps.Equal(s.Labels, map[string]string{v1alpha1.LabelTrack: "stable"}) {
+				t.Errorf("subset %s selects %v, want the stable track", s.Name, s.Labels)
 			}
 		}
 	}
@@ -98,6 +99,22 @@ spec:
 	if pf, err := e.router.Preflight(e.ctx, tgt); err != nil || !pf.OK() {
 		t.Fatalf("preflight after adoption: %+v, %v", pf.Failures, err)
 	}
+	// A release points the canary subset at the canary's pods, and back.
+	for _, tr := range []rollout.Track{rollout.TrackCanary, rollout.TrackCanary, rollout.TrackStable} {
+		if err := e.router.SelectCanaryTrack(e.ctx, tgt, tr); err != nil {
+			t.Fatalf("SelectCanaryTrack(%s): %v", tr, err)
+		}
+		dr, err := e.istio.NetworkingV1().DestinationRules(e.ns).Get(e.ctx, "checkout", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dr.Spec.Subsets[2].Labels; dr.Spec.Subsets[2].Name != "canary" || !maps.Equal(got, map[string]string{v1alpha1.LabelTrack: string(tr)}) {
+			t.Fatalf("after SelectCanaryTrack(%s) the canary subset selects %v", tr, got)
+		}
+		if got := dr.Spec.Subsets[1].Labels; !maps.Equal(got, map[string]string{v1alpha1.LabelTrack: "stable"}) {
+			t.Fatalf("the stable subset changed to %v", got)
+		}
+	}
 }
 
 func TestAdoptRouteCreatesADestinationRuleWhenThereIsNone(t *testing.T) {
@@ -111,7 +128,7 @@ func TestAdoptRouteCreatesADestinationRuleWhenThereIsNone(t *testing.T) {
 		t.Fatalf("serin's DestinationRule: %v", err)
 	}
 	if dr.Spec.Host != "checkout" || len(dr.Spec.Subsets) != 2 || dr.Labels["app.kubernetes.io/managed-by"] != "serin" {
-		t.Fatalf("DestinationRule %v %v", dr.Labels, dr.Spec)
+		t.Fatalf("DestinationRule %v %v", dr.Labels, &dr.Spec)
 	}
 }
 

@@ -77,6 +77,14 @@ func (e *Engine) carryOut(ctx context.Context, ro *v1alpha1.Rollout, w Workload,
 		if err := ad.AdoptRoute(ctx, TargetOf(ro)); err != nil {
 			return fmt.Errorf("adopt the route %s for %s: %w", TargetOf(ro), w, err)
 		}
+	case ActionSelectCanary:
+		ad, ok := e.o.Router.(RouteAdopter)
+		if !ok {
+			return fmt.Errorf("Rollout %s/%s delivers %s, but the traffic router cannot adopt routes", ro.Namespace, ro.Name, w)
+		}
+		if err := ad.SelectCanaryTrack(ctx, TargetOf(ro), a.Track); err != nil {
+			return fmt.Errorf("point the canary subset of %s at the %s track: %w", TargetOf(ro), a.Track, err)
+		}
 	default:
 		return fmt.Errorf("unknown workload action %q", a.Kind)
 	}

@@ -215,7 +215,12 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 		return ctrl.Result{}, err
 	}
 	p := priorityOf(d.Status)
-	return ctrl.Result{RequeueAfter: sinceTick(d.RequeueAfter, now, e.o.Clock.Now()), Priority: &p}, nil
+	after := d.RequeueAfter
+	if _, ok := WorkloadOf(ro); ok && d.Status.Phase.Terminal() {
+		// A delivered workload's release ends on the copies: look again.
+		after = releaseWaitForWorkload
+	}
+	return ctrl.Result{RequeueAfter: sinceTick(after, now, e.o.Clock.Now()), Priority: &p}, nil
 }
 
 // sinceTick turns a delay decided at the tick's start into one from now,

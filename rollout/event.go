@@ -27,8 +27,8 @@ const (
 	// EventReleaseStarted is a new revision of a workload's template
 	// starting as the canary.
 	EventReleaseStarted EventKind = "ReleaseStarted"
-	// EventPromoted is a released revision made the new stable.
-	EventPromoted EventKind = "Promoted"
+	// EventStableUpdated is a released revision made the new stable.
+	EventStableUpdated EventKind = "StableUpdated"
 )
 
 // Event is one thing that happened to a rollout, with enough context for a

@@ -278,7 +278,7 @@ func (d *decider) promote(r *Request) {
 	if r.Reason != "" {
 		msg += ": " + r.Reason
 	}
-	d.enter(v1alpha1.PhaseSucceeded, "Promoted", msg+"; make the canary subset the stable one for the next rollout")
+	d.enter(v1alpha1.PhaseSucceeded, "Promoted", msg+d.nextRolloutHint())
 	d.events[len(d.events)-1].By = r.By
 }
 
@@ -488,7 +488,7 @@ func (d *decider) maybeAdvance() {
 		d.st.CanaryWeight = 100
 		d.st.StepStartedAt = ptrTime(d.now)
 		d.enter(v1alpha1.PhaseSucceeded, "Succeeded",
-			"promoted to 100% after every step passed; make the canary subset the stable one for the next rollout")
+			"promoted to 100% after every step passed"+d.nextRolloutHint())
 		return
 	}
 	d.gotoStep(next, "StepAdvanced", fmt.Sprintf("advanced to step %d: canary weight %d%%", next, w))
@@ -574,6 +574,16 @@ func (d *decider) setCondition(t string, s metav1.ConditionStatus, reason, msg s
 
 func (d *decider) decision() Decision {
 	return Decision{Status: d.st, Pause: d.pause, Events: d.events, RequeueAfter: d.requeue, Unannotate: d.unannotate}
+}
+
+// nextRolloutHint says what a success leaves to do: the rotation of the
+// subsets by hand, or, for a delivered workload, nothing, as serin
+// promotes the new revision to the stable copy itself.
+func (d *decider) nextRolloutHint() string {
+	if d.spec.Workload != nil {
+		return "; the stable copy takes the new revision next, then the route returns to it"
+	}
+	return "; make the canary subset the stable one for the next rollout"
 }
 
 // stepLabel names a status for history entries, e.g. "Progressing 1 (25%)".

@@ -16,7 +16,7 @@ const (
 	ReasonReleaseStarted   = "ReleaseStarted"
 	ReasonCanaryNotReady   = "ProgressDeadlineExceeded"
 	ReasonSuperseded       = "Superseded"
-	ReasonPromoted         = "Promoted"
+	ReasonStableUpdated    = "StableUpdated"
 	ReasonReleaseFinished  = "ReleaseFinished"
 	OutcomeSuperseded      = "Superseded"
 	releaseWaitForWorkload = time.Second
@@ -30,6 +30,8 @@ const (
 	ActionSetTrack      ActionKind = "SetTrack"
 	ActionScaleWorkload ActionKind = "ScaleWorkload"
 	ActionAdoptRoute    ActionKind = "AdoptRoute"
+	// ActionSelectCanary points the canary subset at Track's pods.
+	ActionSelectCanary ActionKind = "SelectCanary"
 )
 
 // WorkloadAction is one idempotent step on a workload or its route.
@@ -232,6 +234,9 @@ func (r *releaser) bringUpCanary() {
 		r.act(ActionSetTrack, TrackCanary, rev, n)
 	}
 	if canary.At(rev, n) {
+		// The canary subset selects the canary's pods only once they are
+		// ready, and before any traffic goes to it.
+		r.act(ActionSelectCanary, TrackCanary, "", 0)
 		r.proceed = true
 		return
 	}
@@ -280,8 +285,8 @@ func (r *releaser) finish() {
 		}
 		r.wst.StableRevision = rev
 		r.st.CanaryWeight = 0
-		r.transition(v1alpha1.PhaseSucceeded, ReasonPromoted, fmt.Sprintf(
-			"revision %s is the new stable: %s runs it, and the route goes back to 100/0 on it", rev, r.w.StableCopy()), EventPromoted)
+		r.transition(v1alpha1.PhaseSucceeded, ReasonStableUpdated, fmt.Sprintf(
+			"revision %s is the new stable: %s runs it, and the route goes back to 100/0 on it", rev, r.w.StableCopy()), EventStableUpdated)
 		r.requeue = releaseWaitForWorkload
 		return
 	}
@@ -289,6 +294,9 @@ func (r *releaser) finish() {
 		r.requeue = releaseWaitForWorkload // the engine puts 100/0 on the route first
 		return
 	}
+	// The canary subset goes back to the stable pods before the canary's
+	// go away.
+	r.act(ActionSelectCanary, TrackStable, "", 0)
 	if r.ws.Canary.Replicas != 0 {
 		r.act(ActionSetTrack, TrackCanary, r.ws.Canary.Revision, 0)
 	}

@@ -44,6 +44,8 @@ func actions(d ReleaseDecision) string {
 		switch a.Kind {
 		case ActionSetTrack:
 			out = append(out, fmt.Sprintf("SetTrack %s %s×%d", a.Track, a.Revision, a.Replicas))
+		case ActionSelectCanary:
+			out = append(out, fmt.Sprintf("SelectCanary %s", a.Track))
 		default:
 			out = append(out, string(a.Kind))
 		}
@@ -126,7 +128,7 @@ func TestNextRelease(t *testing.T) {
 		name: "a ready canary lets Next start the steps",
 		st:   running(adoptedStatus("r1"), "r2", v1alpha1.PhasePending),
 		ws:   WorkloadState{Revision: "r2", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Second),
-		wantActions: "", wantPhase: v1alpha1.PhasePending, wantProceed: true,
+		wantActions: "SelectCanary canary", wantPhase: v1alpha1.PhasePending, wantProceed: true,
 	}, {
 		name: "a canary never ready fails the release at progressDeadline, with no traffic sent",
 		st:   running(adoptedStatus("r1"), "r2", v1alpha1.PhasePending),
@@ -155,7 +157,7 @@ func TestNextRelease(t *testing.T) {
 			return st
 		}(),
 		ws:          WorkloadState{Revision: "r3", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
-		wantActions: "SetTrack canary r2×0", wantPhase: v1alpha1.PhaseAborted, wantMsg: "was superseded",
+		wantActions: "SelectCanary stable; SetTrack canary r2×0", wantPhase: v1alpha1.PhaseAborted, wantMsg: "was superseded",
 		check: func(t *testing.T, d ReleaseDecision) {
 			if !d.Status.Workload.Done || d.Status.Releases[0].Outcome != OutcomeSuperseded {
 				t.Errorf("workload %+v release %+v", *d.Status.Workload, d.Status.Releases[0])
@@ -191,7 +193,7 @@ func TestNextRelease(t *testing.T) {
 			return st
 		}(),
 		ws:          WorkloadState{Revision: "r2", Stable: track("r2", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
-		wantActions: "SetTrack canary r2×0", wantPhase: v1alpha1.PhaseSucceeded, wantMsg: "revision r2 serves as stable",
+		wantActions: "SelectCanary stable; SetTrack canary r2×0", wantPhase: v1alpha1.PhaseSucceeded, wantMsg: "revision r2 serves as stable",
 		check: func(t *testing.T, d ReleaseDecision) {
 			if r := d.Status.Releases[0]; r.Outcome != "Succeeded" || r.FinishedAt == nil || !d.Status.Workload.Done {
 				t.Errorf("release %+v done %v", r, d.Status.Workload.Done)

@@ -130,11 +130,16 @@ type WorkloadManager interface {
 type RouteAdopter interface {
 	// AdoptRoute prepares t for a workload: t's host gets the subsets
 	// stable and canary, which select the pods labelled
-	// v1alpha1.LabelTrack=stable and =canary, and t's route sends 100% to
-	// stable and 0% to canary. It changes nothing else, writes nothing
+	// v1alpha1.LabelTrack=stable (the canary subset too, until
+	// SelectCanaryTrack points it at the canary's pods), and t's route
+	// sends 100% to stable and 0% to canary. It changes nothing else, writes nothing
 	// when all is so already, and refuses, writing nothing, a route that
 	// serin cannot take over (one that sends traffic to another host).
 	AdoptRoute(ctx context.Context, t Target) error
+	// SelectCanaryTrack makes t's canary subset select the pods of track
+	// tr: the canary's while a release has its canary up, the stable's at
+	// rest, so that the subset always selects ready pods.
+	SelectCanaryTrack(ctx context.Context, t Target, tr Track) error
 	// CheckAdoption returns, writing nothing, the reason AdoptRoute would
 	// refuse t, or nil.
 	CheckAdoption(ctx context.Context, t Target) error
