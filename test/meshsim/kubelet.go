@@ -65,6 +65,9 @@ type kubelet struct {
 	published []*workload
 	deleted   map[string]time.Time // Pods deleted lately, by name
 	accounts  map[string]bool      // ServiceAccounts known to exist
+	// everWritten names every Pod the stand-in wrote or took over, so that
+	// it takes them out of EndpointSlices once they are gone.
+	everWritten map[string]bool
 }
 
 // depModel is the stand-in's state of one Deployment.
@@ -110,7 +113,8 @@ func startKubelet(ctx context.Context, cfg *rest.Config, c kubeletConfig) (*kube
 	k := &kubelet{kc: kc, ns: c.ns, startDelay: c.startDelay, log: c.log, publish: c.publish,
 		names: newStream(c.seed, "kubelet/pod-names"), ipBase: h.Sum32(), dialer: dialer,
 		stop: make(chan struct{}), wake: make(chan struct{}, 1),
-		models: map[string]*depModel{}, deleted: map[string]time.Time{}, accounts: map[string]bool{}}
+		models: map[string]*depModel{}, deleted: map[string]time.Time{}, accounts: map[string]bool{},
+		everWritten: map[string]bool{}}
 	k.factory = informers.NewSharedInformerFactoryWithOptions(kc, 0, informers.WithNamespace(c.ns))
 	depInf := k.factory.Apps().V1().Deployments()
 	podInf := k.factory.Core().V1().Pods()

@@ -88,6 +88,7 @@ func (k *kubelet) adopt(d *appsv1.Deployment, t podTemplate, now time.Time) []*m
 			continue
 		}
 		m := &modelPod{name: p.Name, ip: p.Status.PodIP, uid: string(p.UID)}
+		k.everWritten[p.Name] = true
 		m.hash, m.created = p.Labels[labelPodTemplateHash], p.CreationTimestamp.Time
 		ready := podIsReady(p)
 		switch {
@@ -170,6 +171,7 @@ func (k *kubelet) createPod(ctx context.Context, d *appsv1.Deployment, t podTemp
 		return fmt.Errorf("create Pod %s/%s: %w", k.ns, p.name, err)
 	}
 	p.uid = string(created.UID)
+	k.everWritten[p.name] = true
 	return nil
 }
 
@@ -303,15 +305,14 @@ func (k *kubelet) syncEndpointSlices(ctx context.Context) {
 	}
 	ours := k.podObjects()
 	var pods []corev1.Pod
-	known := map[string]bool{}
 	for _, p := range all {
 		if ref := metav1.GetControllerOf(p); ref == nil || ref.Kind != "Deployment" {
 			pods = append(pods, *p)
-			known[p.Name] = true
 		}
 	}
+	current := map[string]bool{}
 	for _, p := range ours {
-		known[p.Name] = true
+		current[p.Name] = true
 	}
 	pods = append(pods, ours...)
 	slices.SortFunc(pods, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
@@ -321,7 +322,8 @@ func (k *kubelet) syncEndpointSlices(ctx context.Context) {
 		}
 		sel := labels.SelectorFromSet(svc.Spec.Selector)
 		old, _ := k.eps.EndpointSlices(k.ns).Get(svc.Name + "-stand-in")
-		if !slices.ContainsFunc(ours, func(p corev1.Pod) bool { return sel.Matches(labels.Set(p.Labels)) }) && !listsUnknown(old, known) {
+		if !slices.ContainsFunc(ours, func(p corev1.Pod) bool { return sel.Matches(labels.Set(p.Labels)) }) &&
+			!k.listsGone(old, current) {
 			continue
 		}
 		want := stack.EndpointSlice(k.ns, svc.Name, sel, pods)
@@ -356,13 +358,15 @@ func (k *kubelet) podObjects() []corev1.Pod {
 	return out
 }
 
-// listsUnknown reports whether slice lists a Pod that is not in known.
-func listsUnknown(slice *discoveryv1.EndpointSlice, known map[string]bool) bool {
+// listsGone reports whether slice lists a Pod the stand-in wrote that is
+// not among its current ones. Slices that list only other Pods are left
+// alone, as they were before Deployments were simulated.
+func (k *kubelet) listsGone(slice *discoveryv1.EndpointSlice, current map[string]bool) bool {
 	if slice == nil {
 		return false
 	}
 	for _, e := range slice.Endpoints {
-		if e.TargetRef != nil && !known[e.TargetRef.Name] {
+		if e.TargetRef != nil && k.everWritten[e.TargetRef.Name] && !current[e.TargetRef.Name] {
 			return true
 		}
 	}
