@@ -70,6 +70,9 @@ const (
 	// sidecar injection (Istio's IST0102).
 	CondSidecarInjection = "SidecarInjection"
 	CondProgressing      = "Progressing"
+	// CondSidecarResources is False when a delivered workload's template
+	// leaves the istio-proxy sidecar's requests or limits unset.
+	CondSidecarResources = "SidecarResources"
 	CondInWindow         = "InWindow"
 )
 

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,7 @@ const (
 	ReasonAdopted          = "Adopted"
 	ReasonReleaseStarted   = "ReleaseStarted"
 	ReasonCanaryNotReady   = "ProgressDeadlineExceeded"
+	ReasonTemplateRefused  = "TemplateRefused"
 	ReasonSuperseded       = "Superseded"
 	ReasonStableUpdated    = "StableUpdated"
 	ReasonReleaseFinished  = "ReleaseFinished"
@@ -140,12 +142,16 @@ func (r *releaser) adopt() {
 	}
 	n := r.replicas()
 	stable := r.ws.Stable
+	if refused := r.checkTemplate(); refused != "" {
+		r.failOnce(ReasonTemplateRefused, fmt.Sprintf("cannot adopt %s: %s; nothing was written", r.w, refused))
+		return
+	}
 	if !stable.Runs(r.ws.Revision, n) {
 		r.act(ActionSetTrack, TrackStable, r.ws.Revision, n)
 	}
 	if !stable.At(r.ws.Revision, n) {
 		if r.deadlinePassed() {
-			r.enter(v1alpha1.PhaseFailed, ReasonCanaryNotReady, fmt.Sprintf(
+			r.failOnce(ReasonCanaryNotReady, fmt.Sprintf(
 				"cannot adopt %s: %s was not ready within progressDeadline %s (%d/%d ready%s); nothing was routed to it",
 				r.w, r.w.StableCopy(), r.spec.ProgressDeadline.Duration, stable.Ready, n, stuck(stable)))
 			return
@@ -163,6 +169,15 @@ func (r *releaser) adopt() {
 		"adopted %s: %s serves revision %s (%s) with %d replicas, and the route sends it 100%%; the next change of the template is a release",
 		r.w, r.w.StableCopy(), r.ws.Revision, ImagesString(r.ws.Images), n), EventAdopted)
 	r.requeue = releaseWaitForWorkload
+}
+
+// failOnce fails an adoption; a failure already recorded is not recorded
+// again on every tick while the template stays as it is.
+func (r *releaser) failOnce(reason, msg string) {
+	if r.st.Phase == v1alpha1.PhaseFailed && r.st.Message == clip(msg, maxMessage) {
+		return
+	}
+	r.enter(v1alpha1.PhaseFailed, reason, msg)
 }
 
 // followReplicas takes the workload's own replica count whenever it is
@@ -218,6 +233,14 @@ func (r *releaser) startRelease(rev string, again bool) {
 	if again {
 		how = "retried" + byWhom(r.retry.By)
 	}
+	if refused := r.checkTemplate(); refused != "" {
+		msg := fmt.Sprintf("release of revision %s (%s) refused: %s; no pod was started and stable serves as before",
+			rev, ImagesString(r.ws.Images), refused)
+		r.enter(v1alpha1.PhaseFailed, ReasonTemplateRefused, msg)
+		r.closeRelease(string(v1alpha1.PhaseFailed), msg)
+		r.wst.Done = true
+		return
+	}
 	r.transition(v1alpha1.PhasePending, ReasonReleaseStarted, fmt.Sprintf("release of revision %s (%s): %s; starting %s",
 		rev, ImagesString(r.ws.Images), how, r.w.CanaryCopy()), EventReleaseStarted)
 	r.setCondition(CondProgressing, metav1.ConditionUnknown, ReasonReleaseStarted, r.st.Message)
@@ -248,6 +271,30 @@ func (r *releaser) bringUpCanary() {
 	}
 	r.st.Message = fmt.Sprintf("release of revision %s: waiting for %s to be ready: %d/%d", rev, r.w.CanaryCopy(), canary.Ready, n)
 	r.requeue = releaseWaitForWorkload
+}
+
+// checkTemplate checks the template against the sidecar rules before it
+// runs: injection must be on, and the sidecar's requests and limits set
+// (or only warned about, with spec.preflight.sidecarResources: Warn). It
+// records the SidecarResources condition and returns why the template is
+// refused, or "".
+func (r *releaser) checkTemplate() string {
+	if r.ws.InjectionOff != "" {
+		msg := fmt.Sprintf("its pod template turns the Istio sidecar off (%s), so the canary could be neither routed nor measured", r.ws.InjectionOff)
+		r.setCondition(CondSidecarInjection, metav1.ConditionFalse, "InjectionDisabled", msg)
+		return msg
+	}
+	if len(r.ws.SidecarGaps) == 0 {
+		r.setCondition(CondSidecarResources, metav1.ConditionTrue, "Set", "the pod template sets the istio-proxy sidecar's requests and limits")
+		return ""
+	}
+	msg := fmt.Sprintf("the pod template does not set the istio-proxy sidecar's %s (set the sidecar.istio.io/proxyCPU, proxyMemory, proxyCPULimit and proxyMemoryLimit annotations, or an istio-proxy container's resources)",
+		strings.Join(r.ws.SidecarGaps, ", "))
+	r.setCondition(CondSidecarResources, metav1.ConditionFalse, "Missing", msg)
+	if r.spec.Preflight.SidecarResources == v1alpha1.SidecarResourcesWarn {
+		return ""
+	}
+	return msg + "; or set spec.preflight.sidecarResources: Warn"
 }
 
 func (r *releaser) deadlinePassed() bool {

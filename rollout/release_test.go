@@ -142,7 +142,7 @@ func TestNextRelease(t *testing.T) {
 			st.CanaryWeight, st.AppliedWeight, st.CurrentStep = 25, 25, 1
 			return st
 		}(),
-		ws:          WorkloadState{Revision: "r3", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
+		ws: WorkloadState{Revision: "r3", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
 		wantActions: "", wantPhase: v1alpha1.PhaseAborted, wantMsg: "superseded by revision r3",
 		check: func(t *testing.T, d ReleaseDecision) {
 			if d.Status.CanaryWeight != 0 || d.Status.Releases[0].Outcome != OutcomeSuperseded {
@@ -156,7 +156,7 @@ func TestNextRelease(t *testing.T) {
 			st.Releases[0].Outcome = OutcomeSuperseded
 			return st
 		}(),
-		ws:          WorkloadState{Revision: "r3", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
+		ws: WorkloadState{Revision: "r3", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
 		wantActions: "SelectCanary stable; SetTrack canary r2×0", wantPhase: v1alpha1.PhaseAborted, wantMsg: "was superseded",
 		check: func(t *testing.T, d ReleaseDecision) {
 			if !d.Status.Workload.Done || d.Status.Releases[0].Outcome != OutcomeSuperseded {
@@ -170,7 +170,7 @@ func TestNextRelease(t *testing.T) {
 			st.CanaryWeight, st.AppliedWeight = 100, 100
 			return st
 		}(),
-		ws:          WorkloadState{Revision: "r2", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
+		ws: WorkloadState{Revision: "r2", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
 		wantActions: "SetTrack stable r2×2", wantPhase: v1alpha1.PhaseSucceeded, wantMsg: "promoting revision r2",
 	}, {
 		name: "once stable runs the new revision, the route goes back to 100/0 on it",
@@ -179,7 +179,7 @@ func TestNextRelease(t *testing.T) {
 			st.CanaryWeight, st.AppliedWeight = 100, 100
 			return st
 		}(),
-		ws:          WorkloadState{Revision: "r2", Stable: track("r2", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
+		ws: WorkloadState{Revision: "r2", Stable: track("r2", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
 		wantActions: "", wantPhase: v1alpha1.PhaseSucceeded, wantMsg: "new stable",
 		check: func(t *testing.T, d ReleaseDecision) {
 			if d.Status.CanaryWeight != 0 || d.Status.Workload.StableRevision != "r2" || d.Status.Workload.Done {
@@ -192,7 +192,7 @@ func TestNextRelease(t *testing.T) {
 			st := running(adoptedStatus("r2"), "r2", v1alpha1.PhaseSucceeded)
 			return st
 		}(),
-		ws:          WorkloadState{Revision: "r2", Stable: track("r2", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
+		ws: WorkloadState{Revision: "r2", Stable: track("r2", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
 		wantActions: "SelectCanary stable; SetTrack canary r2×0", wantPhase: v1alpha1.PhaseSucceeded, wantMsg: "revision r2 serves as stable",
 		check: func(t *testing.T, d ReleaseDecision) {
 			if r := d.Status.Releases[0]; r.Outcome != "Succeeded" || r.FinishedAt == nil || !d.Status.Workload.Done {
@@ -206,7 +206,7 @@ func TestNextRelease(t *testing.T) {
 			st.AppliedWeight = 10
 			return st
 		}(),
-		ws:          WorkloadState{Revision: "r2", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
+		ws: WorkloadState{Revision: "r2", Stable: track("r1", 2, 2), Canary: track("r2", 2, 2)}, now: relT0.Add(time.Minute),
 		wantActions: "", wantPhase: v1alpha1.PhaseRolledBack,
 	}, {
 		name: "the same template after a failed release starts nothing",
@@ -215,7 +215,7 @@ func TestNextRelease(t *testing.T) {
 			st.Workload.Done = true
 			return st
 		}(),
-		ws:          WorkloadState{Revision: "r2", Stable: track("r1", 2, 2), Canary: track("r2", 0, 0)}, now: relT0.Add(time.Minute),
+		ws: WorkloadState{Revision: "r2", Stable: track("r1", 2, 2), Canary: track("r2", 0, 0)}, now: relT0.Add(time.Minute),
 		wantActions: "", wantPhase: v1alpha1.PhaseRolledBack,
 	}}
 	for _, c := range cases {
@@ -261,4 +261,35 @@ func TestReleasesAreBounded(t *testing.T) {
 	if n := len(st.Releases); n != v1alpha1.MaxReleases || st.Releases[n-1].Revision != fmt.Sprintf("r%d", v1alpha1.MaxReleases+5) {
 		t.Fatalf("%d releases, the last %q; want %d ending with the newest", n, st.Releases[len(st.Releases)-1].Revision, v1alpha1.MaxReleases)
 	}
+}
+
+func TestNextReleaseChecksTheSidecarRules(t *testing.T) {
+	gaps := WorkloadState{Revision: "r2", Stable: track("r1", 2, 2), SidecarGaps: []string{"CPU limit"}}
+	d := decideRelease(adoptedStatus("r1"), gaps, relT0)
+	if d.Status.Phase != v1alpha1.PhaseFailed || len(d.Actions) != 0 || !d.Status.Workload.Done ||
+		!strings.Contains(d.Status.Message, "istio-proxy sidecar's CPU limit") || d.Status.Releases[0].Outcome != "Failed" {
+		t.Fatalf("Require: phase %s actions %q done %v message %q releases %+v; want the release refused before any pod starts",
+			d.Status.Phase, actions(d), d.Status.Workload.Done, d.Status.Message, d.Status.Releases)
+	}
+	spec := v1alpha1.RolloutSpec{Workload: &v1alpha1.WorkloadRef{Deployment: "checkout"},
+		Preflight: &v1alpha1.PreflightSpec{SidecarResources: v1alpha1.SidecarResourcesWarn}}
+	d = NextRelease(adoptedStatus("r1"), spec, ReleaseObservation{Workload: relW, State: gaps}, relT0)
+	c := findCondition(d.Status.Conditions, CondSidecarResources)
+	if d.Status.Phase != v1alpha1.PhasePending || actions(d) != "SetTrack canary r2×2" || c == nil || c.Status != metav1.ConditionFalse {
+		t.Fatalf("Warn: phase %s actions %q condition %+v; want the release started with the condition False", d.Status.Phase, actions(d), c)
+	}
+	off := WorkloadState{Revision: "r1", Replicas: 2, InjectionOff: "label sidecar.istio.io/inject=false"}
+	d = decideRelease(v1alpha1.RolloutStatus{}, off, relT0)
+	if d.Status.Phase != v1alpha1.PhaseFailed || len(d.Actions) != 0 || !strings.Contains(d.Status.Message, "turns the Istio sidecar off") {
+		t.Fatalf("injection off at adoption: phase %s actions %q message %q", d.Status.Phase, actions(d), d.Status.Message)
+	}
+}
+
+func findCondition(cs []metav1.Condition, typ string) *metav1.Condition {
+	for i := range cs {
+		if cs[i].Type == typ {
+			return &cs[i]
+		}
+	}
+	return nil
 }

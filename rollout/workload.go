@@ -83,6 +83,12 @@ type WorkloadState struct {
 	// Stable and Canary are serin's two copies.
 	Stable TrackState
 	Canary TrackState
+	// SidecarGaps names what the template leaves unset of the istio-proxy
+	// sidecar's requests and limits, e.g. "CPU limit"; empty when all are set.
+	SidecarGaps []string
+	// InjectionOff, when set, says how the template turns sidecar
+	// injection off, e.g. "label sidecar.istio.io/inject=false".
+	InjectionOff string
 }
 
 // Track returns the state of track tr.

@@ -101,7 +101,8 @@ func (m *Manager) Observe(ctx context.Context, w rollout.Workload) (rollout.Work
 	if dep == nil {
 		return rollout.WorkloadState{}, fmt.Errorf("get %s: %w", w, rollout.ErrNotFound)
 	}
-	ws := rollout.WorkloadState{Revision: Revision(dep.Spec.Template), Images: images(dep.Spec.Template), Replicas: replicasOf(dep)}
+	ws := rollout.WorkloadState{Revision: Revision(dep.Spec.Template), Images: images(dep.Spec.Template), Replicas: replicasOf(dep),
+		SidecarGaps: sidecarGaps(dep.Spec.Template), InjectionOff: injectionOff(dep.Spec.Template)}
 	for _, tr := range []rollout.Track{rollout.TrackStable, rollout.TrackCanary} {
 		cp, err := m.get(ctx, w.Namespace, copyName(w, tr))
 		if err != nil {

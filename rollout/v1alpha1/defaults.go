@@ -16,6 +16,12 @@ func (s RolloutSpec) Defaulted() RolloutSpec {
 	if out.ProgressDeadline == nil {
 		out.ProgressDeadline = &metav1.Duration{Duration: DefaultProgressDeadline}
 	}
+	if out.Preflight == nil {
+		out.Preflight = &PreflightSpec{}
+	}
+	if out.Preflight.SidecarResources == "" {
+		out.Preflight.SidecarResources = SidecarResourcesRequire
+	}
 	if out.Analysis == nil {
 		out.Analysis = &AnalysisSpec{}
 	}

@@ -167,6 +167,11 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="progressDeadline must be at least 1s"
 	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
 
+	// Preflight configures the checks of a delivered workload's pod
+	// template before serin runs it.
+	// +optional
+	Preflight *PreflightSpec `json:"preflight,omitempty"`
+
 	// Steps are the canary weights, in percent, that the rollout walks
 	// through. They are strictly increasing, each in [1, 100], and the last
 	// is 100.
@@ -308,6 +313,26 @@ type WorkloadRef struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Deployment string `json:"deployment"`
 }
+
+// PreflightSpec configures the checks of a delivered workload's template.
+type PreflightSpec struct {
+	// SidecarResources is what happens when the pod template does not set
+	// the istio-proxy sidecar's CPU and memory requests and limits (the
+	// sidecar.istio.io/proxyCPU, proxyMemory, proxyCPULimit and
+	// proxyMemoryLimit annotations, or an istio-proxy container's
+	// resources): Require (the default) refuses to run the template;
+	// Warn records the SidecarResources condition and goes on.
+	// +optional
+	// +kubebuilder:default=Require
+	// +kubebuilder:validation:Enum=Require;Warn
+	SidecarResources string `json:"sidecarResources,omitempty"`
+}
+
+// Values of PreflightSpec.SidecarResources.
+const (
+	SidecarResourcesRequire = "Require"
+	SidecarResourcesWarn    = "Warn"
+)
 
 // Notifications selects notification channels by name.
 type Notifications struct {
