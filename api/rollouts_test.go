@@ -105,7 +105,7 @@ func TestCreateBadInput(t *testing.T) {
 		{"duplicate field", `{"namespace":"` + ns + `","name":"a","name":"b","spec":{"virtualService":"vs","stableSubset":"v1","canarySubset":"v2"}}`, http.StatusBadRequest, "duplicate"},
 		{"too large", big, http.StatusBadRequest, "larger than"},
 		{"steps not increasing", `{"namespace":"` + ns + `","name":"a","spec":{"virtualService":"vs","stableSubset":"v1","canarySubset":"v2","steps":[50,25,100]}}`, http.StatusUnprocessableEntity, "strictly increasing"},
-		{"both modes", `{"namespace":"` + ns + `","name":"a","spec":{"virtualService":"vs","stableSubset":"v1","canarySubset":"v2","stableHost":"a","canaryHost":"b"}}`, http.StatusUnprocessableEntity, "not both"},
+		{"both modes", `{"namespace":"` + ns + `","name":"a","spec":{"virtualService":"vs","stableSubset":"v1","canarySubset":"v2","stableHost":"a","canaryHost":"b"}}`, http.StatusUnprocessableEntity, "and only one of them"},
 		{"no virtualService", `{"namespace":"` + ns + `","name":"a","spec":{"stableSubset":"v1","canarySubset":"v2"}}`, http.StatusUnprocessableEntity, "virtualService"},
 		{"short stepInterval", `{"namespace":"` + ns + `","name":"a","spec":{"virtualService":"vs","stableSubset":"v1","canarySubset":"v2","stepInterval":"10ms"}}`, http.StatusUnprocessableEntity, "at least 1s"},
 		{"unknown time zone", `{"namespace":"` + ns + `","name":"a","spec":{"virtualService":"vs","stableSubset":"v1","canarySubset":"v2","schedule":{"start":"0 22 * * *","timeZone":"Mars/Olympus"}}}`, http.StatusUnprocessableEntity, "spec.schedule.timeZone"},
