@@ -49,9 +49,13 @@ type Rollout struct {
 	// Step is "step 2/4 (25%)", or "step 0/4" before the first step.
 	Step string `json:"step"`
 	// Checks are the latest tick's checks, failures first.
-	Checks []CheckView            `json:"checks"`
-	Spec   v1alpha1.RolloutSpec   `json:"spec"`
-	Status v1alpha1.RolloutStatus `json:"status"`
+	Checks []CheckView `json:"checks"`
+	// Workload is the delivered Deployment's state, in workload mode.
+	Workload *WorkloadView `json:"workload,omitempty"`
+	// Releases are the workload's releases, newest first.
+	Releases []ReleaseView          `json:"releases,omitempty"`
+	Spec     v1alpha1.RolloutSpec   `json:"spec"`
+	Status   v1alpha1.RolloutStatus `json:"status"`
 }
 
 // synced answers 503 while the read model is still loading, so that an

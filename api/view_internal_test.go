@@ -2,6 +2,9 @@ package api
 
 import (
 	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
@@ -53,5 +56,59 @@ func TestViewShowsTheStatusAsPeopleReadIt(t *testing.T) {
 	}
 	if cs := view(&v1alpha1.Rollout{}).Checks; cs == nil {
 		t.Error("checks are null before the first tick, want []")
+	}
+}
+
+// TestViewShowsTheReleases: the releases come newest first with their
+// images said one way and their durations; the running one says so, and
+// so does one whose end is still being carried out; the workload's state
+// is said in words.
+func TestViewShowsTheReleases(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) metav1.Time { return metav1.Time{Time: t0.Add(d)} }
+	atp := func(d time.Duration) *metav1.Time { m := at(d); return &m }
+	r := &v1alpha1.Rollout{}
+	r.Namespace, r.Name = "shop", "checkout"
+	if v := view(r); v.Workload != nil || v.Releases != nil {
+		t.Errorf("a rollout without a workload shows %+v and %+v", v.Workload, v.Releases)
+	}
+	r.Spec.Workload = &v1alpha1.WorkloadRef{Deployment: "checkout"}
+	if w := view(r).Workload; w == nil || w.State != "adopting" || w.Adopted || w.StableCopy != "checkout-stable" {
+		t.Errorf("before adoption: %+v", w)
+	}
+	r.Status.Phase = v1alpha1.PhaseProgressing
+	r.Status.Workload = &v1alpha1.WorkloadStatus{AdoptedAt: atp(0), Replicas: 3, StableRevision: "aaa", Release: "ccc"}
+	r.Status.Releases = []v1alpha1.Release{
+		{Revision: "bbb", Images: map[string]string{"checkout": "shop/checkout:2.0", "log": "fluent:3"}, StartedAt: at(time.Minute),
+			FinishedAt: atp(5*time.Minute + 10*time.Second), Outcome: "RolledBack", Reason: "error-rate failed", WorstCheck: "error-rate (prometheus) Fail"},
+		{Revision: "ccc", Images: map[string]string{"checkout": "shop/checkout:2.1"}, StartedAt: at(time.Hour)},
+	}
+	v := view(r)
+	if w := v.Workload; w == nil || !w.Adopted || w.Replicas != 3 || w.Releasing != "ccc" || w.State != "releasing revision ccc" {
+		t.Errorf("workload %+v", w)
+	}
+	if len(v.Releases) != 2 {
+		t.Fatalf("releases %+v", v.Releases)
+	}
+	if got := v.Releases[0]; got.Revision != "ccc" || !got.Running || got.Outcome != "Running" || got.Duration != "" || got.EndedAt != nil {
+		t.Errorf("newest release %+v, want ccc running", got)
+	}
+	if got := v.Releases[1]; got.Revision != "bbb" || got.Running || got.Outcome != "RolledBack" || got.Duration != "4m10s" ||
+		got.Images != "checkout=shop/checkout:2.0, log=fluent:3" || got.WorstCheck == "" || got.Stable {
+		t.Errorf("older release %+v", got)
+	}
+
+	r.Status.Phase = v1alpha1.PhaseSucceeded
+	if got := view(r).Releases[0].Outcome; got != "Succeeded, finishing" {
+		t.Errorf("a succeeded release being carried out: %q", got)
+	}
+	r.Status.Workload.Done, r.Status.Workload.StableRevision = true, "ccc"
+	r.Status.Releases[1].Outcome, r.Status.Releases[1].FinishedAt = "Succeeded", atp(3*time.Hour+5*time.Minute)
+	v = view(r)
+	if w := v.Workload; w.Releasing != "" || w.State != "stable at revision ccc, waiting for a change of the template" {
+		t.Errorf("idle workload %+v", w)
+	}
+	if got := v.Releases[0]; got.Running || !got.Stable || got.Duration != "2h05m" {
+		t.Errorf("the release now stable: %+v", got)
 	}
 }
