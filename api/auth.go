@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
 // ErrUnauthenticated is returned by an Authenticator for a missing,
@@ -35,12 +37,38 @@ type Authenticator interface {
 
 // Action is what a request wants to do, in Kubernetes RBAC terms so that a
 // SubjectAccessReview can check it: Verb on rollouts.serin.dev (with
-// Subresource, when set) in Namespace.
+// Subresource, when set) in Namespace, or on Group's Resource when
+// Resource is set.
 type Action struct {
 	Verb        string // get, list, watch, create or patch
 	Namespace   string // empty for a list across namespaces
 	Name        string // empty for list and create
 	Subresource string // the API operation for patches: pause, resume, promote, abort or retry
+	// Group and Resource name another resource than rollouts.serin.dev:
+	// a release is a patch of the delivered Deployment (Group "apps",
+	// Resource "deployments"), authorized as kubectl set image would be.
+	// Both empty mean rollouts.serin.dev.
+	Group    string
+	Resource string
+}
+
+// resource returns a's API group and resource, rollouts.serin.dev unless
+// a names another.
+func (a Action) resource() (group, resource string) {
+	if a.Resource == "" {
+		return v1alpha1.GroupVersion.Group, "rollouts"
+	}
+	return a.Group, a.Resource
+}
+
+// ResourceName names a's resource as kubectl does: "rollouts.serin.dev",
+// "deployments.apps", or "pods" for the core group.
+func (a Action) ResourceName() string {
+	g, r := a.resource()
+	if g == "" {
+		return r
+	}
+	return r + "." + g
 }
 
 // Mutating reports whether the action changes anything.

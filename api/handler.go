@@ -35,6 +35,9 @@ type Options struct {
 	Authenticator Authenticator
 	// Authorizer decides what each user may do. Required.
 	Authorizer Authorizer
+	// Workloads sets the images of the Deployments that Rollouts deliver
+	// (POST .../release). nil refuses releases with 501.
+	Workloads WorkloadWriter
 	// Tenancy is the operator's grant of namespaces that custom queries
 	// may select beyond the rollout's own; nil grants none.
 	Tenancy *analysis.Tenancy
@@ -185,6 +188,7 @@ func engine(s *server) *gin.Engine {
 	writes.POST("/rollouts/:ns/:name/promote", s.promote)
 	writes.POST("/rollouts/:ns/:name/abort", s.abortRollout)
 	writes.POST("/rollouts/:ns/:name/retry", s.retryRollout)
+	writes.POST("/rollouts/:ns/:name/release", s.releaseRollout)
 	return r
 }
 
@@ -200,6 +204,8 @@ const (
 	keyUser   = "serin.user"
 	keyAction = "serin.action"
 	keyReason = "serin.reason"
+	// keyImages holds the images a release set, "name=image, ...".
+	keyImages = "serin.images"
 )
 
 // authenticate requires a valid bearer token (or, when configured, a
@@ -307,6 +313,10 @@ func (s *server) authorize(c *gin.Context, a Action) bool {
 		s.internal(c, "authorize", err)
 		return false
 	}
+	if !ok && a.Resource != "" {
+		abort(c, s.Log, errorf(http.StatusForbidden, nil, "user %q may not %s %s %q in namespace %q", u.Name, a.Verb, a.ResourceName(), a.Name, a.Namespace))
+		return false
+	}
 	if !ok {
 		abort(c, s.Log, errorf(http.StatusForbidden, nil, "user %q may not %s rollouts in namespace %q", u.Name, verbPhrase(a), a.Namespace))
 		return false
@@ -334,9 +344,15 @@ func (s *server) audit(c *gin.Context) {
 	if v, ok := c.Get(keyAction); ok {
 		a := v.(Action)
 		attrs = append(attrs, "verb", verbPhrase(a), "namespace", a.Namespace, "name", a.Name)
+		if a.Resource != "" {
+			attrs = append(attrs, "resource", a.ResourceName())
+		}
 	}
 	if r, ok := c.Get(keyReason); ok {
 		attrs = append(attrs, "reason", r)
+	}
+	if im, ok := c.Get(keyImages); ok {
+		attrs = append(attrs, "images", im)
 	}
 	s.Log.Info("audit", attrs...)
 }

@@ -71,7 +71,9 @@ type KubeAuthOptions struct {
 // (lists and the list event stream, cluster-wide without a namespace),
 // create, and patch for pause, resume, promote, abort and retry. The operations
 // are not mapped to subresources: the CRD has none, and patch on rollouts
-// is what doing the same with kubectl needs.
+// is what doing the same with kubectl needs. A release (POST .../release)
+// needs get on the rollout and patch on its Deployment (deployments.apps,
+// that name): what kubectl set image needs.
 type KubeAuth struct {
 	o     KubeAuthOptions
 	mu    sync.Mutex
@@ -222,21 +224,23 @@ func (k *KubeAuth) refused(key [sha256.Size]byte) {
 }
 
 // Authorize implements Authorizer with a SubjectAccessReview of a.Verb on
-// rollouts.serin.dev in a.Namespace (see KubeAuth for the mapping).
+// rollouts.serin.dev in a.Namespace, or on the resource a names (see
+// KubeAuth for the mapping).
 func (k *KubeAuth) Authorize(ctx context.Context, u User, a Action) (bool, error) {
 	extra := map[string]authzv1.ExtraValue{}
 	for key, v := range u.Extra {
 		extra[key] = v
 	}
+	group, resource := a.resource()
+	attrs := &authzv1.ResourceAttributes{Namespace: a.Namespace, Name: a.Name, Verb: a.Verb, Group: group, Resource: resource}
+	if a.Resource == "" {
+		attrs.Version = v1alpha1.GroupVersion.Version
+	}
 	sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
-		User: u.Name, UID: u.UID, Groups: u.Groups, Extra: extra,
-		ResourceAttributes: &authzv1.ResourceAttributes{
-			Namespace: a.Namespace, Name: a.Name, Verb: a.Verb,
-			Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Resource: "rollouts",
-		},
+		User: u.Name, UID: u.UID, Groups: u.Groups, Extra: extra, ResourceAttributes: attrs,
 	}}
 	if err := k.o.Client.Create(ctx, sar); err != nil {
-		return false, fmt.Errorf("SubjectAccessReview for %s %s rollouts in %q: %w", u.Name, a.Verb, a.Namespace, err)
+		return false, fmt.Errorf("SubjectAccessReview for %s %s %s in %q: %w", u.Name, a.Verb, a.ResourceName(), a.Namespace, err)
 	}
 	return sar.Status.Allowed && !sar.Status.Denied, nil
 }

@@ -52,18 +52,25 @@ func (e *env) kubeAuthEnv(t *testing.T, heartbeat time.Duration) (string, *env) 
 	ns := e.namespace(t)
 	e.mustCreate(t, ns, "a", "vs-a")
 	e.grant(t, ns, "alice")
+	return ns, e.kubeAuthServer(t, heartbeat)
+}
+
+// kubeAuthServer serves the API with TokenReview and SubjectAccessReview
+// against the real API server, over e's read model.
+func (e *env) kubeAuthServer(t *testing.T, heartbeat time.Duration) *env {
+	t.Helper()
 	auth, err := api.NewKubeAuth(api.KubeAuthOptions{Client: e.kube})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Options{Store: e.store, Writer: api.KubeWriter{Client: e.kube},
+	h, err := api.New(api.Options{Store: e.store, Writer: api.KubeWriter{Client: e.kube}, Workloads: api.KubeWriter{Client: e.kube},
 		Authenticator: auth, Authorizer: auth, Heartbeat: heartbeat})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return ns, &env{srv: srv, kube: e.kube, store: e.store}
+	return &env{srv: srv, kube: e.kube, store: e.store}
 }
 
 // TestKubeAuth runs the handler with TokenReview and SubjectAccessReview

@@ -92,7 +92,7 @@ func newEnv() (*env, error) {
 	}
 	logs := &syncBuffer{}
 	h, err := api.New(api.Options{
-		Store: store, Writer: api.KubeWriter{Client: kube},
+		Store: store, Writer: api.KubeWriter{Client: kube}, Workloads: api.KubeWriter{Client: kube},
 		Authenticator: tokens, Authorizer: tokens,
 		Log: slog.New(slog.NewJSONHandler(logs, nil)),
 	})

@@ -86,6 +86,14 @@ var operations = []operation{
 		summary: "Ask the controller to run a RolledBack or Aborted rollout again from its first step, with a fresh preflight and analysis; " +
 			"409 in any other phase, or while another rollout holds its route. Needs patch.",
 		status: 200, result: reflect.TypeFor[Rollout](), errors: []int{403, 404, 409, 503}},
+	{method: "POST", path: "/api/v1/rollouts/{ns}/{name}/release", id: "releaseRollout",
+		summary: "Release new images of the Deployment the rollout delivers (spec.workload): set the named containers' images of its pod template, " +
+			"as kubectl set image does (a strategic merge patch by container name, field manager serin-api), and nothing else; " +
+			"the controller then walks the new template through the steps. The answer is 202 with the rollout as it is now; " +
+			"the release shows in releases once the controller has seen it. 409 for a rollout that delivers no Deployment, " +
+			"or images the template already runs; 422 for an unknown container (the details name the template's) or an image that is not " +
+			"an image reference. Needs get on the rollout and patch on the Deployment (deployments.apps).",
+		body: reflect.TypeFor[ReleaseRequest](), status: 202, result: reflect.TypeFor[Rollout](), errors: []int{400, 403, 404, 409, 422, 501, 503}},
 }
 
 // statusText explains each status in the document.
@@ -93,11 +101,13 @@ var statusText = map[int]string{
 	400: "Malformed JSON, unknown or duplicate fields, a body over the size limit, or a bad query parameter.",
 	401: "No bearer token, or one that is not valid.",
 	403: "The user may not do this.",
-	404: "No such rollout.",
-	409: "A conflict: the name is taken, another rollout runs on the route, the rollout has finished (or, for a retry, is not RolledBack or Aborted), or it changed concurrently.",
+	404: "No such rollout (or, for a release, no such Deployment).",
+	409: "A conflict: the name is taken, another rollout runs on the route, the rollout has finished (or, for a retry, is not RolledBack or Aborted), or it changed concurrently; " +
+		"for a release, the rollout delivers no Deployment, or its template already runs these images.",
 	422: "The request does not validate (the CRD's rules); details name the fields.",
 	429: "Too many: the client's address has failed to authenticate too often (its bearer tokens are not checked for a while), or the user's event streams are at their cap. Retry after Retry-After seconds.",
 	500: "An internal error; the cause is logged, not shown.",
+	501: "This server was started without a writer of Deployments, so it cannot release.",
 	503: "The read model is still loading; retry (Retry-After).",
 }
 

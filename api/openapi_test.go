@@ -125,3 +125,30 @@ func TestOpenAPIDocumentsTheList(t *testing.T) {
 		t.Errorf("RolloutList = %s, want items of Summary and continue", list)
 	}
 }
+
+// The release is documented: its body, its 202 and its refusals, and the
+// view's releases and workload.
+func TestOpenAPIDocumentsTheRelease(t *testing.T) {
+	var doc openAPIDoc
+	if err := json.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	op, ok := doc.Paths["/api/v1/rollouts/{ns}/{name}/release"]["post"]
+	if !ok {
+		t.Fatal("POST .../release is not documented")
+	}
+	for _, code := range []string{"202", "400", "403", "404", "409", "422"} {
+		if op.Responses[code] == nil {
+			t.Errorf("the release does not document %s", code)
+		}
+	}
+	if req := toJSON(doc.Components.Schemas["ReleaseRequest"]); !strings.Contains(req, `"images":{"additionalProperties":{"type":"string"},"type":"object"}`) {
+		t.Errorf("ReleaseRequest = %s, want images as a map of strings", req)
+	}
+	ro := toJSON(doc.Components.Schemas["Rollout"])
+	for _, want := range []string{`"releases":{"items":{"$ref":"#/components/schemas/ReleaseView"}`, `"workload":{"$ref":"#/components/schemas/WorkloadView"}`} {
+		if !strings.Contains(ro, want) {
+			t.Errorf("the Rollout schema lacks %s: %s", want, ro)
+		}
+	}
+}

@@ -374,9 +374,11 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
+	writer := api.KubeWriter{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
 	apiHandler, err := api.New(api.Options{
 		Store:         store,
-		Writer:        api.KubeWriter{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		Writer:        writer,
+		Workloads:     writer,
 		Authenticator: authn,
 		Authorizer:    authz,
 		Sessions:      console,

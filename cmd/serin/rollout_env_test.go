@@ -64,7 +64,7 @@ func newCLIEnv() (*cliEnv, error) {
 		return nil, err
 	}
 	h, err := api.New(api.Options{
-		Store: store, Writer: api.KubeWriter{Client: kube},
+		Store: store, Writer: api.KubeWriter{Client: kube}, Workloads: api.KubeWriter{Client: kube},
 		Authenticator: tokens, Authorizer: tokens,
 	})
 	if err != nil {
