@@ -38,6 +38,12 @@ commands:
   abort -n NS NAME --reason TEXT
   retry -n NS NAME                 run a RolledBack or Aborted rollout again from its
                                    first step, with a fresh preflight and analysis
+  set-image -n NS NAME CONTAINER=IMAGE [CONTAINER=IMAGE ...]
+                                   release new images of the Deployment the rollout
+                                   delivers (spec.workload), as kubectl set image
+                                   does; needs patch on that Deployment
+  history -n NS NAME               the Deployment's releases, newest first: REVISION
+                                   IMAGES STARTED DURATION OUTCOME WORST CHECK REASON
 
 flags of every command:
   --server URL      the API server (default $SERIN_SERVER, else http://127.0.0.1:8080)
@@ -138,6 +144,10 @@ func rolloutMain(ctx context.Context, args []string, cio cliIO) int {
 		cmd, err = parseAction(sub, rest, cio)
 	case "abort":
 		cmd, err = parseAbort(rest, cio)
+	case "set-image":
+		cmd, err = parseSetImage(rest, cio)
+	case "history":
+		cmd, err = parseHistory(rest, cio)
 	case "-h", "--help", "help":
 		fmt.Fprint(cio.Stdout, rolloutUsage)
 		return exitOK
