@@ -89,6 +89,9 @@ func NextRelease(st v1alpha1.RolloutStatus, spec v1alpha1.RolloutSpec, obs Relea
 	}
 	r.wst = r.st.Workload
 	r.decide()
+	if w := r.st.Workload; w.Release != "" && !w.Done && r.st.Phase.Terminal() && r.requeue == 0 {
+		r.requeue = releaseWaitForWorkload // the end is carried out on the next ticks
+	}
 	r.st.ObservedGeneration = obs.Generation
 	return ReleaseDecision{Actions: r.actions, Status: r.st, Events: r.events, Proceed: r.proceed,
 		RequeueAfter: r.requeue, Unannotate: r.unannotate}

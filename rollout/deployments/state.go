@@ -21,11 +21,12 @@ func trackState(d *appsv1.Deployment) rollout.TrackState {
 		return rollout.TrackState{}
 	}
 	st := rollout.TrackState{Exists: true, Revision: d.Annotations[AnnotationRevision], Replicas: replicasOf(d)}
-	if d.Status.ObservedGeneration >= d.Generation {
-		st.Ready = min(d.Status.UpdatedReplicas, d.Status.AvailableReplicas)
-		if st.Replicas == 0 {
-			st.Ready = 0
-		}
+	if d.Status.ObservedGeneration >= d.Generation && st.Replicas > 0 {
+		// During a rolling update availableReplicas counts the old pods
+		// too; they are taken to be the available ones, so that a new
+		// template is ready only by pods of its own.
+		old := max(d.Status.Replicas-d.Status.UpdatedReplicas, 0)
+		st.Ready = min(d.Status.UpdatedReplicas, max(d.Status.AvailableReplicas-old, 0))
 	}
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse {

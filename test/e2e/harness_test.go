@@ -378,9 +378,9 @@ func weights(vs *networkingv1.VirtualService, route string) (int32, int32) {
 		var s, c int32
 		for _, d := range r.Route {
 			switch d.Destination.Subset {
-			case "v1":
+			case "v1", "stable": // subset mode, and a delivered workload's tracks
 				s = d.Weight
-			case "v2":
+			case "v2", "canary":
 				c = d.Weight
 			}
 		}

@@ -63,6 +63,11 @@ type kubelet struct {
 	models    map[string]*depModel // by Deployment name
 	ipNext    uint32
 	published []*workload
+	// statuses are the Deployment statuses of this pass, written only
+	// after its workloads are published: a status never says a pod is
+	// ready before the simulated sidecars route to it, as a kubelet marks
+	// a pod Ready before the Deployment controller counts it.
+	statuses []func()
 	deleted   map[string]time.Time // Pods deleted lately, by name
 	accounts  map[string]bool      // ServiceAccounts known to exist
 	// everWritten names every Pod the stand-in wrote or took over, so that
@@ -210,6 +215,10 @@ func (k *kubelet) reconcile(ctx context.Context, now time.Time) {
 		k.published = ws
 		k.publish(ws)
 	}
+	for _, write := range k.statuses {
+		write()
+	}
+	k.statuses = k.statuses[:0]
 }
 
 // reconcileDeployment steps d's pods, writes them and d's status, and
@@ -235,7 +244,8 @@ func (k *kubelet) reconcileDeployment(ctx context.Context, d *appsv1.Deployment,
 	for _, p := range m.pods {
 		k.writePod(ctx, d, m.templates[p.hash], p, now)
 	}
-	k.writeStatus(ctx, d, m, deploymentStatus(d, tmpl.hash, states(m.pods), now))
+	st := deploymentStatus(d, tmpl.hash, states(m.pods), now)
+	k.statuses = append(k.statuses, func() { k.writeStatus(ctx, d, m, st) })
 
 	ready := readyByHash(m.pods, now)
 	if _, ok := ready[tmpl.hash]; !ok {
