@@ -41,6 +41,10 @@ type detailView struct {
 	// a finished rollout offers none, or Retry alone.
 	ShowControls bool
 	TraceURL     string // prefix of example-trace links
+	// Deployment is the Deployment the rollout delivers, empty when it
+	// delivers none; the page then has a releases table, which
+	// rollout.js draws from the API's view (its releases and workload).
+	Deployment string
 }
 
 // stepView is one rung of the step ladder.
@@ -59,6 +63,9 @@ func (c *Console) detail(ro *v1alpha1.Rollout) detailView {
 		Paused: ro.Spec.Paused, Terminal: st.Phase.Terminal(), Retryable: rollout.Retryable(st.Phase),
 		Weight: st.CanaryWeight, Stable: 100 - st.CanaryWeight,
 		Target: sum.Target, TraceURL: c.opts.TraceURL,
+	}
+	if w, ok := rollout.WorkloadOf(ro); ok {
+		v.Deployment = w.Deployment
 	}
 	v.Outcome, v.OutcomeWhy = outcome(ro)
 	if v.Outcome != "" {

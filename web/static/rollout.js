@@ -81,6 +81,24 @@
       el('td', { 'data-label': 'Message' }, i === above ? el('span', { class: 'muted' }, 'shown above') : x.message || ''))));
   }
 
+  // drawReleases lists the delivered Deployment's releases, newest first,
+  // and its state, as the API's view says them (api/view_workload.go).
+  function drawReleases(r) {
+    const body = $('releases');
+    if (!body) return;
+    $('workload-state').textContent = r.workload ? capital(r.workload.state) + '.' : '';
+    const rs = r.releases || [];
+    body.replaceChildren(...rs.map((x) => el('tr', { class: x.running ? 'running' : '' },
+      el('td', { 'data-label': 'Revision' }, el('code', {}, x.revision), x.stable ? el('span', { class: 'muted' }, ' stable') : ''),
+      el('td', { 'data-label': 'Images' }, x.images),
+      el('td', { 'data-label': 'Started' }, timeEl(x.startedAt)),
+      el('td', { 'data-label': 'Duration' }, x.duration || '—'),
+      el('td', { 'data-label': 'Outcome' }, el('span', { class: `badge phase-${lower(x.outcome.split(',')[0])}` }, x.outcome)),
+      el('td', { 'data-label': 'Worst check' }, x.worstCheck || ''),
+      el('td', { 'data-label': 'Reason' }, x.reason || ''))));
+    $('no-releases').hidden = rs.length > 0;
+  }
+
   // RETRYABLE are the phases a rollout may be retried from
   // (rollout.Retryable): it ended with its traffic back on stable.
   // TODO(api): the API's view could list the operations open to each
@@ -139,6 +157,7 @@
     A.drawSummary(a, terminal(r.status.phase));
     A.drawHops(a, traceURL);
     drawHistory(r, shown);
+    drawReleases(r);
     refreshTimes();
     return true;
   }
