@@ -48,6 +48,10 @@ type Rollout struct {
 	Phase v1alpha1.Phase `json:"phase"`
 	// Step is "step 2/4 (25%)", or "step 0/4" before the first step.
 	Step string `json:"step"`
+	// Target is what the rollout shifts, as the list shows it:
+	// "checkout: v1 → v2", or "checkout: deployment checkout (stable →
+	// canary)" for a delivered Deployment.
+	Target string `json:"target"`
 	// Checks are the latest tick's checks, failures first.
 	Checks []CheckView `json:"checks"`
 	// Workload is the delivered Deployment's state, in workload mode.

@@ -44,7 +44,7 @@ func view(r *v1alpha1.Rollout) Rollout {
 	v := Rollout{
 		Namespace: r.Namespace, Name: r.Name, UID: string(r.UID),
 		ResourceVersion: r.ResourceVersion, CreatedAt: r.CreationTimestamp.UTC(),
-		Phase: readmodel.PhaseOf(r), Step: readmodel.StepLabel(r), Checks: checkViews(r.Status.Analysis.Checks),
+		Phase: readmodel.PhaseOf(r), Step: readmodel.StepLabel(r), Target: readmodel.TargetOf(r.Spec), Checks: checkViews(r.Status.Analysis.Checks),
 		Workload: workloadView(r), Releases: releaseViews(r),
 		Spec: r.Spec, Status: r.Status,
 	}

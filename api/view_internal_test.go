@@ -72,7 +72,10 @@ func TestViewShowsTheReleases(t *testing.T) {
 	if v := view(r); v.Workload != nil || v.Releases != nil {
 		t.Errorf("a rollout without a workload shows %+v and %+v", v.Workload, v.Releases)
 	}
-	r.Spec.Workload = &v1alpha1.WorkloadRef{Deployment: "checkout"}
+	r.Spec.VirtualService, r.Spec.Workload = "checkout", &v1alpha1.WorkloadRef{Deployment: "checkout"}
+	if got := view(r).Target; got != "checkout: deployment checkout (stable → canary)" {
+		t.Errorf("target %q", got)
+	}
 	if w := view(r).Workload; w == nil || w.State != "adopting" || w.Adopted || w.StableCopy != "checkout-stable" {
 		t.Errorf("before adoption: %+v", w)
 	}

@@ -72,7 +72,7 @@ func Summarize(r *v1alpha1.Rollout) Summary {
 		Phase: phase, Active: !phase.Terminal(),
 		Step:            stepText(phase, st.CurrentStep, len(stepsOf(r))),
 		Weight:          st.CanaryWeight,
-		Target:          targetText(r.Spec),
+		Target:          TargetOf(r.Spec),
 		Verdict:         st.Analysis.LastVerdict,
 		Reason:          clip(reason, MaxReason),
 		CreatedAt:       r.CreationTimestamp.UTC(),
@@ -119,10 +119,17 @@ func stepText(phase v1alpha1.Phase, current int32, n int) string {
 	return fmt.Sprintf("%d/%d", min(int(current)+1, n), n)
 }
 
-func targetText(s v1alpha1.RolloutSpec) string {
+// TargetOf describes what a rollout of spec s shifts, as every surface
+// shows it: "checkout: v1 → v2", "checkout, route primary: checkout →
+// checkout-canary", or "checkout: deployment checkout (stable → canary)"
+// for a delivered Deployment, whose subsets serin names.
+func TargetOf(s v1alpha1.RolloutSpec) string {
 	t := s.VirtualService
 	if s.Route != "" {
 		t += ", route " + s.Route
+	}
+	if s.Workload != nil {
+		return t + ": deployment " + s.Workload.Deployment + " (stable → canary)"
 	}
 	if s.StableHost != "" {
 		return t + ": " + s.StableHost + " → " + s.CanaryHost

@@ -49,6 +49,9 @@ func TestSummarize(t *testing.T) {
 				History:  []v1alpha1.Transition{{Time: movedAt, From: "Progressing/2 (50%)", To: "RolledBack", Reason: "AnalysisFailed"}}}
 		}), Summary{Phase: v1alpha1.PhaseRolledBack, Step: "3/4", Target: "checkout, route primary: checkout → checkout-canary",
 			Verdict: "Fail", Reason: "rolled back: error-rate " + strings.Repeat("é", MaxReason-len("rolled back: error-rate ")-1) + "…", UpdatedAt: movedAt.Time}},
+		{"a delivered Deployment", base(func(r *v1alpha1.Rollout) {
+			r.Spec.StableSubset, r.Spec.CanarySubset, r.Spec.Workload = "", "", &v1alpha1.WorkloadRef{Deployment: "checkout"}
+		}), Summary{Phase: v1alpha1.PhasePending, Active: true, Step: "0/4", Target: "checkout: deployment checkout (stable → canary)", UpdatedAt: created}},
 		{"a step past the ladder", base(func(r *v1alpha1.Rollout) {
 			r.Status = v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseSucceeded, CurrentStep: 7, CanaryWeight: 100}
 		}), Summary{Phase: v1alpha1.PhaseSucceeded, Step: "4/4", Weight: 100, Target: "checkout: v1 → v2", UpdatedAt: created}},

@@ -127,7 +127,7 @@ func printStatus(w io.Writer, r api.Rollout, now time.Time) {
 	field("Step", r.Step)
 	field("Steps", stepLadder(steps(r), currentStep(r)))
 	field("Weight", fmt.Sprintf("%d%% canary, %d%% stable", r.Status.CanaryWeight, 100-r.Status.CanaryWeight))
-	field("Target", target(r.Spec))
+	field("Target", r.Target)
 	if r.Status.Message != "" {
 		field("Message", r.Status.Message)
 	}
@@ -174,21 +174,6 @@ func printChecks(w io.Writer, cs []api.CheckView) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, c.Hop, c.Source, c.Canary, c.Stable, c.Limit, c.Verdict, c.Evidence)
 	}
 	tw.Flush()
-}
-
-// target describes what the rollout shifts.
-func target(s v1alpha1.RolloutSpec) string {
-	t := "VirtualService " + s.VirtualService
-	if s.Route != "" {
-		t += ", route " + s.Route
-	}
-	if s.StableHost != "" {
-		return t + ", host " + s.StableHost + " → " + s.CanaryHost
-	}
-	if s.Host != "" {
-		t += ", host " + s.Host
-	}
-	return t + ", subset " + s.StableSubset + " → " + s.CanarySubset
 }
 
 func sortedKeys(m map[string]string) []string {
