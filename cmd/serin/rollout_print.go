@@ -128,6 +128,9 @@ func printStatus(w io.Writer, r api.Rollout, now time.Time) {
 	field("Steps", stepLadder(steps(r), currentStep(r)))
 	field("Weight", fmt.Sprintf("%d%% canary, %d%% stable", r.Status.CanaryWeight, 100-r.Status.CanaryWeight))
 	field("Target", r.Target)
+	if w := r.Workload; w != nil {
+		field("Workload", fmt.Sprintf("deployment %s: %s; %d release(s) (serin rollout history -n %s %s)", w.Deployment, w.State, len(r.Releases), r.Namespace, r.Name))
+	}
 	if r.Status.Message != "" {
 		field("Message", r.Status.Message)
 	}

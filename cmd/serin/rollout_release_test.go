@@ -214,6 +214,12 @@ func TestRolloutHistory(t *testing.T) {
 		}
 	}
 
+	res = e.operator().run(t, "status", "-n", ns, "checkout")
+	if want := "deployment checkout: releasing revision 7c8d9e0f1; 2 release(s) (serin rollout history -n " + ns + " checkout)"; !strings.Contains(res.stdout, want) ||
+		!strings.Contains(res.stdout, "checkout: deployment checkout (stable → canary)") {
+		t.Errorf("status lacks the workload line %q or the target:\n%s", want, res.stdout)
+	}
+
 	res = e.operator().run(t, "history", "-n", ns, "checkout", "-o", "json")
 	var h historyJSON
 	if err := json.Unmarshal([]byte(res.stdout), &h); err != nil || len(h.Releases) != 2 || h.Releases[0].Revision != "7c8d9e0f1" || h.Workload == nil {
