@@ -209,11 +209,11 @@ func TestWorkloadReleasesByKubectlSetImage(t *testing.T) {
 	}
 }
 
-// deliver starts the controller and a Rollout delivering checkout, and
-// waits for the adoption.
-func (e *meshEnv) deliver(step time.Duration, mutate func(*v1alpha1.Rollout)) {
+// deliver starts the controller and a Rollout delivering checkout, waits
+// for the adoption, and returns the controller.
+func (e *meshEnv) deliver(step time.Duration, mutate func(*v1alpha1.Rollout)) *controllerProc {
 	e.t.Helper()
-	e.startController()
+	p := e.startController()
 	e.rollout("checkout", func(r *v1alpha1.Rollout) {
 		r.Spec.StableSubset, r.Spec.CanarySubset = "", ""
 		r.Spec.Workload = &v1alpha1.WorkloadRef{Deployment: "checkout"}
@@ -228,6 +228,7 @@ func (e *meshEnv) deliver(step time.Duration, mutate func(*v1alpha1.Rollout)) {
 		w := ro.Status.Workload
 		return w != nil && w.AdoptedAt != nil && *e.deployment("checkout").Spec.Replicas == 0, ro.Status.Message
 	})
+	return p
 }
 
 // TestWorkloadTemplateChangeSupersedesTheRelease: a new template while a
