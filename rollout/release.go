@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -125,12 +126,40 @@ func (r *releaser) decide() {
 		r.finish()
 	default:
 		r.proceed = true // Progressing or Paused: Next and the analysis go on
+		if n := r.canaryReplicas(); r.ws.Autoscaler != "" && !r.ws.Canary.Runs(r.wst.Release, n) {
+			r.act(ActionSetTrack, TrackCanary, r.wst.Release, n)
+		}
 	}
 }
 
 // replicas is the size of each track: the workload's own count as last
 // taken from it, and at least one.
 func (r *releaser) replicas() int32 { return max(r.wst.Replicas, 1) }
+
+// stableReplicas is the stable copy's size: the autoscaler's once it has
+// one, else replicas.
+func (r *releaser) stableReplicas() int32 {
+	if r.ws.Autoscaler != "" && r.ws.Stable.Exists && r.ws.Stable.Replicas > 0 {
+		return r.ws.Stable.Replicas
+	}
+	return r.replicas()
+}
+
+// canaryReplicas is the canary copy's size. Without an autoscaler it is
+// the stable's. With one, it follows the traffic: the share of the
+// stable's pods that the next weight needs (the first step's while the
+// canary comes up), and at least one, so that its pods are there before
+// the step sends them traffic.
+func (r *releaser) canaryReplicas() int32 {
+	if r.ws.Autoscaler == "" {
+		return r.replicas()
+	}
+	w := r.spec.Steps[0]
+	if i := r.st.CurrentStep; i >= 0 {
+		w = r.spec.Steps[min(int(i)+1, len(r.spec.Steps)-1)]
+	}
+	return max(1, int32(math.Ceil(float64(r.stableReplicas())*float64(w)/100)))
+}
 
 // adopt brings the stable copy up with the workload's template and, once
 // it is ready, puts the route on it. The workload itself is scaled down
@@ -192,6 +221,9 @@ func (r *releaser) followReplicas() {
 	}
 	r.wst.Replicas = r.ws.Replicas
 	n := r.replicas()
+	if r.ws.Autoscaler != "" {
+		n = r.stableReplicas() // the autoscaler sizes the stable copy
+	}
 	if r.ws.Stable.Revision != "" && !r.ws.Stable.Runs(r.ws.Stable.Revision, n) {
 		r.act(ActionSetTrack, TrackStable, r.ws.Stable.Revision, n)
 	}
@@ -247,7 +279,7 @@ func (r *releaser) startRelease(rev string, again bool) {
 	r.transition(v1alpha1.PhasePending, ReasonReleaseStarted, fmt.Sprintf("release of revision %s (%s): %s; starting %s",
 		rev, ImagesString(r.ws.Images), how, r.w.CanaryCopy()), EventReleaseStarted)
 	r.setCondition(CondProgressing, metav1.ConditionUnknown, ReasonReleaseStarted, r.st.Message)
-	r.act(ActionSetTrack, TrackCanary, rev, r.replicas())
+	r.act(ActionSetTrack, TrackCanary, rev, r.canaryReplicas())
 	r.requeue = releaseWaitForWorkload
 }
 
@@ -255,7 +287,7 @@ func (r *releaser) startRelease(rev string, again bool) {
 // Next start the steps once it is ready, or fails the release at the
 // progress deadline.
 func (r *releaser) bringUpCanary() {
-	n, rev, canary := r.replicas(), r.wst.Release, r.ws.Canary
+	n, rev, canary := r.canaryReplicas(), r.wst.Release, r.ws.Canary
 	if !canary.Runs(rev, n) {
 		r.act(ActionSetTrack, TrackCanary, rev, n)
 	}
@@ -322,7 +354,7 @@ func (r *releaser) supersede() {
 // canary is scaled down; after any other end the canary is scaled down
 // once the route is back on stable.
 func (r *releaser) finish() {
-	n, rev := r.replicas(), r.wst.Release
+	n, rev := r.stableReplicas(), r.wst.Release
 	if r.st.Phase == v1alpha1.PhaseSucceeded && r.wst.StableRevision != rev {
 		if !r.ws.Stable.Runs(rev, n) {
 			r.act(ActionSetTrack, TrackStable, rev, n)

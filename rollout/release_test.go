@@ -293,3 +293,29 @@ func findCondition(cs []metav1.Condition, typ string) *metav1.Condition {
 	}
 	return nil
 }
+
+func TestCanaryReplicasFollowTheWeightWithAnAutoscaler(t *testing.T) {
+	st := running(adoptedStatus("r1"), "r2", v1alpha1.PhasePending)
+	ws := WorkloadState{Revision: "r2", Autoscaler: "checkout", Stable: track("r1", 4, 4)}
+	d := decideRelease(st, ws, relT0)
+	if got := actions(d); got != "SetTrack canary r2×1" {
+		t.Fatalf("coming up: %q, want one pod for the first step's 10%% of 4", got)
+	}
+	for _, c := range []struct {
+		step int32
+		want string
+	}{{0, "SetTrack canary r2×1"}, {1, "SetTrack canary r2×2"}, {2, "SetTrack canary r2×4"}, {3, "SetTrack canary r2×4"}} {
+		st := running(adoptedStatus("r1"), "r2", v1alpha1.PhaseProgressing)
+		st.CurrentStep = c.step
+		ws.Canary = track("r2", 3, 3) // a size no step wants, so every step resizes it
+		if got := actions(decideRelease(st, ws, relT0)); got != c.want {
+			t.Errorf("step %d: %q, want %q (sized for the next step)", c.step, got, c.want)
+		}
+	}
+	ws.Autoscaler = ""
+	st = running(adoptedStatus("r1"), "r2", v1alpha1.PhaseProgressing)
+	ws.Canary = track("r2", 2, 2)
+	if got := actions(decideRelease(st, ws, relT0)); got != "" {
+		t.Errorf("without an autoscaler the canary keeps the stable's size: %q", got)
+	}
+}

@@ -89,6 +89,11 @@ type WorkloadState struct {
 	// InjectionOff, when set, says how the template turns sidecar
 	// injection off, e.g. "label sidecar.istio.io/inject=false".
 	InjectionOff string
+	// Autoscaler names the team's HorizontalPodAutoscaler of the workload,
+	// or is empty. With one, the stable copy gets an equivalent autoscaler
+	// (SetTrack keeps it), its replica count is the autoscaler's, and the
+	// canary's follows the traffic weight.
+	Autoscaler string
 }
 
 // Track returns the state of track tr.
@@ -122,7 +127,9 @@ type WorkloadManager interface {
 	// SetTrack makes track tr run the pod template of revision rev with
 	// replicas replicas. The template comes from the workload or from the
 	// other track, whichever runs rev; the call wraps ErrNotFound when
-	// neither does. Scaling a track to zero needs no template: rev may
+	// neither does. When the workload has an autoscaler, the stable
+	// track gets an equivalent one, and replicas only sizes a new stable
+	// copy: the autoscaler sizes it from then on. Scaling a track to zero needs no template: rev may
 	// then be whatever it runs. It writes nothing when the track already
 	// is so, and never touches the workload's own template.
 	SetTrack(ctx context.Context, w Workload, tr Track, rev string, replicas int32) error

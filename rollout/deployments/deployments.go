@@ -103,6 +103,13 @@ func (m *Manager) Observe(ctx context.Context, w rollout.Workload) (rollout.Work
 	}
 	ws := rollout.WorkloadState{Revision: Revision(dep.Spec.Template), Images: images(dep.Spec.Template), Replicas: replicasOf(dep),
 		SidecarGaps: sidecarGaps(dep.Spec.Template), InjectionOff: injectionOff(dep.Spec.Template)}
+	hpa, err := m.autoscalerOf(ctx, w)
+	if err != nil {
+		return ws, err
+	}
+	if hpa != nil {
+		ws.Autoscaler = hpa.Name
+	}
 	for _, tr := range []rollout.Track{rollout.TrackStable, rollout.TrackCanary} {
 		cp, err := m.get(ctx, w.Namespace, copyName(w, tr))
 		if err != nil {
@@ -124,6 +131,20 @@ func (m *Manager) SetTrack(ctx context.Context, w rollout.Workload, tr rollout.T
 	cur, err := m.get(ctx, w.Namespace, name)
 	if err != nil {
 		return err
+	}
+	if tr == rollout.TrackStable {
+		hpa, err := m.autoscalerOf(ctx, w)
+		if err != nil {
+			return err
+		}
+		if hpa != nil {
+			if err := m.mirrorAutoscaler(ctx, w, hpa); err != nil {
+				return err
+			}
+			if cur != nil && replicasOf(cur) > 0 {
+				replicas = replicasOf(cur) // the autoscaler's count
+			}
+		}
 	}
 	if replicas == 0 {
 		if cur == nil || replicasOf(cur) == 0 {
