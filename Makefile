@@ -21,9 +21,10 @@ build:
 
 # istio builds istioctl (the e2e tests' referee, `istioctl analyze`) and
 # pilot-discovery: 5-17 minutes on 2 cores the first time, seconds after.
+# helm (for the chart's tests) takes a few minutes the first time.
 tools:
 	@echo "==> installing or building the local stack (cached in $(SERIN_CACHE))"
-	bash test/tools/install.sh etcd prometheus kube jaeger istio
+	bash test/tools/install.sh etcd prometheus kube jaeger istio helm
 
 vet:
 	@echo "==> go vet"

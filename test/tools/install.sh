@@ -6,7 +6,10 @@
 # Builds are cached in $SERIN_CACHE (default ~/.cache/serin), so a second run
 # takes seconds.
 #
-# Usage: install.sh [etcd] [prometheus] [kube] [jaeger] [istio] [chromium]   (default: all but chromium)
+# Helm is built from helm.sh/helm/v3 the same way, for the chart's tests
+# (deploy/helm).
+#
+# Usage: install.sh [etcd] [prometheus] [kube] [jaeger] [istio] [helm] [chromium]   (default: all but helm and chromium)
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"      # must match k8s.io/client-go's minor version
@@ -14,6 +17,7 @@ JAEGER_VERSION="${JAEGER_VERSION:-v1.76.0}"
 # The istio.io/istio module version seen to build with Go 1.26 and to run
 # against kube-apiserver 1.37 (../shared/LOCAL-STACK.md, "istiod").
 ISTIO_VERSION="${ISTIO_VERSION:-v0.0.0-20260827124520-eed52ebb66ad}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 CACHE="${SERIN_CACHE:-$HOME/.cache/serin}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
@@ -145,6 +149,28 @@ ensure_istio() {
   say "pilot-discovery, istioctl $ISTIO_VERSION: built into $BIN"
 }
 
+# ensure_helm builds helm from a wrapper module pinned at HELM_VERSION; the
+# version is stamped into the binary so that `helm version` tells the truth
+# (helm's own Makefile sets the same variable).
+ensure_helm() {
+  local stamp="$BIN/.helm-$HELM_VERSION"
+  if [[ -x "$BIN/helm" && -f "$stamp" ]]; then say "helm $HELM_VERSION: cached in $BIN"; return; fi
+  local w="$CACHE/build/helm-$HELM_VERSION"
+  rm -rf "$w"; mkdir -p "$w"
+  say "building helm $HELM_VERSION from helm.sh/helm/v3 (once; 2-5 min on 2 cores)"
+  (
+    cd "$w"
+    export GOFLAGS=-mod=mod
+    go mod init helmbuild >/dev/null 2>&1
+    go get -tool "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+    go build -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+      -o "$BIN/helm" helm.sh/helm/v3/cmd/helm
+  ) || die "building helm $HELM_VERSION failed"
+  "$BIN/helm" version --short >/dev/null 2>&1 || die "helm was built but does not run"
+  touch "$stamp"
+  say "helm $HELM_VERSION: built into $BIN ($("$BIN/helm" version --short))"
+}
+
 what=("$@")
 [[ ${#what[@]} -eq 0 ]] && what=(etcd prometheus kube jaeger istio)
 for w in "${what[@]}"; do
@@ -155,6 +181,7 @@ for w in "${what[@]}"; do
     kube) ensure_kube ;;
     jaeger) ensure_jaeger ;;
     istio) ensure_istio ;;
-    *) die "unknown component '$w' (want etcd, prometheus, kube, jaeger, istio or chromium)" ;;
+    helm) ensure_helm ;;
+    *) die "unknown component '$w' (want etcd, prometheus, kube, jaeger, istio, helm or chromium)" ;;
   esac
 done
