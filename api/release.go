@@ -71,7 +71,7 @@ func (s *server) releaseRollout(c *gin.Context) {
 		return
 	}
 	c.Set(keyImages, rollout.ImagesString(req.Images))
-	_, err := s.Workloads.SetImages(c.Request.Context(), ns, w.Deployment, func(t corev1.PodTemplateSpec) (map[string]string, error) {
+	_, err := s.Workloads.SetImages(c.Request.Context(), ns, w.Deployment, userOf(c), func(t corev1.PodTemplateSpec) (map[string]string, error) {
 		return planImages(w, t, req.Images)
 	})
 	if err != nil {

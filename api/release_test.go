@@ -103,6 +103,11 @@ func TestRelease(t *testing.T) {
 	if after.Spec.Replicas == nil || *after.Spec.Replicas != *before.Spec.Replicas || !equality.Semantic.DeepEqual(after.Spec.Selector, before.Spec.Selector) {
 		t.Errorf("the Deployment's spec changed beyond the image: %+v", after.Spec)
 	}
+	// Who set which images is recorded on the Deployment's metadata, for
+	// the release to name its author.
+	if by, imgs := after.Annotations["serin.dev/release-by"], after.Annotations["serin.dev/release-images"]; by == "" || !strings.Contains(imgs, "checkout=shop/checkout:2.1") {
+		t.Errorf("release annotations by=%q images=%q, want the operator and the resulting images", by, imgs)
+	}
 	managers := map[string]bool{}
 	for _, m := range after.ManagedFields {
 		managers[m.Manager] = true
@@ -293,7 +298,7 @@ func TestSetImagesJudgesTheTemplateItPatches(t *testing.T) {
 	e.mustDeploy(t, ns, "checkout")
 	w := api.KubeWriter{Client: e.kube, Reader: &renamingReader{Client: e.kube, t: t}}
 	plans := 0
-	_, err := w.SetImages(t.Context(), ns, "checkout", func(tmpl corev1.PodTemplateSpec) (map[string]string, error) {
+	_, err := w.SetImages(t.Context(), ns, "checkout", "olga", func(tmpl corev1.PodTemplateSpec) (map[string]string, error) {
 		plans++
 		if tmpl.Spec.Containers[0].Name != "checkout" {
 			return nil, errors.New("no container checkout")

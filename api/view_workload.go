@@ -35,7 +35,10 @@ type WorkloadView struct {
 type ReleaseView struct {
 	Revision string `json:"revision"`
 	// Images are the template's images, "name=image, ..." sorted by name.
-	Images    string     `json:"images"`
+	Images string `json:"images"`
+	// By names who asked for the release through serin; empty for a
+	// template changed otherwise (kubectl, GitOps).
+	By        string     `json:"by,omitempty"`
 	StartedAt time.Time  `json:"startedAt"`
 	EndedAt   *time.Time `json:"endedAt,omitempty"`
 	// Duration is how long the release took, "4m10s"; empty while it runs.
@@ -92,7 +95,7 @@ func releaseViews(r *v1alpha1.Rollout) []ReleaseView {
 	for i := len(rs) - 1; i >= 0; i-- {
 		rel := rs[i]
 		v := ReleaseView{Revision: rel.Revision, Images: rollout.ImagesString(rel.Images), StartedAt: rel.StartedAt.UTC(),
-			Outcome: rel.Outcome, Stable: rel.Revision == stable, Reason: rel.Reason, WorstCheck: rel.WorstCheck}
+			Outcome: rel.Outcome, Stable: rel.Revision == stable, Reason: rel.Reason, WorstCheck: rel.WorstCheck, By: rel.By}
 		if rel.FinishedAt != nil {
 			end := rel.FinishedAt.UTC()
 			v.EndedAt, v.Duration = &end, shortDuration(end.Sub(v.StartedAt))

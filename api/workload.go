@@ -11,6 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/serin-dev/serin/rollout"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
 // FieldManager is the field manager of the API's writes to Deployments, so
@@ -29,7 +32,11 @@ type WorkloadWriter interface {
 	// from plan is returned as is and nothing is written. When the
 	// Deployment changes between the read and the patch, it is read and
 	// planned again, so that plan always judges the template it changes.
-	SetImages(ctx context.Context, namespace, name string, plan func(corev1.PodTemplateSpec) (map[string]string, error)) (*appsv1.Deployment, error)
+	// by names the user: the Deployment's metadata (not its template)
+	// records them and the images the template then runs
+	// (v1alpha1.AnnotationReleaseBy and AnnotationReleaseImages), so that
+	// the release records its author.
+	SetImages(ctx context.Context, namespace, name, by string, plan func(corev1.PodTemplateSpec) (map[string]string, error)) (*appsv1.Deployment, error)
 }
 
 // SetImages implements WorkloadWriter with a strategic merge patch of the
@@ -39,7 +46,7 @@ type WorkloadWriter interface {
 // between the read and the patch would come back as a container holding
 // only a name and an image, since a strategic merge patch adds list
 // elements it does not find.
-func (w KubeWriter) SetImages(ctx context.Context, namespace, name string, plan func(corev1.PodTemplateSpec) (map[string]string, error)) (*appsv1.Deployment, error) {
+func (w KubeWriter) SetImages(ctx context.Context, namespace, name, by string, plan func(corev1.PodTemplateSpec) (map[string]string, error)) (*appsv1.Deployment, error) {
 	reader := w.Reader
 	if reader == nil {
 		reader = w.Client
@@ -54,7 +61,7 @@ func (w KubeWriter) SetImages(ctx context.Context, namespace, name string, plan 
 		if err != nil {
 			return err
 		}
-		patch, err := imagesPatch(cur.ResourceVersion, images)
+		patch, err := imagesPatch(cur.ResourceVersion, images, by, resultingImages(cur.Spec.Template, images))
 		if err != nil {
 			return err
 		}
@@ -70,11 +77,24 @@ func (w KubeWriter) SetImages(ctx context.Context, namespace, name string, plan 
 	return out, nil
 }
 
+// resultingImages lists the images the template runs once images are set,
+// as rollout.ImagesString writes them.
+func resultingImages(t corev1.PodTemplateSpec, images map[string]string) string {
+	out := map[string]string{}
+	for _, c := range t.Spec.Containers {
+		out[c.Name] = c.Image
+		if img, ok := images[c.Name]; ok {
+			out[c.Name] = img
+		}
+	}
+	return rollout.ImagesString(out)
+}
+
 // imagesPatch is the strategic merge patch that sets images (container
 // name to image) on a pod template's containers, with resourceVersion as
 // its precondition. Containers come sorted by name, so that equal requests
 // send equal patches.
-func imagesPatch(resourceVersion string, images map[string]string) ([]byte, error) {
+func imagesPatch(resourceVersion string, images map[string]string, by, result string) ([]byte, error) {
 	type container struct {
 		Name  string `json:"name"`
 		Image string `json:"image"`
@@ -89,8 +109,9 @@ func imagesPatch(resourceVersion string, images map[string]string) ([]byte, erro
 		cs[i] = container{Name: n, Image: images[n]}
 	}
 	p := map[string]any{
-		"metadata": map[string]any{"resourceVersion": resourceVersion},
-		"spec":     map[string]any{"template": map[string]any{"spec": map[string]any{"containers": cs}}},
+		"metadata": map[string]any{"resourceVersion": resourceVersion, "annotations": map[string]string{
+			v1alpha1.AnnotationReleaseBy: by, v1alpha1.AnnotationReleaseImages: result}},
+		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{"containers": cs}}},
 	}
 	b, err := json.Marshal(p)
 	if err != nil {

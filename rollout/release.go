@@ -260,11 +260,18 @@ func (r *releaser) startRelease(rev string, again bool) {
 	r.st = v1alpha1.RolloutStatus{Phase: v1alpha1.PhasePending, CurrentStep: -1, History: r.st.History,
 		Releases: r.st.Releases, Workload: &wst}
 	r.wst = r.st.Workload
-	r.st.Releases = append(r.st.Releases, v1alpha1.Release{Revision: rev, Images: r.ws.Images, StartedAt: metav1.Time{Time: r.now}})
+	by := r.ws.RequestedBy
+	if again {
+		by = r.retry.By
+	}
+	r.st.Releases = append(r.st.Releases, v1alpha1.Release{Revision: rev, Images: r.ws.Images, By: clip(by, 256), StartedAt: metav1.Time{Time: r.now}})
 	if n := len(r.st.Releases); n > v1alpha1.MaxReleases {
 		r.st.Releases = append([]v1alpha1.Release(nil), r.st.Releases[n-v1alpha1.MaxReleases:]...)
 	}
 	how := "the template changed"
+	if by != "" {
+		how = "images set by " + by
+	}
 	if again {
 		how = "retried" + byWhom(r.retry.By)
 	}

@@ -319,3 +319,10 @@ func TestCanaryReplicasFollowTheWeightWithAnAutoscaler(t *testing.T) {
 		t.Errorf("without an autoscaler the canary keeps the stable's size: %q", got)
 	}
 }
+
+func TestNextReleaseRecordsWhoSetTheImages(t *testing.T) {
+	d := decideRelease(adoptedStatus("r1"), WorkloadState{Revision: "r2", RequestedBy: "olga", Stable: track("r1", 2, 2)}, relT0)
+	if r := d.Status.Releases[0]; r.By != "olga" || !strings.Contains(d.Status.Message, "images set by olga") {
+		t.Fatalf("release %+v message %q, want it by olga", r, d.Status.Message)
+	}
+}

@@ -77,6 +77,9 @@ type WorkloadState struct {
 	Revision string
 	// Images are the template's container images, by container name.
 	Images map[string]string
+	// RequestedBy names who set exactly these images through serin, from
+	// the workload's v1alpha1.AnnotationReleaseBy; empty otherwise.
+	RequestedBy string
 	// Replicas is the Deployment's own spec.replicas: zero once serin has
 	// scaled it down, and the user's new count when they change it.
 	Replicas int32

@@ -103,6 +103,9 @@ func (m *Manager) Observe(ctx context.Context, w rollout.Workload) (rollout.Work
 	}
 	ws := rollout.WorkloadState{Revision: Revision(dep.Spec.Template), Images: images(dep.Spec.Template), Replicas: replicasOf(dep),
 		SidecarGaps: sidecarGaps(dep.Spec.Template), InjectionOff: injectionOff(dep.Spec.Template)}
+	if dep.Annotations[v1alpha1.AnnotationReleaseImages] == rollout.ImagesString(ws.Images) {
+		ws.RequestedBy = dep.Annotations[v1alpha1.AnnotationReleaseBy]
+	}
 	hpa, err := m.autoscalerOf(ctx, w)
 	if err != nil {
 		return ws, err

@@ -54,6 +54,13 @@ const (
 	AnnotationRetry = "serin.dev/retry"
 	// AnnotationRetryBy names who asked for the retry.
 	AnnotationRetryBy = "serin.dev/retry-by"
+	// AnnotationReleaseBy, on a delivered Deployment's metadata (outside
+	// its template), names who last set its images through serin, and
+	// AnnotationReleaseImages the images they set ("name=image, ..."): a
+	// release whose template runs exactly those images records its
+	// author; one made otherwise (kubectl set image) records none.
+	AnnotationReleaseBy     = "serin.dev/release-by"
+	AnnotationReleaseImages = "serin.dev/release-images"
 )
 
 // LabelTrack is the pod label of serin's copies of a delivered workload:
@@ -642,6 +649,11 @@ type Release struct {
 	// Images are the template's container images, by container name.
 	// +optional
 	Images map[string]string `json:"images,omitempty"`
+	// By names who asked for the release through serin (the REST API or
+	// the CLI); empty for a template changed otherwise.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	By string `json:"by,omitempty"`
 	// StartedAt is when serin saw the template change.
 	StartedAt metav1.Time `json:"startedAt"`
 	// FinishedAt is when the release ended.

@@ -34,8 +34,8 @@ func TestWorkloadReleaseThroughRESTAndCLI(t *testing.T) {
 		t.Fatalf("POST release: %d %v, want 202", code, resp)
 	}
 	ro := e.waitRelease("checkout", 1, 90*time.Second)
-	if r := ro.Status.Releases[0]; r.Outcome != "Succeeded" || r.Images["checkout"] != "shop/checkout:2" {
-		t.Fatalf("release 1: %+v", r)
+	if r := ro.Status.Releases[0]; r.Outcome != "Succeeded" || r.Images["checkout"] != "shop/checkout:2" || r.By != "olga" {
+		t.Fatalf("release 1: %+v, want Succeeded with shop/checkout:2, by olga", r)
 	}
 	e.assertServingStable("shop/checkout:2")
 
