@@ -30,7 +30,9 @@ type readyInfo struct {
 	Kubectl         string `json:"kubectl"`
 	Istioctl        string `json:"istioctl"` // for istioctl analyze, Istio's own validator
 	StackDir        string `json:"stackDir"`
-	PIDs            []int  `json:"pids"` // every child process: the stack's and the controller
+	Story           string `json:"story"` // storyWorkload or storySubsets
+	Serin           string `json:"serin"` // the serin binary, for the CLI commands
+	PIDs            []int  `json:"pids"`  // every child process: the stack's and the controller
 }
 
 // info gathers the readyInfo of a started demo.
@@ -52,6 +54,8 @@ func (d *demo) info() readyInfo {
 		Kubectl:         filepath.Join(stack.BinDir(), "kubectl"),
 		Istioctl:        stack.IstioctlPath(),
 		StackDir:        d.st.Dir,
+		Story:           d.opts.Story,
+		Serin:           d.opts.Serin,
 		PIDs:            append(d.st.PIDs(), d.ctrl.proc.PID()),
 	}
 }
@@ -76,20 +80,40 @@ func (d *demo) writeReadyFile() error {
 	return nil
 }
 
-// printBanner prints where everything is and the exact commands for a good
-// and a bad canary.
+// printBanner prints where everything is and the story's exact commands.
 func (d *demo) printBanner() {
 	fmt.Fprint(d.out, banner(d.info(), stack.RepoRoot()))
 }
 
-// banner renders the banner text. The commands use the kubectl that the
-// stack built, which matches the API server's version.
+// Section headings of the banner that its test finds the commands under.
+const (
+	headingSetup = " In another shell, paste once"
+	headingGood  = " 1. A good release"
+	headingBad   = " 2. A bad release"
+	headingThird = " 3. A good release again"
+	headingREST  = " The same through serin's REST API"
+)
+
+// The workload story's releases: the commands change the team's Deployment
+// only, as a team would. The bad one is made bad by the simulator's
+// behaviour annotation (test/meshsim), which nothing in a cluster reads.
+const (
+	releaseGood    = `kubectl -n shop set image deployment/checkout checkout=shop/checkout:2`
+	releaseBad     = `kubectl -n shop patch deployment/checkout -p '{"spec":{"template":{"metadata":{"annotations":{"meshsim.serin.dev/behaviour":"{\"errorRate\":0.5}"}},"spec":{"containers":[{"name":"checkout","image":"shop/checkout:3"}]}}}}'`
+	releaseThird   = `kubectl -n shop patch deployment/checkout -p '{"spec":{"template":{"metadata":{"annotations":{"meshsim.serin.dev/behaviour":null}},"spec":{"containers":[{"name":"checkout","image":"shop/checkout:4"}]}}}}'`
+	releaseREST    = `serin rollout set-image -n shop checkout checkout=shop/checkout:5`
+	releaseHistory = `serin rollout history -n shop checkout`
+)
+
+// banner renders the banner text. Every command in it works once the
+// setup lines are pasted, in their order: cd first, so that the
+// deploy/demo paths resolve; then the variables, whose values are
+// absolute; PATH puts first the kubectl that the stack built (it matches
+// the API server), istioctl and the serin binary the controller runs.
 func banner(i readyInfo, repo string) string {
 	var b strings.Builder
 	line := strings.Repeat("=", 78)
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	faultURL := i.MeshControlURL + "/faults/checkout/v2"
-	k := shellQuote(i.Kubectl) // the stack's kubectl, which matches the API server
 	w("")
 	w(line)
 	w(" serin demo is running. Everything listens on 127.0.0.1; Ctrl-C stops it all.")
@@ -105,30 +129,79 @@ func banner(i readyInfo, repo string) string {
 	w(" Fault control    %s/faults   (mesh simulator, a stand-in for Envoy)", i.MeshControlURL)
 	w(" KUBECONFIG       %s", i.Kubeconfig)
 	w("")
-	w(" In another shell, paste once:")
-	w("   cd %s", shellQuote(repo))
-	w("   export KUBECONFIG=%s", shellQuote(i.Kubeconfig))
+	w("%s:", headingSetup)
+	for _, l := range setupLines(i, repo) {
+		w("   %s", l)
+	}
 	w("")
+	if i.Story == storySubsets {
+		subsetStory(w, i)
+	} else {
+		workloadStory(w)
+	}
+	w("")
+	w(" Istio's own validator on the mesh, before, during and after a release")
+	w(" (expect one Info: namespace default is not injected):")
+	w("   istioctl analyze -A")
+	w(line)
+	return b.String()
+}
+
+// setupLines are the lines to paste once into another shell.
+func setupLines(i readyInfo, repo string) []string {
+	path := shellQuote(filepath.Dir(i.Kubectl))
+	if dir := filepath.Dir(i.Istioctl); dir != filepath.Dir(i.Kubectl) {
+		path += ":" + shellQuote(dir)
+	}
+	path += ":" + shellQuote(filepath.Dir(i.Serin)) + `:"$PATH"`
+	return []string{
+		"cd " + shellQuote(repo),
+		"export KUBECONFIG=" + shellQuote(i.Kubeconfig),
+		"export PATH=" + path,
+		"export SERIN_SERVER=" + shellQuote(i.ControllerURL) + " SERIN_TOKEN=" + shellQuote(i.OperatorToken),
+	}
+}
+
+// workloadStory tells the three releases of the Deployment checkout.
+func workloadStory(w func(string, ...any)) {
+	w(" serin delivers the team's Deployment shop/checkout (deploy/demo/deployment-checkout.yaml,")
+	w(" deploy/demo/rollout-workload.yaml): its copy checkout-stable serves 100/0, and every")
+	w(" change of the Deployment's pod template is a release, 10 -> 25 -> 50 -> 100%%.")
+	w(" Watch the rollout, and list its releases at any time:")
+	w("   kubectl -n shop get rollouts -w")
+	w("   %s", releaseHistory)
+	w("")
+	w("%s (image :2; ends Succeeded, the route back at 100/0 on the new stable):", headingGood)
+	w("   %s", releaseGood)
+	w("")
+	w("%s (image :3 answers 50%% errors; serin rolls it back, stable keeps :2,", headingBad)
+	w(" and history gives the reason and the worst check):")
+	w("   %s", releaseBad)
+	w("")
+	w("%s (image :4, the bad behaviour removed; no reset needed):", headingThird)
+	w("   %s", releaseThird)
+	w("")
+	w("%s (POST .../release, with the operator token):", headingREST)
+	w("   %s", releaseREST)
+}
+
+// subsetStory tells a good and a bad canary between the subsets v1 and v2.
+func subsetStory(w func(string, ...any), i readyInfo) {
+	faultURL := i.MeshControlURL + "/faults/checkout/v2"
 	w(" Watch the rollouts:")
-	w("   %s get rollouts -n shop -w", k)
+	w("   kubectl get rollouts -n shop -w")
 	w("")
 	w(" A good canary (checkout v2 healthy; 10 -> 25 -> 50 -> 100%%, it ends Succeeded):")
-	w("   %s apply -f deploy/demo/rollout-checkout.yaml", k)
+	w("   kubectl apply -f deploy/demo/rollout-checkout.yaml")
 	w("")
 	w(" A bad canary (checkout v2 answers 20%% errors; serin returns traffic to v1):")
 	w("   curl -X PUT %s -d '{\"errorRate\":0.2}'", faultURL)
-	w("   %s apply -f deploy/demo/rollout-checkout.yaml", k)
-	w("")
-	w(" Istio's own validator on the mesh, before, during and after a rollout")
-	w(" (expect one Info: namespace default is not injected):")
-	w("   %s analyze -A", shellQuote(i.Istioctl))
+	w("   kubectl apply -f deploy/demo/rollout-checkout.yaml")
 	w("")
 	w(" Between runs, reset the route to 100/0 and clear the faults:")
-	w("   %s delete rollout -n shop checkout-v2", k)
-	w("   %s apply --server-side --force-conflicts -f deploy/demo/mesh.yaml", k)
+	w("   kubectl delete rollout -n shop checkout-v2")
+	w("   kubectl apply --server-side --force-conflicts -f deploy/demo/mesh.yaml")
 	w("   curl -X DELETE %s/faults", i.MeshControlURL)
-	w(line)
-	return b.String()
 }
 
 // shellQuote quotes s for a POSIX shell when it holds anything but safe

@@ -34,7 +34,7 @@ func TestDemo(t *testing.T) {
 	tmp := t.TempDir()
 
 	begin := time.Now()
-	d := startDemo(t, bins, tmp, "-serin", bins.serin, "-ready-file", filepath.Join(tmp, "ready.json"))
+	d := startDemo(t, bins, tmp, "-serin", bins.serin, "-ready-file", filepath.Join(tmp, "ready.json"), "-story", storySubsets)
 	info := d.waitReady(t)
 	t.Logf("first start: ready in %v", time.Since(begin).Round(100*time.Millisecond))
 	if out := d.output(); !strings.Contains(out, "export KUBECONFIG="+info.Kubeconfig) {

@@ -12,8 +12,14 @@ import (
 func TestParseFlags(t *testing.T) {
 	o, err := parseFlags(nil, io.Discard)
 	must(t, err)
-	if want := filepath.Join(stack.RepoRoot(), "bin", "serin"); o.Serin != want || o.RPS != 50 || o.ReadyFile != "" || o.NoBanner {
-		t.Errorf("defaults = %+v, want serin %s, rps 50", o, want)
+	if want := filepath.Join(stack.RepoRoot(), "bin", "serin"); o.Serin != want || o.RPS != 50 || o.ReadyFile != "" || o.NoBanner ||
+		o.Story != storyWorkload || o.StepInterval != 0 {
+		t.Errorf("defaults = %+v, want serin %s, rps 50, story workload", o, want)
+	}
+	o, err = parseFlags([]string{"-serin", "bin/serin", "-story", "subsets"}, io.Discard)
+	must(t, err)
+	if !filepath.IsAbs(o.Serin) || o.Story != storySubsets {
+		t.Errorf("-serin bin/serin -story subsets = %q, %q; want an absolute path (the banner puts its directory on PATH) and subsets", o.Serin, o.Story)
 	}
 	o, err = parseFlags([]string{"-meshsim-seed", "42", "-background-errors", "checkout/v1=0.005,checkout/v2=0.01"}, io.Discard)
 	must(t, err)
@@ -31,6 +37,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-background-errors", "checkout/v1=2"}, "2 is not a fraction in [0,1]"},
 		{[]string{"-meshsim-seed", "-3"}, "-meshsim-seed"},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
+		{[]string{"-story", "canary"}, `-story "canary": want workload or subsets`},
+		{[]string{"-story", "subsets", "-step-interval", "2s"}, "-step-interval 2s: only for -story workload"},
+		{[]string{"-step-interval", "500ms"}, "at least 1s"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -2,9 +2,12 @@
 // It starts the real local stack (etcd, kube-apiserver with the Istio and
 // serin CRDs, Prometheus, Jaeger), applies the demo mesh, runs the mesh
 // simulator in-process with background load, starts the serin controller as
-// a child process, prints where everything is and how to start a canary, and
-// stays in the foreground until SIGINT or SIGTERM. It then stops everything
-// it started, by PID, and exits 0.
+// a child process and, in the default story (-story workload), creates the
+// team's Deployment checkout and a Rollout that delivers it, waiting until
+// serin has adopted it. It then prints where everything is and the story's
+// commands (three releases of checkout: good, bad, good; or, with -story
+// subsets, a canary between two subsets) and stays in the foreground until
+// SIGINT or SIGTERM. It then stops everything it started, by PID, and exits 0.
 //
 // Everything listens on 127.0.0.1 only. The demo is for a developer machine,
 // never for a cluster: the mesh simulator is a stand-in for Envoy.
@@ -22,6 +25,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/test/meshsim"
 	"github.com/serin-dev/serin/test/stack"
@@ -43,6 +48,12 @@ type Options struct {
 	// BackgroundErrors are error rates by "service/version" that the
 	// simulated workloads have whatever the faults.
 	BackgroundErrors map[string]float64
+	// Story is what the demo sets up and tells: storyWorkload (the
+	// default) or storySubsets.
+	Story string
+	// StepInterval overrides the stepInterval of the Rollout the workload
+	// story creates; 0 keeps the manifest's.
+	StepInterval time.Duration
 }
 
 func main() { os.Exit(run()) }
@@ -97,6 +108,10 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.StringVar(&o.ReadyFile, "ready-file", "", "write a JSON file with the URLs and PIDs once everything is ready")
 	fs.BoolVar(&o.NoBanner, "no-banner", false, "do not print the banner")
 	fs.Uint64Var(&o.MeshSeed, "meshsim-seed", 0, "seed of the mesh simulator's random errors and latencies (0 = pick one and log it)")
+	fs.StringVar(&o.Story, "story", storyWorkload, "what the demo sets up: "+storyWorkload+
+		" (serin delivers the Deployment checkout; every change of its template is a release) or "+storySubsets+
+		" (you apply a Rollout between the subsets v1 and v2)")
+	fs.DurationVar(&o.StepInterval, "step-interval", 0, "stepInterval of the workload story's Rollout (0 = the one in deploy/demo/rollout-workload.yaml)")
 	fs.Func("background-errors", "background error rates of the simulated workloads, e.g. checkout/v1=0.005,checkout/v2=0.005",
 		func(v string) (err error) {
 			o.BackgroundErrors, err = meshsim.ParseErrorRates(v)
@@ -110,6 +125,19 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	}
 	if o.RPS < 0 || o.RPS > meshsim.MaxRPS || o.RPS != o.RPS {
 		return o, fmt.Errorf("-rps %v: want a number in [0,%d]", o.RPS, meshsim.MaxRPS)
+	}
+	switch o.Story {
+	case storyWorkload, storySubsets:
+	default:
+		return o, fmt.Errorf("-story %q: want %s or %s", o.Story, storyWorkload, storySubsets)
+	}
+	if o.StepInterval != 0 && (o.Story != storyWorkload || o.StepInterval < time.Second) {
+		return o, fmt.Errorf("-step-interval %v: only for -story %s, and at least 1s (as the Rollout's stepInterval)", o.StepInterval, storyWorkload)
+	}
+	// The banner puts the serin binary's directory on PATH for another
+	// shell, which may start anywhere.
+	if abs, err := filepath.Abs(o.Serin); err == nil {
+		o.Serin = abs
 	}
 	return o, nil
 }
@@ -164,6 +192,15 @@ func (d *demo) start(ctx context.Context) error {
 	if err := d.startMesh(ctx); err != nil {
 		return err
 	}
+	var c client.Client // set in the workload story
+	if d.opts.Story == storyWorkload {
+		if c, err = d.kubeClient(); err != nil {
+			return err
+		}
+		if err := d.startTeamDeployment(ctx, c); err != nil {
+			return err
+		}
+	}
 	tokenFile, err := d.writeTokens(st.Dir)
 	if err != nil {
 		return err
@@ -179,6 +216,11 @@ func (d *demo) start(ctx context.Context) error {
 	d.ctrl = ctrl
 	if err := st.SetScrapeTargets("serin", []string{ctrl.addr}); err != nil {
 		return err
+	}
+	if c != nil {
+		if err := d.deliverWorkload(ctx, c); err != nil {
+			return d.ctrl.failure(err)
+		}
 	}
 	d.progress("ready in %v", time.Since(begin).Round(100*time.Millisecond))
 	return nil
