@@ -67,7 +67,7 @@ type Options struct {
 type Engine struct {
 	o       Options
 	queue   *notifyQueue
-	metrics engineMetrics
+	metrics *engineMetrics
 	meshes  meshChecks
 }
 
@@ -135,9 +135,16 @@ func (e *Engine) SetupWithManager(mgr ctrl.Manager) error {
 func (e *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ro := &v1alpha1.Rollout{}
 	if err := e.o.Client.Get(ctx, req.NamespacedName, ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			e.metrics.forget(req.Namespace, req.Name) // deleted: no stale series
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	e.metrics.observed(ro)
 	res, err := e.tick(ctx, ro)
+	if err == nil {
+		e.metrics.observed(ro) // as the tick left it stored
+	}
 	if apierrors.IsConflict(err) {
 		// Someone wrote the Rollout since we read it; read again soon.
 		return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
@@ -207,6 +214,7 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 		}
 		return ctrl.Result{}, err
 	}
+	e.metrics.decided(d)
 	var live *int32
 	if obs.LiveKnown {
 		live = &obs.LiveWeight
@@ -298,7 +306,7 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 		}
 	}
 	res := e.analyze(ctx, ro, now)
-	e.metrics.analysed(ro.Namespace, ro.Name, now)
+	e.metrics.analysed(ro.Namespace, ro.Name, now, res)
 	obs.Result = &res
 	return obs, 0, nil
 }

@@ -1,28 +1,80 @@
 package rollout
 
 import (
+	"context"
 	"errors"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
-// engineMetrics are what the controller says about its own rollbacks.
+// The controller's metrics. Series labelled by namespace and rollout are
+// bounded by the Rollouts the controller reconciles (on the leader only,
+// since only it reconciles), and go away with their Rollout: nothing is
+// left behind for a deleted one. State gauges follow kube-state-metrics'
+// convention: serin_rollout_phase has a series for every phase, 1 for the
+// current one and 0 for the others, as kube_pod_status_phase does, and so
+// does serin_analysis_check_verdict for every verdict. A counter starts at
+// zero for every label value known in advance, so that rate() and
+// increase() are defined before the first event and an alert can fire on
+// the first one.
+//
+// The dashboard (deploy/grafana) queries these names; test/e2e's
+// TestDashboardQueriesReturnData checks that each of its panels finds
+// data.
+
+// allPhases are the phases serin_rollout_phase has a series for.
+var allPhases = []v1alpha1.Phase{v1alpha1.PhasePending, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused,
+	v1alpha1.PhaseSucceeded, v1alpha1.PhaseRolledBack, v1alpha1.PhaseAborted, v1alpha1.PhaseFailed}
+
+// allVerdicts are the verdicts a check and a tick can have.
+var allVerdicts = []analysis.Verdict{analysis.Pass, analysis.Fail, analysis.Inconclusive}
+
+// engineMetrics are what the controller says about its rollouts, their
+// analysis and their rollbacks.
 type engineMetrics struct {
-	rollbacks prometheus.Counter
+	rollbacks *prometheus.CounterVec
 	detection prometheus.Histogram
 	// lastTick is when each rollout's analysis last ran: the live figure
 	// that the status, written only on change, no longer carries.
 	lastTick *prometheus.GaugeVec
+	ticks    *prometheus.CounterVec
+	info     *prometheus.GaugeVec
+	phase    *prometheus.GaugeVec
+	weight   *prometheus.GaugeVec
+	step     *prometheus.GaugeVec
+	verdicts *prometheus.GaugeVec
+
+	mu sync.Mutex
+	// seen is, per rollout, what its series were last set to, so that a
+	// changed label value replaces its series rather than adding one.
+	seen map[types.NamespacedName]*seenSeries
 }
 
-func newEngineMetrics(reg prometheus.Registerer) (engineMetrics, error) {
-	m := engineMetrics{
-		rollbacks: prometheus.NewCounter(prometheus.CounterOpts{
+// seenSeries are the label values last set for one rollout.
+type seenSeries struct {
+	info   []string
+	checks map[checkKey]bool
+}
+
+// checkKey names one check's series: check, hop and source.
+type checkKey struct{ check, hop, source string }
+
+var rolloutLabels = []string{"namespace", "rollout"}
+
+func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
+	m := &engineMetrics{
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "serin_rollbacks_total",
-			Help: "Rollouts rolled back by analysis.",
-		}),
+			Help: "Rollbacks decided, by the kind of cause: analysis, inconclusive, window or stable-slo.",
+		}, []string{"reason"}),
 		detection: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "serin_rollback_detection_to_rollback_seconds",
 			Help:    "Time from the first failed analysis tick to the route confirmed back at 100/0.",
@@ -31,37 +83,269 @@ func newEngineMetrics(reg prometheus.Registerer) (engineMetrics, error) {
 		lastTick: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "serin_rollout_last_analysis_timestamp_seconds",
 			Help: "When each rollout in progress was last analysed, as a Unix time.",
-		}, []string{"namespace", "rollout"}),
+		}, rolloutLabels),
+		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "serin_analysis_ticks_total",
+			Help: "Analysis ticks run, all rollouts together, by the tick's verdict.",
+		}, []string{"verdict"}),
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "serin_rollout_info",
+			Help: "Always 1: what each Rollout shifts (mode subset, host or workload; its VirtualService; the delivered Deployment, if any).",
+		}, []string{"namespace", "rollout", "mode", "virtual_service", "workload"}),
+		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "serin_rollout_phase",
+			Help: "1 for each Rollout's current phase, 0 for every other phase (kube-state-metrics' convention).",
+		}, []string{"namespace", "rollout", "phase"}),
+		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "serin_rollout_canary_weight",
+			Help: "The canary weight, in percent, last confirmed on each Rollout's route.",
+		}, rolloutLabels),
+		step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "serin_rollout_step",
+			Help: "The index into spec.steps of each Rollout's current step; -1 before the first.",
+		}, rolloutLabels),
+		verdicts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "serin_analysis_check_verdict",
+			Help: "1 for the verdict of each check in a rollout's latest analysis tick, 0 for the other verdicts; gone with the check, the Rollout, or the end of the rollout unless it rolled back.",
+		}, []string{"namespace", "rollout", "check", "hop", "source", "verdict"}),
+		seen: map[types.NamespacedName]*seenSeries{},
 	}
+	for _, r := range RollbackReasons {
+		m.rollbacks.WithLabelValues(string(r))
+	}
+	for _, v := range allVerdicts {
+		m.ticks.WithLabelValues(string(v))
+	}
+	return m, register(reg, m.rollbacks, m.detection, m.lastTick, m.ticks, m.info, m.phase, m.weight, m.step, m.verdicts)
+}
+
+// register registers cs with reg, nil registering none. A collector
+// registered already (a second engine in one process) is kept.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 	if reg == nil {
-		return m, nil
+		return nil
 	}
-	for _, c := range []prometheus.Collector{m.rollbacks, m.detection, m.lastTick} {
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
-				return m, err
+				return err
 			}
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // rolledBack records a rollback confirmed on the route at now.
-func (m engineMetrics) rolledBack(detected *metav1.Time, now time.Time) {
-	m.rollbacks.Inc()
+func (m *engineMetrics) rolledBack(detected *metav1.Time, now time.Time) {
 	if detected != nil {
 		m.detection.Observe(now.Sub(detected.Time).Seconds())
 	}
 }
 
-// analysed records that a rollout was analysed at now.
-func (m engineMetrics) analysed(ns, name string, now time.Time) {
-	m.lastTick.WithLabelValues(ns, name).Set(float64(now.UnixNano()) / 1e9)
+// decided counts the rollback a recorded decision made, if any.
+func (m *engineMetrics) decided(d Decision) {
+	if d.Rollback != "" {
+		m.rollbacks.WithLabelValues(string(d.Rollback)).Inc()
+	}
 }
 
-// finished forgets a rollout that is no longer analysed, so the gauge's
-// series stay bounded by the rollouts in progress.
-func (m engineMetrics) finished(ns, name string) {
+// analysed records that a rollout was analysed at now with res: the tick,
+// its time, and each check's verdict, replacing the previous tick's.
+func (m *engineMetrics) analysed(ns, name string, now time.Time, res analysis.Result) {
+	m.lastTick.WithLabelValues(ns, name).Set(float64(now.UnixNano()) / 1e9)
+	m.ticks.WithLabelValues(string(res.Verdict)).Inc()
+	checks := map[checkKey]analysis.Verdict{}
+	for _, c := range res.Checks {
+		checks[checkKey{c.Check, c.Hop, c.Source}] = c.Verdict
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.seenLocked(ns, name)
+	for k := range s.checks {
+		if _, ok := checks[k]; !ok {
+			m.deleteCheck(ns, name, k)
+			delete(s.checks, k)
+		}
+	}
+	for k, verdict := range checks {
+		for _, v := range allVerdicts {
+			m.verdicts.WithLabelValues(ns, name, k.check, k.hop, k.source, string(v)).Set(b2f(v == verdict))
+		}
+		s.checks[k] = true
+	}
+}
+
+func (m *engineMetrics) deleteCheck(ns, name string, k checkKey) {
+	m.verdicts.DeletePartialMatch(prometheus.Labels{"namespace": ns, "rollout": name, "check": k.check, "hop": k.hop, "source": k.source})
+}
+
+// finished forgets the last tick's time of a rollout that is no longer
+// analysed, so that the gauge's series stay bounded by the rollouts in
+// progress.
+func (m *engineMetrics) finished(ns, name string) {
 	m.lastTick.DeleteLabelValues(ns, name)
+}
+
+// forgetChecksLocked removes the check verdicts of a rollout; the caller holds
+// m.mu.
+func (m *engineMetrics) forgetChecksLocked(ns, name string, s *seenSeries) {
+	for k := range s.checks {
+		m.deleteCheck(ns, name, k)
+	}
+	clear(s.checks)
+}
+
+// observed records the state of ro as stored: its target, phase, weight
+// and step. A Rollout being deleted is forgotten instead. The check
+// verdicts of a rollout that ended go, but for a rollback's: a failure
+// rolls back in the tick that finds it, so its verdicts would otherwise
+// never be scraped. They say which check failed until the rollout is
+// retried (whose ticks replace them) or deleted.
+func (m *engineMetrics) observed(ro *v1alpha1.Rollout) {
+	if !ro.DeletionTimestamp.IsZero() {
+		m.forget(ro.Namespace, ro.Name)
+		return
+	}
+	ns, name := ro.Namespace, ro.Name
+	info := []string{ns, name, modeOf(ro), ro.Spec.VirtualService, ""}
+	if w, ok := WorkloadOf(ro); ok {
+		info[4] = w.Deployment
+	}
+	phase := ro.Status.Phase
+	if phase == "" {
+		phase = v1alpha1.PhasePending
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.seenLocked(ns, name)
+	if !slices.Equal(s.info, info) {
+		if s.info != nil {
+			m.info.DeleteLabelValues(s.info...)
+		}
+		m.info.WithLabelValues(info...).Set(1)
+		s.info = info
+	}
+	if phase.Terminal() && phase != v1alpha1.PhaseRolledBack {
+		m.forgetChecksLocked(ns, name, s)
+	}
+	for _, p := range allPhases {
+		m.phase.WithLabelValues(ns, name, string(p)).Set(b2f(p == phase))
+	}
+	m.weight.WithLabelValues(ns, name).Set(float64(ro.Status.AppliedWeight))
+	step := ro.Status.CurrentStep
+	if ro.Status.Phase == "" {
+		step = -1 // not started: the zero value is no step
+	}
+	m.step.WithLabelValues(ns, name).Set(float64(step))
+}
+
+// forget removes every series of a Rollout that no longer exists.
+func (m *engineMetrics) forget(ns, name string) {
+	labels := prometheus.Labels{"namespace": ns, "rollout": name}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, v := range []*prometheus.GaugeVec{m.lastTick, m.info, m.phase, m.weight, m.step, m.verdicts} {
+		v.DeletePartialMatch(labels)
+	}
+	delete(m.seen, types.NamespacedName{Namespace: ns, Name: name})
+}
+
+// seenLocked returns the rollout's seen series, adding them; the caller
+// holds m.mu.
+func (m *engineMetrics) seenLocked(ns, name string) *seenSeries {
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	s, ok := m.seen[key]
+	if !ok {
+		s = &seenSeries{checks: map[checkKey]bool{}}
+		m.seen[key] = s
+	}
+	return s
+}
+
+// modeOf names how a Rollout splits traffic: by subset, by host, or
+// delivering a Deployment (whose subsets serin owns).
+func modeOf(ro *v1alpha1.Rollout) string {
+	switch {
+	case ro.Spec.Workload != nil:
+		return "workload"
+	case TargetOf(ro).HostMode():
+		return "host"
+	default:
+		return "subset"
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Query outcomes, the values of serin_analysis_queries_total's outcome.
+const (
+	QuerySuccess = "success"
+	QueryError   = "error"
+	QueryTimeout = "timeout"
+)
+
+// QueryMetrics count the queries analysis sends to its data sources:
+// serin_analysis_queries_total{source,outcome} and
+// serin_analysis_query_duration_seconds{source}. The sources take an
+// observer in their Options (SourceObserver satisfies them), so that
+// analysis never imports rollout; cmd wires the two together.
+type QueryMetrics struct {
+	total    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewQueryMetrics registers the query metrics with reg; nil registers
+// none.
+func NewQueryMetrics(reg prometheus.Registerer) (*QueryMetrics, error) {
+	m := &QueryMetrics{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "serin_analysis_queries_total",
+			Help: "Queries sent to analysis data sources, by source (prometheus, jaeger) and outcome (success, error, timeout).",
+		}, []string{"source", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "serin_analysis_query_duration_seconds",
+			Help:    "How long each query to an analysis data source took, answer read included.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"source"}),
+	}
+	return m, register(reg, m.total, m.duration)
+}
+
+// Source returns the observer of one data source, named as the checks'
+// source is ("prometheus", "jaeger"); its outcomes start at zero.
+func (m *QueryMetrics) Source(name string) SourceObserver {
+	return SourceObserver{
+		success:  m.total.WithLabelValues(name, QuerySuccess),
+		failed:   m.total.WithLabelValues(name, QueryError),
+		timedOut: m.total.WithLabelValues(name, QueryTimeout),
+		duration: m.duration.WithLabelValues(name),
+	}
+}
+
+// SourceObserver counts one data source's queries. It satisfies
+// prometheus.Observer and jaeger.Observer of the analysis sources.
+type SourceObserver struct {
+	success, failed, timedOut prometheus.Counter
+	duration                  prometheus.Observer
+}
+
+// ObserveQuery records one query that took d and ended with err, nil
+// on success. A deadline passed, or a network timeout, is a timeout.
+func (o SourceObserver) ObserveQuery(d time.Duration, err error) {
+	o.duration.Observe(d.Seconds())
+	var to interface{ Timeout() bool }
+	switch {
+	case err == nil:
+		o.success.Inc()
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &to) && to.Timeout()):
+		o.timedOut.Inc()
+	default:
+		o.failed.Inc()
+	}
 }

@@ -60,7 +60,34 @@ type Decision struct {
 	// Unannotate are the request annotations the decision consumed; the
 	// engine removes them after recording the status (a retry).
 	Unannotate []string
+	// Rollback says why this decision rolls the canary back, or is empty
+	// when it does not: the kind that code counts, beside the message
+	// that people read.
+	Rollback RollbackReason
 }
+
+// RollbackReason is the kind of cause of a rollback.
+type RollbackReason string
+
+// The kinds of rollback Next decides.
+const (
+	// RollbackAnalysis: the analysis failed the canary, progressing or
+	// held.
+	RollbackAnalysis RollbackReason = "analysis"
+	// RollbackInconclusive: no data for longer than the inconclusive
+	// limit, with onInconclusive: Rollback.
+	RollbackInconclusive RollbackReason = "inconclusive"
+	// RollbackWindow: the deployment window closed, with a schedule that
+	// rolls back outside it.
+	RollbackWindow RollbackReason = "window"
+	// RollbackStableSLO: stable broke its own absolute limit, with
+	// onStableViolation: Rollback.
+	RollbackStableSLO RollbackReason = "stable-slo"
+)
+
+// RollbackReasons lists every RollbackReason, so that each can be counted
+// from zero.
+var RollbackReasons = []RollbackReason{RollbackAnalysis, RollbackInconclusive, RollbackWindow, RollbackStableSLO}
 
 // Condition types recorded in status.conditions.
 const (
@@ -108,6 +135,7 @@ type decider struct {
 	events     []Event
 	requeue    time.Duration
 	unannotate []string
+	rolledBack RollbackReason
 }
 
 func (d *decider) decide() {
@@ -380,7 +408,7 @@ func (d *decider) judge(r analysis.Result) bool {
 		d.pause = true
 		d.enter(v1alpha1.PhasePaused, "Inconclusive", msg+"; paused")
 	} else {
-		d.rollback(msg)
+		d.rollback(RollbackInconclusive, msg)
 	}
 	return true
 }
@@ -408,7 +436,7 @@ func (d *decider) record(r analysis.Result) {
 // weighed the evidence, so no run of failed ticks is needed.
 func (d *decider) fail(r analysis.Result) {
 	d.st.Analysis.FirstFailureAt = ptrTime(d.detectedAt(r))
-	d.rollback("rolled back: " + r.Reason)
+	d.rollback(RollbackAnalysis, "rolled back: "+r.Reason)
 }
 
 // detectedAt is when the earliest failing check's evidence reached its
@@ -437,7 +465,7 @@ func (d *decider) stableAboveSLO(r analysis.Result) bool {
 	why := "stable is above its SLO, so the canary cannot be judged against it: " + stableReasons(r)
 	switch d.spec.Analysis.OnStableViolation {
 	case v1alpha1.OnStableViolationRollback:
-		d.rollback(why)
+		d.rollback(RollbackStableSLO, why)
 		return true
 	case v1alpha1.OnStableViolationPause:
 		d.pause = true
@@ -460,7 +488,8 @@ func stableReasons(r analysis.Result) string {
 	return strings.Join(parts, "; ")
 }
 
-func (d *decider) rollback(msg string) {
+func (d *decider) rollback(why RollbackReason, msg string) {
+	d.rolledBack = why
 	d.st.CanaryWeight = 0
 	d.enter(v1alpha1.PhaseRolledBack, "RolledBack", clip(msg, maxMessage-40)+"; traffic returned to stable (100/0)")
 }
@@ -576,7 +605,7 @@ func (d *decider) setCondition(t string, s metav1.ConditionStatus, reason, msg s
 }
 
 func (d *decider) decision() Decision {
-	return Decision{Status: d.st, Pause: d.pause, Events: d.events, RequeueAfter: d.requeue, Unannotate: d.unannotate}
+	return Decision{Status: d.st, Pause: d.pause, Events: d.events, RequeueAfter: d.requeue, Unannotate: d.unannotate, Rollback: d.rolledBack}
 }
 
 // nextRolloutHint says what a success leaves to do: the rotation of the

@@ -49,7 +49,7 @@ func (d *decider) windowClosed() bool {
 		return false
 	}
 	if d.cal.Rollback && !d.cal.Frozen(d.now) {
-		d.rollback("the deployment window closed (" + why + ")")
+		d.rollback(RollbackWindow, "the deployment window closed ("+why+")")
 		return true
 	}
 	if d.st.NextStartAt == nil {

@@ -135,7 +135,7 @@ func TestAnalysisErrorsRollBack(t *testing.T) {
 		s, c := weights(e.vs(), "primary")
 		return s == 100 && c == 0, fmt.Sprintf("%d/%d", s, c)
 	})
-	for _, want := range []string{"serin_rollbacks_total 1", "serin_rollback_detection_to_rollback_seconds_count 1"} {
+	for _, want := range []string{`serin_rollbacks_total{reason="analysis"} 1`, "serin_rollback_detection_to_rollback_seconds_count 1"} {
 		e.eventually(5*time.Second, "/metrics to show "+want, func() (bool, string) {
 			return strings.Contains(httpGet(t, "http://"+p.addr+"/metrics"), want), ""
 		})
