@@ -13,7 +13,6 @@ package web
 
 import (
 	"bytes"
-	"crypto/rand"
 	"embed"
 	"errors"
 	"html/template"
@@ -71,9 +70,19 @@ type Options struct {
 	// again with the Authenticator, on a page or an API request of the
 	// session; a refusal ends the session. 0 means DefaultRecheckInterval.
 	RecheckInterval time.Duration
-	// MaxSessions bounds the sessions held in memory; when it is reached
-	// the oldest session ends. 0 means DefaultMaxSessions.
+	// MaxSessions bounds the sessions this replica keeps notes on (when it
+	// last checked each one's token, and which were signed out here); the
+	// sessions themselves live in their cookies, unbounded. When it is
+	// reached the least useful note goes (see sessions.note). 0 means
+	// DefaultMaxSessions.
 	MaxSessions int
+	// SessionKey seals the session cookies and signs the login form: at
+	// least MinSessionKeyBytes random bytes (ReadSessionKey reads it from a
+	// mounted Secret). Give every replica the same key, so that a session
+	// started on one is good on all, and survives a restart. nil means a
+	// random key of this process: sessions then end with it and hold on
+	// this replica only, which is logged. A shorter key is an error.
+	SessionKey []byte
 	// TraceURL, when set, turns a check's example trace ID into a link:
 	// the ID is appended to it (e.g. "http://jaeger:16686/trace/").
 	TraceURL string
@@ -92,7 +101,7 @@ type Console struct {
 	opts     Options
 	pages    map[string]*template.Template
 	sessions *sessions
-	loginKey []byte // signs the login form's CSRF token
+	keys     consoleKeys // seal the sessions, sign the login form
 	throttle *api.FailureThrottle
 	mux      *http.ServeMux
 }
@@ -136,15 +145,23 @@ func New(o Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
+	key := o.SessionKey
+	if key == nil {
+		if key, err = randomKey(); err != nil {
+			return nil, err
+		}
+		o.Log.Warn("console: no session key given (--session-key-file): a random one is used, so that sessions do not survive a restart and hold on this replica only")
+	}
+	keys, err := deriveKeys(key)
+	if err != nil {
+		return nil, err
+	}
 	c := &Console{
 		opts:     o,
 		pages:    pages,
-		sessions: newSessions(o.SessionTTL, o.MaxSessions, o.Now),
-		loginKey: make([]byte, 32),
+		sessions: newSessions(keys, o.SessionTTL, o.MaxSessions, o.Now),
+		keys:     keys,
 		throttle: o.Throttle,
-	}
-	if _, err := rand.Read(c.loginKey); err != nil {
-		return nil, err
 	}
 	c.mux = c.routes()
 	return c, nil

@@ -48,17 +48,18 @@ func (c *Console) showLogin(w http.ResponseWriter, status int, next, msg string)
 }
 
 // loginToken is the form token for the pre-session cookie value pre: an
-// HMAC under a key only this process knows, so that a cookie planted by
-// someone else is useless without its matching form.
+// HMAC under a key derived from the session key, which only the console's
+// replicas know (so that the form of one is good on another), and a
+// cookie planted by someone else is useless without its matching form.
 func (c *Console) loginToken(pre string) string {
-	m := hmac.New(sha256.New, c.loginKey)
+	m := hmac.New(sha256.New, c.keys.login)
 	m.Write([]byte("serin-login:" + pre))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // login checks the form's CSRF token and then the pasted token. On
 // success it starts a session; the token is never logged, and is kept
-// only sealed in the session, to check it again.
+// only sealed in the session cookie, to check it again.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
@@ -99,6 +100,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, sess, err := c.sessions.create(u, token)
+	if errors.Is(err, errTokenTooLong) {
+		c.opts.Log.Info("console: sign-in refused: the token does not fit in a session cookie", "remote", client, "user", u.Name)
+		c.showLogin(w, http.StatusBadRequest, next, "That token is too long to keep in a console session; sign in with a shorter one.")
+		return
+	}
 	if err != nil {
 		c.opts.Log.Error("console: start session", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -110,8 +116,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// logout ends the session. The form carries the session's CSRF token so
-// that another site cannot sign a user out.
+// logout ends the session: it clears the cookie, and ends the session on
+// this replica (see sessions for what other replicas do with a copy). The
+// form carries the session's CSRF token so that another site cannot sign
+// a user out.
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	_ = r.ParseForm()
@@ -124,8 +132,8 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 		}
 		if s != nil {
 			c.opts.Log.Info("console: signed out", "user", s.user.Name)
+			c.sessions.end(s)
 		}
-		c.sessions.end(ck.Value)
 	}
 	c.setCookie(w, sessionCookie, "", "/", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)

@@ -116,7 +116,8 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	if ck := sessionCookieOf(resp); ck == nil || ck.MaxAge >= 0 {
 		t.Errorf("logout did not clear the cookie: %+v", ck)
 	}
-	// The old cookie is dead everywhere.
+	// The old cookie is dead on this console, pages and API alike (for
+	// other replicas see TestSessionsSpanReplicas).
 	replay := f.browser(t)
 	replay.Jar.SetCookies(mustURL(t, f.srv.URL), old)
 	if resp, _ := get(t, replay, f.srv.URL+"/"); resp.StatusCode != http.StatusSeeOther {

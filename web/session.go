@@ -1,13 +1,10 @@
 package web
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,30 +21,79 @@ const (
 	csrfHeader    = "X-CSRF-Token"
 )
 
-// session is one signed-in browser. It holds the user its token resolved
-// to and the token itself, sealed under a key derived from the session's
-// cookie (see seal), so that its credential can be checked again while
-// the table alone yields no usable credential.
+// Sessions are stateless: the session cookie is the session, sealed with
+// AES-256-GCM under a key derived from the console's session key
+// (Options.SessionKey), so that any replica holding the same key serves
+// it, and a restart keeps it. The browser cannot read or change what it
+// holds: the user, the sign-in token (to check it again), the CSRF token,
+// and when the session began and ends.
+//
+// What each replica keeps in memory is only what it has learned of a
+// session (see sessionNote): when it last checked the token, and whether
+// the session was signed out or refused here. Compared with the former
+// in-memory table, the TTL, the token's expiry, the re-check of the token
+// every RecheckInterval (on every replica) and the CSRF token checked on
+// every write stay as they were. What changes is sign-out: it clears the
+// cookie in the browser and ends the session on the replica that served
+// it, but a copy of the cookie stays valid on the other replicas until
+// the session expires or its token stops passing the re-check. There is
+// no cluster-wide revocation list; revoke the token (delete the
+// ServiceAccount or its token, or the line of the static token file) to
+// end a session everywhere within RecheckInterval.
+
+// sessionFormat is the first byte of a sealed session cookie; a new
+// format gets a new byte (and a new key label, see deriveKeys).
+const sessionFormat = 1
+
+// maxSessionCookieBytes bounds the session cookie's value: browsers keep
+// a cookie of up to 4096 bytes, name and attributes included.
+const maxSessionCookieBytes = 3900
+
+// errTokenTooLong is returned when a token does not fit in a session
+// cookie.
+var errTokenTooLong = errors.New("the token is too long to keep in a session cookie")
+
+// session is one signed-in browser, as its cookie says.
 type session struct {
+	id      string // random; names the session in a replica's notes
 	user    api.User
 	csrf    string
+	token   string // the sign-in token, to check it again
+	issued  time.Time
 	expires time.Time
-	sealed  []byte    // the sign-in token, sealed
-	checked time.Time // when the token was last checked; guarded by sessions.mu
 }
 
-// sessions is the in-memory session table, keyed by the SHA-256 of the
-// cookie's value so that the table itself holds no usable credential.
+// sessionClaims is the sealed content of a session cookie.
+type sessionClaims struct {
+	ID      string   `json:"id"`
+	CSRF    string   `json:"csrf"`
+	Token   string   `json:"tok"`
+	User    api.User `json:"user"`
+	Issued  int64    `json:"iat"` // Unix seconds
+	Expires int64    `json:"exp"`
+}
+
+// sessionNote is what one replica has learned of a session.
+type sessionNote struct {
+	checked time.Time // when this replica last checked its token; zero: never
+	ended   bool      // signed out or refused here
+	expires time.Time
+}
+
+// sessions seals and opens session cookies, and keeps this replica's
+// notes on them, at most limit.
 type sessions struct {
-	mu    sync.Mutex
-	byID  map[[sha256.Size]byte]*session
+	keys  consoleKeys
 	ttl   time.Duration
 	limit int
 	now   func() time.Time
+
+	mu    sync.Mutex
+	notes map[string]*sessionNote // by session id
 }
 
-func newSessions(ttl time.Duration, limit int, now func() time.Time) *sessions {
-	return &sessions{byID: map[[sha256.Size]byte]*session{}, ttl: ttl, limit: limit, now: now}
+func newSessions(keys consoleKeys, ttl time.Duration, limit int, now func() time.Time) *sessions {
+	return &sessions{keys: keys, ttl: ttl, limit: limit, now: now, notes: map[string]*sessionNote{}}
 }
 
 // randomToken returns 32 random bytes, base64url-encoded.
@@ -60,10 +106,9 @@ func randomToken() (string, error) {
 }
 
 // create starts a session for u, signed in with token, and returns its
-// id (the cookie value). The session lasts the TTL, or less when the
-// token says it expires sooner (api.TokenExpiry; never longer). When the
-// table is full, expired sessions go first, then the one closest to
-// expiry.
+// cookie value. The session lasts the TTL, or less when the token says it
+// expires sooner (api.TokenExpiry; never longer). A token too long for a
+// cookie is errTokenTooLong.
 func (s *sessions) create(u api.User, token string) (string, *session, error) {
 	id, err := randomToken()
 	if err != nil {
@@ -73,75 +118,152 @@ func (s *sessions) create(u api.User, token string) (string, *session, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	sealed, err := seal(id, token)
-	if err != nil {
-		return "", nil, err
-	}
 	now := s.now()
-	sess := &session{user: u, csrf: csrf, expires: now.Add(s.ttl), sealed: sealed, checked: now}
+	sess := &session{id: id, user: u, csrf: csrf, token: token, issued: now.Truncate(time.Second), expires: now.Add(s.ttl)}
 	if exp, ok := api.TokenExpiry(token); ok && exp.Before(sess.expires) {
 		sess.expires = exp
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.byID) >= s.limit {
-		s.evict(now)
+	value, err := s.seal(sess)
+	if err != nil {
+		return "", nil, err
 	}
-	s.byID[sha256.Sum256([]byte(id))] = sess
-	return id, sess, nil
+	return value, sess, nil
 }
 
-// evict makes room for one session. The caller holds mu.
-func (s *sessions) evict(now time.Time) {
-	var oldest [sha256.Size]byte
-	var oldestExp time.Time
-	for k, v := range s.byID {
-		if !now.Before(v.expires) {
-			delete(s.byID, k)
-			continue
-		}
-		if oldestExp.IsZero() || v.expires.Before(oldestExp) {
-			oldest, oldestExp = k, v.expires
-		}
+// seal encodes sess as a cookie value: base64url of the format byte, the
+// nonce and the AES-GCM ciphertext of its claims, with the cookie's name
+// as associated data so that no other sealed value passes for a session.
+func (s *sessions) seal(sess *session) (string, error) {
+	plain, err := json.Marshal(sessionClaims{ID: sess.id, CSRF: sess.csrf, Token: sess.token, User: sess.user,
+		Issued: sess.issued.Unix(), Expires: sess.expires.Unix()})
+	if err != nil {
+		return "", fmt.Errorf("encode the session: %w", err)
 	}
-	if len(s.byID) >= s.limit {
-		delete(s.byID, oldest)
+	aead := s.keys.session
+	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
+	out[0] = sessionFormat
+	if _, err := rand.Read(out[1:]); err != nil {
+		return "", fmt.Errorf("seal the session: %w", err)
 	}
+	out = aead.Seal(out, out[1:], plain, []byte(sessionCookie))
+	value := base64.RawURLEncoding.EncodeToString(out)
+	if len(value) > maxSessionCookieBytes {
+		return "", fmt.Errorf("%d bytes sealed, at most %d: %w", len(value), maxSessionCookieBytes, errTokenTooLong)
+	}
+	return value, nil
 }
 
-// get returns the live session of id, or nil.
-func (s *sessions) get(id string) *session {
-	k := sha256.Sum256([]byte(id))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.byID[k]
-	if !ok {
+// open is the inverse of seal: an error for anything this key did not
+// seal, or that was changed since.
+func (s *sessions) open(value string) (*session, error) {
+	if len(value) > maxSessionCookieBytes {
+		return nil, errors.New("session cookie too long")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil {
+		return nil, fmt.Errorf("session cookie: %w", err)
+	}
+	aead := s.keys.session
+	if len(raw) < 1+aead.NonceSize() || raw[0] != sessionFormat {
+		return nil, errors.New("session cookie: not a sealed session")
+	}
+	nonce, ct := raw[1:1+aead.NonceSize()], raw[1+aead.NonceSize():]
+	plain, err := aead.Open(nil, nonce, ct, []byte(sessionCookie))
+	if err != nil {
+		return nil, fmt.Errorf("session cookie: %w", err)
+	}
+	var c sessionClaims
+	if err := json.Unmarshal(plain, &c); err != nil {
+		return nil, fmt.Errorf("session cookie: %w", err)
+	}
+	return &session{id: c.ID, user: c.User, csrf: c.CSRF, token: c.Token,
+		issued: time.Unix(c.Issued, 0), expires: time.Unix(c.Expires, 0)}, nil
+}
+
+// get returns the live session of cookie value, or nil: one this key
+// sealed, not expired (by its own end, or by this console's TTL from its
+// start, whichever comes first), and not ended on this replica.
+func (s *sessions) get(value string) *session {
+	sess, err := s.open(value)
+	if err != nil {
 		return nil
 	}
-	if !s.now().Before(sess.expires) {
-		delete(s.byID, k)
+	now := s.now()
+	if !now.Before(sess.expires) || !now.Before(sess.issued.Add(s.ttl)) {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.notes[sess.id]; ok && n.ended {
 		return nil
 	}
 	return sess
 }
 
-func (s *sessions) end(id string) {
+// end ends sess on this replica: signed out, or its token refused.
+func (s *sessions) end(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.byID, sha256.Sum256([]byte(id)))
+	s.note(sess).ended = true
 }
 
 // claimCheck reports whether sess's token is due for another check at
-// now, at most every interval, and if so marks it checked, so that
-// concurrent requests do not all check it.
+// now, at most every interval since this replica last checked it (or
+// since the session began, when this replica has not), and if so marks it
+// checked, so that concurrent requests do not all check it.
 func (s *sessions) claimCheck(sess *session, now time.Time, interval time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if now.Sub(sess.checked) < interval {
+	n := s.note(sess)
+	last := sess.issued
+	if n.checked.After(last) {
+		last = n.checked
+	}
+	if now.Sub(last) < interval {
 		return false
 	}
-	sess.checked = now
+	n.checked = now
 	return true
+}
+
+// note returns this replica's note on sess, making one. When the notes
+// are full, expired ones go first, then the longest unchecked of those not
+// ended, and only then an ended one, closest to expiry: forgetting a check
+// costs one more check, forgetting a sign-out lets a copied cookie back in
+// here. The caller holds mu.
+func (s *sessions) note(sess *session) *sessionNote {
+	if n, ok := s.notes[sess.id]; ok {
+		return n
+	}
+	if len(s.notes) >= s.limit {
+		s.evict(s.now())
+	}
+	n := &sessionNote{expires: sess.expires}
+	s.notes[sess.id] = n
+	return n
+}
+
+// evict makes room for one note. The caller holds mu.
+func (s *sessions) evict(now time.Time) {
+	var victim string
+	var vEnded bool
+	var vTime time.Time
+	for id, n := range s.notes {
+		if !now.Before(n.expires) {
+			delete(s.notes, id)
+			continue
+		}
+		t := n.checked
+		if n.ended {
+			t = n.expires
+		}
+		if victim == "" || (vEnded && !n.ended) || (vEnded == n.ended && t.Before(vTime)) {
+			victim, vEnded, vTime = id, n.ended, t
+		}
+	}
+	if len(s.notes) >= s.limit && victim != "" {
+		delete(s.notes, victim)
+	}
 }
 
 // session returns the request's live session, or nil.
@@ -153,24 +275,18 @@ func (c *Console) session(r *http.Request) *session {
 	return c.liveSession(r, ck.Value)
 }
 
-// liveSession returns the session of cookie value id when it has not
-// expired and its token still authenticates as its user, or nil. The
-// token is checked again at most every RecheckInterval, so that a session
-// ends soon after its ServiceAccount is deleted or its token revoked. A
-// check that cannot be made (the API server is unreachable) keeps the
-// session and is logged; a refusal ends it.
-func (c *Console) liveSession(r *http.Request, id string) *session {
-	s := c.sessions.get(id)
+// liveSession returns the session of cookie value when it has not expired
+// and its token still authenticates as its user, or nil. The token is
+// checked again at most every RecheckInterval on each replica, so that a
+// session ends soon after its ServiceAccount is deleted or its token
+// revoked. A check that cannot be made (the API server is unreachable)
+// keeps the session and is logged; a refusal ends it.
+func (c *Console) liveSession(r *http.Request, value string) *session {
+	s := c.sessions.get(value)
 	if s == nil || !c.sessions.claimCheck(s, c.opts.Now(), c.opts.RecheckInterval) {
 		return s
 	}
-	token, err := open(id, s.sealed)
-	if err != nil { // cannot happen with the cookie that sealed it
-		c.opts.Log.Error("console: open the session's token", "user", s.user.Name, "err", err)
-		c.sessions.end(id)
-		return nil
-	}
-	u, err := c.opts.Authenticator.Authenticate(r.Context(), token)
+	u, err := c.opts.Authenticator.Authenticate(r.Context(), s.token)
 	switch {
 	case errors.Is(err, api.ErrUnauthenticated):
 		c.opts.Log.Info("console: session ended: its token no longer authenticates", "user", s.user.Name)
@@ -182,7 +298,7 @@ func (c *Console) liveSession(r *http.Request, id string) *session {
 	default:
 		return s
 	}
-	c.sessions.end(id)
+	c.sessions.end(s)
 	return nil
 }
 
@@ -225,51 +341,4 @@ func (c *Console) setCookie(w http.ResponseWriter, name, value, path string, max
 		Name: name, Value: value, Path: path, MaxAge: maxAge,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.opts.SecureCookies,
 	})
-}
-
-// sessionKey derives the key that seals a session's token from the
-// session's cookie value id. The table is keyed by SHA-256(id), from
-// which this HMAC keyed by id cannot be computed.
-func sessionKey(id string) []byte {
-	m := hmac.New(sha256.New, []byte(id))
-	m.Write([]byte("serin-session-token"))
-	return m.Sum(nil)
-}
-
-// seal encrypts token with AES-256-GCM under the key of session id.
-func seal(id, token string) ([]byte, error) {
-	aead, err := sessionAEAD(id)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("seal the session's token: %w", err)
-	}
-	return aead.Seal(nonce, nonce, []byte(token), nil), nil
-}
-
-// open is the inverse of seal.
-func open(id string, sealed []byte) (string, error) {
-	aead, err := sessionAEAD(id)
-	if err != nil {
-		return "", err
-	}
-	if len(sealed) < aead.NonceSize() {
-		return "", errors.New("sealed token too short")
-	}
-	nonce, ct := sealed[:aead.NonceSize()], sealed[aead.NonceSize():]
-	pt, err := aead.Open(nil, nonce, ct, nil)
-	if err != nil {
-		return "", fmt.Errorf("open the session's token: %w", err)
-	}
-	return string(pt), nil
-}
-
-func sessionAEAD(id string) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(sessionKey(id))
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
 }
