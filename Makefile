@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # timing honest on 2 cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 45m
 
-.PHONY: all build tools vet test generate verify-generate demo bench chaos bench-scale test-scale clean
+.PHONY: all build tools vet test helm-test generate verify-generate demo bench chaos bench-scale test-scale clean
 
 all: build
 
@@ -34,6 +34,16 @@ vet:
 test: tools vet
 	@echo "==> go test (unit and integration, real kube-apiserver, Prometheus, Jaeger)"
 	$(GO) test $(TEST_FLAGS) ./...
+
+# The Helm chart's tests (deploy/helm): helm lint, renders with default and
+# HA values, schema refusals, the RBAC rules equal to deploy/rbac.yaml, and
+# a server-side dry run and a real install, upgrade and uninstall on the
+# local kube-apiserver. `make test` runs them too (./... holds deploy/helm).
+helm-test:
+	@echo "==> building helm and the local kube-apiserver if missing"
+	bash test/tools/install.sh etcd kube helm
+	@echo "==> go test ./deploy/helm/ (real helm, kubectl and kube-apiserver)"
+	$(GO) test $(TEST_FLAGS) -v ./deploy/helm/
 
 generate:
 	@echo "==> controller-gen: deepcopy and CRD"
