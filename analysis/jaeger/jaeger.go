@@ -100,6 +100,20 @@ type Options struct {
 	// means time.Now. Tests set it to step through a backoff without
 	// sleeping.
 	Now func() time.Time
+	// Observer, when set, is told of every request sent to Jaeger
+	// (searches and service lists), for the controller's own metrics; nil
+	// observes nothing.
+	Observer Observer
+}
+
+// Observer is told of each request a Source sends to Jaeger. It is
+// declared here, where it is used, so that this package needs nothing of
+// whoever counts (cmd wires rollout's query metrics in).
+type Observer interface {
+	// ObserveQuery records one request that took d, answer read
+	// included, and ended with err, nil on success ("no traces found" is
+	// a success).
+	ObserveQuery(d time.Duration, err error)
 }
 
 // Source is an analysis.TraceSource reading Jaeger's query API. It is safe
@@ -112,6 +126,7 @@ type Source struct {
 	step      time.Duration
 	client    *http.Client
 	now       func() time.Time
+	obs       Observer      // Options.Observer, or nil
 	slots     chan struct{} // one token per request in flight
 	services  serviceList
 	searches  searchCache
@@ -150,7 +165,7 @@ func New(o Options) (*Source, error) {
 		return nil, fmt.Errorf("jaeger: bad CacheTTL %v: must not be negative", o.CacheTTL)
 	}
 	s := &Source{
-		base: u, client: o.HTTPClient, now: o.Now,
+		base: u, client: o.HTTPClient, now: o.Now, obs: o.Observer,
 		maxTraces: cmp.Or(o.MaxTraces, DefaultMaxTraces),
 		timeout:   cmp.Or(o.Timeout, DefaultTimeout),
 		step:      cmp.Or(o.CacheTTL, DefaultCacheTTL),
@@ -320,7 +335,8 @@ func (s *Source) find(ctx context.Context, service string, since, until time.Tim
 }
 
 // get sends GET u once a slot among MaxInFlight is free, counting it in
-// sent, within Timeout from when it is sent, and hands the answer to read.
+// sent, within Timeout from when it is sent, hands the answer to read and
+// tells the Observer how it went.
 // Waiting for the slot ends with ctx, and after Timeout too: a Jaeger that
 // cannot keep up then fails the search, which backs its service off,
 // instead of letting a queue grow with every tick. The error does not name
@@ -340,6 +356,16 @@ func (s *Source) get(ctx context.Context, u *url.URL, sent *atomic.Int64, read f
 		return context.Cause(ctx) // a slot and the end of ctx came together
 	}
 	sent.Add(1)
+	start := time.Now()
+	err := s.send(ctx, u, read)
+	if s.obs != nil {
+		s.obs.ObserveQuery(time.Since(start), err)
+	}
+	return err
+}
+
+// send sends GET u within Timeout and hands the answer to read.
+func (s *Source) send(ctx context.Context, u *url.URL, read func(*http.Response) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)

@@ -71,6 +71,18 @@ type Options struct {
 	// calls-per-request test compares the two: the older the answers may
 	// be, the further apart their instants can drift within a tick.
 	MaxStale time.Duration
+	// Observer, when set, is told of every query sent, for the
+	// controller's own metrics; nil observes nothing.
+	Observer Observer
+}
+
+// Observer is told of each query a Source sends to Prometheus. It is
+// declared here, where it is used, so that this package needs nothing of
+// whoever counts (cmd wires rollout's query metrics in).
+type Observer interface {
+	// ObserveQuery records one query that took d and ended with err, nil
+	// on success (an empty answer is a success).
+	ObserveQuery(d time.Duration, err error)
 }
 
 // minSharedTimeout is the least time a shared query is given: on a large
@@ -87,6 +99,7 @@ type Source struct {
 	ttl     time.Duration
 	stale   time.Duration    // Options.MaxStale
 	now     func() time.Time // wall clock for cache expiry and forgetting namespaces; tests replace it
+	obs     Observer         // Options.Observer, or nil
 
 	queries atomic.Int64
 	flights singleflight.Group
@@ -131,6 +144,7 @@ func New(o Options) (*Source, error) {
 		timeout:    o.Timeout,
 		ttl:        o.CacheTTL,
 		now:        time.Now,
+		obs:        o.Observer,
 		cache:      map[string][]*result{},
 		namespaces: map[string]nsSeen{},
 	}
@@ -195,9 +209,18 @@ func (s *Source) Scalar(ctx context.Context, query string, at time.Time) (float6
 	return v, nil
 }
 
-// query sends one query and counts it.
+// query sends one query, counts it and tells the Observer.
 func (s *Source) query(ctx context.Context, query string, at time.Time) (model.Value, error) {
 	s.queries.Add(1)
+	start := time.Now()
+	val, err := s.send(ctx, query, at)
+	if s.obs != nil {
+		s.obs.ObserveQuery(time.Since(start), err)
+	}
+	return val, err
+}
+
+func (s *Source) send(ctx context.Context, query string, at time.Time) (model.Value, error) {
 	val, _, _, err := s.api.Query(ctx, query, at)
 	if err != nil {
 		return nil, withDetail(err)
