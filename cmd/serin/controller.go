@@ -54,6 +54,7 @@ type controllerOptions struct {
 	MeshRootNamespace       string
 	LeaderElect             bool
 	LeaderElectionNamespace string
+	HA                      haOptions
 	ShutdownTimeout         time.Duration
 	PrometheusURL           string
 	JaegerURL               string
@@ -82,6 +83,7 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.StringVar(&o.MeshRootNamespace, "mesh-root-namespace", "istio-system", "Istio's root namespace, where mesh-wide PeerAuthentication lives")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease before reconciling (for more than one replica)")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease; empty uses the pod's namespace")
+	o.HA.addFlags(fs)
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on SIGTERM")
 	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus base URL for analysis, e.g. http://prometheus.istio-system:9090 (required unless --no-analysis)")
 	fs.StringVar(&o.JaegerURL, "jaeger-url", "", "Jaeger query base URL for per-edge trace analysis, e.g. http://tracing.istio-system:16686; empty turns trace checks off")
@@ -113,6 +115,9 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 		return o, errors.New("--token-audiences is only used with --auth=kubernetes")
 	case o.Auth != "static" && o.APITokenFile != "":
 		return o, errors.New("--api-token-file is only used with --auth=static")
+	}
+	if err := o.HA.validate(o.Auth); err != nil {
+		return o, err
 	}
 	if o.PrometheusURL == "" && !o.NoAnalysis {
 		return o, errors.New("--prometheus-url is required (or --no-analysis, which promotes without measuring anything)")
@@ -244,8 +249,14 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "serin-controller.serin.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
-		GracefulShutdownTimeout: &o.ShutdownTimeout,
-		Cache:                   managerCache(o.Namespace, o.MeshRootNamespace),
+		LeaseDuration:           &o.HA.LeaseDuration,
+		RenewDeadline:           &o.HA.RenewDeadline,
+		RetryPeriod:             &o.HA.RetryPeriod,
+		// Safe because the process ends when the manager does: a clean stop
+		// hands the lead over at once rather than after LeaseDuration.
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &o.ShutdownTimeout,
+		Cache:                         managerCache(o.Namespace, o.MeshRootNamespace),
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
@@ -365,8 +376,13 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 	if err != nil {
 		return nil, err
 	}
+	sessionKey, err := o.HA.sessionKey()
+	if err != nil {
+		return nil, err
+	}
 	throttle := api.NewFailureThrottle(nil) // one budget of failed authentications for the API and the console
-	wo := web.Options{Store: store, Authenticator: authn, Authorizer: authz, SecureCookies: o.SecureCookies, Log: log, Throttle: throttle}
+	wo := web.Options{Store: store, Authenticator: authn, Authorizer: authz, SecureCookies: o.SecureCookies, Log: log, Throttle: throttle,
+		SessionKey: sessionKey}
 	if o.JaegerURL != "" {
 		wo.TraceURL = strings.TrimSuffix(o.JaegerURL, "/") + "/trace/"
 	}
