@@ -49,6 +49,8 @@ generate:
 	@echo "==> controller-gen: deepcopy and CRD"
 	$(GO) tool controller-gen object paths=./rollout/v1alpha1/...
 	$(GO) tool controller-gen crd:allowDangerousTypes=true paths=./rollout/v1alpha1/... output:crd:dir=deploy/crd
+	@# The Helm chart carries a copy (deploy/helm: TestCRDIsDeployCRD).
+	cp deploy/crd/serin.dev_rollouts.yaml deploy/helm/serin/crds/
 
 # The demo is built and run as bin/serin-demo rather than with `go run`, so
 # that Ctrl-C reaches it directly and it stops everything it started.
