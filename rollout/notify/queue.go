@@ -62,6 +62,8 @@ type ChannelStats struct {
 	// Duplicates counts events not queued because their id was already
 	// queued or delivered.
 	Duplicates uint64
+	// Retried counts attempts that failed and were tried again.
+	Retried uint64
 }
 
 // priority orders events for dropping from a full queue: the outcome of a
@@ -233,6 +235,7 @@ func (q *channelQueue) deliver(ctx context.Context, m message) bool {
 		}
 		wait = min(wait, q.o.MaxWait)
 		backoff *= 2
+		q.retried()
 		q.log.Info("notification failed; will retry", "rollout", rolloutOf(m), "kind", m.Event.Kind,
 			"attempt", attempt, "wait", wait, "err", err)
 		t := time.NewTimer(wait)
@@ -244,6 +247,12 @@ func (q *channelQueue) deliver(ctx context.Context, m message) bool {
 		case <-t.C:
 		}
 	}
+}
+
+func (q *channelQueue) retried() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stats.Retried++
 }
 
 // close drops what is queued; the worker stops after the event in flight.
