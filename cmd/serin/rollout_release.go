@@ -62,7 +62,9 @@ func parseSetImage(args []string, cio cliIO) (rolloutCommand, error) {
 		}
 		fmt.Fprintf(cio.Stdout, "%s: set %s; the controller releases the new template (serin rollout history -n %s %s)\n",
 			dep, imagesString(images), ns, name)
-		fmt.Fprintf(cio.Stdout, "rollout %s/%s: %s\n", r.Namespace, r.Name, summary(r))
+		// The answer shows the rollout before the controller has seen the
+		// new template: its phase is the last release's, said so.
+		fmt.Fprintf(cio.Stdout, "rollout %s/%s before this release: %s\n", r.Namespace, r.Name, summary(r))
 		return exitOK
 	}, nil
 }
