@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/serin-dev/serin/analysis"
@@ -48,6 +50,8 @@ import (
 type controllerOptions struct {
 	Kubeconfig              string
 	HTTPAddr                string
+	MetricsAddr             string
+	MetricsCertDir          string
 	LogFormat               string
 	LogLevel                string
 	Namespace               string
@@ -76,7 +80,9 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	var o controllerOptions
 	fs := flag.NewFlagSet("serin controller", flag.ContinueOnError)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty uses $KUBECONFIG or the in-cluster configuration")
-	fs.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:8080", "address for /healthz, /readyz and /metrics")
+	fs.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:8080", "address for /healthz, /readyz and, without --metrics-addr, /metrics")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "address for /metrics alone, over HTTPS, answering only callers the API server authenticates (TokenReview) and authorizes to get the non-resource URL /metrics (SubjectAccessReview), e.g. :8443; empty serves /metrics on --http-addr without authentication")
+	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "with --metrics-addr: a directory holding tls.crt and tls.key (a cert-manager Secret, say), reloaded when they change; empty uses a self-signed certificate")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.Namespace, "namespace", "", "watch Rollouts in this namespace only; empty watches all")
@@ -143,6 +149,13 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	}
 	if _, _, err := net.SplitHostPort(o.HTTPAddr); err != nil {
 		return o, fmt.Errorf("--http-addr %q: %w", o.HTTPAddr, err)
+	}
+	if o.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
+			return o, fmt.Errorf("--metrics-addr %q: %w", o.MetricsAddr, err)
+		}
+	} else if o.MetricsCertDir != "" {
+		return o, errors.New("--metrics-cert-dir is only used with --metrics-addr")
 	}
 	return o, nil
 }
@@ -244,7 +257,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	}
 	mopts := ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: "0"}, // served on --http-addr below
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  "0",
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "serin-controller.serin.dev",
@@ -275,7 +288,11 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		return err
 	}
 	o.ScrapeInterval = scrapeInterval(ctx, o, log) // Prometheus's own when it answers
-	analyzer, err := newAnalyzer(o, log)
+	queries, err := rollout.NewQueryMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	analyzer, err := newAnalyzer(o, log, queries)
 	if err != nil {
 		return err
 	}
@@ -352,6 +369,9 @@ func newNotifier(ctx context.Context, o controllerOptions, cfg *rest.Config, log
 	// Each channel's worker runs with the manager and stops with it.
 	if err := mgr.Add(n); err != nil {
 		return nil, fmt.Errorf("add notification channels: %w", err)
+	}
+	if err := ctrlmetrics.Registry.Register(n.Collector()); err != nil {
+		return nil, fmt.Errorf("register notification metrics: %w", err)
 	}
 	log.Info("notification channels loaded", "channels", n.Channels())
 	return n, nil
@@ -434,19 +454,28 @@ func newAuth(o controllerOptions, mgr ctrl.Manager) (api.Authenticator, api.Auth
 }
 
 // newAnalyzer builds the analysis runner on Prometheus and, when given,
-// Jaeger; or the AlwaysPass placeholder when asked for explicitly.
-func newAnalyzer(o controllerOptions, log *slog.Logger) (rollout.Analyzer, error) {
+// Jaeger, each counting its queries in queries (nil counts none); or the AlwaysPass
+// placeholder when asked for explicitly.
+func newAnalyzer(o controllerOptions, log *slog.Logger, queries *rollout.QueryMetrics) (rollout.Analyzer, error) {
 	if o.NoAnalysis {
 		log.Warn("analysis is off (--no-analysis): every tick passes; do not use this for real canaries")
 		return analysis.AlwaysPass{}, nil
 	}
-	prom, err := prometheus.New(prometheus.Options{Address: o.PrometheusURL, CacheTTL: min(o.ScrapeInterval, time.Second)})
+	po := prometheus.Options{Address: o.PrometheusURL, CacheTTL: min(o.ScrapeInterval, time.Second)}
+	if queries != nil {
+		po.Observer = queries.Source("prometheus")
+	}
+	prom, err := prometheus.New(po)
 	if err != nil {
 		return nil, fmt.Errorf("--prometheus-url: %w", err)
 	}
 	ro := analysis.RunnerOptions{Metrics: prom, ScrapeInterval: o.ScrapeInterval}
 	if o.JaegerURL != "" {
-		j, err := jaeger.New(jaeger.Options{QueryURL: o.JaegerURL, MaxTraces: o.JaegerMaxTraces})
+		jo := jaeger.Options{QueryURL: o.JaegerURL, MaxTraces: o.JaegerMaxTraces}
+		if queries != nil {
+			jo.Observer = queries.Source("jaeger")
+		}
+		j, err := jaeger.New(jo)
 		if err != nil {
 			return nil, fmt.Errorf("--jaeger-url: %w", err)
 		}
@@ -517,6 +546,9 @@ func serve(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.
 	}
 	var ready atomic.Bool
 	mux := httpMux(&ready)
+	if o.MetricsAddr == "" {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}))
+	}
 	if apiHandler != nil {
 		mux.Handle("/", apiHandler) // the API under /api/ and the console
 	}
@@ -552,6 +584,33 @@ func httpMux(ready *atomic.Bool) *http.ServeMux {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// metricsOptions says where /metrics is served. With --metrics-addr,
+// controller-runtime's metrics server serves it on that address alone,
+// over HTTPS, behind its secure-serving filter
+// (filters.WithAuthenticationAndAuthorization): the caller's bearer token
+// is checked with a TokenReview and its right to get the non-resource URL
+// /metrics with a SubjectAccessReview, as Kubebuilder's controllers do, so
+// a Prometheus scrapes it with a service-account token bound to a
+// ClusterRole granting that. The controller's own RBAC already allows
+// both reviews (for --auth=kubernetes). HTTP/2 is off, as Kubebuilder
+// has it, against HTTP/2 stream resets (CVE-2023-44487).
+//
+// Without --metrics-addr, /metrics stays on --http-addr without
+// authentication beside /healthz and /readyz, as it always was: nothing
+// changes for a deployment that scrapes it there, and the local stack's
+// Prometheus and the tests read it so.
+func metricsOptions(o controllerOptions) metricsserver.Options {
+	if o.MetricsAddr == "" {
+		return metricsserver.Options{BindAddress: "0"} // served on --http-addr by serve
+	}
+	return metricsserver.Options{
+		BindAddress:    o.MetricsAddr,
+		SecureServing:  true,
+		CertDir:        o.MetricsCertDir,
+		FilterProvider: filters.WithAuthenticationAndAuthorization,
+		TLSOpts:        []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	}
 }

@@ -17,6 +17,10 @@ func TestParseControllerFlags(t *testing.T) {
 		{[]string{"--no-analysis", "--log-format", "xml"}, `--log-format "xml"`},
 		{[]string{"--no-analysis", "--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"--no-analysis", "--http-addr", "8080"}, `--http-addr "8080"`},
+		{[]string{"--no-analysis", "--metrics-addr", ":8443"}, ""},
+		{[]string{"--no-analysis", "--metrics-addr", ":8443", "--metrics-cert-dir", "/certs"}, ""},
+		{[]string{"--no-analysis", "--metrics-addr", "8443"}, `--metrics-addr "8443"`},
+		{[]string{"--no-analysis", "--metrics-cert-dir", "/certs"}, "only used with --metrics-addr"},
 		{[]string{"--prometheus-url", "http://p:9090", "--scrape-interval", "0s"}, "--scrape-interval"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		{[]string{"--no-analysis", "--auth", "ldap"}, `--auth "ldap"`},
@@ -42,7 +46,7 @@ func TestNewAnalyzerRefusesABadURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newAnalyzer(o, nil); err == nil || !strings.Contains(err.Error(), "--prometheus-url") {
+	if _, err := newAnalyzer(o, nil, nil); err == nil || !strings.Contains(err.Error(), "--prometheus-url") {
 		t.Fatalf("newAnalyzer with a bad URL: %v, want an error naming --prometheus-url", err)
 	}
 }
