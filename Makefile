@@ -11,13 +11,29 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # timing honest on 2 cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 45m
 
-.PHONY: all build tools vet test helm-test generate verify-generate demo bench chaos bench-scale test-scale clean
+.PHONY: all build image tools vet test helm-test generate verify-generate demo bench chaos bench-scale test-scale clean
 
 all: build
 
 build:
 	@echo "==> building bin/serin"
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/serin ./cmd/serin
+
+# The container image, built without a container engine (deploy/image): a
+# static cmd/serin, the CA bundle of Debian's ca-certificates package and a
+# nonroot /etc/passwd and /etc/group on no base, as an OCI image layout in
+# bin/image (push it with `crane push bin/image <ref>` or `skopeo copy
+# oci:bin/image:$(VERSION) docker://<ref>`) and a `docker load` tarball,
+# bin/serin-image.tar. Tagged $(IMAGE_REPOSITORY):$(VERSION); the created
+# time is the commit's, so that two builds of one commit have one digest.
+# `make test` runs its test (deploy/image: config, files, digest, binary).
+IMAGE_REPOSITORY ?= ghcr.io/serin-dev/serin
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+image:
+	@echo "==> building the image $(IMAGE_REPOSITORY):$(VERSION) (bin/image, bin/serin-image.tar; no Docker daemon)"
+	SOURCE_DATE_EPOCH="$(SOURCE_DATE_EPOCH)" $(GO) run ./deploy/image -version "$(VERSION)" -revision "$(REVISION)" \
+		-repository "$(IMAGE_REPOSITORY)" -go "$(GO)" -out bin/image -tar bin/serin-image.tar
 
 # istio builds istioctl (the e2e tests' referee, `istioctl analyze`) and
 # pilot-discovery: 5-17 minutes on 2 cores the first time, seconds after.
