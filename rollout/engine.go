@@ -561,7 +561,7 @@ func (e *Engine) event(ro *v1alpha1.Rollout, ev Event) {
 func rollbackEvent(ro *v1alpha1.Rollout, now time.Time, from int32) Event {
 	st := ro.Status
 	ev := Event{Kind: EventRolledBack, Namespace: ro.Namespace, Name: ro.Name, Time: now, Message: st.Message,
-		Step: st.CurrentStep, CompletedAt: now, Weight: from}
+		Step: st.CurrentStep, Steps: len(ro.Spec.Defaulted().Steps), CompletedAt: now, Weight: from}
 	if ro.Spec.Notifications != nil {
 		ev.Channels = ro.Spec.Notifications.Channels
 	}

@@ -40,8 +40,10 @@ type Event struct {
 	Time      time.Time
 	// Weight is the canary weight when it happened.
 	Weight int32
-	// Step is the index of the step.
-	Step int32
+	// Step is the index of the step, and Steps how many the rollout has;
+	// StepOf(Step, Steps) shows it ("2/4").
+	Step  int32
+	Steps int
 	// Message explains it in plain words.
 	Message string
 	// By names who asked for it, for pause, promote and abort.

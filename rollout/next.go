@@ -120,6 +120,7 @@ func Next(st v1alpha1.RolloutStatus, spec v1alpha1.RolloutSpec, obs Observation,
 		d.requeue = d.spec.Analysis.Interval.Duration
 	}
 	d.st.ObservedGeneration = obs.Generation
+	d.st.Step = StepOf(d.st.CurrentStep, len(d.spec.Steps))
 	return d.decision()
 }
 
@@ -324,7 +325,7 @@ func (d *decider) paused() {
 		d.st.AppliedWeight = d.obs.LiveWeight
 	}
 	d.resetDwell()
-	d.enter(v1alpha1.PhaseProgressing, "Resumed", fmt.Sprintf("resumed at step %d (%d%%)", d.st.CurrentStep, d.st.CanaryWeight))
+	d.enter(v1alpha1.PhaseProgressing, "Resumed", fmt.Sprintf("resumed at step %s (%d%%)", StepOf(d.st.CurrentStep, len(d.spec.Steps)), d.st.CanaryWeight))
 	d.requeue = d.spec.Analysis.Interval.Duration
 }
 
@@ -368,7 +369,7 @@ func (d *decider) replaceStep() {
 	if idx == d.st.CurrentStep && d.spec.Steps[idx] == d.st.CanaryWeight {
 		return
 	}
-	d.gotoStep(idx, "SpecChanged", fmt.Sprintf("spec changed: now at step %d (%d%%)", idx, d.spec.Steps[idx]))
+	d.gotoStep(idx, "SpecChanged", fmt.Sprintf("spec changed: now at step %s (%d%%)", StepOf(idx, len(d.spec.Steps)), d.spec.Steps[idx]))
 }
 
 // judge records one analysis result and reports whether it ended the
@@ -523,7 +524,7 @@ func (d *decider) maybeAdvance() {
 			"promoted to 100% after every step passed"+d.nextRolloutHint())
 		return
 	}
-	d.gotoStep(next, "StepAdvanced", fmt.Sprintf("advanced to step %d: canary weight %d%%", next, w))
+	d.gotoStep(next, "StepAdvanced", fmt.Sprintf("advanced to step %s: canary weight %d%%", StepOf(next, len(d.spec.Steps)), w))
 }
 
 func (d *decider) dwellStart() time.Time {
@@ -581,11 +582,11 @@ func (d *decider) enter(p v1alpha1.Phase, reason, msg string) {
 
 func (d *decider) transition(p v1alpha1.Phase, reason, msg string, kind EventKind) {
 	msg = clip(msg, maxMessage)
-	from := stepLabel(d.old)
+	from := d.stepLabel(d.old)
 	d.st.Phase = p
 	d.st.Message = msg
 	d.st.History = append(d.st.History, v1alpha1.Transition{
-		Time: metav1.NewTime(d.now), From: from, To: stepLabel(d.st), Reason: reason, Message: msg,
+		Time: metav1.NewTime(d.now), From: from, To: d.stepLabel(d.st), Reason: reason, Message: msg,
 	})
 	if n := len(d.st.History); n > v1alpha1.MaxHistory {
 		d.st.History = append([]v1alpha1.Transition(nil), d.st.History[n-v1alpha1.MaxHistory:]...)
@@ -594,7 +595,7 @@ func (d *decider) transition(p v1alpha1.Phase, reason, msg string, kind EventKin
 }
 
 func (d *decider) event(kind EventKind, msg string) Event {
-	return Event{Kind: kind, Time: d.now, Weight: d.st.CanaryWeight, Step: d.st.CurrentStep, Message: msg}
+	return Event{Kind: kind, Time: d.now, Weight: d.st.CanaryWeight, Step: d.st.CurrentStep, Steps: len(d.spec.Steps), Message: msg}
 }
 
 func (d *decider) setCondition(t string, s metav1.ConditionStatus, reason, msg string) {
@@ -618,8 +619,14 @@ func (d *decider) nextRolloutHint() string {
 	return "; make the canary subset the stable one for the next rollout"
 }
 
-// stepLabel names a status for history entries, e.g. "Progressing 1 (25%)".
-func stepLabel(st v1alpha1.RolloutStatus) string {
+// StepOf names step index i of n steps as every surface shows it,
+// counting from one: "2/4". Before the first step it is "0/4".
+func StepOf(i int32, n int) string {
+	return fmt.Sprintf("%d/%d", max(i+1, 0), n)
+}
+
+// stepLabel names a status for history entries, e.g. "Progressing 2/4 (25%)".
+func (d *decider) stepLabel(st v1alpha1.RolloutStatus) string {
 	p := st.Phase
 	if p == "" {
 		p = v1alpha1.PhasePending
@@ -627,7 +634,7 @@ func stepLabel(st v1alpha1.RolloutStatus) string {
 	if st.CurrentStep < 0 {
 		return string(p)
 	}
-	return fmt.Sprintf("%s %d (%d%%)", p, st.CurrentStep, st.CanaryWeight)
+	return fmt.Sprintf("%s %s (%d%%)", p, StepOf(st.CurrentStep, len(d.spec.Steps)), st.CanaryWeight)
 }
 
 // checkStatuses records the checks that matter for the status: every

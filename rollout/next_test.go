@@ -90,7 +90,7 @@ func TestNext(t *testing.T) {
 		{"dwell not over: hold and requeue for the rest", passed(at(0, t0), 1), spec(), withResult(live(10), analysis.Pass, "ok"), t0.Add(9 * time.Second),
 			want{phase: v1alpha1.PhaseProgressing, step: 0, weight: 10, requeue: time.Second}},
 		{"dwell over with passes: advance", passed(at(0, t0), 4), spec(), withResult(live(10), analysis.Pass, "ok"), later,
-			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, events: []EventKind{EventStepAdvanced}, msg: "step 1"}},
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, events: []EventKind{EventStepAdvanced}, msg: "step 2/4"}},
 		{"dwell over but no pass ever: never promote on no data", at(1, t0), spec(), withResult(live(25), analysis.Inconclusive, "no data"), later,
 			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25}},
 		{"last step reaches 100 and succeeds", passed(at(2, t0), 3), spec(), withResult(live(50), analysis.Pass, "ok"), later,

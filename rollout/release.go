@@ -94,6 +94,7 @@ func NextRelease(st v1alpha1.RolloutStatus, spec v1alpha1.RolloutSpec, obs Relea
 		r.requeue = releaseWaitForWorkload // the end is carried out on the next ticks
 	}
 	r.st.ObservedGeneration = obs.Generation
+	r.st.Step = StepOf(r.st.CurrentStep, len(r.spec.Steps))
 	return ReleaseDecision{Actions: r.actions, Status: r.st, Events: r.events, Proceed: r.proceed,
 		RequeueAfter: r.requeue, Unannotate: r.unannotate}
 }

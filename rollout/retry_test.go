@@ -122,7 +122,7 @@ func TestRetryStartsAFreshAttempt(t *testing.T) {
 		t.Fatalf("history %+v, want the old one and the retry", st.History)
 	}
 	last := st.History[n]
-	if last.Reason != ReasonRetried || last.From != "RolledBack 1 (0%)" || last.To != "Pending" || !last.Time.Time.Equal(retriedAt) {
+	if last.Reason != ReasonRetried || last.From != "RolledBack 2/4 (0%)" || last.To != "Pending" || !last.Time.Time.Equal(retriedAt) {
 		t.Errorf("retry transition %+v", last)
 	}
 	if ev := d.Events[0]; ev.By != "olga" || ev.Kind != EventRetried {

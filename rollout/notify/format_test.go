@@ -18,7 +18,7 @@ var testLinks = links{Console: "https://serin.example", Jaeger: "https://jaeger.
 // rolledBack is a rollback with one failing hop and one passing check.
 func rolledBack() rollout.Event {
 	return rollout.Event{Kind: rollout.EventRolledBack, Namespace: "shop", Name: "checkout", Time: t0.Add(1300 * time.Millisecond),
-		Weight: 25, Step: 1, Message: "error-rate on checkout → payments: canary 5.2% > limit 1%",
+		Weight: 25, Step: 1, Steps: 4, Message: "error-rate on checkout → payments: canary 5.2% > limit 1%",
 		Checks: []analysis.CheckResult{
 			{Check: "latency-p99", Source: "prometheus", Verdict: analysis.Pass, Canary: 120, Stable: 110, Limit: 500, Unit: "ms", CanaryRequests: 90, StableRequests: 300},
 			{Check: "error-rate", Hop: "checkout → payments", Source: "jaeger", Verdict: analysis.Fail, Canary: 5.2, Stable: 0.1, Limit: 1, Unit: "%",
@@ -33,7 +33,7 @@ func TestRollbackMessage(t *testing.T) {
 	for _, want := range []string{
 		"Rolled back: shop/checkout",
 		"error-rate on checkout → payments: canary 5.2% vs stable 0.1% (limit 1%)", // check, hop, values, limit, units
-		"Canary weight was 25% (step 1)",
+		"Canary weight was 25% (step 2/4)",
 		"Detected within 8s, rolled back in 1.3s.",
 		"https://serin.example/rollouts/shop/checkout",
 		"https://jaeger.example/trace/4bf92f3577b34da6",

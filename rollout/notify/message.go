@@ -136,7 +136,7 @@ func byLabel(k rollout.EventKind) string {
 // took, and the trace links.
 func (m *message) rollback(l links) {
 	ev := m.Event
-	m.Text = append(m.Text, fmt.Sprintf("Canary weight was %d%% (step %d) when the analysis failed.", ev.Weight, ev.Step))
+	m.Text = append(m.Text, fmt.Sprintf("Canary weight was %d%% (step %s) when the analysis failed.", ev.Weight, rollout.StepOf(ev.Step, ev.Steps)))
 	for _, c := range failedChecks(ev.Checks) {
 		cl := checkLine{CheckResult: c, Text: describeCheck(c), TraceURL: l.trace(c.TraceID)}
 		m.Failed = append(m.Failed, cl)

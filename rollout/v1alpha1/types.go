@@ -79,9 +79,10 @@ const Finalizer = "serin.dev/restore-route"
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ro,categories=serin
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
-// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.currentStep`
+// +kubebuilder:printcolumn:name="Step",type=string,JSONPath=`.status.step`
 // +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`
 // +kubebuilder:printcolumn:name="VirtualService",type=string,JSONPath=`.spec.virtualService`,priority=1
+// +kubebuilder:printcolumn:name="Deployment",type=string,JSONPath=`.spec.workload.deployment`,priority=1
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Rollout struct {
@@ -540,6 +541,11 @@ type RolloutStatus struct {
 	// or -1 before the first step.
 	// +optional
 	CurrentStep int32 `json:"currentStep"`
+
+	// Step is the current step as every surface shows it, counting from
+	// one: "2/4"; "0/4" before the first step.
+	// +optional
+	Step string `json:"step,omitempty"`
 
 	// CanaryWeight is the canary weight, in percent, that serin has decided
 	// on for the route. Stable gets 100 minus this.

@@ -228,7 +228,7 @@ func TestControllerKilledMidRollout(t *testing.T) {
 	for _, h := range ro.Status.History {
 		steps = append(steps, h.To)
 	}
-	want := []string{"Progressing 0 (10%)", "Progressing 1 (25%)", "Progressing 2 (50%)", "Succeeded 3 (100%)"}
+	want := []string{"Progressing 1/4 (10%)", "Progressing 2/4 (25%)", "Progressing 3/4 (50%)", "Succeeded 4/4 (100%)"}
 	if !slices.Equal(steps, want) {
 		t.Errorf("history %v, want %v", steps, want)
 	}

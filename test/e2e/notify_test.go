@@ -127,7 +127,7 @@ func TestNotifyRollbackMessage(t *testing.T) {
 		t.Errorf("error-rate is not among the failed checks %s", jsonOf(t, failed))
 	}
 	checkFailedChecks(t, n, failed)
-	if !strings.Contains(text, "Canary weight was 10% (step 0)") {
+	if !strings.Contains(text, "Canary weight was 10% (step 1/4)") {
 		t.Errorf("the message does not give the weight at the time of the failure")
 	}
 
