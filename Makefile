@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # timing honest on 2 cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 45m
 
-.PHONY: all build image tools vet test helm-test generate verify-generate demo bench chaos bench-scale test-scale clean
+.PHONY: all build image tools vet test helm-test generate dashboards verify-generate demo bench chaos bench-scale test-scale clean
 
 all: build
 
@@ -67,6 +67,13 @@ generate:
 	$(GO) tool controller-gen crd:allowDangerousTypes=true paths=./rollout/v1alpha1/... output:crd:dir=deploy/crd
 	@# The Helm chart carries a copy (deploy/helm: TestCRDIsDeployCRD).
 	cp deploy/crd/serin.dev_rollouts.yaml deploy/helm/serin/crds/
+
+# The Grafana dashboard, deploy/grafana/serin.json, is generated from Go
+# (deploy/grafana/gen, the Grafana Foundation SDK); a test fails when the
+# committed JSON is not what the generator writes.
+dashboards:
+	@echo "==> generating deploy/grafana/serin.json"
+	$(GO) run ./deploy/grafana/gen -o deploy/grafana/serin.json
 
 # The demo is built and run as bin/serin-demo rather than with `go run`, so
 # that Ctrl-C reaches it directly and it stops everything it started.
