@@ -99,14 +99,19 @@ func TestReadSessionKey(t *testing.T) {
 		}
 		return p
 	}
-	k, err := ReadSessionKey(write("good", testKey+"\n"))
+	k, err := ReadSessionKey(write("good", testKey))
 	if err != nil || string(k) != testKey {
-		t.Errorf("key with a final newline = %q, %v; want the key without it", k, err)
+		t.Errorf("key = %q, %v; want the file's bytes", k, err)
+	}
+	// Random bytes may end in a line break: it is part of the key.
+	binary := strings.Repeat("\x00", 31) + "\n"
+	if k, err := ReadSessionKey(write("binary", binary)); err != nil || string(k) != binary {
+		t.Errorf("32 bytes ending in a newline = %q, %v; want all 32", k, err)
 	}
 	if _, err := ReadSessionKey(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v, want ErrNotExist", err)
 	}
-	p := write("short", "0123456789abcdef0123456789abcde\n") // 31 bytes and a newline
+	p := write("short", "0123456789abcdef0123456789abcde") // 31 bytes
 	if _, err := ReadSessionKey(p); !errors.Is(err, ErrSessionKeyTooShort) || !strings.Contains(err.Error(), p) {
 		t.Errorf("short key: %v, want ErrSessionKeyTooShort naming the file", err)
 	}

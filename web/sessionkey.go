@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -26,10 +25,10 @@ const maxSessionKeyFileBytes = 4096
 
 // ReadSessionKey reads the console's session key from path: at least
 // MinSessionKeyBytes random bytes, typically a file of a mounted Secret
-// shared by every replica. Trailing line breaks are dropped, so that a
-// key written as text with or without a final newline is the same key. A
-// missing, unreadable, too short or too long file is an error that names
-// the path.
+// shared by every replica. The bytes are the key as they are, a final
+// newline included: trimming it would shorten a random binary key that
+// happens to end in one. A missing, unreadable, too short or too long
+// file is an error that names the path.
 func ReadSessionKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -38,7 +37,6 @@ func ReadSessionKey(path string) ([]byte, error) {
 	if len(b) > maxSessionKeyFileBytes {
 		return nil, fmt.Errorf("session key file %s: %d bytes, want a key of %d to %d bytes", path, len(b), MinSessionKeyBytes, maxSessionKeyFileBytes)
 	}
-	b = bytes.TrimRight(b, "\r\n")
 	if len(b) < MinSessionKeyBytes {
 		return nil, fmt.Errorf("session key file %s: %d bytes, want at least %d random bytes (head -c 32 /dev/urandom): %w",
 			path, len(b), MinSessionKeyBytes, ErrSessionKeyTooShort)
