@@ -298,3 +298,83 @@ func TestHACleanStopHandsOver(t *testing.T) {
 	}
 	e.eventually(30*time.Second, "the standby to lead", func() (bool, string) { return leads(standby), "" })
 }
+
+// failoverTrials is how many leaders BenchmarkFailover kills.
+const failoverTrials = 5
+
+// BenchmarkFailover kills the leader of two replicas with SIGKILL,
+// failoverTrials times, each at another moment of a step, and measures
+// from the kill to the standby leading (its leader_election_master_status),
+// to its first status write of the rollout (the next tick: a step is due
+// at every tick then, or the weight is confirmed again), and to the
+// route's next weight. Run it with -benchtime 1x; the timings are
+// printed, not asserted.
+func BenchmarkFailover(b *testing.B) {
+	var leads, ticks, weights []float64
+	rows := make([]string, 0, failoverTrials)
+	for i := range failoverTrials {
+		lead, tick, weight := failoverTrial(b, i)
+		leads, ticks, weights = append(leads, lead.Seconds()), append(ticks, tick.Seconds()), append(weights, weight.Seconds())
+		rows = append(rows, fmt.Sprintf("%d\t%s\t%s\t%s\t", i+1, seconds(lead), seconds(tick), seconds(weight)))
+	}
+	table(fmt.Sprintf("BenchmarkFailover: %d leaders killed with SIGKILL mid-rollout, the controller's default leader election timings", failoverTrials),
+		"trial\tkill → standby leads (s)\tkill → next tick written (s)\tkill → next weight (s)\t", rows)
+	table("failover", "trials\tp50 next tick (s)\tmax next tick (s)\tmax standby leads (s)\t", []string{
+		fmt.Sprintf("%d\t%.2f\t%.2f\t%.2f\t", failoverTrials, percentile(ticks, 50), percentile(ticks, 100), percentile(leads, 100))})
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(percentile(ticks, 50), "s_to_tick_p50")
+	b.ReportMetric(percentile(ticks, 100), "s_to_tick_max")
+}
+
+// failoverTrial runs one rollout on two replicas, kills the leader in a
+// step, and returns how long after the kill the standby led, wrote the
+// rollout's status, and changed the route's weight.
+func failoverTrial(b *testing.B, i int) (lead, tick, weight time.Duration) {
+	s := newRunScope(b)
+	defer s.close()
+	e := haEnv(s)
+	leader, standby := e.startPair()
+	log := e.watchWeights("primary")
+	name := fmt.Sprintf("failover-%d", i)
+	e.rollout(name, func(r *v1alpha1.Rollout) {
+		r.Spec.StepInterval = dur(2 * time.Second)
+		r.Spec.Steps = []int32{10, 20, 30, 40, 50, 60, 70, 80, 90, 100}
+	})
+	e.eventually(60*time.Second, "weight 20", func() (bool, string) { return log.has(20), fmt.Sprint(log.get()) })
+	time.Sleep(time.Duration(i) * 2 * time.Second / failoverTrials) // another moment of the step each time
+	leader.kill()
+	killed := time.Now()
+	time.Sleep(100 * time.Millisecond) // a request the leader sent as it died lands before rv0 is read
+	rv0 := e.get(name).ResourceVersion
+	deadline := killed.Add(60 * time.Second)
+	for lead == 0 || tick == 0 {
+		if time.Now().After(deadline) {
+			b.Fatalf("trial %d: 60 s after the kill the standby leads %v, wrote the status %v", i+1, lead != 0, tick != 0)
+		}
+		if lead == 0 && leads(standby) {
+			lead = time.Since(killed)
+		}
+		if tick == 0 && e.get(name).ResourceVersion != rv0 {
+			tick = time.Since(killed)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.eventually(30*time.Second, "the next weight", func() (bool, string) {
+		at, ok := log.firstAfter(killed)
+		weight = at.Sub(killed)
+		return ok, fmt.Sprint(log.get())
+	})
+	return lead, tick, weight
+}
+
+// firstAfter returns when the route's weight first changed at or after t0.
+func (l *weightLog) firstAfter(t0 time.Time) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, at := range l.ats {
+		if !at.Before(t0) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}
