@@ -74,6 +74,9 @@ generate:
 dashboards:
 	@echo "==> generating deploy/grafana/serin.json"
 	$(GO) run ./deploy/grafana/gen -o deploy/grafana/serin.json
+	@# The Helm chart installs it as a ConfigMap (deploy/helm: TestDashboards).
+	mkdir -p deploy/helm/serin/dashboards
+	cp deploy/grafana/serin.json deploy/helm/serin/dashboards/
 
 # The demo is built and run as bin/serin-demo rather than with `go run`, so
 # that Ctrl-C reaches it directly and it stops everything it started.

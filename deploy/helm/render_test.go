@@ -60,12 +60,13 @@ func hasArgs(t *testing.T, args, want, absent []string) {
 // TestDefaultRender: the default values give one controller without
 // leader election, replaced with Recreate, locked down, probed on /healthz
 // and /readyz, with analysis on Istio's addons and the API behind the
-// cluster's own authentication; nothing optional is rendered.
+// cluster's own authentication, and the dashboard as a ConfigMap for
+// Grafana's sidecar; nothing else optional is rendered.
 func TestDefaultRender(t *testing.T) {
 	objs := render(t)
 	got := objs.ids()
 	want := []string{"ServiceAccount/serin-controller", "ClusterRole/serin-controller", "ClusterRoleBinding/serin-controller",
-		"Service/serin-controller", "Deployment/serin-controller"}
+		"Service/serin-controller", "Deployment/serin-controller", "ConfigMap/serin-dashboard-serin"}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
