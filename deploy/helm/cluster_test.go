@@ -131,8 +131,17 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("a PodDisruptionBudget with one replica (get: %v)", err)
 	}
 
+	// The console's session key is made at install, at least 32 bytes,
+	// and kept by the upgrade: sessions survive it and span the replicas.
+	key, err := kc.CoreV1().Secrets(ns).Get(ctx, "serin-it-console-session", metav1.GetOptions{})
+	if err != nil || len(key.Data["key"]) < 32 {
+		t.Fatalf("the session key Secret: %v, %d bytes", err, len(key.Data["key"]))
+	}
 	if out, stderr, err := runHelm("upgrade", rel, chartDir(), "--namespace", ns, "--set", "replicaCount=2"); err != nil {
 		t.Fatalf("helm upgrade to 2 replicas: %v\n%s%s", err, out, stderr)
+	}
+	if again, err := kc.CoreV1().Secrets(ns).Get(ctx, "serin-it-console-session", metav1.GetOptions{}); err != nil || string(again.Data["key"]) != string(key.Data["key"]) {
+		t.Errorf("the upgrade changed the session key (%v): every session would end", err)
 	}
 	d, err = kc.AppsV1().Deployments(ns).Get(ctx, "serin-it-controller", metav1.GetOptions{})
 	if err != nil {

@@ -60,13 +60,14 @@ func hasArgs(t *testing.T, args, want, absent []string) {
 // TestDefaultRender: the default values give one controller without
 // leader election, replaced with Recreate, locked down, probed on /healthz
 // and /readyz, with analysis on Istio's addons and the API behind the
-// cluster's own authentication, and the dashboard as a ConfigMap for
-// Grafana's sidecar; nothing else optional is rendered.
+// cluster's own authentication with a session key of the chart's, and the
+// dashboard as a ConfigMap for Grafana's sidecar; nothing else optional is
+// rendered.
 func TestDefaultRender(t *testing.T) {
 	objs := render(t)
 	got := objs.ids()
 	want := []string{"ServiceAccount/serin-controller", "ClusterRole/serin-controller", "ClusterRoleBinding/serin-controller",
-		"Service/serin-controller", "Deployment/serin-controller", "ConfigMap/serin-dashboard-serin"}
+		"Service/serin-controller", "Deployment/serin-controller", "ConfigMap/serin-dashboard-serin", "Secret/serin-console-session"}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -82,7 +83,7 @@ func TestDefaultRender(t *testing.T) {
 	}
 	hasArgs(t, controllerArgs(t, d),
 		[]string{"--http-addr=:8080", "--prometheus-url=http://prometheus.istio-system:9090", "--jaeger-url=http://tracing.istio-system:80",
-			"--scrape-interval=15s", "--auth=kubernetes", "--secure-cookies", "--log-format=json"},
+			"--scrape-interval=15s", "--auth=kubernetes", "--secure-cookies", "--log-format=json", "--session-key-file=/etc/serin/session/key"},
 		[]string{"--leader-elect", "--leader-election-namespace", "--notify-config", "--no-analysis", "--api-token-file", "--token-audiences", "--namespace"})
 	checkLockedDown(t, d)
 	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" ||

@@ -53,3 +53,14 @@ app.kubernetes.io/version: {{ (default .Chart.AppVersion .Values.image.tag) | tr
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: serin
 {{- end }}
+
+{{/*
+The Secret holding the console's session key: the user's, or the chart's.
+*/}}
+{{- define "serin.sessionKeySecret" -}}
+{{- if .Values.api.sessionKey.existingSecret -}}
+{{- .Values.api.sessionKey.existingSecret -}}
+{{- else -}}
+{{- printf "%s-console-session" (include "serin.fullname" .) -}}
+{{- end -}}
+{{- end -}}
