@@ -206,7 +206,8 @@ func (r *Router) adoptSubsets(ctx context.Context, t rollout.Target, host string
 			}
 			out := dr.DeepCopy()
 			changed := false
-			for name, labels := range want {
+			for _, name := range []string{t.StableSubset, t.CanarySubset} { // in this order, whatever the map's
+				labels := want[name]
 				s := findSubset(out.Spec.Subsets, name)
 				switch {
 				case s == nil:
