@@ -2,10 +2,12 @@ package helm_test
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,11 +22,14 @@ var rbacKinds = []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", 
 
 // TestRBACMatchesKustomize: released as serin in serin-system with every
 // part that needs a permission on (two replicas, notifications), the chart
-// has exactly deploy/rbac.yaml's ServiceAccount, roles and bindings, by
-// name and namespace, with equal rules, role references and subjects; so
-// neither can gain or lose a permission without the other.
+// has exactly the ServiceAccount, roles and bindings of deploy/rbac.yaml
+// (the controller's) and deploy/rbac-aggregated.yaml (the users' serin-view
+// and serin-edit), by name and namespace, with equal rules, aggregation
+// labels, role references and subjects; so neither can gain or lose a
+// permission without the other.
 func TestRBACMatchesKustomize(t *testing.T) {
-	kust := readObjects(t, filepath.Join(stack.RepoRoot(), "deploy", "rbac.yaml"))
+	kust := append(readObjects(t, filepath.Join(stack.RepoRoot(), "deploy", "rbac.yaml")),
+		readObjects(t, filepath.Join(stack.RepoRoot(), "deploy", "rbac-aggregated.yaml"))...)
 	chart := render(t, "-f", testdata("ha.yaml"), "--set", "notifications.existingSecret=serin-notify")
 	if got, want := rbacIDs(chart), rbacIDs(kust); !slices.Equal(got, want) {
 		t.Fatalf("chart RBAC objects %v, deploy/rbac.yaml %v", got, want)
@@ -40,8 +45,13 @@ func TestRBACMatchesKustomize(t *testing.T) {
 			into(t, withKind(k, "ClusterRole"), &kr)
 			into(t, withKind(c, "ClusterRole"), &cr)
 			if !reflect.DeepEqual(kr.Rules, cr.Rules) {
-				t.Errorf("%s %s rules differ:\nonly in the chart:     %+v\nonly in deploy/rbac.yaml: %+v",
+				t.Errorf("%s %s rules differ:\nonly in the chart:     %+v\nonly in deploy/: %+v",
 					k.GetKind(), k.GetName(), missingRules(cr.Rules, kr.Rules), missingRules(kr.Rules, cr.Rules))
+			}
+			// The labels that aggregate a role into Kubernetes' view and
+			// edit roles are permissions too.
+			if got, want := aggregationLabels(c), aggregationLabels(k); !maps.Equal(got, want) {
+				t.Errorf("%s %s aggregation labels: chart %v, deploy/ %v", k.GetKind(), k.GetName(), got, want)
 			}
 		case "ClusterRoleBinding", "RoleBinding":
 			var kb, cb rbacv1.ClusterRoleBinding
@@ -58,6 +68,18 @@ func TestRBACMatchesKustomize(t *testing.T) {
 	if got := deployment(t, chart).Spec.Template.Spec.ServiceAccountName; got != ksa {
 		t.Errorf("chart's Deployment runs as %q, deploy/'s as %q", got, ksa)
 	}
+}
+
+// aggregationLabels are obj's rbac.authorization.k8s.io/aggregate-to-*
+// labels.
+func aggregationLabels(obj *unstructured.Unstructured) map[string]string {
+	out := map[string]string{}
+	for k, v := range obj.GetLabels() {
+		if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // missingRules returns the rules of a that b lacks, in a's order (all of
