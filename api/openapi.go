@@ -32,6 +32,7 @@ type operation struct {
 type queryParam struct {
 	name, description string
 	schema            map[string]any
+	enumOf            string // a string with the enum of this field of the CRD, e.g. status.phase
 }
 
 // Error statuses every authenticated operation may answer.
@@ -48,7 +49,8 @@ var operations = []operation{
 			"A bad parameter is a 400 that names it. Needs list on rollouts.serin.dev (cluster-wide without a namespace).",
 		query: []queryParam{
 			{name: "namespace", description: "only this namespace"},
-			{name: "phase", description: "only this phase: Pending (which includes rollouts the controller has not picked up yet), Progressing, Paused, Succeeded, RolledBack, Aborted or Failed"},
+			{name: "phase", description: "only this phase: Pending (which includes rollouts the controller has not picked up yet), Progressing, Paused, Succeeded, RolledBack, Aborted or Failed",
+				enumOf: "status.phase"},
 			{name: "limit", description: fmt.Sprintf("the most items in the page: 1 to %d, default %d", MaxListLimit, DefaultListLimit),
 				schema: map[string]any{"type": "integer", "minimum": 1, "maximum": MaxListLimit, "default": DefaultListLimit}},
 			{name: "continue", description: "the \"continue\" of the previous page, with the same filters: the page starts after that page's last item. " +
@@ -167,7 +169,10 @@ func (op operation) document(g *schemas) map[string]any {
 	}
 	for _, q := range op.query {
 		schema := q.schema
-		if schema == nil {
+		switch {
+		case q.enumOf != "":
+			schema = map[string]any{"type": "string", "enum": crdNode(q.enumOf)["enum"]}
+		case schema == nil:
 			schema = map[string]any{"type": "string"}
 		}
 		params = append(params, map[string]any{"name": q.name, "in": "query", "description": q.description, "schema": schema})

@@ -145,10 +145,29 @@ func TestOpenAPIDocumentsTheRelease(t *testing.T) {
 	if req := toJSON(doc.Components.Schemas["ReleaseRequest"]); !strings.Contains(req, `"images":{"additionalProperties":{"type":"string"},"type":"object"}`) {
 		t.Errorf("ReleaseRequest = %s, want images as a map of strings", req)
 	}
-	ro := toJSON(doc.Components.Schemas["Rollout"])
-	for _, want := range []string{`"releases":{"items":{"$ref":"#/components/schemas/ReleaseView"}`, `"workload":{"$ref":"#/components/schemas/WorkloadView"}`} {
-		if !strings.Contains(ro, want) {
-			t.Errorf("the Rollout schema lacks %s: %s", want, ro)
+	var ro struct {
+		Properties struct {
+			Releases struct {
+				Items struct {
+					Ref string `json:"$ref"`
+				}
+			}
+			// The workload has its own description beside the $ref, in an
+			// allOf (OpenAPI 3.0 ignores a $ref's siblings).
+			Workload struct {
+				AllOf []struct {
+					Ref string `json:"$ref"`
+				}
+			}
 		}
+	}
+	if err := json.Unmarshal([]byte(toJSON(doc.Components.Schemas["Rollout"])), &ro); err != nil {
+		t.Fatal(err)
+	}
+	if got := ro.Properties.Releases.Items.Ref; got != "#/components/schemas/ReleaseView" {
+		t.Errorf("the Rollout's releases are items of %q, want ReleaseView", got)
+	}
+	if w := ro.Properties.Workload.AllOf; len(w) != 1 || w[0].Ref != "#/components/schemas/WorkloadView" {
+		t.Errorf("the Rollout's workload is %v, want a WorkloadView", w)
 	}
 }

@@ -6,11 +6,15 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
 // schemas builds OpenAPI 3.0 schemas from the Go types of the JSON shapes,
-// so that the document follows the types (including the Rollout spec and
-// status of rollout/v1alpha1) instead of a hand copy that drifts.
+// so that the document follows the types instead of a hand copy that
+// drifts. The Rollout's spec and status are the CRD's own schema
+// (schema_crd.go); the API's views carry the CRD's description and enum
+// on each field that shows a field of the resource (schema_views.go).
 type schemas struct {
 	defs  map[string]any          // components.schemas
 	names map[reflect.Type]string // type -> its name in defs
@@ -24,6 +28,8 @@ var (
 	timeType     = reflect.TypeFor[time.Time]()
 	metaTimeType = reflect.TypeFor[metav1.Time]()
 	durationType = reflect.TypeFor[metav1.Duration]()
+	specType     = reflect.TypeFor[v1alpha1.RolloutSpec]()
+	statusType   = reflect.TypeFor[v1alpha1.RolloutStatus]()
 )
 
 // of returns the schema of t: inline for scalars, slices and maps, a $ref
@@ -37,6 +43,10 @@ func (g *schemas) of(t reflect.Type) map[string]any {
 		return map[string]any{"type": "string", "format": "date-time"}
 	case durationType:
 		return map[string]any{"type": "string", "description": "a Go duration, e.g. 30s or 1m30s"}
+	case specType:
+		return g.fromCRD(t, crdNode("spec"))
+	case statusType:
+		return g.fromCRD(t, crdNode("status"))
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -75,9 +85,25 @@ func (g *schemas) define(t reflect.Type) string {
 	return name
 }
 
-// fields adds the JSON properties of struct t to props, flattening
-// embedded structs as encoding/json does.
+// fields adds the JSON properties of struct t to props, with the
+// descriptions and enums of schema_views.go.
 func (g *schemas) fields(t reflect.Type, props map[string]any) {
+	for _, f := range jsonFields(t) {
+		props[f.name] = g.documented(f.owner, f.name, g.of(f.typ))
+	}
+}
+
+// jsonField is one member of a struct's JSON object.
+type jsonField struct {
+	name  string
+	typ   reflect.Type
+	owner reflect.Type // the struct that declares it, which may be embedded in t
+}
+
+// jsonFields lists the JSON members of struct t as encoding/json writes
+// them, flattening embedded structs.
+func jsonFields(t reflect.Type) []jsonField {
+	var out []jsonField
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -94,13 +120,14 @@ func (g *schemas) fields(t reflect.Type, props map[string]any) {
 				ft = ft.Elem()
 			}
 			if ft.Kind() == reflect.Struct {
-				g.fields(ft, props)
+				out = append(out, jsonFields(ft)...)
 				continue
 			}
 		}
 		if name == "" {
 			name = f.Name
 		}
-		props[name] = g.of(f.Type)
+		out = append(out, jsonField{name: name, typ: f.Type, owner: t})
 	}
+	return out
 }
