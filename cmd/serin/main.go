@@ -3,6 +3,10 @@
 //	serin controller [flags]   run the controller
 //	serin rollout <command>    start, list, watch and steer rollouts through the REST API
 //	serin version              print the version (also serin --version)
+//
+// Run under the name kubectl-serin (a link or a copy), it is the kubectl
+// plugin `kubectl serin`, which steers rollouts with the user's kubeconfig
+// (plugin.go).
 package main
 
 import (
@@ -18,7 +22,12 @@ import (
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	if isPlugin(os.Args[0]) {
+		os.Exit(runPlugin(os.Args[1:]))
+	}
+	os.Exit(run(os.Args[1:]))
+}
 
 func run(args []string) int {
 	if len(args) == 0 {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -76,6 +77,20 @@ type cliIO struct {
 	// PollInterval is how often watch polls without the events endpoint;
 	// 0 means every second.
 	PollInterval time.Duration
+	// Self is the command that hints name, "serin rollout" when empty or
+	// "kubectl serin".
+	Self string
+	// Forbidden, when set, is printed after an answer of 403: what the
+	// command needs, and which role grants it.
+	Forbidden string
+}
+
+// self is the command that hints name.
+func (cio cliIO) self() string {
+	if cio.Self == "" {
+		return "serin rollout"
+	}
+	return cio.Self
 }
 
 // runRollout is `serin rollout ...` on the process's standard streams.
@@ -267,6 +282,9 @@ func fail(cio cliIO, what string, err error) int {
 	if errors.As(err, &ae) {
 		for _, d := range ae.Body.Details {
 			fmt.Fprintf(cio.Stderr, "  - %s\n", d)
+		}
+		if ae.Status == http.StatusForbidden && cio.Forbidden != "" {
+			fmt.Fprintf(cio.Stderr, "  %s\n", cio.Forbidden)
 		}
 	}
 	return exitError

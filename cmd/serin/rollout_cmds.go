@@ -232,17 +232,20 @@ func parseStatus(args []string, cio cliIO) (rolloutCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) int {
-		r, err := cf.client.Get(ctx, ns, name)
-		if err != nil {
-			return fail(cio, fmt.Sprintf("rollout %s/%s", ns, name), err)
-		}
-		if cf.g.Output == "json" {
-			return printJSON(cio, r)
-		}
-		printStatus(cio.Stdout, r, cio.Now())
-		return exitOK
-	}, nil
+	return func(ctx context.Context) int { return showStatus(ctx, cio, cf.client, cf.g.Output, ns, name) }, nil
+}
+
+// showStatus prints the status of rollout ns/name as c reads it.
+func showStatus(ctx context.Context, cio cliIO, c *apiClient, output, ns, name string) int {
+	r, err := c.Get(ctx, ns, name)
+	if err != nil {
+		return fail(cio, fmt.Sprintf("rollout %s/%s", ns, name), err)
+	}
+	if output == "json" {
+		return printJSON(cio, r)
+	}
+	printStatus(cio.Stdout, r, cio.Now(), cio.self())
+	return exitOK
 }
 
 // parseAction parses pause, resume, promote and retry.
@@ -251,13 +254,17 @@ func parseAction(op string, args []string, cio cliIO) (rolloutCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) int {
-		r, err := cf.client.Act(ctx, ns, name, op, nil)
-		if err != nil {
-			return fail(cio, fmt.Sprintf("%s rollout %s/%s", op, ns, name), err)
-		}
-		return printRollout(cio, cf.g.Output, r)
-	}, nil
+	return func(ctx context.Context) int { return act(ctx, cio, cf.client, cf.g.Output, op, ns, name, nil) }, nil
+}
+
+// act asks for op (pause, resume, promote, retry, or abort with its body)
+// on rollout ns/name through c and prints the rollout as changed.
+func act(ctx context.Context, cio cliIO, c *apiClient, output, op, ns, name string, body any) int {
+	r, err := c.Act(ctx, ns, name, op, body)
+	if err != nil {
+		return fail(cio, fmt.Sprintf("%s rollout %s/%s", op, ns, name), err)
+	}
+	return printRollout(cio, output, r)
 }
 
 func parseAbort(args []string, cio cliIO) (rolloutCommand, error) {
@@ -268,14 +275,19 @@ func parseAbort(args []string, cio cliIO) (rolloutCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(reason) == "" {
-		return nil, errors.New(`missing --reason "TEXT": say why the rollout is aborted`)
+	if err := checkReason(reason); err != nil {
+		return nil, err
 	}
 	return func(ctx context.Context) int {
-		r, err := cf.client.Act(ctx, ns, name, "abort", api.AbortRequest{Reason: reason})
-		if err != nil {
-			return fail(cio, fmt.Sprintf("abort rollout %s/%s", ns, name), err)
-		}
-		return printRollout(cio, cf.g.Output, r)
+		return act(ctx, cio, cf.client, cf.g.Output, "abort", ns, name, api.AbortRequest{Reason: reason})
 	}, nil
+}
+
+// checkReason refuses an abort without a reason before anything is sent;
+// the API checks the rest (its length).
+func checkReason(reason string) error {
+	if strings.TrimSpace(reason) == "" {
+		return errors.New(`missing --reason "TEXT": say why the rollout is aborted`)
+	}
+	return nil
 }

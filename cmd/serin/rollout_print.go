@@ -114,8 +114,9 @@ func age(now, t time.Time) string {
 	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
 }
 
-// printStatus writes the full status of one rollout.
-func printStatus(w io.Writer, r api.Rollout, now time.Time) {
+// printStatus writes the full status of one rollout; self is the command
+// that the hints name ("serin rollout" or "kubectl serin").
+func printStatus(w io.Writer, r api.Rollout, now time.Time, self string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	field := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	field("Rollout", r.Namespace+"/"+r.Name)
@@ -129,7 +130,7 @@ func printStatus(w io.Writer, r api.Rollout, now time.Time) {
 	field("Weight", fmt.Sprintf("%d%% canary, %d%% stable", r.Status.CanaryWeight, 100-r.Status.CanaryWeight))
 	field("Target", r.Target)
 	if w := r.Workload; w != nil {
-		field("Workload", fmt.Sprintf("deployment %s: %s; %d release(s) (serin rollout history -n %s %s)", w.Deployment, w.State, len(r.Releases), r.Namespace, r.Name))
+		field("Workload", fmt.Sprintf("deployment %s: %s; %d release(s) (%s history -n %s %s)", w.Deployment, w.State, len(r.Releases), self, r.Namespace, r.Name))
 	}
 	if r.Status.Message != "" {
 		field("Message", r.Status.Message)

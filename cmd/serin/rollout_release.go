@@ -35,38 +35,49 @@ func parseSetImage(args []string, cio cliIO) (rolloutCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case len(pos) == 0:
-		return nil, errors.New("missing the rollout NAME")
-	case ns == "":
+	if ns == "" && len(pos) > 0 {
 		return nil, errors.New("missing -n NAMESPACE")
-	case len(pos) == 1:
-		return nil, errors.New("missing CONTAINER=IMAGE, e.g. checkout=shop/checkout:2.1")
 	}
-	name := pos[0]
-	images, err := parseImages(pos[1:])
+	name, images, err := imagesArgs(pos)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) int {
-		r, err := cf.client.Release(ctx, ns, name, images)
-		if err != nil {
-			return fail(cio, fmt.Sprintf("set images of rollout %s/%s", ns, name), err)
-		}
-		if cf.g.Output == "json" {
-			return printJSON(cio, r)
-		}
-		dep := "its Deployment"
-		if r.Workload != nil {
-			dep = "deployment " + r.Namespace + "/" + r.Workload.Deployment
-		}
-		fmt.Fprintf(cio.Stdout, "%s: set %s; the controller releases the new template (serin rollout history -n %s %s)\n",
-			dep, imagesString(images), ns, name)
-		// The answer shows the rollout before the controller has seen the
-		// new template: its phase is the last release's, said so.
-		fmt.Fprintf(cio.Stdout, "rollout %s/%s before this release: %s\n", r.Namespace, r.Name, summary(r))
-		return exitOK
-	}, nil
+	return func(ctx context.Context) int { return setImages(ctx, cio, cf.client, cf.g.Output, ns, name, images) }, nil
+}
+
+// setImages releases images of the Deployment that rollout ns/name
+// delivers, through c, and says what happens next.
+func setImages(ctx context.Context, cio cliIO, c *apiClient, output, ns, name string, images map[string]string) int {
+	r, err := c.Release(ctx, ns, name, images)
+	if err != nil {
+		return fail(cio, fmt.Sprintf("set images of rollout %s/%s", ns, name), err)
+	}
+	if output == "json" {
+		return printJSON(cio, r)
+	}
+	dep := "its Deployment"
+	if r.Workload != nil {
+		dep = "deployment " + r.Namespace + "/" + r.Workload.Deployment
+	}
+	fmt.Fprintf(cio.Stdout, "%s: set %s; the controller releases the new template (%s history -n %s %s)\n",
+		dep, imagesString(images), cio.self(), ns, name)
+	// The answer shows the rollout before the controller has seen the
+	// new template: its phase is the last release's, said so.
+	fmt.Fprintf(cio.Stdout, "rollout %s/%s before this release: %s\n", r.Namespace, r.Name, summary(r))
+	return exitOK
+}
+
+// imagesArgs splits set-image's arguments, NAME CONTAINER=IMAGE..., into
+// the rollout's name and the images.
+func imagesArgs(pos []string) (string, map[string]string, error) {
+	switch len(pos) {
+	case 0:
+		return "", nil, errors.New("missing the rollout NAME")
+	case 1:
+		return "", nil, errors.New("missing CONTAINER=IMAGE, e.g. checkout=shop/checkout:2.1")
+	}
+	images, err := parseImages(pos[1:])
+	return pos[0], images, err
 }
 
 // parseImages parses CONTAINER=IMAGE arguments. Whether the container
@@ -109,21 +120,24 @@ func parseHistory(args []string, cio cliIO) (rolloutCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) int {
-		r, err := cf.client.Get(ctx, ns, name)
-		if err != nil {
-			return fail(cio, fmt.Sprintf("rollout %s/%s", ns, name), err)
+	return func(ctx context.Context) int { return showHistory(ctx, cio, cf.client, cf.g.Output, ns, name) }, nil
+}
+
+// showHistory prints the releases of rollout ns/name as c reads them.
+func showHistory(ctx context.Context, cio cliIO, c *apiClient, output, ns, name string) int {
+	r, err := c.Get(ctx, ns, name)
+	if err != nil {
+		return fail(cio, fmt.Sprintf("rollout %s/%s", ns, name), err)
+	}
+	if output == "json" {
+		rels := r.Releases
+		if rels == nil {
+			rels = []api.ReleaseView{}
 		}
-		if cf.g.Output == "json" {
-			rels := r.Releases
-			if rels == nil {
-				rels = []api.ReleaseView{}
-			}
-			return printJSON(cio, historyJSON{Namespace: r.Namespace, Name: r.Name, Workload: r.Workload, Releases: rels})
-		}
-		printHistory(cio, r)
-		return exitOK
-	}, nil
+		return printJSON(cio, historyJSON{Namespace: r.Namespace, Name: r.Name, Workload: r.Workload, Releases: rels})
+	}
+	printHistory(cio, r)
+	return exitOK
 }
 
 // printHistory writes the workload's state and its releases, newest first,
