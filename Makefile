@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # timing honest on 2 cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 45m
 
-.PHONY: all build image tools vet test helm-test generate dashboards verify-generate demo bench chaos bench-scale test-scale clean
+.PHONY: all build image krew tools vet test helm-test generate dashboards verify-generate demo bench chaos bench-scale test-scale clean
 
 all: build
 
@@ -34,6 +34,19 @@ image:
 	@echo "==> building the image $(IMAGE_REPOSITORY):$(VERSION) (bin/image, bin/serin-image.tar; no Docker daemon)"
 	SOURCE_DATE_EPOCH="$(SOURCE_DATE_EPOCH)" $(GO) run ./deploy/image -version "$(VERSION)" -revision "$(REVISION)" \
 		-repository "$(IMAGE_REPOSITORY)" -go "$(GO)" -out bin/image -tar bin/serin-image.tar
+
+# The kubectl plugin for krew (kubectl krew install serin): cmd/serin built
+# for linux, darwin (amd64, arm64) and windows (amd64), each packed as
+# kubectl-serin in bin/krew/kubectl-serin_<os>_<arch>.tar.gz, and the krew
+# manifest deploy/krew/serin.yaml naming them at the release's download URL
+# with their SHA-256 (deploy/krew/gen). VERSION must be the release tag:
+# make krew VERSION=v1.2.3, then upload the archives to that release and
+# submit the manifest to krew-index. Five builds: minutes on 2 cores.
+KREW_DOWNLOAD ?= https://github.com/serin-dev/serin/releases/download/$(VERSION)
+krew:
+	@echo "==> building kubectl-serin $(VERSION) for krew (bin/krew, deploy/krew/serin.yaml)"
+	$(GO) run ./deploy/krew/gen -version "$(VERSION)" -download "$(KREW_DOWNLOAD)" -go "$(GO)" \
+		-source-date-epoch "$(SOURCE_DATE_EPOCH)" -out bin/krew -o deploy/krew/serin.yaml
 
 # istio builds istioctl (the e2e tests' referee, `istioctl analyze`) and
 # pilot-discovery: 5-17 minutes on 2 cores the first time, seconds after.
