@@ -61,13 +61,14 @@ func hasArgs(t *testing.T, args, want, absent []string) {
 // leader election, replaced with Recreate, locked down, probed on /healthz
 // and /readyz, with analysis on Istio's addons and the API behind the
 // cluster's own authentication with a session key of the chart's, and the
-// dashboard as a ConfigMap for Grafana's sidecar; nothing else optional is
-// rendered.
+// dashboard as a ConfigMap for Grafana's sidecar, and the users' roles
+// serin-view and serin-edit; nothing else optional is rendered.
 func TestDefaultRender(t *testing.T) {
 	objs := render(t)
 	got := objs.ids()
 	want := []string{"ServiceAccount/serin-controller", "ClusterRole/serin-controller", "ClusterRoleBinding/serin-controller",
-		"Service/serin-controller", "Deployment/serin-controller", "ConfigMap/serin-dashboard-serin", "Secret/serin-console-session"}
+		"Service/serin-controller", "Deployment/serin-controller", "ConfigMap/serin-dashboard-serin", "Secret/serin-console-session",
+		"ClusterRole/serin-view", "ClusterRole/serin-edit"}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
