@@ -127,8 +127,8 @@ func parseCtrlMetrics(r io.Reader) (ctrlMetrics, error) {
 			continue
 		}
 		switch {
-		case name == "serin_rollbacks_total":
-			m.rollbacks = v
+		case name == "serin_rollbacks_total" || strings.HasPrefix(name, "serin_rollbacks_total{"):
+			m.rollbacks += v // by reason
 		case name == detectionMetric+"_sum":
 			m.sum = v
 		case name == detectionMetric+"_count":

@@ -338,8 +338,9 @@ func TestMalformedSpecsRejected(t *testing.T) {
 		{"step below 1", func(r *v1alpha1.Rollout) { r.Spec.Steps = []int32{0, 100} }, "greater than or equal to 1"},
 		{"last step not 100", func(r *v1alpha1.Rollout) { r.Spec.Steps = []int32{10, 50} }, "the last step must be 100"},
 		{"stepInterval of 0", func(r *v1alpha1.Rollout) { r.Spec.StepInterval = dur(0) }, "stepInterval must be at least 1s"},
-		{"both modes", func(r *v1alpha1.Rollout) { r.Spec.StableHost, r.Spec.CanaryHost = "a", "b" }, "not both"},
-		{"no mode", func(r *v1alpha1.Rollout) { r.Spec.StableSubset, r.Spec.CanarySubset = "", "" }, "not neither"},
+		{"both modes", func(r *v1alpha1.Rollout) { r.Spec.StableHost, r.Spec.CanaryHost = "a", "b" }, "and only one of them"},
+		{"no mode", func(r *v1alpha1.Rollout) { r.Spec.StableSubset, r.Spec.CanarySubset = "", "" }, "give either stableSubset and canarySubset"},
+		{"workload and subsets", func(r *v1alpha1.Rollout) { r.Spec.Workload = &v1alpha1.WorkloadRef{Deployment: "checkout"} }, "and only one of them"},
 		{"same subsets", func(r *v1alpha1.Rollout) { r.Spec.CanarySubset = "v1" }, "must differ"},
 		{"no VirtualService", func(r *v1alpha1.Rollout) { r.Spec.VirtualService = "" }, "virtualService"},
 	}
