@@ -68,7 +68,7 @@ func TestDefaultRender(t *testing.T) {
 	got := objs.ids()
 	want := []string{"ServiceAccount/serin-controller", "ClusterRole/serin-controller", "ClusterRoleBinding/serin-controller",
 		"Service/serin-controller", "Deployment/serin-controller", "ConfigMap/serin-dashboard-serin", "Secret/serin-console-session",
-		"ClusterRole/serin-view", "ClusterRole/serin-edit"}
+		"ClusterRole/serin-view", "ClusterRole/serin-edit", "ClusterRole/serin-metrics-reader"}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -170,6 +170,22 @@ func TestValues(t *testing.T) {
 	t.Run("no jaeger", func(t *testing.T) {
 		d := deployment(t, render(t, "--set", "analysis.jaegerURL=,analysis.scrapeInterval=30s,controller.watchNamespace=shop"))
 		hasArgs(t, controllerArgs(t, d), []string{"--scrape-interval=30s", "--namespace=shop"}, []string{"--jaeger-url", "--jaeger-max-traces"})
+	})
+	t.Run("secure metrics", func(t *testing.T) {
+		objs := render(t, "--set", "metrics.secure=true,serviceMonitor.enabled=true")
+		d := deployment(t, objs)
+		hasArgs(t, controllerArgs(t, d), []string{"--metrics-addr=:8443"}, nil)
+		var svc corev1.Service
+		into(t, objs.must(t, "Service", "serin-controller"), &svc)
+		if len(svc.Spec.Ports) != 2 || svc.Spec.Ports[1].Name != "https-metrics" || svc.Spec.Ports[1].Port != 8443 {
+			t.Errorf("Service ports %+v, want http and https-metrics 8443", svc.Spec.Ports)
+		}
+		sm := objs.must(t, "ServiceMonitor", "serin-controller")
+		ep := sm.Object["spec"].(map[string]any)["endpoints"].([]any)[0].(map[string]any)
+		if ep["port"] != "https-metrics" || ep["scheme"] != "https" || ep["bearerTokenFile"] == nil {
+			t.Errorf("ServiceMonitor endpoint %v, want https-metrics over https with the scraper's token", ep)
+		}
+		objs.must(t, "ClusterRole", "serin-metrics-reader")
 	})
 	t.Run("full", func(t *testing.T) { checkFull(t, render(t, "-f", testdata("full.yaml"))) })
 }
