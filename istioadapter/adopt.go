@@ -28,11 +28,7 @@ var _ rollout.RouteAdopter = (*Router)(nil)
 // another host, or a subset of the same name that selects other pods, is
 // refused and nothing is written.
 func (r *Router) AdoptRoute(ctx context.Context, t rollout.Target) error {
-	vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, false)
-	if err != nil {
-		return fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
-	}
-	i, host, err := adoptableRoute(vs, t)
+	_, _, host, err := r.adoptable(ctx, t, false)
 	if err != nil {
 		return err
 	}
@@ -40,11 +36,8 @@ func (r *Router) AdoptRoute(ctx context.Context, t rollout.Target) error {
 		return err
 	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, false)
+		vs, i, host, err := r.adoptable(ctx, t, false)
 		if err != nil {
-			return fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
-		}
-		if i, host, err = adoptableRoute(vs, t); err != nil {
 			return err
 		}
 		route := vs.Spec.Http[i]
@@ -77,11 +70,7 @@ func (r *Router) AdoptRoute(ctx context.Context, t rollout.Target) error {
 // no VirtualService, no route to one host, or a subset of the same name
 // that selects other pods. It is nil when adoption can go ahead.
 func (r *Router) CheckAdoption(ctx context.Context, t rollout.Target) error {
-	vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, true)
-	if err != nil {
-		return fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
-	}
-	_, host, err := adoptableRoute(vs, t)
+	_, _, host, err := r.adoptable(ctx, t, true)
 	if err != nil {
 		return err
 	}
@@ -102,6 +91,17 @@ func (r *Router) CheckAdoption(ctx context.Context, t rollout.Target) error {
 		}
 	}
 	return nil
+}
+
+// adoptable reads t's VirtualService (from the cache when cached) and
+// finds the route to adopt on it: its index and host.
+func (r *Router) adoptable(ctx context.Context, t rollout.Target, cached bool) (*netv1.VirtualService, int, string, error) {
+	vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, cached)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
+	}
+	i, host, err := adoptableRoute(vs, t)
+	return vs, i, host, err
 }
 
 // adoptableRoute finds the route to adopt: t.Route, else the single http
@@ -256,11 +256,7 @@ func trackSubset(labels map[string]string) bool {
 // the canary copy's while a release has traffic on it, the stable copy's
 // at rest. It writes nothing when the subset already does.
 func (r *Router) SelectCanaryTrack(ctx context.Context, t rollout.Target, tr rollout.Track) error {
-	vs, err := r.virtualService(ctx, t.Namespace, t.VirtualService, true)
-	if err != nil {
-		return fmt.Errorf("get VirtualService %s/%s: %w", t.Namespace, t.VirtualService, notFound(err))
-	}
-	_, host, err := adoptableRoute(vs, t)
+	_, _, host, err := r.adoptable(ctx, t, true)
 	if err != nil {
 		return err
 	}
