@@ -252,7 +252,9 @@ func (pf *pluginFlags) parse(args []string) (pluginCommand, error) {
 			return act(ctx, pf.cio, c, pf.output, "abort", ns, name, api.AbortRequest{Reason: pf.reason})
 		}
 	default: // pause, resume, promote, retry
-		cmd.run = func(ctx context.Context, c *apiClient) int { return act(ctx, pf.cio, c, pf.output, pf.sub, ns, name, nil) }
+		cmd.run = func(ctx context.Context, c *apiClient) int {
+			return act(ctx, pf.cio, c, pf.output, pf.sub, ns, name, nil)
+		}
 	}
 	return cmd, nil
 }

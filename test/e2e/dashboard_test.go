@@ -44,7 +44,9 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	start := time.Now()
 	e := newMeshEnv(t, 50, "")
 	chat := newHookReceiver(t, nil)
-	pager := newHookReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) int { return answer(w, r, http.StatusServiceUnavailable) })
+	pager := newHookReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) int {
+		return answer(w, r, http.StatusServiceUnavailable)
+	})
 	withNotify(e.env,
 		notifyChannel{name: "chat", typ: notify.TypeSlack, events: allEvents, rc: chat},
 		notifyChannel{name: "pager", typ: notify.TypeSlack, events: []rollout.EventKind{rollout.EventRolledBack}, rc: pager})

@@ -87,7 +87,9 @@ var workloadOps = []struct {
 	do     func(h *workloadHistory) string
 }{
 	{"good release", 3, func(h *workloadHistory) string { return h.release("") }},
-	{"bad release", 2, func(h *workloadHistory) string { return h.release(`"meshsim.serin.dev/behaviour":"{\"errorRate\":0.5}"`) }},
+	{"bad release", 2, func(h *workloadHistory) string {
+		return h.release(`"meshsim.serin.dev/behaviour":"{\"errorRate\":0.5}"`)
+	}},
 	{"never-ready release", 1, func(h *workloadHistory) string { return h.release(`"meshsim.serin.dev/never-ready":"true"`) }},
 	{"scale", 1, (*workloadHistory).scale},
 	{"kill -9 controller", 2, (*workloadHistory).restart},

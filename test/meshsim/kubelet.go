@@ -68,8 +68,8 @@ type kubelet struct {
 	// ready before the simulated sidecars route to it, as a kubelet marks
 	// a pod Ready before the Deployment controller counts it.
 	statuses []func()
-	deleted   map[string]time.Time // Pods deleted lately, by name
-	accounts  map[string]bool      // ServiceAccounts known to exist
+	deleted  map[string]time.Time // Pods deleted lately, by name
+	accounts map[string]bool      // ServiceAccounts known to exist
 	// everWritten names every Pod the stand-in wrote or took over, so that
 	// it takes them out of EndpointSlices once they are gone.
 	everWritten map[string]bool
