@@ -74,14 +74,11 @@ func (r *Router) CheckAdoption(ctx context.Context, t rollout.Target) error {
 	if err != nil {
 		return err
 	}
-	drs, err := r.destinationRules(ctx, t.Namespace, true)
+	drs, err := r.hostRules(ctx, t.Namespace, host, true)
 	if err != nil {
-		return fmt.Errorf("list DestinationRules in %s: %w", t.Namespace, err)
+		return err
 	}
 	for _, dr := range drs {
-		if !sameHost(dr.Spec.GetHost(), host, t.Namespace) || len(dr.Spec.GetWorkloadSelector().GetMatchLabels()) > 0 {
-			continue
-		}
 		for _, name := range []string{t.StableSubset, t.CanarySubset} {
 			if s := findSubset(dr.Spec.Subsets, name); s != nil && !trackSubset(s.Labels) {
 				return failf("DestinationRule", ErrForeignDestination,
@@ -196,14 +193,11 @@ func (r *Router) adoptSubsets(ctx context.Context, t rollout.Target, host string
 		t.CanarySubset: {v1alpha1.LabelTrack: t.StableSubset},
 	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		drs, err := r.destinationRules(ctx, t.Namespace, false)
+		drs, err := r.hostRules(ctx, t.Namespace, host, false)
 		if err != nil {
-			return fmt.Errorf("list DestinationRules in %s: %w", t.Namespace, err)
+			return err
 		}
 		for _, dr := range drs {
-			if !sameHost(dr.Spec.GetHost(), host, t.Namespace) || len(dr.Spec.GetWorkloadSelector().GetMatchLabels()) > 0 {
-				continue
-			}
 			out := dr.DeepCopy()
 			changed := false
 			for _, name := range []string{t.StableSubset, t.CanarySubset} { // in this order, whatever the map's
@@ -246,6 +240,19 @@ func (r *Router) adoptSubsets(ctx context.Context, t rollout.Target, host string
 	})
 }
 
+// hostRules lists the DestinationRules of ns (from the cache when cached)
+// that apply to host mesh-wide: those for the host with no workload
+// selector, where serin's subsets live.
+func (r *Router) hostRules(ctx context.Context, ns, host string, cached bool) ([]*netv1.DestinationRule, error) {
+	drs, err := r.destinationRules(ctx, ns, cached)
+	if err != nil {
+		return nil, fmt.Errorf("list DestinationRules in %s: %w", ns, err)
+	}
+	return slices.DeleteFunc(drs, func(dr *netv1.DestinationRule) bool {
+		return !sameHost(dr.Spec.GetHost(), host, ns) || len(dr.Spec.GetWorkloadSelector().GetMatchLabels()) > 0
+	}), nil
+}
+
 // trackSubset reports whether a subset selects one of serin's tracks.
 func trackSubset(labels map[string]string) bool {
 	return len(labels) == 1 && (maps.Equal(labels, map[string]string{v1alpha1.LabelTrack: string(rollout.TrackStable)}) ||
@@ -262,14 +269,11 @@ func (r *Router) SelectCanaryTrack(ctx context.Context, t rollout.Target, tr rol
 	}
 	want := map[string]string{v1alpha1.LabelTrack: string(tr)}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		drs, err := r.destinationRules(ctx, t.Namespace, false)
+		drs, err := r.hostRules(ctx, t.Namespace, host, false)
 		if err != nil {
-			return fmt.Errorf("list DestinationRules in %s: %w", t.Namespace, err)
+			return err
 		}
 		for _, dr := range drs {
-			if !sameHost(dr.Spec.GetHost(), host, t.Namespace) || len(dr.Spec.GetWorkloadSelector().GetMatchLabels()) > 0 {
-				continue
-			}
 			i := slices.IndexFunc(dr.Spec.Subsets, func(s *apinet.Subset) bool { return s.GetName() == t.CanarySubset })
 			if i < 0 || !trackSubset(dr.Spec.Subsets[i].Labels) {
 				continue
