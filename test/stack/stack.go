@@ -29,7 +29,11 @@ type Options struct {
 	// installed; it starts no process. It is opt-in because their first
 	// build takes 5-17 minutes on 2 cores.
 	Istio bool
-	Log   io.Writer // progress lines ("[stack] starting etcd on 127.0.0.1:NNNN"); nil means os.Stderr
+	// Istiod also starts Istio's control plane, pilot-discovery, against the
+	// API server once the CRDs are served (it implies Istio). Its addresses
+	// are IstiodXDSAddr and IstiodDebugURL.
+	Istiod bool
+	Log    io.Writer // progress lines ("[stack] starting etcd on 127.0.0.1:NNNN"); nil means os.Stderr
 }
 
 // Stack is a running local stack. Its exported fields are set by Start and
@@ -42,6 +46,13 @@ type Stack struct {
 	JaegerQueryURL   string // http://127.0.0.1:PORT (HTTP query API: /api/traces, /api/v3/traces), "" unless Options.Jaeger
 	OTLPHTTPEndpoint string // 127.0.0.1:PORT of Jaeger's OTLP/HTTP receiver (no scheme)
 	OTLPGRPCEndpoint string // 127.0.0.1:PORT of Jaeger's OTLP/GRPC receiver
+	// IstiodXDSAddr is 127.0.0.1:PORT of istiod's plaintext ADS port (xDS
+	// over gRPC, no mTLS), "" unless Options.Istiod.
+	IstiodXDSAddr string
+	// IstiodDebugURL is http://127.0.0.1:PORT of istiod's HTTP server, which
+	// serves /ready, /debug/syncz, /debug/configz and /debug/config_dump;
+	// "" unless Options.Istiod.
+	IstiodDebugURL string
 
 	log          io.Writer
 	tokens       map[string]string // user name -> bearer token
@@ -49,15 +60,17 @@ type Stack struct {
 	sdDir        string            // Prometheus file_sd directory
 	jaegerHealth string            // URL of Jaeger's health check
 	podIPs       atomic.Uint32     // stand-in Pod IPs handed out (workloads.go)
+	istiodPorts  istiodPorts       // picked at the first start, kept for StartIstiod
 
 	mu                                  sync.Mutex
 	procs                               []*Process // every process started, in start order
 	etcd, apiserver, prometheus, jaeger *Process
+	istiod                              *Process // the latest one started
 }
 
-// Start starts the stack: etcd, then kube-apiserver and the CRDs, with
-// Prometheus and Jaeger (when asked for) started concurrently. It returns once
-// everything is ready. On failure it stops what it started and removes Dir;
+// Start starts the stack: etcd, then kube-apiserver and the CRDs, then
+// istiod, with Prometheus and Jaeger (when asked for) started concurrently.
+// It returns once everything is ready. On failure it stops what it started and removes Dir;
 // the error names the process and includes the tail of its log.
 func Start(ctx context.Context, opts Options) (*Stack, error) {
 	log := opts.Log
@@ -71,7 +84,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if opts.Jaeger {
 		components = append(components, "jaeger")
 	}
-	if opts.Istio {
+	if opts.Istio || opts.Istiod {
 		components = append(components, "istio")
 	}
 	if err := Ensure(ctx, log, components...); err != nil {
@@ -85,7 +98,13 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	begin := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
-	wg.Go(func() { errs[0] = s.startKube(ctx) })
+	wg.Go(func() {
+		// istiod watches the API server and the Istio CRDs, so it starts
+		// once they are ready, alongside Prometheus and Jaeger.
+		if errs[0] = s.startKube(ctx); errs[0] == nil && opts.Istiod {
+			errs[0] = s.startIstiod(ctx)
+		}
+	})
 	if opts.Prometheus {
 		wg.Go(func() { errs[1] = s.startPrometheus(ctx) })
 	}
@@ -133,20 +152,21 @@ func (s *Stack) PIDs() []int {
 	return pids
 }
 
-// Stop stops every process by its PID (kube-apiserver before etcd, with
-// Prometheus and Jaeger alongside), SIGTERM first and SIGKILL after a few
-// seconds, then removes Dir. It is safe to call twice.
+// Stop stops every process by its PID (istiod, which watches the API server,
+// then kube-apiserver, then etcd, with Prometheus and Jaeger alongside),
+// SIGTERM first and SIGKILL after a few seconds, then removes Dir. It is safe to call twice.
 func (s *Stack) Stop() error {
 	s.mu.Lock()
-	api, etcd, prom, jaeger := s.apiserver, s.etcd, s.prometheus, s.jaeger
+	istiod, api, etcd, prom, jaeger := s.istiod, s.apiserver, s.etcd, s.prometheus, s.jaeger
 	all := append([]*Process(nil), s.procs...)
 	s.mu.Unlock()
 
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	// etcd goes after the API server: with etcd gone first, the API server
-	// hangs on SIGTERM.
-	wg.Go(func() { errs[0] = errors.Join(stopIfSet(api), stopIfSet(etcd)) })
+	// hangs on SIGTERM. istiod goes before it, so that it does not spend its
+	// shutdown retrying a vanished API server.
+	wg.Go(func() { errs[0] = errors.Join(stopIfSet(istiod), stopIfSet(api), stopIfSet(etcd)) })
 	wg.Go(func() { errs[1] = stopIfSet(prom) })
 	wg.Go(func() { errs[2] = stopIfSet(jaeger) })
 	wg.Wait()
