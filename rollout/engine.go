@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -60,6 +61,12 @@ type Options struct {
 	// Tenancy says which namespaces' series a rollout's custom queries and
 	// match override may select; nil allows its own namespace only.
 	Tenancy *analysis.Tenancy
+	// DataPlane tells whether the proxies carry a written weight; nil
+	// stops at the VirtualService (see dataplane.go).
+	DataPlane DataPlane
+	// DataPlaneTimeout is how long the proxies get to carry a written
+	// weight before the rollout is held; zero is DefaultDataPlaneTimeout.
+	DataPlaneTimeout time.Duration
 }
 
 // Engine reconciles Rollouts: on each tick it observes, calls Next and
@@ -176,18 +183,27 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 	if ro.Status.Phase.Terminal() {
 		e.metrics.finished(ro.Namespace, ro.Name)
 		// A retry is decided once the return to 100/0 is on the route,
-		// like any tick; a finished rollout has nothing else to decide.
-		if err := e.converge(ctx, ro, nil); err != nil || retryRequest(ro) == nil {
+		// like any tick; a finished rollout has nothing else to decide,
+		// but for following its last weight into the proxies.
+		if err := e.converge(ctx, ro, nil); err != nil {
 			return ctrl.Result{}, err
 		}
+		if _, err := e.followDataPlane(ctx, ro); err != nil || retryRequest(ro) == nil {
+			return e.soonerWhilePending(ctrl.Result{}, ro), err
+		}
+	}
+	dpObs, err := e.followDataPlane(ctx, ro)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	now := e.o.Clock.Now()
 	obs, wait, err := e.observe(ctx, ro, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	obs.DataPlane = dpObs
 	if wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, nil
+		return e.soonerWhilePending(ctrl.Result{RequeueAfter: wait}, ro), nil
 	}
 	d := Next(ro.Status, ro.Spec, obs, now)
 	if d.Status.CanaryWeight > ro.Status.CanaryWeight && ro.Status.Phase != "" && ro.Status.Phase != v1alpha1.PhasePending {
@@ -228,7 +244,7 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 		// A delivered workload's release ends on the copies: look again.
 		after = releaseWaitForWorkload
 	}
-	return ctrl.Result{RequeueAfter: sinceTick(after, now, e.o.Clock.Now()), Priority: &p}, nil
+	return e.soonerWhilePending(ctrl.Result{RequeueAfter: sinceTick(after, now, e.o.Clock.Now()), Priority: &p}, ro), nil
 }
 
 // sinceTick turns a delay decided at the tick's start into one from now,
@@ -480,14 +496,20 @@ func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32
 		e.event(ro, Event{Kind: EventWarning, Message: fmt.Sprintf("cannot set canary weight %d%% on %s: %v", want, t, err)})
 		return fmt.Errorf("set canary weight %d on %s: %w", want, t, err)
 	}
+	now := e.o.Clock.Now()
 	ro.Status.AppliedWeight = want
+	if e.o.DataPlane != nil {
+		// The proxies are followed from this write on (dataplane.go).
+		ro.Status.DataPlane = &v1alpha1.DataPlaneStatus{Weight: want, FromWeight: *live, WrittenAt: metav1.NewTime(now)}
+	}
 	if err := e.o.Client.Status().Update(ctx, ro); err != nil {
 		return fmt.Errorf("record applied weight of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	if st.Phase == v1alpha1.PhaseRolledBack {
-		now := e.o.Clock.Now()
 		e.metrics.rolledBack(st.Analysis.FirstFailureAt, now)
-		e.queue.push(rollbackEvent(ro, now, st.AppliedWeight))
+		if e.o.DataPlane == nil {
+			e.queue.push(rollbackEvent(ro, now, st.AppliedWeight))
+		} // else notified once the proxies have it (followDataPlane)
 	}
 	return nil
 }

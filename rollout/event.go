@@ -61,6 +61,9 @@ type Event struct {
 	LastPassAt  time.Time
 	DetectedAt  time.Time
 	CompletedAt time.Time
+	// DataPlane is what the proxies carried of a rollback, when the
+	// controller reads istiod; nil otherwise.
+	DataPlane *DataPlaneNote
 }
 
 // Warning reports whether the event should be a Kubernetes Warning event.

@@ -42,6 +42,7 @@ var allVerdicts = []analysis.Verdict{analysis.Pass, analysis.Fail, analysis.Inco
 type engineMetrics struct {
 	rollbacks *prometheus.CounterVec
 	detection prometheus.Histogram
+	dataPlane prometheus.Histogram
 	// lastTick is when each rollout's analysis last ran: the live figure
 	// that the status, written only on change, no longer carries.
 	lastTick *prometheus.GaugeVec
@@ -80,6 +81,11 @@ func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 			Help:    "Time from the first failed analysis tick to the route confirmed back at 100/0.",
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60},
 		}),
+		dataPlane: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "serin_rollback_dataplane_seconds",
+			Help:    "Time from a rollback's decision until every connected proxy that routes the service had acknowledged 100/0 (with --istiod-url).",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60},
+		}),
 		lastTick: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "serin_rollout_last_analysis_timestamp_seconds",
 			Help: "When each rollout in progress was last analysed, as a Unix time.",
@@ -116,7 +122,7 @@ func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 	for _, v := range allVerdicts {
 		m.ticks.WithLabelValues(string(v))
 	}
-	return m, register(reg, m.rollbacks, m.detection, m.lastTick, m.ticks, m.info, m.phase, m.weight, m.step, m.verdicts)
+	return m, register(reg, m.rollbacks, m.detection, m.dataPlane, m.lastTick, m.ticks, m.info, m.phase, m.weight, m.step, m.verdicts)
 }
 
 // register registers cs with reg, nil registering none. A collector
@@ -140,6 +146,14 @@ func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 func (m *engineMetrics) rolledBack(detected *metav1.Time, now time.Time) {
 	if detected != nil {
 		m.detection.Observe(now.Sub(detected.Time).Seconds())
+	}
+}
+
+// dataPlaneRolledBack records a rollback decided at decided that every
+// proxy had at confirmed.
+func (m *engineMetrics) dataPlaneRolledBack(decided, confirmed time.Time) {
+	if !decided.IsZero() {
+		m.dataPlane.Observe(confirmed.Sub(decided).Seconds())
 	}
 }
 

@@ -40,6 +40,10 @@ type Observation struct {
 	// Created is the Rollout's creation time, from which a scheduled
 	// start is computed.
 	Created time.Time
+	// DataPlane is present when the engine follows the weights into the
+	// proxies (see dataplane.go); status.dataPlane then says what they
+	// carry.
+	DataPlane *DataPlaneObservation
 }
 
 // Decision is what the engine should do. Next computes it from the status,
@@ -155,6 +159,9 @@ func (d *decider) decide() {
 		d.promote(d.obs.Promote)
 	case d.meshBroken():
 		d.meshPause()
+	case d.dataPlaneHold():
+		// The proxies do not carry the route's weight: held, weights
+		// unchanged, until they do.
 	case d.st.Phase == v1alpha1.PhasePaused:
 		// Resume comes before drift: resuming accepts the live weight.
 		d.paused()
@@ -348,6 +355,9 @@ func (d *decider) progressing() {
 		d.resetDwell()
 		return
 	}
+	if d.obs.DataPlane != nil && dataPlanePending(d.st) {
+		return // on the route, not yet in the proxies: the dwell waits
+	}
 	// Analysis goes on outside a window, so a bad canary is still caught;
 	// only advancing waits.
 	if d.windowClosed() {
@@ -537,6 +547,9 @@ func (d *decider) dwellStart() time.Time {
 	}
 	if c := d.st.WeightConfirmedAt; c != nil && c.After(start) {
 		start = c.Time
+	}
+	if dp := d.st.DataPlane; d.obs.DataPlane != nil && dp != nil && dp.Weight == d.st.CanaryWeight && dp.ConfirmedAt != nil && dp.ConfirmedAt.After(start) {
+		start = dp.ConfirmedAt.Time
 	}
 	return start
 }

@@ -152,3 +152,30 @@ type NopNotifier struct{}
 
 // Notify does nothing and reports success.
 func (NopNotifier) Notify(context.Context, Event) (bool, error) { return false, nil }
+
+// DataPlane tells whether the proxies that route a target carry a weight:
+// a weight on the VirtualService is only in effect for users once the
+// sidecars have it. istioadapter implements it by reading istiod.
+type DataPlane interface {
+	// Confirm reports which of the connected proxies that route t carry
+	// canary weight w and have acknowledged it. The error wraps
+	// ErrControlPlaneUnreachable when the control plane cannot be asked;
+	// the report is then empty.
+	Confirm(ctx context.Context, t Target, w int32) (DataPlaneReport, error)
+}
+
+// ErrControlPlaneUnreachable means the mesh's control plane (istiod) does
+// not answer, so what the proxies carry is unknown.
+var ErrControlPlaneUnreachable = errors.New("control plane unreachable")
+
+// DataPlaneReport is what the proxies that route a target carry.
+type DataPlaneReport struct {
+	// Proxies is how many connected proxies route the target.
+	Proxies int
+	// Stragglers name the proxies among them that do not carry the weight
+	// or have not acknowledged it, sorted.
+	Stragglers []string
+}
+
+// Confirmed reports whether every proxy carries the weight.
+func (r DataPlaneReport) Confirmed() bool { return len(r.Stragglers) == 0 }

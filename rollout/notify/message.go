@@ -166,6 +166,27 @@ func (m *message) rollback(l links) {
 		s := strings.Join(timing, ", ") + "."
 		m.Text = append(m.Text, strings.ToUpper(s[:1])+s[1:])
 	}
+	if dp := ev.DataPlane; dp != nil {
+		line := dataPlaneLine(*dp)
+		m.Text = append(m.Text, line)
+		m.Fields = append(m.Fields, field{"Data plane", line})
+	}
+}
+
+// dataPlaneLine says what the proxies carried of a rollback: "Traffic off
+// the canary on all 12 proxies 0.8 s after the decision."
+func dataPlaneLine(dp rollout.DataPlaneNote) string {
+	if !dp.ConfirmedAt.IsZero() {
+		all := fmt.Sprintf("all %d proxies", dp.Proxies)
+		if dp.Proxies == 1 {
+			all = "the only proxy"
+		}
+		return fmt.Sprintf("Traffic off the canary on %s %s after the decision.", all, duration(dp.AfterDecision))
+	}
+	if dp.Why != "" {
+		return "Traffic off the canary on the VirtualService, but not confirmed on the proxies: " + dp.Why + "."
+	}
+	return "Traffic off the canary on the VirtualService, but not confirmed on the proxies."
 }
 
 // failedChecks returns the checks that failed, or all of them when none is

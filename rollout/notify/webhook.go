@@ -58,6 +58,23 @@ type WebhookPayload struct {
 	RollbackSeconds  *float64   `json:"rollbackSeconds,omitempty"`
 	// ConsoleURL links to the rollout in the console, when configured.
 	ConsoleURL string `json:"consoleURL,omitempty"`
+	// DataPlane is what the proxies carried of a rollback, when the
+	// controller reads istiod.
+	DataPlane *WebhookDataPlane `json:"dataPlane,omitempty"`
+}
+
+// WebhookDataPlane is a rollback as the proxies saw it.
+type WebhookDataPlane struct {
+	// Proxies is how many connected proxies route the service.
+	Proxies int `json:"proxies"`
+	// ConfirmedAt is when they all had 100/0, and SecondsAfterDecision
+	// how long after the rollback's decision; absent when they did not
+	// within the bound.
+	ConfirmedAt          *time.Time `json:"confirmedAt,omitempty"`
+	SecondsAfterDecision *float64   `json:"secondsAfterDecision,omitempty"`
+	// Stragglers name the proxies that lagged, and Reason why.
+	Stragglers []string `json:"stragglers,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
 }
 
 // WebhookRollout names the rollout.
@@ -99,6 +116,12 @@ func webhookPayload(m message, now time.Time) WebhookPayload {
 	}
 	if len(m.Links) > 0 && m.Links[0].Label == "Open in console" {
 		p.ConsoleURL = m.Links[0].URL
+	}
+	if dp := ev.DataPlane; dp != nil {
+		p.DataPlane = &WebhookDataPlane{Proxies: dp.Proxies, ConfirmedAt: timePtr(dp.ConfirmedAt), Stragglers: dp.Stragglers, Reason: dp.Why}
+		if !dp.ConfirmedAt.IsZero() {
+			p.DataPlane.SecondsAfterDecision = ptr(dp.AfterDecision.Seconds())
+		}
 	}
 	for _, c := range m.Failed {
 		p.Checks = append(p.Checks, WebhookCheck{Check: c.Check, Hop: c.Hop, Source: c.Source,

@@ -611,7 +611,51 @@ type RolloutStatus struct {
 	// the most recent MaxHistory entries.
 	// +optional
 	History []Transition `json:"history,omitempty"`
+
+	// DataPlane is whether the proxies carry the weight last written to
+	// the route, read from istiod when the controller runs with
+	// --istiod-url. A weight is on the route when the VirtualService holds
+	// it; it is in effect for users only once the proxies have it.
+	// +optional
+	DataPlane *DataPlaneStatus `json:"dataPlane,omitempty"`
 }
+
+// DataPlaneStatus is the confirmation of one weight in the data plane.
+type DataPlaneStatus struct {
+	// Weight is the canary weight being confirmed: the last one written
+	// to the route.
+	Weight int32 `json:"weight"`
+	// FromWeight is the canary weight on the route before that write.
+	// +optional
+	FromWeight int32 `json:"fromWeight,omitempty"`
+	// WrittenAt is when serin wrote that weight to the VirtualService.
+	WrittenAt metav1.Time `json:"writtenAt"`
+	// ConfirmedAt is when every connected proxy that routes the service
+	// had acknowledged a configuration carrying the weight; unset until
+	// then.
+	// +optional
+	ConfirmedAt *metav1.Time `json:"dataPlaneConfirmedAt,omitempty"`
+	// Proxies is how many connected proxies route the service.
+	// +optional
+	Proxies int32 `json:"proxies,omitempty"`
+	// Stragglers name the proxies that do not carry the weight yet, at
+	// most MaxStragglers of them.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	Stragglers []string `json:"stragglers,omitempty"`
+	// Message says why the weight is not confirmed yet (istiod
+	// unreachable, proxies that do not acknowledge).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Message string `json:"message,omitempty"`
+	// Notified is set once the rollback notification that waits for this
+	// confirmation has been queued.
+	// +optional
+	Notified bool `json:"notified,omitempty"`
+}
+
+// MaxStragglers bounds status.dataPlane.stragglers.
+const MaxStragglers = 10
 
 // MaxHistory bounds status.history.
 const MaxHistory = 50
@@ -811,4 +855,8 @@ type Transition struct {
 	// Message explains the transition in plain words.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// DataPlaneConfirmedAt is when the proxies had the weight this
+	// transition set (a step, a rollback), when serin reads istiod.
+	// +optional
+	DataPlaneConfirmedAt *metav1.Time `json:"dataPlaneConfirmedAt,omitempty"`
 }
