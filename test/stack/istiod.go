@@ -50,9 +50,12 @@ var istiodEnv = []string{
 
 // istiodArgs returns pilot-discovery's command line for ports and the
 // kubeconfig, every listener on 127.0.0.1. The empty --secureGRPCAddr and
-// --httpsAddr turn off the mTLS xDS port and the webhook HTTPS server: there
-// is no Envoy with a certificate to use the first, and no admission webhook
-// registered for the second.
+// --httpsAddr turn off the mTLS xDS port (15012) and the webhook HTTPS port
+// (15017): no Envoy with a certificate would use the first, and istiod then
+// serves its webhooks and CA on --httpAddr instead of opening another port.
+// --ctrlz_port is pinned because ControlZ defaults to 9876, which two stacks
+// would share. --shutdownDuration bounds istiod's graceful stop (10s by
+// default) below stopGrace, so that SIGTERM, not SIGKILL, ends it.
 func istiodArgs(kubeconfig string, p istiodPorts) []string {
 	return []string{
 		"discovery",
@@ -65,6 +68,7 @@ func istiodArgs(kubeconfig string, p istiodPorts) []string {
 		"--ctrlz_address", "127.0.0.1",
 		"--ctrlz_port", strconv.Itoa(p.CtrlZ),
 		"--domain", "cluster.local",
+		"--shutdownDuration", "2s",
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/serin-dev/serin/test/stack"
 )
 
 // listener is one listening TCP socket from /proc/net/tcp or tcp6.
@@ -20,28 +18,18 @@ type listener struct {
 	port int
 }
 
-// testLoopbackOnly checks that every listening socket of every stack process
-// is bound to 127.0.0.1, and that each process listens on something (so that
-// the check cannot pass by finding nothing).
-func testLoopbackOnly(t *testing.T, st *stack.Stack) {
-	listeners := map[string]listener{} // socket inode -> address
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		if err := readListeners(f, listeners); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, pid := range st.PIDs() {
-		inodes, err := socketInodes(pid)
+// testLoopbackOnly checks that every listening socket of each process in
+// pids is bound to 127.0.0.1, and that each process listens on something (so
+// that the check cannot pass by finding nothing).
+func testLoopbackOnly(t *testing.T, pids []int) {
+	for _, pid := range pids {
+		ls, err := listenersOf(pid)
 		if err != nil {
 			t.Fatalf("pid %d: %v", pid, err)
 		}
 		var addrs []string
-		for _, ino := range inodes {
-			l, ok := listeners[ino]
-			if !ok {
-				continue
-			}
-			addr := net.JoinHostPort(l.ip.String(), strconv.Itoa(l.port))
+		for _, l := range ls {
+			addr := l.String()
 			addrs = append(addrs, addr)
 			if !l.ip.Equal(net.IPv4(127, 0, 0, 1)) {
 				t.Errorf("pid %d (%s) listens on %s, want 127.0.0.1 only", pid, comm(pid), addr)
@@ -53,6 +41,31 @@ func testLoopbackOnly(t *testing.T, st *stack.Stack) {
 		t.Logf("pid %d (%s) listens on %v", pid, comm(pid), addrs)
 	}
 }
+
+// listenersOf returns the listening TCP sockets (IPv4 and IPv6) that pid
+// has open.
+func listenersOf(pid int) ([]listener, error) {
+	listeners := map[string]listener{} // socket inode -> address
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		if err := readListeners(f, listeners); err != nil {
+			return nil, err
+		}
+	}
+	inodes, err := socketInodes(pid)
+	if err != nil {
+		return nil, err
+	}
+	var out []listener
+	for _, ino := range inodes {
+		if l, ok := listeners[ino]; ok {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// String formats the listener as host:port.
+func (l listener) String() string { return net.JoinHostPort(l.ip.String(), strconv.Itoa(l.port)) }
 
 // readListeners adds the sockets in LISTEN state (0A) of a /proc/net/tcp*
 // file to m, keyed by inode.

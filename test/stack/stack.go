@@ -1,9 +1,9 @@
 // Package stack runs serin's real local stack for integration tests and the
 // demo: etcd and kube-apiserver with the real Istio CRDs and serin's CRDs,
-// and optionally Prometheus and Jaeger v2. Every process listens on
-// 127.0.0.1 only, keeps its data in a temporary directory and is stopped by
-// its PID. Binaries come from test/tools/install.sh, which Start runs when
-// one is missing.
+// and optionally Prometheus, Jaeger v2 and Istio's control plane (istiod,
+// that is pilot-discovery). Every process listens on 127.0.0.1 only, keeps
+// its data in a temporary directory and is stopped by its PID. Binaries come
+// from test/tools/install.sh, which Start runs when one is missing.
 package stack
 
 import (

@@ -33,12 +33,13 @@ var (
 	rollouts        = schema.GroupVersionResource{Group: "serin.dev", Version: "v1alpha1", Resource: "rollouts"}
 )
 
-// TestStack starts the full stack once, checks each part against the real
-// servers, then stops it and checks that nothing is left behind.
+// TestStack starts the full stack once, istiod included, checks each part
+// against the real servers, then stops it and checks that nothing is left
+// behind.
 func TestStack(t *testing.T) {
 	ctx := t.Context()
 	begin := time.Now()
-	st, err := stack.Start(ctx, stack.Options{Prometheus: true, Jaeger: true, Log: tWriter{t}})
+	st, err := stack.Start(ctx, stack.Options{Prometheus: true, Jaeger: true, Istiod: true, Log: tWriter{t}})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
 	}
@@ -52,13 +53,19 @@ func TestStack(t *testing.T) {
 	t.Run("AliceForbidden", func(t *testing.T) { testAliceForbidden(t, st) })
 	t.Run("PrometheusScrapesTarget", func(t *testing.T) { testPrometheusScrapes(t, st) })
 	t.Run("JaegerHealthyAndReceivesSpans", func(t *testing.T) { testJaeger(t, st) })
-	t.Run("ListenersLoopbackOnly", func(t *testing.T) { testLoopbackOnly(t, st) })
+	t.Run("IstiodReady", func(t *testing.T) { testIstiodReady(t, st) })
+	t.Run("IstiodSeesConfig", func(t *testing.T) { testIstiodSeesConfig(t, st) })
+	t.Run("ListenersLoopbackOnly", func(t *testing.T) { testLoopbackOnly(t, st.PIDs()) })
 	t.Run("StopPrometheus", func(t *testing.T) { testStopPrometheus(t, st) })
+	// Last among the subtests: the first istiod's PID is gone afterwards,
+	// which the listener check above would report.
+	t.Run("IstiodStopAndStart", func(t *testing.T) { testIstiodStopAndStart(t, st) })
 
 	pids, dir := st.PIDs(), st.Dir
-	if len(pids) != 4 {
-		t.Errorf("PIDs() = %v, want 4 (etcd, kube-apiserver, prometheus, jaeger)", pids)
+	if len(pids) != 6 {
+		t.Errorf("PIDs() = %v, want 6 (etcd, kube-apiserver, prometheus, jaeger, istiod and istiod started again)", pids)
 	}
+	istiod := st.Istiod()
 	stopBegin := time.Now()
 	if err := st.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
@@ -71,6 +78,10 @@ func TestStack(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Dir %s still exists after Stop (stat: %v)", dir, err)
+	}
+	// Stopped before the API server, istiod shuts down cleanly on SIGTERM.
+	if err := istiod.Err(); err != nil {
+		t.Errorf("istiod (pid %d) exited with %v after Stop, want status 0", istiod.PID(), err)
 	}
 	if err := st.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)
