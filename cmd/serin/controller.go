@@ -74,6 +74,8 @@ type controllerOptions struct {
 	KubeQPS                 float64
 	KubeBurst               int
 	TenancyConfig           string
+	IstiodURL               string
+	DataPlaneTimeout        time.Duration
 }
 
 func parseControllerFlags(args []string) (controllerOptions, error) {
@@ -103,6 +105,8 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.Float64Var(&o.KubeQPS, "kube-api-qps", 200, "queries per second to the Kubernetes API server, on every configuration path (client-go's default of 5 would cap the controller at a few ticks a second)")
 	fs.IntVar(&o.KubeBurst, "kube-api-burst", 400, "burst of queries to the Kubernetes API server")
 	fs.StringVar(&o.TenancyConfig, "tenancy-config", "", "which other namespaces' series each namespace's custom queries and analysis.match may select (YAML; see analysis.Tenancy); empty allows each rollout its own namespace only")
+	fs.StringVar(&o.IstiodURL, "istiod-url", "", "istiod's debug API, e.g. http://istiod.istio-system:15014: confirm each weight change in the proxies (every connected proxy that routes the service has acknowledged it) before a step's dwell starts and before a rollback is notified; empty stops at the VirtualService write")
+	fs.DurationVar(&o.DataPlaneTimeout, "dataplane-timeout", rollout.DefaultDataPlaneTimeout, "with --istiod-url: how long the proxies get to carry a written weight before the rollout is held, naming the proxies that lag")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the console's cookies Secure; set it when the console is served over TLS")
 	audiences := fs.String("token-audiences", "", "with --auth=kubernetes: comma-separated audiences a bearer token must be meant for, e.g. serin (then only tokens requested for serin sign in, such as kubectl create token SA --audience serin); empty accepts the API server's own audiences (--api-audiences), as its TokenReview does, and so any service-account token of the cluster")
 	if err := fs.Parse(args); err != nil {
@@ -133,6 +137,14 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	}
 	if o.ScrapeInterval <= 0 {
 		return o, fmt.Errorf("--scrape-interval %v: must be positive", o.ScrapeInterval)
+	}
+	if o.IstiodURL != "" {
+		if _, err := istioadapter.NewDataPlane(istioadapter.DataPlaneOptions{URL: o.IstiodURL}); err != nil {
+			return o, fmt.Errorf("--istiod-url: %w", err)
+		}
+	}
+	if o.DataPlaneTimeout <= 0 {
+		return o, fmt.Errorf("--dataplane-timeout %v: must be positive", o.DataPlaneTimeout)
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		return o, fmt.Errorf("--max-concurrent-reconciles %d: must be at least 1", o.MaxConcurrentReconciles)
@@ -304,6 +316,10 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	dataPlane, err := newDataPlane(o, log, mgr)
+	if err != nil {
+		return err
+	}
 	workloads, err := deployments.New(deployments.Options{Client: mgr.GetClient(), Informers: mgr.GetCache()})
 	if err != nil {
 		return err
@@ -320,6 +336,8 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		Tenancy:   tenancy,
 
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		DataPlane:               dataPlane,
+		DataPlaneTimeout:        o.DataPlaneTimeout,
 	})
 	if err != nil {
 		return err
@@ -332,6 +350,23 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		return err
 	}
 	return serve(ctx, o, log, mgr, apiHandler)
+}
+
+// newDataPlane returns the reader of istiod's debug API for --istiod-url,
+// run by the manager, or nil without the flag: an interface holding a nil
+// pointer would not be nil to the engine.
+func newDataPlane(o controllerOptions, log *slog.Logger, mgr ctrl.Manager) (rollout.DataPlane, error) {
+	if o.IstiodURL == "" {
+		return nil, nil
+	}
+	dp, err := istioadapter.NewDataPlane(istioadapter.DataPlaneOptions{URL: o.IstiodURL, Log: log.With("component", "dataplane")})
+	if err != nil {
+		return nil, fmt.Errorf("--istiod-url: %w", err)
+	}
+	if err := mgr.Add(dp); err != nil {
+		return nil, fmt.Errorf("add the data plane reader: %w", err)
+	}
+	return dp, nil
 }
 
 // loadTenancy loads --tenancy-config; nil (each rollout its own namespace

@@ -1,0 +1,204 @@
+package istioadapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/serin-dev/serin/rollout"
+)
+
+func TestPushCounter(t *testing.T) {
+	for in, want := range map[string]int64{
+		"2026-12-01T20:30:00Z/7":  7,
+		"2026-12-01T20:30:00Z/12": 12,
+		// A nonce is the version and a UUID, with nothing between.
+		"2026-12-01T20:30:00Z/7" + "12345678-90ab-cdef-1234-567890abcdef":   7,
+		"2026-12-01T20:30:00Z/103" + "e5c3b0a2-1d2f-4c5e-9a7b-0c1d2e3f4a5b": 103,
+		"": -1, "garbage": -1,
+	} {
+		if got := pushCounter(in); got != want {
+			t.Errorf("pushCounter(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// fakeIstiod serves /debug/syncz and /debug/config_dump as istiod does,
+// from proxies whose routes and nonces a test sets.
+type fakeIstiod struct {
+	mu      sync.Mutex
+	proxies map[string]*fakeProxy
+	down    bool
+}
+
+type fakeProxy struct {
+	sent, acked int // push counters of the RDS nonces
+	version     int // push version of the dump
+	vs          string
+	clusters    map[string]uint32
+}
+
+func nonce(n int) string {
+	return fmt.Sprintf("2026-12-01T20:30:00Z/%d%s", n, "12345678-90ab-cdef-1234-567890abcdef")
+}
+
+func (f *fakeIstiod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	switch r.URL.Path {
+	case "/debug/syncz":
+		var out []map[string]string
+		for id, p := range f.proxies {
+			out = append(out, map[string]string{"proxy": id, "proxy_type": "sidecar", "route_sent": nonce(p.sent), "route_acked": nonce(p.acked)})
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	case "/debug/config_dump":
+		p := f.proxies[r.URL.Query().Get("proxyID")]
+		if p == nil {
+			http.NotFound(w, r)
+			return
+		}
+		var cs []map[string]any
+		for name, wt := range p.clusters {
+			cs = append(cs, map[string]any{"name": name, "weight": wt})
+		}
+		route := map[string]any{"weightedClusters": map[string]any{"clusters": cs}}
+		if len(cs) == 1 {
+			route = map[string]any{"cluster": cs[0]["name"]}
+		}
+		dump := map[string]any{"configs": []any{
+			map[string]any{"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump", "versionInfo": "x"},
+			map[string]any{"@type": routesDumpType, "dynamicRouteConfigs": []any{map[string]any{
+				"versionInfo": fmt.Sprintf("2026-12-01T20:30:00Z/%d", p.version),
+				"routeConfig": map[string]any{"name": "80", "virtualHosts": []any{map[string]any{
+					"name": "checkout.shop.svc.cluster.local:80", "domains": []string{"checkout.shop.svc.cluster.local", "checkout"},
+					"routes": []any{map[string]any{"name": "primary", "route": route,
+						"metadata": map[string]any{"filterMetadata": map[string]any{"istio": map[string]any{
+							"config": "/apis/networking.istio.io/v1/namespaces/shop/virtual-service/" + p.vs}}}}},
+				}}},
+			}}},
+		}}
+		_ = json.NewEncoder(w).Encode(dump)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeIstiod) set(id string, p fakeProxy) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.proxies[id] = &p
+}
+
+func subsetSplit(w uint32) map[string]uint32 {
+	m := map[string]uint32{}
+	if w < 100 {
+		m["outbound|80|v1|checkout.shop.svc.cluster.local"] = 100 - w
+	}
+	if w > 0 {
+		m["outbound|80|v2|checkout.shop.svc.cluster.local"] = w
+	}
+	return m
+}
+
+func TestDataPlaneConfirm(t *testing.T) {
+	f := &fakeIstiod{proxies: map[string]*fakeProxy{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	dp, err := NewDataPlane(DataPlaneOptions{URL: srv.URL, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 12, 1, 20, 30, 0, 0, time.UTC)
+	dp.now = func() time.Time { return clock }
+	close(dp.ready)
+	ctx := context.Background()
+	target := rollout.Target{Namespace: "shop", VirtualService: "checkout", Route: "primary", StableSubset: "v1", CanarySubset: "v2"}
+	confirm := func(w int32) rollout.DataPlaneReport {
+		t.Helper()
+		dp.pollOnce(ctx)
+		rep, err := dp.Confirm(ctx, target, w)
+		if err != nil {
+			t.Fatalf("Confirm: %v", err)
+		}
+		return rep
+	}
+
+	f.set("frontend", fakeProxy{sent: 5, acked: 5, version: 5, vs: "checkout", clusters: subsetSplit(25)})
+	f.set("checkout", fakeProxy{sent: 5, acked: 4, version: 5, vs: "checkout", clusters: subsetSplit(25)}) // not acked yet
+	f.set("ingress", fakeProxy{sent: 5, acked: 5, version: 5, vs: "other", clusters: subsetSplit(0)})      // routes another service
+	if rep := confirm(25); rep.Proxies != 2 || !slices.Equal(rep.Stragglers, []string{"checkout"}) {
+		t.Errorf("report %+v, want 2 proxies with checkout straggling", rep)
+	}
+	f.set("checkout", fakeProxy{sent: 5, acked: 5, version: 5, vs: "checkout", clusters: subsetSplit(25)})
+	if rep := confirm(25); rep.Proxies != 2 || !rep.Confirmed() {
+		t.Errorf("report %+v, want both confirmed", rep)
+	}
+	// The rollback: 0% sends one cluster; a proxy still on 25% lags.
+	f.set("frontend", fakeProxy{sent: 6, acked: 6, version: 6, vs: "checkout", clusters: subsetSplit(0)})
+	if rep := confirm(0); !slices.Equal(rep.Stragglers, []string{"checkout"}) {
+		t.Errorf("report %+v, want checkout (still at 25%%) straggling", rep)
+	}
+	// A push of endpoints only: the dump's version passed the routes'.
+	f.set("checkout", fakeProxy{sent: 6, acked: 6, version: 7, vs: "checkout", clusters: subsetSplit(0)})
+	if rep := confirm(0); !slices.Equal(rep.Stragglers, []string{"checkout"}) {
+		t.Errorf("report %+v right after the dump, want checkout to settle first", rep)
+	}
+	clock = clock.Add(time.Second)
+	if rep := confirm(0); !rep.Confirmed() {
+		t.Errorf("report %+v once settled, want confirmed", rep)
+	}
+	// istiod goes away: unreachable once the last answer is stale.
+	f.mu.Lock()
+	f.down = true
+	f.mu.Unlock()
+	dp.pollOnce(ctx)
+	if _, err := dp.Confirm(ctx, target, 0); err != nil {
+		t.Errorf("Confirm right after one failed poll: %v, want the last answer", err)
+	}
+	clock = clock.Add(5 * time.Second)
+	dp.pollOnce(ctx)
+	if _, err := dp.Confirm(ctx, target, 0); !errors.Is(err, rollout.ErrControlPlaneUnreachable) {
+		t.Errorf("Confirm with istiod down: %v, want ErrControlPlaneUnreachable", err)
+	}
+}
+
+func TestDataPlaneSides(t *testing.T) {
+	subset := rollout.Target{Namespace: "shop", VirtualService: "checkout", StableSubset: "v1", CanarySubset: "v2"}
+	host := rollout.Target{Namespace: "shop", VirtualService: "checkout", StableHost: "checkout-stable", CanaryHost: "checkout-canary.shop"}
+	for _, tc := range []struct {
+		cluster string
+		t       rollout.Target
+		want    trackSide
+	}{
+		{"outbound|80|v2|checkout.shop.svc.cluster.local", subset, sideCanary},
+		{"outbound|80|v1|checkout.shop.svc.cluster.local", subset, sideStable},
+		{"outbound|80|v3|checkout.shop.svc.cluster.local", subset, sideOther},
+		{"outbound|80||checkout-canary.shop.svc.cluster.local", host, sideCanary},
+		{"outbound|80||checkout-stable.shop.svc.cluster.local", host, sideStable},
+		{"outbound|80||payments.shop.svc.cluster.local", host, sideOther},
+		{"inbound|8080||", subset, sideOther},
+	} {
+		if got := side(tc.cluster, tc.t); got != tc.want {
+			t.Errorf("side(%q) = %d, want %d", tc.cluster, got, tc.want)
+		}
+	}
+	r := vsRoute{clusters: []clusterWeight{{"outbound|80|v1|checkout.shop.svc.cluster.local", 75}, {"outbound|80|v2|checkout.shop.svc.cluster.local", 25}}}
+	if got := canaryShare(r, subset); got != 25 {
+		t.Errorf("canaryShare = %d, want 25", got)
+	}
+	if _, err := NewDataPlane(DataPlaneOptions{URL: "istiod:15014"}); err == nil {
+		t.Error("NewDataPlane accepted a URL without a scheme")
+	}
+}
