@@ -21,7 +21,8 @@ type readyInfo struct {
 	ControllerPID   int    `json:"controllerPid"`
 	ControllerLog   string `json:"controllerLog"`
 	PrometheusURL   string `json:"prometheusUrl"`
-	JaegerURL       string `json:"jaegerUrl"` // HTTP query API
+	JaegerURL       string `json:"jaegerUrl"`      // HTTP query API
+	IstiodDebugURL  string `json:"istiodDebugUrl"` // /debug/syncz, /debug/configz, /debug/config_dump
 	MeshControlURL  string `json:"meshControlUrl"`
 	MeshMetricsAddr string `json:"meshMetricsAddr"`
 	Kubeconfig      string `json:"kubeconfig"`
@@ -46,6 +47,7 @@ func (d *demo) info() readyInfo {
 		ControllerLog:   d.ctrl.proc.LogPath(),
 		PrometheusURL:   d.st.PrometheusURL,
 		JaegerURL:       d.st.JaegerQueryURL,
+		IstiodDebugURL:  d.st.IstiodDebugURL,
 		MeshControlURL:  d.sim.ControlURL(),
 		MeshMetricsAddr: d.sim.MetricsAddr(),
 		Kubeconfig:      d.st.Kubeconfig,
@@ -126,6 +128,7 @@ func banner(i readyInfo, repo string) string {
 	w(" Controller log   %s", i.ControllerLog)
 	w(" Prometheus       %s", i.PrometheusURL)
 	w(" Jaeger (API)     %s/api/traces?service=checkout&limit=5", i.JaegerURL)
+	w(" istiod (debug)   %s/debug/syncz   (also /debug/configz)", i.IstiodDebugURL)
 	w(" Fault control    %s/faults   (mesh simulator, a stand-in for Envoy)", i.MeshControlURL)
 	w(" KUBECONFIG       %s", i.Kubeconfig)
 	w("")

@@ -171,8 +171,8 @@ func (d *demo) start(ctx context.Context) error {
 	if _, err := os.Stat(d.opts.Serin); err != nil { // fail before the slow part
 		return fmt.Errorf("the serin binary: %w (run `make build` first, or pass -serin PATH)", err)
 	}
-	d.progress("starting the local stack: etcd, kube-apiserver, Prometheus, Jaeger (installs or builds what is missing)")
-	st, err := stack.Start(ctx, stack.Options{Prometheus: true, Jaeger: true, Log: d.out})
+	d.progress("starting the local stack: etcd, kube-apiserver, istiod, Prometheus, Jaeger (installs or builds what is missing)")
+	st, err := stack.Start(ctx, stack.Options{Prometheus: true, Jaeger: true, Istiod: true, Log: d.out})
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,9 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	// Istio: istioctl is the referee of every scenario (referee_test.go).
-	return stack.Main(m, stack.Options{Prometheus: true, Jaeger: true, Istio: true}, &st)
+	// Istiod: Istio's real control plane, so that what serin writes is seen
+	// as the proxies would get it (st.IstiodXDSAddr, st.IstiodDebugURL).
+	return stack.Main(m, stack.Options{Prometheus: true, Jaeger: true, Istio: true, Istiod: true}, &st)
 }
 
 // env is one test's world: its own namespace, clients and controller.
