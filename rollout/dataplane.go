@@ -58,7 +58,7 @@ type DataPlaneObservation struct {
 // weight starts over, from now.
 func dataPlaneUpdate(dp *v1alpha1.DataPlaneStatus, applied int32, rep DataPlaneReport, err error, now time.Time) *v1alpha1.DataPlaneStatus {
 	if dp == nil || dp.Weight != applied {
-		dp = &v1alpha1.DataPlaneStatus{Weight: applied, WrittenAt: metav1.NewTime(now)}
+		dp = &v1alpha1.DataPlaneStatus{Weight: applied, WrittenAt: metav1.NewMicroTime(now)}
 	} else {
 		dp = dp.DeepCopy()
 	}
@@ -77,7 +77,7 @@ func dataPlaneUpdate(dp *v1alpha1.DataPlaneStatus, applied int32, rep DataPlaneR
 		dp.Stragglers = dp.Stragglers[:v1alpha1.MaxStragglers]
 	}
 	if rep.Confirmed() {
-		dp.ConfirmedAt = ptrTime(now)
+		dp.ConfirmedAt = ptrMicro(now)
 		dp.Stragglers, dp.Message = nil, ""
 		return dp
 	}
@@ -150,6 +150,9 @@ func (e *Engine) followDataPlane(ctx context.Context, ro *v1alpha1.Rollout) (*Da
 	if notify {
 		ev := rollbackEvent(ro, now, dp.FromWeight)
 		decided := rolledBackAt(ro.Status.History)
+		if dp.DecidedAt != nil {
+			decided = dp.DecidedAt.Time // to the microsecond
+		}
 		if dp.ConfirmedAt != nil {
 			e.metrics.dataPlaneRolledBack(decided, dp.ConfirmedAt.Time)
 		}
@@ -183,7 +186,7 @@ func dataPlaneEqual(a, b *v1alpha1.DataPlaneStatus) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.Weight == b.Weight && a.WrittenAt.Equal(&b.WrittenAt) && a.ConfirmedAt.Equal(b.ConfirmedAt) &&
+	return a.Weight == b.Weight && a.WrittenAt.Equal(&b.WrittenAt) && a.ConfirmedAt.Equal(b.ConfirmedAt) && a.DecidedAt.Equal(b.DecidedAt) &&
 		a.Proxies == b.Proxies && strings.Join(a.Stragglers, ",") == strings.Join(b.Stragglers, ",") &&
 		a.Message == b.Message && a.Notified == b.Notified
 }
@@ -269,4 +272,9 @@ func (d *decider) dataPlaneHold() bool {
 func (d *decider) heldForDataPlane() bool {
 	c := meta.FindStatusCondition(d.st.Conditions, CondDataPlane)
 	return c != nil && c.Status == metav1.ConditionFalse
+}
+
+func ptrMicro(t time.Time) *metav1.MicroTime {
+	m := metav1.NewMicroTime(t)
+	return &m
 }

@@ -15,9 +15,9 @@ import (
 
 func TestDataPlaneUpdate(t *testing.T) {
 	written := t0
-	pending := &v1alpha1.DataPlaneStatus{Weight: 25, FromWeight: 10, WrittenAt: metav1.NewTime(written)}
+	pending := &v1alpha1.DataPlaneStatus{Weight: 25, FromWeight: 10, WrittenAt: metav1.NewMicroTime(written)}
 	confirmed := pending.DeepCopy()
-	confirmed.ConfirmedAt = ptrTime(t0.Add(time.Second))
+	confirmed.ConfirmedAt = ptrMicro(t0.Add(time.Second))
 	down := errors.New("dial tcp 127.0.0.1:15010: connection refused")
 	tests := []struct {
 		name       string
@@ -78,7 +78,7 @@ func TestStampTransition(t *testing.T) {
 		{Time: metav1.NewTime(t0.Add(10 * time.Second)), Reason: "StepAdvanced"},
 		{Time: metav1.NewTime(t0.Add(20 * time.Second)), Reason: "Paused"},
 	}
-	dp := &v1alpha1.DataPlaneStatus{Weight: 25, WrittenAt: metav1.NewTime(t0.Add(11 * time.Second)), ConfirmedAt: ptrTime(t0.Add(12 * time.Second))}
+	dp := &v1alpha1.DataPlaneStatus{Weight: 25, WrittenAt: metav1.NewMicroTime(t0.Add(11 * time.Second)), ConfirmedAt: ptrMicro(t0.Add(12 * time.Second))}
 	stampTransition(hist, dp)
 	if hist[1].DataPlaneConfirmedAt == nil || !hist[1].DataPlaneConfirmedAt.Time.Equal(t0.Add(12*time.Second)) {
 		t.Errorf("the step that set the weight is stamped %v, want %v", hist[1].DataPlaneConfirmedAt, dp.ConfirmedAt)
@@ -90,9 +90,9 @@ func TestStampTransition(t *testing.T) {
 
 // followed is a status at step 1 (25%) whose weight was written at
 // written, as the engine records it, confirmed at confirmed (nil: not).
-func followed(written time.Time, confirmed *metav1.Time) v1alpha1.RolloutStatus {
+func followed(written time.Time, confirmed *metav1.MicroTime) v1alpha1.RolloutStatus {
 	st := at(1, written)
-	st.DataPlane = &v1alpha1.DataPlaneStatus{Weight: 25, FromWeight: 10, WrittenAt: metav1.NewTime(written), ConfirmedAt: confirmed}
+	st.DataPlane = &v1alpha1.DataPlaneStatus{Weight: 25, FromWeight: 10, WrittenAt: metav1.NewMicroTime(written), ConfirmedAt: confirmed}
 	return st
 }
 
@@ -113,7 +113,7 @@ func TestNextDwellWaitsForTheDataPlane(t *testing.T) {
 	}
 	// Confirmed at 9 s: a whole dwell from then, not from the write.
 	st = d.Status
-	st.DataPlane.ConfirmedAt = ptrTime(t0.Add(9 * time.Second))
+	st.DataPlane.ConfirmedAt = ptrMicro(t0.Add(9 * time.Second))
 	if d := Next(st, sp, obs, t0.Add(15*time.Second)); d.Status.CurrentStep != 1 {
 		t.Errorf("advanced to step %d 6 s after the proxies had the weight, want a whole 10 s dwell", d.Status.CurrentStep)
 	}
@@ -159,7 +159,7 @@ func TestNextHoldsForTheDataPlane(t *testing.T) {
 		t.Errorf("a failing canary held for the data plane: %s at %d%%, want RolledBack at 0%%", d.Status.Phase, d.Status.CanaryWeight)
 	}
 	// The proxies catch up: resumed by itself.
-	held.DataPlane.ConfirmedAt = ptrTime(t0.Add(13 * time.Second))
+	held.DataPlane.ConfirmedAt = ptrMicro(t0.Add(13 * time.Second))
 	d = Next(held, sp, obs, t0.Add(14*time.Second))
 	if d.Status.Phase != v1alpha1.PhaseProgressing || d.Status.CanaryWeight != 25 {
 		t.Errorf("phase %s at %d%% once the proxies have the weight, want Progressing at 25%%", d.Status.Phase, d.Status.CanaryWeight)
@@ -178,7 +178,7 @@ func TestNextHoldsForTheDataPlane(t *testing.T) {
 // a reason, and it resumes when istiod is back.
 func TestNextHoldsWhileIstiodIsDown(t *testing.T) {
 	sp := spec()
-	st := passed(followed(t0, ptrTime(t0.Add(time.Second))), 3)
+	st := passed(followed(t0, ptrMicro(t0.Add(time.Second))), 3)
 	down := withDataPlane(withResult(live(25), analysis.Pass, "ok"), "control plane unreachable: connection refused")
 	d := Next(st, sp, down, t0.Add(20*time.Second))
 	if d.Status.Phase != v1alpha1.PhasePaused || d.Status.CanaryWeight != 25 || d.Status.CurrentStep != 1 || d.Pause {

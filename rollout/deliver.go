@@ -52,7 +52,7 @@ func (e *Engine) deliver(ctx context.Context, ro *v1alpha1.Rollout, w Workload, 
 		return ctrl.Result{}, true, nil
 	}
 	// A superseded release or a promotion returns the route to stable.
-	if err := e.converge(ctx, ro, nil); err != nil {
+	if err := e.converge(ctx, ro, nil, time.Time{}); err != nil {
 		return ctrl.Result{}, false, err
 	}
 	return ctrl.Result{RequeueAfter: d.RequeueAfter}, false, nil

@@ -185,7 +185,7 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 		// A retry is decided once the return to 100/0 is on the route,
 		// like any tick; a finished rollout has nothing else to decide,
 		// but for following its last weight into the proxies.
-		if err := e.converge(ctx, ro, nil); err != nil {
+		if err := e.converge(ctx, ro, nil, time.Time{}); err != nil {
 			return ctrl.Result{}, err
 		}
 		if _, err := e.followDataPlane(ctx, ro); err != nil || retryRequest(ro) == nil {
@@ -235,7 +235,7 @@ func (e *Engine) tick(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, e
 	if obs.LiveKnown {
 		live = &obs.LiveWeight
 	}
-	if err := e.converge(ctx, ro, live); err != nil {
+	if err := e.converge(ctx, ro, live, now); err != nil {
 		return ctrl.Result{}, err
 	}
 	p := priorityOf(d.Status)
@@ -461,8 +461,9 @@ func (e *Engine) events(ro *v1alpha1.Rollout, evs []Event) {
 }
 
 // converge puts the decided weight on the route when a write is pending,
-// then records that it is there. live is the weight read this tick, or nil.
-func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32) error {
+// then records that it is there. live is the weight read this tick, or nil;
+// decided is when the weight was decided, or zero when not this tick.
+func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32, decided time.Time) error {
 	st := ro.Status
 	want := st.CanaryWeight
 	// AppliedWeight can be stale: the status write confirming a weight may
@@ -500,7 +501,10 @@ func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32
 	ro.Status.AppliedWeight = want
 	if e.o.DataPlane != nil {
 		// The proxies are followed from this write on (dataplane.go).
-		ro.Status.DataPlane = &v1alpha1.DataPlaneStatus{Weight: want, FromWeight: *live, WrittenAt: metav1.NewTime(now)}
+		ro.Status.DataPlane = &v1alpha1.DataPlaneStatus{Weight: want, FromWeight: *live, WrittenAt: metav1.NewMicroTime(now)}
+		if !decided.IsZero() {
+			ro.Status.DataPlane.DecidedAt = ptrMicro(decided)
+		}
 	}
 	if err := e.o.Client.Status().Update(ctx, ro); err != nil {
 		return fmt.Errorf("record applied weight of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)

@@ -628,13 +628,18 @@ type DataPlaneStatus struct {
 	// FromWeight is the canary weight on the route before that write.
 	// +optional
 	FromWeight int32 `json:"fromWeight,omitempty"`
+	// DecidedAt is when serin decided that weight (the step or the
+	// rollback), when known. Times here have microseconds: the data plane
+	// follows a write within a second.
+	// +optional
+	DecidedAt *metav1.MicroTime `json:"decidedAt,omitempty"`
 	// WrittenAt is when serin wrote that weight to the VirtualService.
-	WrittenAt metav1.Time `json:"writtenAt"`
+	WrittenAt metav1.MicroTime `json:"writtenAt"`
 	// ConfirmedAt is when every connected proxy that routes the service
 	// had acknowledged a configuration carrying the weight; unset until
 	// then.
 	// +optional
-	ConfirmedAt *metav1.Time `json:"dataPlaneConfirmedAt,omitempty"`
+	ConfirmedAt *metav1.MicroTime `json:"dataPlaneConfirmedAt,omitempty"`
 	// Proxies is how many connected proxies route the service.
 	// +optional
 	Proxies int32 `json:"proxies,omitempty"`
@@ -858,5 +863,5 @@ type Transition struct {
 	// DataPlaneConfirmedAt is when the proxies had the weight this
 	// transition set (a step, a rollback), when serin reads istiod.
 	// +optional
-	DataPlaneConfirmedAt *metav1.Time `json:"dataPlaneConfirmedAt,omitempty"`
+	DataPlaneConfirmedAt *metav1.MicroTime `json:"dataPlaneConfirmedAt,omitempty"`
 }
