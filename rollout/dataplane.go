@@ -118,6 +118,12 @@ func (e *Engine) followDataPlane(ctx context.Context, ro *v1alpha1.Rollout) (*Da
 	obs := &DataPlaneObservation{Timeout: e.dataPlaneTimeout()}
 	now := e.o.Clock.Now()
 	st := ro.Status
+	if st.Phase.Terminal() && !e.stillFollowing(st, now) {
+		// A finished rollout's last weight is followed until the proxies
+		// have it or the bound has passed (and its rollback notified),
+		// never after: its route may be a successor's by then.
+		return nil, nil
+	}
 	t := TargetOf(ro)
 	if r := st.Target; r != nil {
 		// The route and host that preflight resolved, as the proxies know them.
@@ -169,11 +175,27 @@ func (e *Engine) dataPlaneTimeout() time.Duration {
 	return DefaultDataPlaneTimeout
 }
 
+// stillFollowing reports whether a finished rollout's last weight is still
+// followed: written within the bound and not yet confirmed, or a rollback
+// not yet notified.
+func (e *Engine) stillFollowing(st v1alpha1.RolloutStatus, now time.Time) bool {
+	dp := st.DataPlane
+	if dp == nil || dp.Weight != st.AppliedWeight || dp.ConfirmedAt != nil {
+		return false
+	}
+	return now.Sub(dp.WrittenAt.Time) <= e.dataPlaneTimeout() || (st.Phase == v1alpha1.PhaseRolledBack && !dp.Notified)
+}
+
 // soonerWhilePending shortens a tick's requeue while the weight on the
-// route waits for the proxies, so the confirmation is seen within
-// dataPlanePoll of istiod reporting it.
+// route waits for the proxies, within the bound, so the confirmation is
+// seen within dataPlanePoll of istiod reporting it. Past the bound a
+// rollout in progress is held and looked at on its ticks.
 func (e *Engine) soonerWhilePending(res ctrl.Result, ro *v1alpha1.Rollout) ctrl.Result {
-	if e.o.DataPlane == nil || ro.Status.Phase == "" || ro.Status.Phase == v1alpha1.PhasePending || !dataPlanePending(ro.Status) {
+	st := ro.Status
+	if e.o.DataPlane == nil || st.Phase == "" || st.Phase == v1alpha1.PhasePending || !dataPlanePending(st) || st.DataPlane == nil {
+		return res
+	}
+	if !e.stillFollowing(st, e.o.Clock.Now()) {
 		return res
 	}
 	if res.RequeueAfter == 0 || res.RequeueAfter > dataPlanePoll {
