@@ -22,8 +22,9 @@ import (
 // its CA secret, leader-election locks and mesh ConfigMap there.
 const IstiodNamespace = "istio-system"
 
-// istiodReadyTimeout bounds istiod's start: it is ready in about 3 s on an
-// idle machine, once its informers have synced with the API server.
+// istiodReadyTimeout bounds istiod's start: it is ready in 1.5-2 s here
+// (0.4 s when started again), once its informers have synced with the API
+// server; the margin is for a loaded 2-core CI machine.
 const istiodReadyTimeout = 60 * time.Second
 
 // istiodPorts are the loopback ports of one istiod. They are picked once, so
@@ -192,8 +193,9 @@ func (s *Stack) ensureNamespace(ctx context.Context, ns string) error {
 	return nil
 }
 
-// Istiod returns the running (or last) istiod process, or nil when the
-// stack runs no istiod.
+// Istiod returns the latest istiod process, or nil when the stack runs no
+// istiod. After StopIstiod it is the stopped one (Exited reports true) until
+// StartIstiod starts another.
 func (s *Stack) Istiod() *Process {
 	s.mu.Lock()
 	defer s.mu.Unlock()

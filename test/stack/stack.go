@@ -31,7 +31,10 @@ type Options struct {
 	Istio bool
 	// Istiod also starts Istio's control plane, pilot-discovery, against the
 	// API server once the CRDs are served (it implies Istio). Its addresses
-	// are IstiodXDSAddr and IstiodDebugURL.
+	// are IstiodXDSAddr and IstiodDebugURL. Like a real istiod it writes to
+	// the API server: its CA secret and leader locks in istio-system (which
+	// Start creates), and the ConfigMaps istio-ca-root-cert and istio-ca-crl
+	// in every namespace; it writes nothing to VirtualServices.
 	Istiod bool
 	Log    io.Writer // progress lines ("[stack] starting etcd on 127.0.0.1:NNNN"); nil means os.Stderr
 }
