@@ -57,9 +57,13 @@ type Rollout struct {
 	// Workload is the delivered Deployment's state, in workload mode.
 	Workload *WorkloadView `json:"workload,omitempty"`
 	// Releases are the workload's releases, newest first.
-	Releases []ReleaseView          `json:"releases,omitempty"`
-	Spec     v1alpha1.RolloutSpec   `json:"spec"`
-	Status   v1alpha1.RolloutStatus `json:"status"`
+	Releases []ReleaseView `json:"releases,omitempty"`
+	// DataPlane says whether the proxies carry the route's weight, when
+	// the controller follows them (readmodel.DataPlaneLine); empty when
+	// it does not.
+	DataPlane string                 `json:"dataPlane,omitempty"`
+	Spec      v1alpha1.RolloutSpec   `json:"spec"`
+	Status    v1alpha1.RolloutStatus `json:"status"`
 }
 
 // synced answers 503 while the read model is still loading, so that an

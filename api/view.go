@@ -45,7 +45,7 @@ func view(r *v1alpha1.Rollout) Rollout {
 		Namespace: r.Namespace, Name: r.Name, UID: string(r.UID),
 		ResourceVersion: r.ResourceVersion, CreatedAt: r.CreationTimestamp.UTC(),
 		Phase: readmodel.PhaseOf(r), Step: readmodel.StepLabel(r), Target: readmodel.TargetOf(r.Spec), Checks: checkViews(r.Status.Analysis.Checks),
-		Workload: workloadView(r), Releases: releaseViews(r),
+		Workload: workloadView(r), Releases: releaseViews(r), DataPlane: readmodel.DataPlaneLine(r),
 		Spec: r.Spec, Status: r.Status,
 	}
 	for k, val := range r.Annotations {

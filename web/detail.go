@@ -45,6 +45,9 @@ type detailView struct {
 	// delivers none; the page then has a releases table, which
 	// rollout.js draws from the API's view (its releases and workload).
 	Deployment string
+	// DataPlane says whether the proxies carry the weight
+	// (readmodel.DataPlaneLine), as rollout.js draws it from the API.
+	DataPlane string
 }
 
 // stepView is one rung of the step ladder.
@@ -62,7 +65,7 @@ func (c *Console) detail(ro *v1alpha1.Rollout) detailView {
 		Created: sum.CreatedAt, Changed: sum.UpdatedAt,
 		Paused: ro.Spec.Paused, Terminal: st.Phase.Terminal(), Retryable: rollout.Retryable(st.Phase),
 		Weight: st.CanaryWeight, Stable: 100 - st.CanaryWeight,
-		Target: sum.Target, TraceURL: c.opts.TraceURL,
+		Target: sum.Target, TraceURL: c.opts.TraceURL, DataPlane: readmodel.DataPlaneLine(ro),
 	}
 	if w, ok := rollout.WorkloadOf(ro); ok {
 		v.Deployment = w.Deployment

@@ -306,3 +306,29 @@ func cursorKey(c Cursor) string {
 	}
 	return rank + "\x00" + c.Namespace + "\x00" + c.Name
 }
+
+// DataPlaneLine says, in one sentence, whether the proxies carry the
+// route's weight, when the controller follows them (--istiod-url): "In
+// the proxies: 25% on all 12, 0.4 s after the write." or "In the
+// proxies: 2 of 12 do not carry 25% yet (a, b)." It is empty when the
+// data plane is not followed. Every surface shows this line as it is.
+func DataPlaneLine(r *v1alpha1.Rollout) string {
+	dp := r.Status.DataPlane
+	if dp == nil {
+		return ""
+	}
+	if dp.ConfirmedAt != nil {
+		on := fmt.Sprintf("all %d", dp.Proxies)
+		switch dp.Proxies {
+		case 0:
+			return fmt.Sprintf("In the proxies: %d%%; no connected proxy routes the service.", dp.Weight)
+		case 1:
+			on = "the only one"
+		}
+		return fmt.Sprintf("In the proxies: %d%% on %s, %.1f s after the write.", dp.Weight, on, dp.ConfirmedAt.Sub(dp.WrittenAt.Time).Seconds())
+	}
+	if dp.Message != "" {
+		return "In the proxies: " + dp.Message + "."
+	}
+	return fmt.Sprintf("In the proxies: waiting for %d%%.", dp.Weight)
+}

@@ -66,6 +66,7 @@
     $('canary-rect').setAttribute('width', String(w));
     $('weight').textContent = `${w}%`;
     $('stable-weight').textContent = `${100 - w}%`;
+    $('dataplane').textContent = r.dataPlane || '';
   }
 
   // drawHistory lists the transitions, newest first; the message already
