@@ -159,3 +159,26 @@ func TestPageCoversEveryRow(t *testing.T) {
 		t.Errorf("after a deleted row: %v, want %v", names(next), names(rows[5:6]))
 	}
 }
+
+func TestDataPlaneLine(t *testing.T) {
+	at := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
+	written := metav1.NewMicroTime(at)
+	confirmed := metav1.NewMicroTime(at.Add(400 * time.Millisecond))
+	for _, tc := range []struct {
+		dp   *v1alpha1.DataPlaneStatus
+		want string
+	}{
+		{nil, ""},
+		{&v1alpha1.DataPlaneStatus{Weight: 25, WrittenAt: written, ConfirmedAt: &confirmed, Proxies: 12}, "In the proxies: 25% on all 12, 0.4 s after the write."},
+		{&v1alpha1.DataPlaneStatus{Weight: 0, WrittenAt: written, ConfirmedAt: &confirmed, Proxies: 1}, "In the proxies: 0% on the only one, 0.4 s after the write."},
+		{&v1alpha1.DataPlaneStatus{Weight: 10, WrittenAt: written, ConfirmedAt: &confirmed}, "In the proxies: 10%; no connected proxy routes the service."},
+		{&v1alpha1.DataPlaneStatus{Weight: 25, WrittenAt: written, Message: "1 of 12 proxies do not carry canary weight 25% yet: a.shop"},
+			"In the proxies: 1 of 12 proxies do not carry canary weight 25% yet: a.shop."},
+		{&v1alpha1.DataPlaneStatus{Weight: 25, WrittenAt: written}, "In the proxies: waiting for 25%."},
+	} {
+		r := &v1alpha1.Rollout{Status: v1alpha1.RolloutStatus{DataPlane: tc.dp}}
+		if got := DataPlaneLine(r); got != tc.want {
+			t.Errorf("DataPlaneLine(%+v) = %q, want %q", tc.dp, got, tc.want)
+		}
+	}
+}
