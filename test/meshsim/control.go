@@ -25,10 +25,13 @@ type loadBody struct {
 //	GET    /load, PUT /load            the background rate, {"rps": 50}
 //	GET    /workloads                  workload name → listen address
 //	GET    /unready                    requests to workloads with no ready pod (UnreadyRequests)
+//	GET    /proxies                    the sidecars subscribed to istiod (Proxies)
+//	PUT    /proxies/{workload}/frozen  freeze or thaw a sidecar, {"frozen": true} (SetProxyFrozen)
 //	GET    /healthz                    "ok"
 //
-// Bad input is answered 400 (404 for an unknown workload) with a message
-// naming what is wrong, and changes nothing.
+// Bad input is answered 400 (404 for an unknown workload, 409 for a
+// workload without a sidecar) with a message naming what is wrong, and
+// changes nothing.
 func (s *Sim) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, _ *http.Request) {
@@ -68,6 +71,10 @@ func (s *Sim) controlHandler() http.Handler {
 	mux.HandleFunc("GET /unready", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.UnreadyRequests())
 	})
+	mux.HandleFunc("GET /proxies", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.Proxies())
+	})
+	mux.HandleFunc("PUT /proxies/{workload}/frozen", s.putFrozen)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -86,6 +93,36 @@ func (s *Sim) putLoad(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.SetRPS(*b.RPS)
+	writeJSON(w, http.StatusOK, b)
+}
+
+// frozenBody is the JSON of PUT /proxies/{workload}/frozen.
+type frozenBody struct {
+	Frozen *bool `json:"frozen"`
+}
+
+// putFrozen freezes or thaws a workload's sidecar from {"frozen": true}.
+func (s *Sim) putFrozen(w http.ResponseWriter, r *http.Request) {
+	var b frozenBody
+	if err := decodeStrict(r.Body, &b); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("frozen body: %w", err))
+		return
+	}
+	if b.Frozen == nil {
+		writeError(w, http.StatusBadRequest, errors.New(`frozen body: "frozen" must be given`))
+		return
+	}
+	if err := s.SetProxyFrozen(r.PathValue("workload"), *b.Frozen); err != nil {
+		code := http.StatusBadRequest
+		switch {
+		case errors.Is(err, ErrUnknownWorkload):
+			code = http.StatusNotFound
+		case errors.Is(err, ErrNoProxy):
+			code = http.StatusConflict
+		}
+		writeError(w, code, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, b)
 }
 

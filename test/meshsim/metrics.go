@@ -42,6 +42,7 @@ type metrics struct {
 	asyncDropped prometheus.Counter
 	loadDropped  prometheus.Counter
 	unready      *prometheus.CounterVec
+	xdsPushes    *prometheus.CounterVec
 }
 
 // newMetrics creates and registers the metrics.
@@ -70,7 +71,11 @@ func newMetrics() *metrics {
 			Help: "Requests routed to workloads none of whose pods was ready, answered 503 UH (no healthy upstream).",
 		}, []string{"namespace", "workload"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.asyncDropped, m.loadDropped, m.unready)
+	m.xdsPushes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshsim_xds_pushes_total",
+		Help: "xDS responses from istiod received by the simulated sidecars, by type (cds, eds, lds, rds) and result (accepted, rejected: NACKed, held: frozen).",
+	}, []string{"namespace", "workload", "type", "result"})
+	m.reg.MustRegister(m.requests, m.duration, m.asyncDropped, m.loadDropped, m.unready, m.xdsPushes)
 	return m
 }
 

@@ -65,11 +65,13 @@ type matchCond struct {
 	notForMesh     bool // its gateways list leaves out "mesh"
 }
 
-// destination is one weighted HTTPRouteDestination.
+// destination is one weighted HTTPRouteDestination, or one weighted
+// cluster of a route from istiod (cluster set).
 type destination struct {
-	host   string // FQDN
-	subset string
-	weight int32
+	host    string // FQDN
+	subset  string
+	weight  int32
+	cluster string // the Envoy cluster, from istiod; "" from a VirtualService
 }
 
 // httpRoute is one HTTPRoute: it applies when any of match holds, or always
@@ -222,6 +224,12 @@ type router struct {
 	topo  atomic.Pointer[topology]
 	pick  *picker
 	lb    *stream // picks among ready endpoints (Deployment workloads)
+	// xds, when set (Options.XDSAddr), routes each call by the caller's
+	// sidecar's configuration from istiod instead of the table; lookup
+	// finds a workload by key for the endpoints it picks. Both are set
+	// before anything is served.
+	xds    *proxySet
+	lookup func(key string) *workload
 }
 
 // newRouter returns a router with an empty table and no Deployment
@@ -235,8 +243,15 @@ func newRouter(cat *catalog, pick *picker) *router {
 }
 
 // resolve routes r like a sidecar: VirtualService, first matching http
-// route, weighted destination, DestinationRule subset → version label.
+// route, weighted destination, DestinationRule subset → version label; in
+// xDS mode by the caller's sidecar's routes from istiod (resolveXDS).
 func (rt *router) resolve(r *request) (target, error) {
+	if rt.xds != nil {
+		if r.source == nil { // no sidecar: the Service's own endpoints, as kube-proxy would
+			return rt.targetFor(r.host, "", nil)
+		}
+		return rt.resolveXDS(r)
+	}
 	tbl := rt.table.Load()
 	vs := tbl.findVS(r.host)
 	if vs == nil {

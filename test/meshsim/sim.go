@@ -62,6 +62,14 @@ type Options struct {
 	// meshsim.serin.dev/start-delay overrides it. 0 means
 	// DefaultStartDelay; it must not be negative.
 	StartDelay time.Duration
+	// XDSAddr is the host:port of istiod's plaintext xDS port. When set,
+	// every workload's sidecar subscribes to istiod over ADS as an Istio
+	// sidecar of one of the workload's Pods and routes the workload's calls
+	// by the routes, clusters and endpoints istiod sends (see README.md,
+	// "Routing from istiod"); the VirtualServices and DestinationRules are
+	// then not watched. It needs RESTConfig, for the Pods. "" routes by the
+	// watched VirtualServices and DestinationRules.
+	XDSAddr string
 	// Log receives progress and warnings; nil discards them.
 	Log *slog.Logger
 }
@@ -99,6 +107,14 @@ func (o Options) withDefaults() (Options, error) {
 		}
 		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 			return o, fmt.Errorf("address %q is not on a loopback IP", *a)
+		}
+	}
+	if o.XDSAddr != "" {
+		if o.RESTConfig == nil {
+			return o, fmt.Errorf("xds address %s needs a RESTConfig: the sidecars take their identity from the Pods", o.XDSAddr)
+		}
+		if _, _, err := net.SplitHostPort(o.XDSAddr); err != nil {
+			return o, fmt.Errorf("xds address %q: %w", o.XDSAddr, err)
 		}
 	}
 	if o.StartDelay < 0 {
@@ -147,6 +163,7 @@ type Sim struct {
 	podL      net.Listener // shared by every Deployment workload
 	watch     *watcher
 	kubelet   *kubelet
+	proxies   *proxySet // nil unless Options.XDSAddr
 
 	serveWG sync.WaitGroup
 	bg      sync.WaitGroup // background (amplified) calls
@@ -225,12 +242,19 @@ func (s *Sim) start(ctx context.Context, o Options) error {
 	}
 	s.serveOn(s.podL, s.podsInbound())
 	if o.RESTConfig != nil {
-		if s.watch, err = startWatcher(ctx, o.RESTConfig, o.Namespace, s.router, s.log); err != nil {
-			return err
+		if o.XDSAddr == "" {
+			if s.watch, err = startWatcher(ctx, o.RESTConfig, o.Namespace, s.router, s.log); err != nil {
+				return err
+			}
 		}
 		s.kubelet, err = startKubelet(ctx, o.RESTConfig, kubeletConfig{ns: o.Namespace, startDelay: o.StartDelay,
 			seed: o.Seed, log: s.log, publish: s.publishDeployed})
 		if err != nil {
+			return err
+		}
+	}
+	if o.XDSAddr != "" {
+		if err := s.startXDS(ctx, o); err != nil {
 			return err
 		}
 	}
@@ -339,6 +363,9 @@ func (s *Sim) close() error {
 	}
 	if s.kubelet != nil {
 		s.kubelet.close()
+	}
+	if s.proxies != nil {
+		s.proxies.close()
 	}
 	// The transport may hold connections it dialed but never used; the
 	// servers count those as new, not idle, and Shutdown would wait 5 s for
