@@ -3,7 +3,8 @@
 // for local testing of serin only. It serves the demo workloads (frontend,
 // checkout v1/v2, payments, inventory, and the apps/v1 Deployments of those
 // apps it finds) on 127.0.0.1, writes the Deployments' Pods and status,
-// routes their calls by the VirtualServices and DestinationRules it watches,
+// routes their calls by the VirtualServices and DestinationRules it watches
+// (or, with -xds-addr, by what istiod sends the sidecars over xDS),
 // exposes Istio-style metrics on /metrics, sends OTLP traces, and generates
 // load. See test/meshsim/README.md.
 //
@@ -42,6 +43,7 @@ type options struct {
 	seed        uint64
 	background  map[string]float64
 	startDelay  time.Duration
+	xdsAddr     string
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -74,7 +76,7 @@ func run(args []string, stderr io.Writer) int {
 	sim, err := meshsim.Start(ctx, meshsim.Options{
 		Namespace: o.namespace, RESTConfig: cfg, OTLPEndpoint: o.otlp, RPS: o.rps,
 		ListenHost: o.listenHost, ControlAddr: o.controlAddr, MetricsAddr: o.metricsAddr, Log: log,
-		Seed: o.seed, BackgroundErrorRate: o.background, StartDelay: o.startDelay,
+		Seed: o.seed, BackgroundErrorRate: o.background, StartDelay: o.startDelay, XDSAddr: o.xdsAddr,
 	})
 	if err != nil {
 		log.Error("start", "err", err)
@@ -111,6 +113,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the random errors and latencies, to replay a run (0 = pick one and log it)")
 	fs.DurationVar(&o.startDelay, "start-delay", meshsim.DefaultStartDelay,
 		"how long a new pod of a Deployment takes to become ready (the template annotation meshsim.serin.dev/start-delay overrides it)")
+	fs.StringVar(&o.xdsAddr, "xds-addr", "",
+		`host:port of istiod's plaintext xDS port: the sidecars then route by what istiod sends over ADS; "" routes by the watched VirtualServices`)
 	fs.Func("background-errors", "background error rates whatever the faults, e.g. checkout/v1=0.005,checkout/v2=0.005",
 		func(v string) (err error) {
 			o.background, err = meshsim.ParseErrorRates(v)
@@ -121,6 +125,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.noWatch && o.xdsAddr != "" {
+		return o, errors.New("-no-watch and -xds-addr exclude each other: the sidecars take their identity from the Pods")
 	}
 	if o.noWatch && o.kubeconfig != "" {
 		return o, errors.New("-no-watch and -kubeconfig exclude each other")
