@@ -13,6 +13,8 @@ import (
 	apiv1alpha3 "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/serin-dev/serin/test/stack"
 )
 
 // Integration tests of the simulator as an xDS client of the real istiod of
@@ -248,4 +250,51 @@ func syncz(ctx context.Context, ns, id string) (syncStatus, error) {
 		}
 	}
 	return syncStatus{}, fmt.Errorf("proxy %s not in /debug/syncz (%d proxies)", id, len(all))
+}
+
+func TestStackXDSOverDeployments(t *testing.T) {
+	const ns = "xds-deploy"
+	createNamespace(t, ns)
+	w := stack.App(Frontend, "v1").Plus(stack.Workloads{Services: []stack.Service{{Name: Checkout, App: Checkout}}})
+	if err := st.CreateWorkloads(t.Context(), ns, w); err != nil {
+		t.Fatalf("CreateWorkloads: %v", err)
+	}
+	s := startMeshWith(t, Options{Namespace: ns, XDSAddr: st.IstiodXDSAddr, StartDelay: 300 * time.Millisecond})
+	createDeployment(t, checkoutDeployment(ns, "checkout-stable", 2, map[string]string{"serin.dev/track": "stable", "version": "v1"}, nil))
+	createDeployment(t, checkoutDeployment(ns, "checkout-canary", 1, map[string]string{"serin.dev/track": "canary", "version": "v2"}, nil))
+	cs := istio(t)
+	dr := &networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Name: Checkout, Namespace: ns}}
+	dr.Spec.Host = Checkout
+	for _, track := range []string{"stable", "canary"} {
+		dr.Spec.Subsets = append(dr.Spec.Subsets, &apiv1alpha3.Subset{Name: track, Labels: map[string]string{"serin.dev/track": track}})
+	}
+	if _, err := cs.NetworkingV1().DestinationRules(ns).Create(t.Context(), dr, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create DestinationRule: %v", err)
+	}
+	vs := &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Name: Checkout, Namespace: ns}}
+	vs.Spec.Hosts = []string{Checkout}
+	vs.Spec.Http = []*apiv1alpha3.HTTPRoute{route(nil, to(Checkout, "stable", 70), to(Checkout, "canary", 30))}
+	if _, err := cs.NetworkingV1().VirtualServices(ns).Create(t.Context(), vs, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create VirtualService: %v", err)
+	}
+	waitForStatus(t, ns, "checkout-stable", 10*time.Second, "rolled out", rolledOut(2))
+	waitForStatus(t, ns, "checkout-canary", 10*time.Second, "rolled out", rolledOut(1))
+	host := fmt.Sprintf(checkoutFQDN, ns)
+	waitForWeights(t, s, "frontend-v1", host, map[string]int32{"checkout/stable": 70, "checkout/canary": 30})
+	var counts map[string]int
+	eventually(t, 10*time.Second, "istiod's endpoints of the Deployments' pods reach the sidecar", func() error {
+		var err error
+		if counts, err = s.FireWorkloads(t.Context(), 1000); err != nil {
+			return err
+		}
+		if c := counts["checkout-canary"]; c < 285 || c > 315 || counts["checkout-stable"]+c != 1000 {
+			return fmt.Errorf("1000 requests went %v, want checkout-canary 300±15 and the rest to checkout-stable", counts)
+		}
+		return nil
+	})
+	for _, name := range []string{"checkout-stable", "checkout-canary"} {
+		if p := proxyOf(t, s, name); !strings.HasPrefix(p.Pod, name+"-") || !p.Connected {
+			t.Errorf("sidecar of %s: pod %q connected %v, want one of its Pods connected", name, p.Pod, p.Connected)
+		}
+	}
 }
