@@ -9,10 +9,18 @@
 //   - Demo workloads frontend-v1 → checkout-v1|checkout-v2 → payments-v1 and
 //     inventory-v1 are real HTTP servers on 127.0.0.1, one listener each, and
 //     every hop is a real HTTP request over loopback.
-//   - Each outbound call is routed the way a sidecar would route it: by the
-//     VirtualServices and DestinationRules (networking.istio.io/v1) found in
-//     the namespace through an informer, so a weight change takes effect as
-//     soon as the watch event arrives.
+//   - Each outbound call is routed the way a sidecar would route it. With
+//     Options.XDSAddr set, Envoy's forwarding is simulated but its
+//     configuration is real: every workload's sidecar subscribes to istiod
+//     over ADS (xDS state of the world) as an Istio sidecar of one of the
+//     workload's Pods, ACKs or NACKs each push, and routes the workload's
+//     calls by the RouteConfiguration, clusters and endpoints istiod sent
+//     it (xds*.go; Sim.Proxies reports what each has, Sim.SetProxyFrozen
+//     plays a stuck Envoy). Without it (unit tests, no istiod) the fallback
+//     reads the VirtualServices and DestinationRules (networking.istio.io/v1)
+//     of the namespace through an informer and routes by them as a sidecar
+//     would, so a weight change takes effect as soon as the watch event
+//     arrives.
 //   - Every hop is reported the way Istio's Envoy stats report it
 //     (istio_requests_total and istio_request_duration_milliseconds with the
 //     standard labels, reporter="source" and reporter="destination"), so a
