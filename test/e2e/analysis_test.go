@@ -39,6 +39,9 @@ func newMeshEnvWith(t testing.TB, o meshsim.Options, prometheusURL string) *mesh
 	e := newEnv(t)
 	e.mesh(nil)
 	o.Namespace, o.RESTConfig, o.OTLPEndpoint = e.ns, st.RESTConfig(), st.OTLPHTTPEndpoint
+	// The sidecars route by what istiod sends them over xDS, as in a
+	// mesh; serin follows each weight it writes into them.
+	o.XDSAddr = st.IstiodXDSAddr
 	sim, err := meshsim.Start(e.ctx, o)
 	must(t, err)
 	t.Cleanup(func() { _ = sim.Close() })
@@ -48,7 +51,8 @@ func newMeshEnvWith(t testing.TB, o meshsim.Options, prometheusURL string) *mesh
 	if prometheusURL == "" {
 		prometheusURL = st.PrometheusURL
 	}
-	e.analysisArgs = []string{"--prometheus-url", prometheusURL, "--jaeger-url", st.JaegerQueryURL, "--scrape-interval", "1s"}
+	e.analysisArgs = []string{"--prometheus-url", prometheusURL, "--jaeger-url", st.JaegerQueryURL, "--scrape-interval", "1s",
+		"--istiod-url", st.IstiodDebugURL}
 	return &meshEnv{env: e, sim: sim}
 }
 

@@ -12,8 +12,11 @@ import (
 // rollbackRun is one run of BenchmarkRollbackLatency.
 type rollbackRun struct {
 	// latency is from the fault's injection to the canary weight 0 seen on
-	// the VirtualService's watch.
-	latency time.Duration
+	// the VirtualService's watch; decision to serin's decision to roll
+	// back (status.dataPlane.decidedAt); proxies to the moment every
+	// simulated proxy that routes checkout had 100/0 from istiod (zero
+	// when not seen).
+	latency, decision, proxies time.Duration
 	// ctrl is the run's controller's /metrics after the rollback.
 	ctrl    ctrlMetrics
 	phase   v1alpha1.Phase
@@ -49,20 +52,30 @@ func benchRollback(b *testing.B, rps int, errorRate float64) {
 		runs = append(runs, r)
 		total.add(r.ctrl)
 	}
-	var lat []float64
+	var lat, dec, prox []float64
 	rows := make([]string, 0, len(runs))
 	for i, r := range runs {
-		lat = append(lat, r.latency.Seconds())
+		lat, dec = append(lat, r.latency.Seconds()), append(dec, r.decision.Seconds())
+		proxies := "-"
+		if r.proxies > 0 {
+			prox = append(prox, r.proxies.Seconds())
+			proxies = seconds(r.proxies)
+		}
 		detect := "-"
 		if r.ctrl.count == 1 { // one observation: its sum is its value
 			detect = fmt.Sprintf("%.2f", r.ctrl.sum)
 		}
-		rows = append(rows, fmt.Sprintf("%d\t%s\t%s\t%s\t  %s", i+1, seconds(r.latency), detect, r.phase, short(r.message, 110)))
+		rows = append(rows, fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t  %s", i+1, seconds(r.decision), seconds(r.latency), proxies, detect, r.phase, short(r.message, 90)))
 	}
 	table(fmt.Sprintf("BenchmarkRollbackLatency: %d runs, %.0f%% errors on checkout v2 at 10%%, %d rps (%d rps to the canary)", len(runs), 100*errorRate, rps, rps/10),
-		"run\tfault → canary 0% (s)\tfirst failed tick → 100/0 (s, controller)\tphase\t  message", rows)
-	table(fmt.Sprintf("rollback latency at %d rps, %.0f%% errors, fault → canary weight 0 on the watch", rps, 100*errorRate), "p50 (s)\tp95 (s)\tmax (s)\t",
-		[]string{fmt.Sprintf("%.2f\t%.2f\t%.2f\t", percentile(lat, 50), percentile(lat, 95), percentile(lat, 100))})
+		"run\tfault → decision (s)\tfault → VirtualService 100/0 (s)\tfault → last proxy has 100/0 (s)\tfirst failed tick → 100/0 (s, controller)\tphase\t  message", rows)
+	table(fmt.Sprintf("rollback latency at %d rps, %.0f%% errors (the proxies: the simulated sidecars, routes from istiod over xDS)", rps, 100*errorRate),
+		"from the fault to\tp50 (s)\tp95 (s)\tmax (s)\t",
+		[]string{
+			fmt.Sprintf("serin's decision\t%.2f\t%.2f\t%.2f\t", percentile(dec, 50), percentile(dec, 95), percentile(dec, 100)),
+			fmt.Sprintf("VirtualService write (watch)\t%.2f\t%.2f\t%.2f\t", percentile(lat, 50), percentile(lat, 95), percentile(lat, 100)),
+			fmt.Sprintf("last proxy ACK (%d of %d runs seen)\t%.2f\t%.2f\t%.2f\t", len(prox), len(runs), percentile(prox, 50), percentile(prox, 95), percentile(prox, 100)),
+		})
 	total.print()
 	b.ReportMetric(0, "ns/op") // the whole benchmark's wall time says nothing
 	b.ReportMetric(percentile(lat, 50), "p50_s")
@@ -99,6 +112,7 @@ func runRollback(b *testing.B, name string, rps int, errorRate float64, prepare 
 	})
 	t0 := time.Now()
 	e.fault("v2", meshsim.Fault{ErrorRate: errorRate})
+	allOff := e.whenProxiesCarry(0)
 	var t1 time.Time
 	e.eventually(60*time.Second, "the canary weight back to 0", func() (bool, string) {
 		var ok bool
@@ -115,7 +129,34 @@ func runRollback(b *testing.B, name string, rps int, errorRate float64, prepare 
 		return m.rollbacks >= 1 && m.count >= 1, fmt.Sprintf("rollbacks %v, observations %v", m.rollbacks, m.count)
 	})
 	e.sim.ClearFaults()
-	return rollbackRun{latency: t1.Sub(t0), ctrl: m, phase: ro.Status.Phase, message: ro.Status.Message}
+	r := rollbackRun{latency: t1.Sub(t0), ctrl: m, phase: ro.Status.Phase, message: ro.Status.Message}
+	e.eventually(15*time.Second, "serin to confirm the rollback in the proxies", func() (bool, string) {
+		dp := e.get(name).Status.DataPlane
+		return dp != nil && dp.Weight == 0 && dp.ConfirmedAt != nil && dp.DecidedAt != nil, fmt.Sprintf("%+v", dp)
+	})
+	r.decision = e.get(name).Status.DataPlane.DecidedAt.Sub(t0)
+	select {
+	case at := <-allOff:
+		r.proxies = at.Sub(t0)
+	case <-time.After(5 * time.Second):
+	}
+	return r
+}
+
+// whenProxiesCarry sends the first time, within a minute, that every
+// simulated proxy routing checkout has canary% from istiod, polled every
+// 10 ms.
+func (e *meshEnv) whenProxiesCarry(canary int32) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	go func() {
+		for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if ok, _ := proxiesCarry(e.sim, e.host(), canary); ok {
+				ch <- time.Now()
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 // BenchmarkFalseRollbacks runs benchRuns healthy canaries, one at a time,

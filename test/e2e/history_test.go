@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -40,7 +41,9 @@ import (
 //	   intervals);
 //	I4 every status the controller writes is accepted by the API server;
 //	I5 a bad spec is refused by the API server naming the field, and
-//	   nothing is stored.
+//	   nothing is stored;
+//	I6 while istiod is stopped, no rollout advances a step: serin cannot
+//	   tell whether the proxies carry a weight, so it holds.
 //
 // On a violation the test prints the seed and the history, so that
 // HISTORY_SEED=<seed> HISTORY_SEEDS=1 replays it. make test runs a few
@@ -81,7 +84,7 @@ func TestRandomHistories(t *testing.T) {
 			tot.violations += len(h.violations)
 		})
 	}
-	fmt.Printf("\nrandomized histories (Trust invariants I1–I5)\n")
+	fmt.Printf("\nrandomized histories (Trust invariants I1–I6)\n")
 	fmt.Printf("| histories | operations | faults injected | invariant checks | violations |\n|---|---|---|---|---|\n")
 	fmt.Printf("| %d | %d | %d | %d | %d |\n", tot.histories, tot.ops, tot.faults, tot.checks, tot.violations)
 }
@@ -100,6 +103,10 @@ type history struct {
 	foreign     time.Time // the test's last write to the VirtualService
 	unsettled   time.Time // the last change that stops analysis for a while (restart, Prometheus back, mesh change)
 	promStopped bool
+	// istiodStopped is since when istiod is stopped (zero: running), and
+	// heldSteps the step of each rollout once serin must have noticed.
+	istiodStopped time.Time
+	heldSteps     map[string]int32
 	vsGone      *networkingv1.VirtualService // the deleted VirtualService, to restore
 	subsetGone  bool
 	faultAt     time.Time // when the canary fault went on; zero when off
@@ -114,6 +121,9 @@ func newHistory(t *testing.T, seed uint64) *history {
 	t.Cleanup(func() {
 		if h.promStopped {
 			_ = st.Prometheus().Signal(syscall.SIGCONT)
+		}
+		if !h.istiodStopped.IsZero() {
+			_ = st.StartIstiod(context.Background())
 		}
 	})
 	return h
@@ -139,6 +149,7 @@ var historyOps = []op{
 	{"remove/restore subset", 1, (*history).toggleSubset},
 	{"kill -9 controller", 2, (*history).restart},
 	{"SIGSTOP/SIGCONT Prometheus", 1, (*history).togglePrometheus},
+	{"stop/start istiod", 1, (*history).toggleIstiod},
 	{"canary fault", 3, (*history).toggleFault},
 	{"hostile custom query", 1, (*history).hostile},
 	{"bad spec", 1, (*history).badSpec},
@@ -170,6 +181,9 @@ func (h *history) run(n int) {
 	// Let the last operations play out, then check once more.
 	if h.promStopped {
 		h.togglePrometheus()
+	}
+	if !h.istiodStopped.IsZero() {
+		h.toggleIstiod()
 	}
 	time.Sleep(historyBudget)
 	h.check()
@@ -360,6 +374,21 @@ func (h *history) togglePrometheus() string {
 	return "SIGSTOP Prometheus"
 }
 
+// toggleIstiod stops istiod, or starts it again on the same addresses.
+// The simulated proxies keep their routes meanwhile, as Envoy does.
+func (h *history) toggleIstiod() string {
+	if !h.istiodStopped.IsZero() {
+		must(h.t, st.StartIstiod(h.ctx))
+		h.istiodStopped, h.heldSteps = time.Time{}, nil
+		h.unsettled = time.Now()
+		return "start istiod"
+	}
+	must(h.t, st.StopIstiod())
+	h.istiodStopped = time.Now()
+	h.faults++
+	return "stop istiod"
+}
+
 func (h *history) toggleFault() string {
 	if !h.faultAt.IsZero() {
 		must(h.t, h.sim.SetFault("checkout", "v2", meshsim.Fault{}))
@@ -428,6 +457,43 @@ func (h *history) check() {
 	h.checkI2(rs, vs, now)
 	h.checkI3(rs, vs, now)
 	h.checkI4()
+	h.checkI6(rs, now)
+}
+
+// istiodNoticed is how long serin takes to hold for a stopped istiod: its
+// reader calls istiod unreachable after 2 s without an answer, then one
+// tick and the grace to write the hold.
+const istiodNoticed = 2*time.Second + historyInterval + grace
+
+// checkI6: with istiod stopped, once serin must have noticed, no rollout
+// moves past the step it was at then; one created since stays at its
+// first.
+func (h *history) checkI6(rs []v1alpha1.Rollout, now time.Time) {
+	if h.istiodStopped.IsZero() || now.Sub(h.istiodStopped) < istiodNoticed {
+		return
+	}
+	first := h.heldSteps == nil
+	if first {
+		h.heldSteps = map[string]int32{}
+	}
+	for _, r := range rs {
+		if r.Status.Phase.Terminal() || !r.DeletionTimestamp.IsZero() {
+			continue
+		}
+		held, ok := h.heldSteps[r.Name]
+		if !ok {
+			held = max(r.Status.CurrentStep, 0)
+			if !first {
+				held = 0 // created while istiod was away
+			}
+			h.heldSteps[r.Name] = held
+		}
+		h.checks++
+		if r.Status.CurrentStep > held {
+			h.violate("I6: %s advanced to step %s with istiod stopped since %s (held at step %d)",
+				r.Name, r.Status.Step, h.istiodStopped.Format("15:04:05.000"), held+1)
+		}
+	}
 }
 
 // endedAt is when a rollout entered its terminal phase.
@@ -509,7 +575,9 @@ func (h *history) checkI2(rs []v1alpha1.Rollout, vs *networkingv1.VirtualService
 // checkI3: a canary with the fault on and traffic is rolled back within
 // the budget, and every rollout in progress with traffic is analysed.
 func (h *history) checkI3(rs []v1alpha1.Rollout, vs *networkingv1.VirtualService, now time.Time) {
-	if vs == nil || h.subsetGone || h.promStopped || now.Sub(h.unsettled) < historyBudget {
+	if vs == nil || h.subsetGone || h.promStopped || !h.istiodStopped.IsZero() || now.Sub(h.unsettled) < historyBudget {
+		// With istiod stopped the proxies keep their routes: the route's
+		// weight is not what the canary gets.
 		return
 	}
 	_, live := weights(vs, "primary")
