@@ -182,11 +182,17 @@ func (s *adsState) apply(r *discoveryv3.DiscoveryResponse, now time.Time) ([]*di
 	case typeCluster:
 		cfg.clusters, names, err = convertClustersResponse(r.GetResources())
 	case typeEndpoint:
-		cfg.endpoints, err = convertEndpointsResponse(r.GetResources())
+		var got map[string][]xdsEndpoint
+		if got, err = convertEndpointsResponse(r.GetResources()); err == nil {
+			cfg.endpoints = keepSubscribed(s.cfg.endpoints, got, ts.names)
+		}
 	case typeListener:
 		cfg.portRoute, names, err = convertListenersResponse(r.GetResources())
 	case typeRoute:
-		cfg.routes, err = convertRoutesResponse(r.GetResources())
+		var got map[string]*xdsRoutes
+		if got, err = convertRoutesResponse(r.GetResources()); err == nil {
+			cfg.routes = keepSubscribed(s.cfg.routes, got, ts.names)
+		}
 	}
 	if err != nil {
 		return []*discoveryv3.DiscoveryRequest{{TypeUrl: t, VersionInfo: ts.version, ResponseNonce: r.GetNonce(), ResourceNames: ts.names,
@@ -208,6 +214,24 @@ func (s *adsState) apply(r *discoveryv3.DiscoveryResponse, now time.Time) ([]*di
 		out = append(out, &discoveryv3.DiscoveryRequest{TypeUrl: sub, VersionInfo: st.version, ResponseNonce: st.nonce, ResourceNames: names})
 	}
 	return out, "accepted"
+}
+
+// keepSubscribed merges a response of a type that is not a wildcard (EDS,
+// RDS) into what the proxy holds, as Envoy does: such a response carries
+// the resources that changed, and those it leaves out stay as they were
+// while they are still subscribed. istiod's incremental endpoint pushes
+// send only the clusters whose endpoints moved.
+func keepSubscribed[V any](held, got map[string]V, subscribed []string) map[string]V {
+	out := make(map[string]V, len(subscribed))
+	for name, v := range held {
+		if slices.Contains(subscribed, name) {
+			out[name] = v
+		}
+	}
+	for name, v := range got {
+		out[name] = v
+	}
+	return out
 }
 
 // convertClustersResponse reads the CDS clusters and the EDS names they

@@ -1,6 +1,7 @@
 package meshsim
 
 import (
+	"maps"
 	"net/http"
 	"testing"
 	"time"
@@ -146,5 +147,20 @@ func TestResolveXDSFollowsWeightedClustersToEndpoints(t *testing.T) {
 	if _, err := r.resolve(&request{host: "payments.shop.svc.cluster.local", path: "/pay", method: http.MethodGet,
 		header: http.Header{}, source: cat.workloads["checkout-v1"]}); routeFailure(err).Flags != "NC" {
 		t.Errorf("no sidecar: %v, want NC", err)
+	}
+}
+
+// An incremental EDS push carries only the clusters whose endpoints
+// moved: the others stay while subscribed (Envoy's rule for the types
+// that are not wildcards), and one no longer subscribed goes.
+func TestKeepSubscribed(t *testing.T) {
+	held := map[string]int{"payments": 1, "inventory": 1, "gone": 1}
+	got := keepSubscribed(held, map[string]int{"checkout|canary": 2}, []string{"payments", "inventory", "checkout|canary"})
+	want := map[string]int{"payments": 1, "inventory": 1, "checkout|canary": 2}
+	if !maps.Equal(got, want) {
+		t.Errorf("keepSubscribed = %v, want %v", got, want)
+	}
+	if held["gone"] != 1 || len(held) != 3 {
+		t.Errorf("the held map was changed: %v", held)
 	}
 }
