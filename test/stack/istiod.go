@@ -47,6 +47,12 @@ var istiodEnv = []string{
 	// stepping every tick) still reaches the proxies within a second.
 	"PILOT_DEBOUNCE_AFTER=100ms",
 	"PILOT_DEBOUNCE_MAX=1s",
+	// Unready endpoints are sent, marked UNHEALTHY, instead of left out:
+	// Envoy (and the simulator) still never routes to them, but a call
+	// that finds only unready pods is then told apart from one to an
+	// unknown cluster, and the simulator counts it by workload
+	// (meshsim_unready_requests_total), which the workload tests assert.
+	"PILOT_SEND_UNHEALTHY_ENDPOINTS=true",
 }
 
 // istiodArgs returns pilot-discovery's command line for ports and the
