@@ -62,6 +62,12 @@ type proxyState struct {
 type DataPlaneOptions struct {
 	// URL is istiod's debug API, e.g. http://istiod.istio-system:15014.
 	URL string
+	// TokenFile holds a bearer token for istiod: a projected
+	// service-account token with the audience istio-ca. istiod serves its
+	// debug API without one only to callers on its own host, and to
+	// others from istio-system or a namespace in its
+	// DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES. "" sends none.
+	TokenFile string
 	// Client makes the requests; nil is a client with a 2 s timeout.
 	Client *http.Client
 	// PollInterval is how often /debug/syncz is read; default 100 ms.
@@ -82,7 +88,7 @@ func NewDataPlane(o DataPlaneOptions) (*DataPlane, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	c, err := newIstiodClient(o.URL, o.Client)
+	c, err := newIstiodClient(o.URL, o.TokenFile, o.Client)
 	if err != nil {
 		return nil, err
 	}

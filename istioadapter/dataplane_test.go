@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -200,5 +201,37 @@ func TestDataPlaneSides(t *testing.T) {
 	}
 	if _, err := NewDataPlane(DataPlaneOptions{URL: "istiod:15014"}); err == nil {
 		t.Error("NewDataPlane accepted a URL without a scheme")
+	}
+}
+
+// With a token file, every request carries the token, read afresh (a
+// projected token rotates).
+func TestDataPlaneSendsTheToken(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		_, _ = w.Write([]byte("[]"))
+	}))
+	defer srv.Close()
+	file := t.TempDir() + "/token"
+	if err := os.WriteFile(file, []byte("first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dp, err := NewDataPlane(DataPlaneOptions{URL: srv.URL, TokenFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp.pollOnce(context.Background())
+	if err := os.WriteFile(file, []byte("second"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dp.pollOnce(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []string{"Bearer first", "Bearer second"}) {
+		t.Errorf("Authorization headers %q, want the file's token each time", seen)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -29,14 +30,18 @@ type syncStatus struct {
 type istiodClient struct {
 	base   *url.URL
 	client *http.Client
+	// tokenFile holds the bearer token sent with each request, read
+	// afresh each time (a projected service-account token rotates); ""
+	// sends none.
+	tokenFile string
 }
 
-func newIstiodClient(rawURL string, c *http.Client) (*istiodClient, error) {
+func newIstiodClient(rawURL, tokenFile string, c *http.Client) (*istiodClient, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("istiod URL %q: want http(s)://host:port of istiod's debug API", rawURL)
 	}
-	return &istiodClient{base: u, client: c}, nil
+	return &istiodClient{base: u, client: c, tokenFile: tokenFile}, nil
 }
 
 // get GETs path with query q and decodes the JSON answer into out.
@@ -46,6 +51,16 @@ func (c *istiodClient) get(ctx context.Context, path string, q url.Values, out a
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return err
+	}
+	if c.tokenFile != "" {
+		// istiod answers its debug API on 127.0.0.1 only unless the caller
+		// authenticates as its proxies do: a service-account token for the
+		// audience istio-ca, from a namespace it allows.
+		tok, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return fmt.Errorf("read the istiod token: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {

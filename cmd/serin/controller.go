@@ -75,6 +75,7 @@ type controllerOptions struct {
 	KubeBurst               int
 	TenancyConfig           string
 	IstiodURL               string
+	IstiodTokenFile         string
 	DataPlaneTimeout        time.Duration
 }
 
@@ -106,6 +107,7 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.IntVar(&o.KubeBurst, "kube-api-burst", 400, "burst of queries to the Kubernetes API server")
 	fs.StringVar(&o.TenancyConfig, "tenancy-config", "", "which other namespaces' series each namespace's custom queries and analysis.match may select (YAML; see analysis.Tenancy); empty allows each rollout its own namespace only")
 	fs.StringVar(&o.IstiodURL, "istiod-url", "", "istiod's debug API, e.g. http://istiod.istio-system:15014: confirm each weight change in the proxies (every connected proxy that routes the service has acknowledged it) before a step's dwell starts and before a rollback is notified; empty stops at the VirtualService write")
+	fs.StringVar(&o.IstiodTokenFile, "istiod-token-file", "", "with --istiod-url: a file holding the bearer token for istiod's debug API, a projected service-account token with the audience istio-ca (istiod then allows serin's namespace by DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES); empty sends none, which istiod accepts only from its own host")
 	fs.DurationVar(&o.DataPlaneTimeout, "dataplane-timeout", rollout.DefaultDataPlaneTimeout, "with --istiod-url: how long the proxies get to carry a written weight before the rollout is held, naming the proxies that lag")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the console's cookies Secure; set it when the console is served over TLS")
 	audiences := fs.String("token-audiences", "", "with --auth=kubernetes: comma-separated audiences a bearer token must be meant for, e.g. serin (then only tokens requested for serin sign in, such as kubectl create token SA --audience serin); empty accepts the API server's own audiences (--api-audiences), as its TokenReview does, and so any service-account token of the cluster")
@@ -142,6 +144,9 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 		if _, err := istioadapter.NewDataPlane(istioadapter.DataPlaneOptions{URL: o.IstiodURL}); err != nil {
 			return o, fmt.Errorf("--istiod-url: %w", err)
 		}
+	}
+	if o.IstiodTokenFile != "" && o.IstiodURL == "" {
+		return o, errors.New("--istiod-token-file is only used with --istiod-url")
 	}
 	if o.DataPlaneTimeout <= 0 {
 		return o, fmt.Errorf("--dataplane-timeout %v: must be positive", o.DataPlaneTimeout)
@@ -359,7 +364,7 @@ func newDataPlane(o controllerOptions, log *slog.Logger, mgr ctrl.Manager) (roll
 	if o.IstiodURL == "" {
 		return nil, nil
 	}
-	dp, err := istioadapter.NewDataPlane(istioadapter.DataPlaneOptions{URL: o.IstiodURL, Log: log.With("component", "dataplane")})
+	dp, err := istioadapter.NewDataPlane(istioadapter.DataPlaneOptions{URL: o.IstiodURL, TokenFile: o.IstiodTokenFile, Log: log.With("component", "dataplane")})
 	if err != nil {
 		return nil, fmt.Errorf("--istiod-url: %w", err)
 	}

@@ -31,6 +31,7 @@ func TestParseControllerFlags(t *testing.T) {
 		{[]string{"--no-analysis", "--auth", "kubernetes"}, ""},
 		{[]string{"--no-analysis", "--istiod-url", "http://istiod.istio-system:15014"}, ""},
 		{[]string{"--no-analysis", "--istiod-url", "istiod:15014"}, "--istiod-url"},
+		{[]string{"--no-analysis", "--istiod-token-file", "/var/run/secrets/istio/token"}, "only used with --istiod-url"},
 		{[]string{"--no-analysis", "--istiod-url", "http://istiod:15014", "--dataplane-timeout", "0s"}, "--dataplane-timeout"},
 	}
 	for _, tc := range tests {
