@@ -129,6 +129,9 @@ func printStatus(w io.Writer, r api.Rollout, now time.Time, self string) {
 	field("Steps", stepLadder(steps(r), currentStep(r)))
 	field("Weight", fmt.Sprintf("%d%% canary, %d%% stable", r.Status.CanaryWeight, 100-r.Status.CanaryWeight))
 	field("Target", r.Target)
+	if r.DataPlane != "" {
+		field("Data plane", r.DataPlane)
+	}
 	if w := r.Workload; w != nil {
 		field("Workload", fmt.Sprintf("deployment %s: %s; %d release(s) (%s history -n %s %s)", w.Deployment, w.State, len(r.Releases), self, r.Namespace, r.Name))
 	}

@@ -33,6 +33,7 @@ type controllerConfig struct {
 	PrometheusURL string
 	JaegerURL     string // Jaeger's HTTP query API
 	TokenFile     string // the REST API's and the console's static tokens
+	IstiodURL     string // istiod's debug API, where serin follows weights into the proxies
 }
 
 // controller is a running `serin controller` child process.
@@ -91,6 +92,7 @@ func spawnController(cfg controllerConfig, addr string) (*controller, error) {
 		// are sized from this.
 		"--scrape-interval", "1s",
 		"--auth", "static", "--api-token-file", cfg.TokenFile,
+		"--istiod-url", cfg.IstiodURL,
 	)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) { // cfg.Dir exists, so the binary is missing

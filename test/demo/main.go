@@ -208,7 +208,7 @@ func (d *demo) start(ctx context.Context) error {
 	d.progress("starting the serin controller (%s)", d.opts.Serin)
 	ctrl, err := startController(ctx, controllerConfig{
 		Bin: d.opts.Serin, Dir: st.Dir, Kubeconfig: st.Kubeconfig,
-		PrometheusURL: st.PrometheusURL, JaegerURL: st.JaegerQueryURL, TokenFile: tokenFile,
+		PrometheusURL: st.PrometheusURL, JaegerURL: st.JaegerQueryURL, TokenFile: tokenFile, IstiodURL: st.IstiodDebugURL,
 	})
 	if err != nil {
 		return err
@@ -229,10 +229,10 @@ func (d *demo) start(ctx context.Context) error {
 // startMesh starts the mesh simulator with load and tracing, and has
 // Prometheus scrape it.
 func (d *demo) startMesh(ctx context.Context) error {
-	d.progress("starting the mesh simulator (a stand-in for Envoy): %v requests/s into frontend, traces to Jaeger", d.opts.RPS)
+	d.progress("starting the mesh simulator (a stand-in for Envoy's forwarding; its routes come from istiod over xDS): %v requests/s into frontend, traces to Jaeger", d.opts.RPS)
 	log := slog.New(slog.NewTextHandler(d.out, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "meshsim")
 	sim, err := meshsim.Start(ctx, meshsim.Options{
-		Namespace: "shop", RESTConfig: d.st.RESTConfig(), OTLPEndpoint: d.st.OTLPHTTPEndpoint,
+		Namespace: "shop", RESTConfig: d.st.RESTConfig(), OTLPEndpoint: d.st.OTLPHTTPEndpoint, XDSAddr: d.st.IstiodXDSAddr,
 		RPS: d.opts.RPS, Seed: d.opts.MeshSeed, BackgroundErrorRate: d.opts.BackgroundErrors, Log: log,
 	})
 	if err != nil {
