@@ -108,10 +108,12 @@ func build() *dashboard.DashboardBuilder {
 			Datasource(ds).Span(8).Height(8).Unit("short").
 			ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
 			WithTarget(target(`sum by (reason) (increase(serin_rollbacks_total[$__range]))`, "{{reason}}").Instant())).
-		WithPanel(series("Rollback latency", "From the first failed tick's evidence to the route confirmed back at 100/0: quantiles of serin_rollback_detection_to_rollback_seconds.", "s",
+		WithPanel(series("Rollback latency", "From the first failed tick's evidence to the route confirmed back at 100/0 (serin_rollback_detection_to_rollback_seconds), and from the rollback's decision until every proxy had 100/0, with --istiod-url (serin_rollback_dataplane_seconds).", "s",
 			target(`histogram_quantile(0.5, sum by (le) (rate(serin_rollback_detection_to_rollback_seconds_bucket[$__rate_interval])))`, "p50"),
 			target(`histogram_quantile(0.95, sum by (le) (rate(serin_rollback_detection_to_rollback_seconds_bucket[$__rate_interval])))`, "p95"),
-			target(`histogram_quantile(0.99, sum by (le) (rate(serin_rollback_detection_to_rollback_seconds_bucket[$__rate_interval])))`, "p99")).Span(16)).
+			target(`histogram_quantile(0.99, sum by (le) (rate(serin_rollback_detection_to_rollback_seconds_bucket[$__rate_interval])))`, "p99"),
+			target(`histogram_quantile(0.5, sum by (le) (rate(serin_rollback_dataplane_seconds_bucket[$__rate_interval])))`, "p50 in the proxies"),
+			target(`histogram_quantile(0.95, sum by (le) (rate(serin_rollback_dataplane_seconds_bucket[$__rate_interval])))`, "p95 in the proxies")).Span(16)).
 		WithRow(dashboard.NewRowBuilder("Notifications")).
 		WithPanel(series("Notification failures", "Notifications given up (failed) or dropped from a full queue, and attempts retried, per channel.", "short",
 			target(`sum by (channel, outcome) (increase(serin_notifications_total{outcome=~"failed|dropped|retried"}[$__rate_interval]))`, "{{channel}} {{outcome}}"))).
