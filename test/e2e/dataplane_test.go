@@ -55,7 +55,7 @@ func TestDataPlaneConfirmsEachStep(t *testing.T) {
 				i+1, w, h.DataPlaneConfirmedAt.Time, written, ok)
 		}
 		if i+1 < len(steps) {
-			if next := steps[i+1].Time.Time; next.Before(h.DataPlaneConfirmedAt.Time.Add(3*time.Second).Truncate(time.Second)) {
+			if next := steps[i+1].Time.Time; next.Before(h.DataPlaneConfirmedAt.Time.Add(3 * time.Second).Truncate(time.Second)) {
 				t.Errorf("step %d began at %v, less than a dwell (3 s) after the proxies had step %d (%v)",
 					i+2, next, i+1, h.DataPlaneConfirmedAt.Time)
 			}

@@ -67,12 +67,15 @@ func envInt(name string, def int) int {
 }
 
 // historyTotals are the figures of the table.
-type historyTotals struct{ histories, ops, faults, checks, violations int }
+type historyTotals struct {
+	histories, ops, faults, checks, violations int
+	byKind                                     map[string]int // operations done, by kind
+}
 
 func TestRandomHistories(t *testing.T) {
 	seeds, ops := envInt("HISTORY_SEEDS", 4), envInt("HISTORY_OPS", 30)
 	first := envInt("HISTORY_SEED", 1)
-	var tot historyTotals
+	tot := historyTotals{byKind: map[string]int{}}
 	for seed := first; seed < first+seeds; seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			h := newHistory(t, uint64(seed))
@@ -82,11 +85,19 @@ func TestRandomHistories(t *testing.T) {
 			tot.faults += h.faults
 			tot.checks += h.checks
 			tot.violations += len(h.violations)
+			for k, n := range h.byKind {
+				tot.byKind[k] += n
+			}
 		})
 	}
 	fmt.Printf("\nrandomized histories (Trust invariants I1–I6)\n")
 	fmt.Printf("| histories | operations | faults injected | invariant checks | violations |\n|---|---|---|---|---|\n")
 	fmt.Printf("| %d | %d | %d | %d | %d |\n", tot.histories, tot.ops, tot.faults, tot.checks, tot.violations)
+	fmt.Printf("\noperations by kind:")
+	for _, o := range historyOps {
+		fmt.Printf(" %s %d;", o.name, tot.byKind[o.name])
+	}
+	fmt.Println()
 }
 
 // history is one seeded run and the test's model of what it did.
@@ -98,6 +109,7 @@ type history struct {
 	log                 []string
 	violations          []string
 	ops, faults, checks int
+	byKind              map[string]int
 
 	created     int       // rollouts created, for names
 	foreign     time.Time // the test's last write to the VirtualService
@@ -107,16 +119,16 @@ type history struct {
 	// heldSteps the step of each rollout once serin must have noticed.
 	istiodStopped time.Time
 	heldSteps     map[string]int32
-	vsGone      *networkingv1.VirtualService // the deleted VirtualService, to restore
-	subsetGone  bool
-	faultAt     time.Time // when the canary fault went on; zero when off
-	ended       time.Time // the last time a rollout ended or was deleted
+	vsGone        *networkingv1.VirtualService // the deleted VirtualService, to restore
+	subsetGone    bool
+	faultAt       time.Time // when the canary fault went on; zero when off
+	ended         time.Time // the last time a rollout ended or was deleted
 }
 
 func newHistory(t *testing.T, seed uint64) *history {
 	e := newMeshEnvWith(t, meshsim.Options{RPS: 60, Seed: seed}, "")
 	e.analysisArgs = append(e.analysisArgs, "--log-level", "info")
-	h := &history{meshEnv: e, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5e41))}
+	h := &history{meshEnv: e, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5e41)), byKind: map[string]int{}}
 	h.ctrl = e.startController()
 	t.Cleanup(func() {
 		if h.promStopped {
@@ -149,7 +161,7 @@ var historyOps = []op{
 	{"remove/restore subset", 1, (*history).toggleSubset},
 	{"kill -9 controller", 2, (*history).restart},
 	{"SIGSTOP/SIGCONT Prometheus", 1, (*history).togglePrometheus},
-	{"stop/start istiod", 1, (*history).toggleIstiod},
+	{"stop/start istiod", 2, (*history).toggleIstiod},
 	{"canary fault", 3, (*history).toggleFault},
 	{"hostile custom query", 1, (*history).hostile},
 	{"bad spec", 1, (*history).badSpec},
@@ -174,6 +186,7 @@ func (h *history) run(n int) {
 			continue
 		}
 		h.ops++
+		h.byKind[o.name]++
 		h.log = append(h.log, fmt.Sprintf("%s %s", time.Now().Format("15:04:05.000"), did))
 		time.Sleep(time.Duration(300+h.rng.IntN(1200)) * time.Millisecond)
 		h.check()
