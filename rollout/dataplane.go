@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"strings"
 	"time"
@@ -143,7 +144,7 @@ func (e *Engine) followDataPlane(ctx context.Context, ro *v1alpha1.Rollout) (*Da
 	if notify {
 		dp.Notified = true
 	}
-	if dataPlaneEqual(st.DataPlane, dp) {
+	if equality.Semantic.DeepEqual(st.DataPlane, dp) {
 		return obs, nil
 	}
 	ro.Status.DataPlane = dp
@@ -202,15 +203,6 @@ func (e *Engine) soonerWhilePending(res ctrl.Result, ro *v1alpha1.Rollout) ctrl.
 		res.RequeueAfter = dataPlanePoll
 	}
 	return res
-}
-
-func dataPlaneEqual(a, b *v1alpha1.DataPlaneStatus) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Weight == b.Weight && a.WrittenAt.Equal(&b.WrittenAt) && a.ConfirmedAt.Equal(b.ConfirmedAt) && a.DecidedAt.Equal(b.DecidedAt) &&
-		a.Proxies == b.Proxies && strings.Join(a.Stragglers, ",") == strings.Join(b.Stragglers, ",") &&
-		a.Message == b.Message && a.Notified == b.Notified
 }
 
 // rolledBackAt is when the latest rollback was decided.

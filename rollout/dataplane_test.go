@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -58,7 +59,7 @@ func TestDataPlaneUpdate(t *testing.T) {
 			if !got.WrittenAt.Time.Equal(tc.writtenAt) || got.Weight != tc.applied {
 				t.Errorf("following weight %d written at %v, want %d at %v", got.Weight, got.WrittenAt, tc.applied, tc.writtenAt)
 			}
-			if tc.dp != nil && !dataPlaneEqual(tc.dp, before) {
+			if tc.dp != nil && !equality.Semantic.DeepEqual(tc.dp, before) {
 				t.Errorf("the input was modified")
 			}
 		})
