@@ -292,3 +292,93 @@ func TestScopeAfterRestart(t *testing.T) {
 	clock.Add(time.Second)
 	assertScopes(t, "second tick", texts(tick()), map[string]int{"a|b|c": 4})
 }
+
+// TestBaselinesShareTheAnswerOfThePresent starts 100 rollouts at once:
+// each reads its baseline, a recent past instant, and gets it from one
+// shared answer evaluated at least a TTL after that instant, not from
+// queries of its own; an older instant is still read exactly.
+func TestBaselinesShareTheAnswerOfThePresent(t *testing.T) {
+	const n = 100
+	now := time.Unix(1_700_000_000, 0)
+	f := newMeshProm(t, n, 20*time.Millisecond)
+	s := newSource(t, f.URL, time.Second)
+	clock := &fakeClock{now: now}
+	s.now = clock.Now
+	baseline := now.Add(-1500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			tg := targetIn("mesh", i)
+			p, err := s.Inbound(t.Context(), tg, baseline)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if p.At.Before(baseline.Add(s.ttl)) {
+				t.Errorf("svc-%d: baseline at %v read at %v, less than a TTL after it", i, baseline, p.At)
+			}
+			if want := float64(i + 2); p.Canary.Requests != want {
+				t.Errorf("svc-%d: canary requests %v, want %v", i, p.Canary.Requests, want)
+			}
+			if _, err := s.Hops(t.Context(), tg, baseline); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	assertTimes(t, "baselines", f.receivedAt(0), map[time.Time]int{now: 4})
+
+	older := now.Add(-s.stale - s.ttl - time.Second)
+	p, err := s.Inbound(t.Context(), targetIn("mesh", 3), older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.At.Equal(older) {
+		t.Errorf("an older instant read at %v, want %v", p.At, older)
+	}
+	assertTimes(t, "an older instant", f.receivedAt(4), map[time.Time]int{older: 2})
+}
+
+// TestReadingsOfThePastAreBounded reads 20 rollouts' starts after a
+// restart at once: no more than maxPastQueries reach Prometheus together,
+// and every reading still gets its own instant's counters.
+func TestReadingsOfThePastAreBounded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	origin := now.Add(-2 * time.Hour)
+	series := growingSeries(origin)
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	f := newSeriesPromAt(t, func(at time.Time) map[string][]sample {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return series(at)
+	}, 0)
+	s := newSource(t, f.URL, 5*time.Second)
+	clock := &fakeClock{now: now}
+	s.now = clock.Now
+	var wg sync.WaitGroup
+	for i := range 20 {
+		at := now.Add(-time.Hour - time.Duration(i)*time.Minute)
+		wg.Go(func() {
+			p, err := s.Inbound(t.Context(), subsetTarget, at)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			assertReading(t, fmt.Sprint("start ", i), p, origin, at)
+		})
+	}
+	wg.Wait()
+	if most > maxPastQueries {
+		t.Errorf("%d readings of the past at once, want at most %d", most, maxPastQueries)
+	}
+	if got := len(f.receivedAt(0)); got != 40 {
+		t.Errorf("%d queries, want 40 (2 per reading)", got)
+	}
+}

@@ -307,10 +307,32 @@ func compareWithPromQL(ctx context.Context, t *testing.T, target analysis.Target
 	}
 	at := first.Add(DefaultCacheTTL)
 	sleepUntil(ctx, t, at.Add(1500*time.Millisecond))
+	// A recent past instant (a rollout's baseline) is read from a shared
+	// answer at least a TTL after it; Pair.At says which instant.
 	pair, err := s.Inbound(ctx, target, at)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if pair.At.Before(at.Add(DefaultCacheTTL)) {
+		t.Errorf("a reading of %v answered at %v, less than a TTL after it", at, pair.At)
+	}
+	compareAt(ctx, t, s, "recent past", pair)
+	// An older instant is read exactly, by queries of the rollout's own.
+	old := time.Now().Add(-s.stale - s.ttl - time.Second)
+	pair, err = s.Inbound(ctx, target, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pair.At.Equal(old) {
+		t.Errorf("a reading of %v answered at %v, want exactly then", old, pair.At)
+	}
+	compareAt(ctx, t, s, "older past", pair)
+}
+
+// compareAt compares a pair's canary side with PromQL's own figures at
+// the instant the pair was read.
+func compareAt(ctx context.Context, t *testing.T, s *Source, what string, pair analysis.Pair) {
+	t.Helper()
 	sel := `reporter="destination", destination_service="checkout.shop.svc.cluster.local", destination_version="v2"`
 	for _, c := range []struct {
 		name, query string
@@ -320,12 +342,12 @@ func compareWithPromQL(ctx context.Context, t *testing.T, target analysis.Target
 		{"requests", `sum(istio_requests_total{` + sel + `})`, pair.Canary.Requests},
 		{"errors", `sum(istio_requests_total{` + sel + `, response_code=~"5.."})`, pair.Canary.Errors},
 	} {
-		want, err := s.Scalar(ctx, c.query, at)
+		want, err := s.Scalar(ctx, c.query, pair.At)
 		if err != nil {
 			t.Fatalf("Scalar %s: %v", c.name, err)
 		}
 		if !sameFloat(c.got, want) {
-			t.Errorf("canary %s = %v, PromQL says %v", c.name, c.got, want)
+			t.Errorf("%s: canary %s = %v, PromQL says %v", what, c.name, c.got, want)
 		}
 	}
 }

@@ -29,6 +29,59 @@ import (
 // shared queries serve it.
 func (s *Source) present(at time.Time) bool { return within(at, s.now(), s.ttl) }
 
+// sharedReader says how the shared queries serve a reading at at, and the
+// time its scope is taken at; nil when they do not, and a query of the
+// rollout's own must.
+//
+//   - The present is served from the cache (vector).
+//   - A recent past instant, no more than MaxStale and a TTL ago, is
+//     served by a shared answer evaluated at least a TTL after it (later).
+//     That is the baseline of a rollout that has just begun: the first
+//     scrape after its start, read once Prometheus has ingested it. Any
+//     reading at or after that scrape is a valid baseline: one a little
+//     later only leaves the traffic between them out of the tests, and
+//     never counts traffic from before the start. A TTL after the instant,
+//     every scrape up to it is queryable (the TTL is at least the
+//     ingestion lag the caller waited for), so the answer holds no sample
+//     from before it. A thousand rollouts starting at once then send no
+//     query of their own: at that count their four baseline queries each,
+//     thousands in all, swamped Prometheus.
+//   - An older instant (a rollout's start read again after a controller
+//     restart) is the rollout's own, and gets its own queries (inboundAt,
+//     hopsAt), at most maxPastQueries at a time.
+func (s *Source) sharedReader(ctx context.Context, at time.Time) (func(name, query string) (*table, error), time.Time) {
+	now := s.now()
+	switch {
+	case s.present(at):
+		return func(name, query string) (*table, error) { return s.vector(ctx, name, query, at) }, at
+	case at.Before(now) && now.Sub(at) <= s.stale+s.ttl:
+		return func(name, query string) (*table, error) { return s.later(ctx, name, query, at.Add(s.ttl)) }, now
+	}
+	return nil, at
+}
+
+// later returns a shared answer of query evaluated at notBefore or later:
+// the newest cached one when it is, else one evaluated now, shared with
+// the callers of the present (vector's flight) when that one is late
+// enough.
+func (s *Source) later(ctx context.Context, name, query string, notBefore time.Time) (*table, error) {
+	if r := s.newest(query); r != nil && r.err == nil && !r.at.Before(notBefore) {
+		return r.samples, nil
+	}
+	ch := s.flights.DoChan(query, func() (any, error) {
+		return (<-s.exactly(context.WithoutCancel(ctx), name, query, s.now())).Val, nil
+	})
+	r, err := s.wait(ctx, name, ch)
+	if err == nil && r.err == nil && r.at.Before(notBefore) {
+		// That flight had begun before notBefore: one of now.
+		r, err = s.wait(ctx, name, s.exactly(ctx, name, query, s.now()))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.samples, r.err
+}
+
 // selector renders label matchers as extra matchers of a query
 // template's selector, sorted by name: an equality for one value, a
 // regular expression of the alternatives for several.
@@ -120,7 +173,18 @@ func (s *Source) hopsAt(ctx context.Context, t analysis.Target, at time.Time) (m
 // pastVector evaluates a query of one rollout at exactly at, shared with
 // a caller asking the same (the flights of exactly), and returns its
 // answer or ErrUnavailable.
+//
+// At most maxPastQueries are sent at a time: after a controller restart
+// every rollout in progress reads its own start again, and a thousand of
+// them at once would keep Prometheus from answering the shared queries
+// that every tick reads. A caller that gives up waiting sends nothing.
 func (s *Source) pastVector(ctx context.Context, name, query string, at time.Time) (*table, error) {
+	select {
+	case s.past <- struct{}{}:
+		defer func() { <-s.past }()
+	case <-ctx.Done():
+		return nil, s.unavailable(name, ctx.Err())
+	}
 	r, err := s.wait(ctx, name, s.exactly(ctx, name, query, at))
 	if err != nil {
 		return nil, err

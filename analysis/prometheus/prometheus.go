@@ -114,7 +114,13 @@ type Source struct {
 	// namespaces are those of the targets asked about, for scope; guarded
 	// by mu.
 	namespaces map[string]nsSeen
+	// past holds a token for each reading of the past under way (see
+	// pastVector).
+	past chan struct{}
 }
+
+// maxPastQueries bounds the queries of past readings sent at once.
+const maxPastQueries = 4
 
 var _ analysis.MetricSource = (*Source)(nil)
 
@@ -147,6 +153,7 @@ func New(o Options) (*Source, error) {
 		obs:        o.Observer,
 		cache:      map[string][]*result{},
 		namespaces: map[string]nsSeen{},
+		past:       make(chan struct{}, maxPastQueries),
 	}
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
@@ -294,6 +301,24 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 	return r.samples, r.err
 }
 
+// newest returns the newest cached result of query, or nil.
+func (s *Source) newest(query string) *result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newestLocked(query)
+}
+
+// newestLocked is newest for a caller that holds mu.
+func (s *Source) newestLocked(query string) *result {
+	var newest *result
+	for _, r := range s.cache[query] {
+		if newest == nil || r.fetched.After(newest.fetched) {
+			newest = r
+		}
+	}
+	return newest
+}
+
 // recent returns the newest result of query when at is the present, that
 // result is younger than MaxStale and is not a failure, or nil.
 func (s *Source) recent(query string, at time.Time) *result {
@@ -303,12 +328,7 @@ func (s *Source) recent(query string, at time.Time) *result {
 	if !within(at, now, s.ttl) {
 		return nil
 	}
-	var newest *result
-	for _, r := range s.cache[query] {
-		if newest == nil || r.fetched.After(newest.fetched) {
-			newest = r
-		}
-	}
+	newest := s.newestLocked(query)
 	// The newest answer a failure: say so (through lookup, or by asking
 	// again), never hide it behind an older success.
 	if newest == nil || newest.err != nil || now.Sub(newest.fetched) >= s.stale || !within(newest.at, at, s.stale) {

@@ -43,18 +43,19 @@ func samplesOf(vec model.Vector) []sample {
 // matchers when a side has no series, and analysis.ErrUnavailable when
 // Prometheus cannot be asked.
 func (s *Source) Inbound(ctx context.Context, t analysis.Target, at time.Time) (analysis.Pair, error) {
-	if !s.present(at) {
+	read, scopeAt := s.sharedReader(ctx, at)
+	if read == nil {
 		return s.inboundAt(ctx, t, at)
 	}
-	ns := s.scope(t, at)
+	ns := s.scope(t, scopeAt)
 	var counts, latency *table
 	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
 	g.Go(func() (err error) {
-		counts, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, ns), at)
+		counts, err = read("inbound requests", MeshQuery(InboundRequestsQuery, ns))
 		return err
 	})
 	g.Go(func() (err error) {
-		latency, err = s.vector(ctx, "inbound latency", MeshQuery(InboundLatencyQuery, ns), at)
+		latency, err = read("inbound latency", MeshQuery(InboundLatencyQuery, ns))
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -77,26 +78,27 @@ func (s *Source) Inbound(ctx context.Context, t analysis.Target, at time.Time) (
 // (destination_workload): Hops then also uses the shared inbound query and
 // wraps analysis.ErrNoData when a side has no inbound series.
 func (s *Source) Hops(ctx context.Context, t analysis.Target, at time.Time) (map[string]analysis.Pair, error) {
-	if !s.present(at) {
+	read, scopeAt := s.sharedReader(ctx, at)
+	if read == nil {
 		return s.hopsAt(ctx, t, at)
 	}
 	// One scope for the hop and inbound queries: the workloads found in
 	// the inbound series of these namespaces report their calls with the
 	// same namespace as source_workload_namespace.
-	ns := s.scope(t, at)
+	ns := s.scope(t, scopeAt)
 	var counts, latency, inbound *table
 	var g errgroup.Group // no early cancel: the shared queries run to the end anyway
 	g.Go(func() (err error) {
-		counts, err = s.vector(ctx, "hop requests", MeshQuery(HopRequestsQuery, ns), at)
+		counts, err = read("hop requests", MeshQuery(HopRequestsQuery, ns))
 		return err
 	})
 	g.Go(func() (err error) {
-		latency, err = s.vector(ctx, "hop latency", MeshQuery(HopLatencyQuery, ns), at)
+		latency, err = read("hop latency", MeshQuery(HopLatencyQuery, ns))
 		return err
 	})
 	if byWorkload(t, t.Canary) || byWorkload(t, t.Stable) {
 		g.Go(func() (err error) {
-			inbound, err = s.vector(ctx, "inbound requests", MeshQuery(InboundRequestsQuery, ns), at)
+			inbound, err = read("inbound requests", MeshQuery(InboundRequestsQuery, ns))
 			return err
 		})
 	}

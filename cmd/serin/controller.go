@@ -77,6 +77,7 @@ type controllerOptions struct {
 	IstiodURL               string
 	IstiodTokenFile         string
 	DataPlaneTimeout        time.Duration
+	PprofAddr               string
 }
 
 func parseControllerFlags(args []string) (controllerOptions, error) {
@@ -109,6 +110,7 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	fs.StringVar(&o.IstiodURL, "istiod-url", "", "istiod's debug API, e.g. http://istiod.istio-system:15014: confirm each weight change in the proxies (every connected proxy that routes the service has acknowledged it) before a step's dwell starts and before a rollback is notified; empty stops at the VirtualService write")
 	fs.StringVar(&o.IstiodTokenFile, "istiod-token-file", "", "with --istiod-url: a file holding the bearer token for istiod's debug API, a projected service-account token with the audience istio-ca (istiod then allows serin's namespace by DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES); empty sends none, which istiod accepts only from its own host")
 	fs.DurationVar(&o.DataPlaneTimeout, "dataplane-timeout", rollout.DefaultDataPlaneTimeout, "with --istiod-url: how long the proxies get to carry a written weight before the rollout is held, naming the proxies that lag")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "address for Go's profiler (/debug/pprof/), e.g. 127.0.0.1:6060, to see where a slow controller spends its time; empty serves none. It is unauthenticated: bind it to loopback")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the console's cookies Secure; set it when the console is served over TLS")
 	audiences := fs.String("token-audiences", "", "with --auth=kubernetes: comma-separated audiences a bearer token must be meant for, e.g. serin (then only tokens requested for serin sign in, such as kubectl create token SA --audience serin); empty accepts the API server's own audiences (--api-audiences), as its TokenReview does, and so any service-account token of the cluster")
 	if err := fs.Parse(args); err != nil {
@@ -166,6 +168,11 @@ func parseControllerFlags(args []string) (controllerOptions, error) {
 	}
 	if _, _, err := net.SplitHostPort(o.HTTPAddr); err != nil {
 		return o, fmt.Errorf("--http-addr %q: %w", o.HTTPAddr, err)
+	}
+	if o.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(o.PprofAddr); err != nil {
+			return o, fmt.Errorf("--pprof-addr %q: %w", o.PprofAddr, err)
+		}
 	}
 	if o.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
@@ -276,6 +283,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		Scheme:                  scheme,
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  "0",
+		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "serin-controller.serin.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,

@@ -164,6 +164,9 @@ func (w *world) startController() {
 		"--scrape-interval", "1s",
 		"--auth=static", "--api-token-file", tokens,
 	}
+	if a := os.Getenv("SCALE_PPROF"); a != "" {
+		args = append(args, "--pprof-addr", a) // to profile the controller during a run
+	}
 	p, err := stack.StartProcess(dir, "serin-controller", serinBin, args...)
 	must(w.t, err)
 	w.ctrl = p
