@@ -329,3 +329,40 @@ func TestCallerGivesUp(t *testing.T) {
 func sameStats(a, b analysis.Stats) bool {
 	return a.Requests == b.Requests && a.Errors == b.Errors && a.P99Ms == b.P99Ms
 }
+
+// TestSlowPrometheusIsNotAskedOncePerCaller has Prometheus take three
+// cache TTLs to answer while ten rollouts read the present, each at its
+// own pace.
+// Each answer then serves the readings until the next arrives, and a
+// caller that came late joins the next shared flight: the queries sent
+// are a few per answer time, not one per late caller.
+func TestSlowPrometheusIsNotAskedOncePerCaller(t *testing.T) {
+	const delay, run = 300 * time.Millisecond, 1500 * time.Millisecond
+	f := newMeshProm(t, 10, delay)
+	s, err := New(Options{Address: f.URL, CacheTTL: delay / 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Add(run)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				if err := checkInboundOf(t.Context(), s, targetIn("mesh", i), i, time.Now()); err != nil {
+					t.Error(err)
+					return
+				}
+				// Each at its own pace, as ticks are: callers keep
+				// arriving while an answer is being computed.
+				time.Sleep(time.Duration(20+37*i) * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	s.refreshing.Wait()
+	// Two inbound queries per answer, one answer at a time, and one more
+	// set when the namespace joins the scope.
+	if got, most := len(f.received(0)), 2*(int(run/delay)+3); got > most {
+		t.Errorf("%d queries in %v with answers taking %v, want at most %d", got, run, delay, most)
+	}
+}

@@ -65,8 +65,10 @@ type Options struct {
 	// still serve a reading of the present while one refresh runs behind
 	// it, and how long a shared query may take; zero means two CacheTTLs.
 	// On a large mesh one answer can take seconds to compute: a larger
-	// MaxStale lets a tick read the last one instead of waiting. A failed
-	// refresh is never hidden behind it. It is kept short by default
+	// MaxStale lets a tick read the last one instead of waiting, and an
+	// answer that took longer than half of MaxStale to arrive may serve
+	// for twice as long as it took (up to 10 s) anyway. A failed refresh
+	// is never hidden behind it. It is kept short by default
 	// because the inbound and hop answers refresh independently, and the
 	// calls-per-request test compares the two: the older the answers may
 	// be, the further apart their instants can drift within a tick.
@@ -128,8 +130,9 @@ var _ analysis.MetricSource = (*Source)(nil)
 type result struct {
 	samples *table
 	err     error
-	at      time.Time // evaluation time asked for
-	fetched time.Time // when the answer arrived, by Source.now
+	at      time.Time     // evaluation time asked for
+	fetched time.Time     // when the answer arrived, by Source.now
+	took    time.Duration // how long it took to arrive
 }
 
 // New checks o and returns a Source. It sends nothing to Prometheus yet.
@@ -286,14 +289,16 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 	// The callers of one tick ask for nearly, not exactly, the same time
 	// (each rollout reads its own clock), so they share one flight per
 	// query text, which the first of them leads.
-	ch := s.flights.DoChan(query, func() (any, error) {
+	lead := func() (any, error) {
 		return (<-s.exactly(context.WithoutCancel(ctx), name, query, at)).Val, nil
-	})
-	r, err := s.wait(ctx, name, ch)
-	if err == nil && !within(r.at, at, s.ttl) {
-		// That flight was for a distant time (a reading at a rollout's
-		// analysis start, a replay): share one for exactly this time.
-		r, err = s.wait(ctx, name, s.exactly(ctx, name, query, at))
+	}
+	r, err := s.wait(ctx, name, s.flights.DoChan(query, lead))
+	if err == nil && !within(r.at, at, s.staleBound(r)) {
+		// That flight began long before at: join the next, shared
+		// likewise. A query of this caller's own time would be one more
+		// answer of the whole mesh for Prometheus to compute, from every
+		// caller that came late, just when it is slow to answer.
+		r, err = s.wait(ctx, name, s.flights.DoChan(query, lead))
 	}
 	if err != nil {
 		return nil, err
@@ -331,10 +336,19 @@ func (s *Source) recent(query string, at time.Time) *result {
 	newest := s.newestLocked(query)
 	// The newest answer a failure: say so (through lookup, or by asking
 	// again), never hide it behind an older success.
-	if newest == nil || newest.err != nil || now.Sub(newest.fetched) >= s.stale || !within(newest.at, at, s.stale) {
+	if newest == nil || newest.err != nil || now.Sub(newest.fetched) >= s.staleBound(newest) || !within(newest.at, at, s.staleBound(newest)) {
 		return nil
 	}
 	return newest
+}
+
+// staleBound is how old r may be and still serve a reading of the
+// present: MaxStale, or twice as long as r took to arrive when that is
+// longer. An answer that took seconds to compute is that old when it
+// arrives, and the next one will be too: waiting for it gives no fresher
+// data, and holds the tick.
+func (s *Source) staleBound(r *result) time.Duration {
+	return min(max(s.stale, 2*r.took), minSharedTimeout)
 }
 
 // refresh evaluates query at the present in the background, once however
@@ -385,6 +399,7 @@ func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *r
 	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, s.stale, minSharedTimeout))
 	defer cancel()
 	r := &result{at: at}
+	began := s.now()
 	val, err := s.query(ctx, query, at)
 	if err == nil {
 		vec, ok := val.(model.Vector)
@@ -399,6 +414,7 @@ func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *r
 		r.err = s.unavailable(name, err)
 	}
 	r.fetched = s.now()
+	r.took = r.fetched.Sub(began)
 	return r
 }
 
@@ -435,7 +451,7 @@ func (s *Source) store(query string, r *result) {
 		}
 		rs = slices.DeleteFunc(rs, func(old *result) bool {
 			age := now.Sub(old.fetched)
-			return age >= s.stale || (age >= s.ttl && old != newest)
+			return age >= s.staleBound(old) || (age >= s.ttl && old != newest)
 		})
 		if len(rs) == 0 {
 			delete(s.cache, q)
