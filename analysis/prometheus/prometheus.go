@@ -67,7 +67,7 @@ type Options struct {
 	// On a large mesh one answer can take seconds to compute: a larger
 	// MaxStale lets a tick read the last one instead of waiting, and an
 	// answer that took longer than half of MaxStale to arrive may serve
-	// for twice as long as it took (up to 10 s) anyway. A failed refresh
+	// for twice as long as it took (up to 30 s) anyway. A failed refresh
 	// is never hidden behind it. It is kept short by default
 	// because the inbound and hop answers refresh independently, and the
 	// calls-per-request test compares the two: the older the answers may
@@ -87,10 +87,12 @@ type Observer interface {
 	ObserveQuery(d time.Duration, err error)
 }
 
-// minSharedTimeout is the least time a shared query is given: on a large
-// mesh under load one answer takes seconds, and a fetch cut short at the
-// 2 s of a custom query would leave every tick waiting on the next.
-const minSharedTimeout = 10 * time.Second
+// sharedTimeout is the time a shared query is given, and the oldest a
+// slow answer may be and still serve the present (see staleBound): on a
+// large mesh under load one answer takes seconds to compute, and a fetch
+// cut short at the 2 s of a custom query would leave every tick waiting on
+// the next.
+const sharedTimeout = 30 * time.Second
 
 // Source is an analysis.MetricSource backed by Prometheus. It is safe for
 // concurrent use.
@@ -282,8 +284,14 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 		// A reading of the present is answered from the last result, at
 		// most MaxStale old, while one refresh runs behind it: a tick
 		// never waits on a fetch once the query is warm, however slow
-		// Prometheus is to answer a large mesh.
-		s.refresh(ctx, name, query)
+		// Prometheus is to answer a large mesh. The refresh waits until
+		// the answer is as old as it took to come: a query that takes
+		// Prometheus seconds (the latency buckets of a thousand services)
+		// then keeps it busy half the time at most, not all the time, and
+		// the small queries the error checks read get their answers.
+		if s.now().Sub(r.fetched) >= r.took {
+			s.refresh(ctx, name, query)
+		}
 		return r.samples, r.err
 	}
 	// The callers of one tick ask for nearly, not exactly, the same time
@@ -348,7 +356,7 @@ func (s *Source) recent(query string, at time.Time) *result {
 // arrives, and the next one will be too: waiting for it gives no fresher
 // data, and holds the tick.
 func (s *Source) staleBound(r *result) time.Duration {
-	return min(max(s.stale, 2*r.took), minSharedTimeout)
+	return min(max(s.stale, 2*r.took), sharedTimeout)
 }
 
 // refresh evaluates query at the present in the background, once however
@@ -391,12 +399,12 @@ func (s *Source) wait(ctx context.Context, name string, ch <-chan singleflight.R
 
 // fetch runs a shared query and keeps its finite samples.
 //
-// A shared query may take up to minSharedTimeout (not only
+// A shared query may take up to sharedTimeout (not only
 // Options.Timeout): on a large mesh, under load, one answer can take
 // seconds to compute. A caller that waits for it is bounded by its own
 // ctx (a tick's budget); the fetch goes on and serves the next ticks.
 func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *result {
-	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, s.stale, minSharedTimeout))
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, s.stale, sharedTimeout))
 	defer cancel()
 	r := &result{at: at}
 	began := s.now()

@@ -234,7 +234,7 @@ func (r *run) breakCanary(name, svc string, timeout time.Duration) rollback {
 			rb.done = true
 			// Why it went to 0 (the fault, or analysis that stayed
 			// inconclusive too long) is for the reader of the table.
-			time.Sleep(sampleEvery)
+			time.Sleep(r.smp.every)
 			st, _ := r.obs.status(name)
 			rb.note = fmt.Sprintf("%s: %s", st.Phase, short(st.Message, 160))
 			break
@@ -250,7 +250,7 @@ func (r *run) breakCanary(name, svc string, timeout time.Duration) rollback {
 	rb.latency = t1.Sub(t0)
 	// The gauge of the decisive tick may be read a sample after the
 	// weight: give the sampler two more samples.
-	time.Sleep(2 * sampleEvery)
+	time.Sleep(2 * r.smp.every)
 	for _, t := range r.smp.ticksOf(name) {
 		if t.After(t0) && !t.After(t1) {
 			rb.ticks++
