@@ -72,10 +72,11 @@ type Options struct {
 // Engine reconciles Rollouts: on each tick it observes, calls Next and
 // carries out the decision.
 type Engine struct {
-	o       Options
-	queue   *notifyQueue
-	metrics *engineMetrics
-	meshes  meshChecks
+	o        Options
+	queue    *notifyQueue
+	metrics  *engineMetrics
+	meshes   meshChecks
+	analyses *analyses
 }
 
 // NewEngine checks the options and returns an engine.
@@ -101,7 +102,7 @@ func NewEngine(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m}, nil
+	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m, analyses: newAnalyses()}, nil
 }
 
 // SetupWithManager registers the engine as the Rollout controller. Ticks
@@ -127,7 +128,8 @@ func (e *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("rollout").
 		WithOptions(controller.Options{MaxConcurrentReconciles: e.o.MaxConcurrentReconciles}).
-		WatchesRawSource(source.Kind(mgr.GetCache(), &v1alpha1.Rollout{}, rolloutHandler{}, changed))
+		WatchesRawSource(source.Kind(mgr.GetCache(), &v1alpha1.Rollout{}, rolloutHandler{}, changed)).
+		WatchesRawSource(e.analyses.source()) // an analysis that ended after its reconcile let go
 	workloads, err := e.watchWorkloads(mgr)
 	if err != nil {
 		return err
@@ -144,6 +146,7 @@ func (e *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if err := e.o.Client.Get(ctx, req.NamespacedName, ro); err != nil {
 		if apierrors.IsNotFound(err) {
 			e.metrics.forget(req.Namespace, req.Name) // deleted: no stale series
+			e.analyses.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -321,7 +324,13 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 			return obs, due.Sub(now), nil
 		}
 	}
-	res := e.analyze(ctx, ro, now)
+	cp := ro.DeepCopy()
+	res, ok := e.analyses.result(ctx, ro, func(ctx context.Context) analysis.Result { return e.analyze(ctx, cp, now) })
+	if !ok {
+		// The analysis goes on without this worker (see async.go); its
+		// end queues the rollout again, and the interval is the backstop.
+		return obs, spec.Analysis.Interval.Duration, nil
+	}
 	e.metrics.analysed(ro.Namespace, ro.Name, now, res)
 	obs.Result = &res
 	return obs, 0, nil

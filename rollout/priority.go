@@ -74,7 +74,11 @@ type rolloutQueue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 
 // add enqueues ro at priority, or plainly when the queue has none.
 func add(q rolloutQueue, ro *v1alpha1.Rollout, priority int) {
-	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}}
+	addRequest(q, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}}, priority)
+}
+
+// addRequest enqueues req at priority, or plainly when the queue has none.
+func addRequest(q rolloutQueue, req reconcile.Request, priority int) {
 	pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
 	if !ok {
 		q.Add(req)
