@@ -328,7 +328,7 @@ func TestBaselinesShareTheAnswerOfThePresent(t *testing.T) {
 	wg.Wait()
 	assertTimes(t, "baselines", f.receivedAt(0), map[time.Time]int{now: 4})
 
-	older := now.Add(-s.stale - s.ttl - time.Second)
+	older := now.Add(-s.recentPast - time.Second)
 	p, err := s.Inbound(t.Context(), targetIn("mesh", 3), older)
 	if err != nil {
 		t.Fatal(err)

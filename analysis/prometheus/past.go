@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/serin-dev/serin/analysis"
 )
@@ -34,8 +35,9 @@ func (s *Source) present(at time.Time) bool { return within(at, s.now(), s.ttl) 
 // rollout's own must.
 //
 //   - The present is served from the cache (vector).
-//   - A recent past instant, no more than MaxStale and a TTL ago, is
-//     served by a shared answer evaluated at least a TTL after it (later).
+//   - A recent past instant, no more than recentPast (or MaxStale and a
+//     TTL) ago, is served by a shared answer evaluated at least a TTL
+//     after it (later).
 //     That is the baseline of a rollout that has just begun: the first
 //     scrape after its start, read once Prometheus has ingested it. Any
 //     reading at or after that scrape is a valid baseline: one a little
@@ -45,16 +47,24 @@ func (s *Source) present(at time.Time) bool { return within(at, s.now(), s.ttl) 
 //     ingestion lag the caller waited for), so the answer holds no sample
 //     from before it. A thousand rollouts starting at once then send no
 //     query of their own: at that count their four baseline queries each,
-//     thousands in all, swamped Prometheus.
+//     thousands in all, swamped Prometheus. The first tick of each can
+//     come late then (a thousand new rollouts queue for their first
+//     step), hence the bound of recentPast rather than one scrape: at most
+//     that much traffic is left out, once.
 //   - An older instant (a rollout's start read again after a controller
 //     restart) is the rollout's own, and gets its own queries (inboundAt,
 //     hopsAt), at most maxPastQueries at a time.
+//
+// recentPast is how far back a reading is still served by a later
+// shared answer (see sharedReader).
+const recentPast = 30 * time.Second
+
 func (s *Source) sharedReader(ctx context.Context, at time.Time) (func(name, query string) (*table, error), time.Time) {
 	now := s.now()
 	switch {
 	case s.present(at):
 		return func(name, query string) (*table, error) { return s.vector(ctx, name, query, at) }, at
-	case at.Before(now) && now.Sub(at) <= s.stale+s.ttl:
+	case at.Before(now) && now.Sub(at) <= max(s.stale+s.ttl, s.recentPast):
 		return func(name, query string) (*table, error) { return s.later(ctx, name, query, at.Add(s.ttl)) }, now
 	}
 	return nil, at
@@ -181,11 +191,18 @@ func (s *Source) hopsAt(ctx context.Context, t analysis.Target, at time.Time) (m
 func (s *Source) pastVector(ctx context.Context, name, query string, at time.Time) (*table, error) {
 	select {
 	case s.past <- struct{}{}:
-		defer func() { <-s.past }()
 	case <-ctx.Done():
 		return nil, s.unavailable(name, ctx.Err())
 	}
-	r, err := s.wait(ctx, name, s.exactly(ctx, name, query, at))
+	// The token is given back when the query ends, not when this caller
+	// stops waiting for it: the query goes on, detached, either way.
+	flight, ended := s.exactly(ctx, name, query, at), make(chan singleflight.Result, 1)
+	go func() {
+		r := <-flight
+		<-s.past
+		ended <- r
+	}()
+	r, err := s.wait(ctx, name, ended)
 	if err != nil {
 		return nil, err
 	}

@@ -121,6 +121,9 @@ type Source struct {
 	// past holds a token for each reading of the past under way (see
 	// pastVector).
 	past chan struct{}
+	// recentPast is how far back a later shared answer serves a reading
+	// (see sharedReader); tests shorten it.
+	recentPast time.Duration
 }
 
 // maxPastQueries bounds the queries of past readings sent at once.
@@ -159,6 +162,7 @@ func New(o Options) (*Source, error) {
 		cache:      map[string][]*result{},
 		namespaces: map[string]nsSeen{},
 		past:       make(chan struct{}, maxPastQueries),
+		recentPast: recentPast,
 	}
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
