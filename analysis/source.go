@@ -133,13 +133,16 @@ type Pair struct {
 // with its first error) counts from zero.
 type MetricSource interface {
 	// Inbound returns the cumulative requests, errors and latency buckets
-	// each side of t has received, as of at. It wraps ErrNoData when there
-	// are no series for a side, and ErrUnavailable when the source cannot
-	// be asked.
+	// each side of t has received, as of at. A reading of the recent past
+	// may be answered as of a later instant, never an earlier one
+	// (Pair.At says which): differences from it then leave a little
+	// traffic out, and never count any from before at. It wraps ErrNoData
+	// when there are no series for a side, and ErrUnavailable when the
+	// source cannot be asked.
 	Inbound(ctx context.Context, t Target, at time.Time) (Pair, error)
 	// Hops returns the cumulative calls each side of t has made
-	// downstream, as of at, keyed by the called service's short name (e.g.
-	// "payments").
+	// downstream, as of at (or, like Inbound, a little later), keyed by
+	// the called service's short name (e.g. "payments").
 	Hops(ctx context.Context, t Target, at time.Time) (map[string]Pair, error)
 	// Scalar runs a custom query and returns its single value. It wraps
 	// ErrNoData for an empty result and ErrUnavailable for a failed query.
