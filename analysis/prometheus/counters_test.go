@@ -162,9 +162,7 @@ func TestReadingOfThePast(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	origin, start := now.Add(-2*time.Hour), now.Add(-time.Hour)
 	f := newSeriesPromAt(t, growingSeries(origin), 0)
-	s := newSource(t, f.URL, time.Second)
-	clock := &fakeClock{now: now}
-	s.now = clock.Now
+	s, clock := newClockedSource(t, f.URL, time.Second, now)
 
 	p, err := s.Inbound(t.Context(), subsetTarget, now)
 	if err != nil {
@@ -219,9 +217,7 @@ func TestReadingsOfThePastInFlight(t *testing.T) {
 		}
 		return series(at)
 	}, 0)
-	s := newSource(t, f.URL, 5*time.Second)
-	clock := &fakeClock{now: now}
-	s.now = clock.Now
+	s, _ := newClockedSource(t, f.URL, 5*time.Second, now)
 
 	var wg sync.WaitGroup
 	read := func(at time.Time) {
@@ -301,9 +297,7 @@ func TestBaselinesShareTheAnswerOfThePresent(t *testing.T) {
 	const n = 100
 	now := time.Unix(1_700_000_000, 0)
 	f := newMeshProm(t, n, 20*time.Millisecond)
-	s := newSource(t, f.URL, time.Second)
-	clock := &fakeClock{now: now}
-	s.now = clock.Now
+	s, _ := newClockedSource(t, f.URL, time.Second, now)
 	baseline := now.Add(-1500 * time.Millisecond)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -359,9 +353,7 @@ func TestReadingsOfThePastAreBounded(t *testing.T) {
 		mu.Unlock()
 		return series(at)
 	}, 0)
-	s := newSource(t, f.URL, 5*time.Second)
-	clock := &fakeClock{now: now}
-	s.now = clock.Now
+	s, _ := newClockedSource(t, f.URL, 5*time.Second, now)
 	var wg sync.WaitGroup
 	for i := range 20 {
 		at := now.Add(-time.Hour - time.Duration(i)*time.Minute)
@@ -381,4 +373,13 @@ func TestReadingsOfThePastAreBounded(t *testing.T) {
 	if got := len(f.receivedAt(0)); got != 40 {
 		t.Errorf("%d queries, want 40 (2 per reading)", got)
 	}
+}
+
+// newClockedSource is newSource on a fake clock set at now.
+func newClockedSource(t *testing.T, addr string, timeout time.Duration, now time.Time) (*Source, *fakeClock) {
+	t.Helper()
+	s := newSource(t, addr, timeout)
+	clock := &fakeClock{now: now}
+	s.now = clock.Now
+	return s, clock
 }

@@ -30,6 +30,10 @@ import (
 // shared queries serve it.
 func (s *Source) present(at time.Time) bool { return within(at, s.now(), s.ttl) }
 
+// recentPast is how far back a reading is still served by a later
+// shared answer (see sharedReader).
+const recentPast = 30 * time.Second
+
 // sharedReader says how the shared queries serve a reading at at, and the
 // time its scope is taken at; nil when they do not, and a query of the
 // rollout's own must.
@@ -54,11 +58,6 @@ func (s *Source) present(at time.Time) bool { return within(at, s.now(), s.ttl) 
 //   - An older instant (a rollout's start read again after a controller
 //     restart) is the rollout's own, and gets its own queries (inboundAt,
 //     hopsAt), at most maxPastQueries at a time.
-//
-// recentPast is how far back a reading is still served by a later
-// shared answer (see sharedReader).
-const recentPast = 30 * time.Second
-
 func (s *Source) sharedReader(ctx context.Context, at time.Time) (func(name, query string) (*table, error), time.Time) {
 	now := s.now()
 	switch {
@@ -72,19 +71,15 @@ func (s *Source) sharedReader(ctx context.Context, at time.Time) (func(name, que
 
 // later returns a shared answer of query evaluated at notBefore or later:
 // the newest cached one when it is, else one evaluated now, shared with
-// the callers of the present (vector's flight) when that one is late
-// enough.
+// the callers of the present (joinShared) when that one is late enough.
 func (s *Source) later(ctx context.Context, name, query string, notBefore time.Time) (*table, error) {
 	if r := s.newest(query); r != nil && r.err == nil && !r.at.Before(notBefore) {
 		return r.samples, nil
 	}
-	ch := s.flights.DoChan(query, func() (any, error) {
-		return (<-s.exactly(context.WithoutCancel(ctx), name, query, s.now())).Val, nil
-	})
-	r, err := s.wait(ctx, name, ch)
+	r, err := s.joinShared(ctx, name, query, s.now())
 	if err == nil && r.err == nil && r.at.Before(notBefore) {
-		// That flight had begun before notBefore: one of now.
-		r, err = s.wait(ctx, name, s.exactly(ctx, name, query, s.now()))
+		// That flight had begun before notBefore: the next one has not.
+		r, err = s.joinShared(ctx, name, query, s.now())
 	}
 	if err != nil {
 		return nil, err

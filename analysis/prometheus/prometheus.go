@@ -301,21 +301,28 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 	// The callers of one tick ask for nearly, not exactly, the same time
 	// (each rollout reads its own clock), so they share one flight per
 	// query text, which the first of them leads.
-	lead := func() (any, error) {
-		return (<-s.exactly(context.WithoutCancel(ctx), name, query, at)).Val, nil
-	}
-	r, err := s.wait(ctx, name, s.flights.DoChan(query, lead))
+	r, err := s.joinShared(ctx, name, query, at)
 	if err == nil && !within(r.at, at, s.staleBound(r)) {
 		// That flight began long before at: join the next, shared
 		// likewise. A query of this caller's own time would be one more
 		// answer of the whole mesh for Prometheus to compute, from every
 		// caller that came late, just when it is slow to answer.
-		r, err = s.wait(ctx, name, s.flights.DoChan(query, lead))
+		r, err = s.joinShared(ctx, name, query, at)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return r.samples, r.err
+}
+
+// joinShared joins the flight of query under way, or leads one evaluated
+// at at, and waits for its result: one flight per query text, whatever
+// time each caller asked for. The flight runs detached from the caller's
+// cancellation.
+func (s *Source) joinShared(ctx context.Context, name, query string, at time.Time) (*result, error) {
+	return s.wait(ctx, name, s.flights.DoChan(query, func() (any, error) {
+		return (<-s.exactly(context.WithoutCancel(ctx), name, query, at)).Val, nil
+	}))
 }
 
 // newest returns the newest cached result of query, or nil.
