@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	sigsjson "sigs.k8s.io/json"
 
+	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -61,9 +62,17 @@ type Rollout struct {
 	// DataPlane says whether the proxies carry the route's weight, when
 	// the controller follows them (readmodel.DataPlaneLine); empty when
 	// it does not.
-	DataPlane string                 `json:"dataPlane,omitempty"`
-	Spec      v1alpha1.RolloutSpec   `json:"spec"`
-	Status    v1alpha1.RolloutStatus `json:"status"`
+	DataPlane string `json:"dataPlane,omitempty"`
+	// Operations are the operations open to the rollout in its phase
+	// (rollout.Operations): pause or resume, promote and abort while it
+	// runs, retry once rolled back or aborted, none after success or
+	// failure. A caller's role may allow fewer.
+	Operations []rollout.Operation `json:"operations"`
+	// Due is what a progressing rollout waits for next, for a countdown;
+	// absent for one that is not progressing at a step.
+	Due    *DueView               `json:"due,omitempty"`
+	Spec   v1alpha1.RolloutSpec   `json:"spec"`
+	Status v1alpha1.RolloutStatus `json:"status"`
 }
 
 // synced answers 503 while the read model is still loading, so that an

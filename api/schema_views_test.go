@@ -17,6 +17,7 @@ var noResourceFields = map[reflect.Type]string{
 	reflect.TypeFor[RolloutList]():    "a page of Summaries",
 	reflect.TypeFor[SeriesList]():     "a list of Points",
 	reflect.TypeFor[RolloutEvent]():   "a Rollout (documented as the Rollout) and a Point",
+	reflect.TypeFor[DueView]():        "times computed from the spec and status by the controller's rules (rollout.DueOf)",
 }
 
 // viewTypes are the structs of the API's answers and bodies that are

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/serin-dev/serin/analysis"
 	"github.com/serin-dev/serin/api/readmodel"
+	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
@@ -46,6 +49,7 @@ func view(r *v1alpha1.Rollout) Rollout {
 		ResourceVersion: r.ResourceVersion, CreatedAt: r.CreationTimestamp.UTC(),
 		Phase: readmodel.PhaseOf(r), Step: readmodel.StepLabel(r), Target: readmodel.TargetOf(r.Spec), Checks: checkViews(r.Status.Analysis.Checks),
 		Workload: workloadView(r), Releases: releaseViews(r), DataPlane: readmodel.DataPlaneLine(r),
+		Operations: rollout.Operations(r.Status.Phase, r.Spec.Paused), Due: dueView(r),
 		Spec: r.Spec, Status: r.Status,
 	}
 	for k, val := range r.Annotations {
@@ -102,4 +106,44 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// DueView is what a progressing rollout waits for next, as the controller
+// counts it (rollout.DueOf), for a countdown.
+type DueView struct {
+	// NextStepAt is the earliest time of the next step, if the analysis
+	// passes then; NextStep names it, "step 3/4 (50%)" or "100%".
+	NextStepAt *time.Time `json:"nextStepAt,omitempty"`
+	NextStep   string     `json:"nextStep,omitempty"`
+	// NoDataAt is when an analysis that has had no data since
+	// status.analysis.inconclusiveSince ends the rollout by NoDataAction,
+	// "rollback" or "pause"; absent while there is data.
+	NoDataAt     *time.Time `json:"noDataAt,omitempty"`
+	NoDataAction string     `json:"noDataAction,omitempty"`
+}
+
+// dueView is r's DueView, or nil when it waits for nothing that can be
+// counted down.
+func dueView(r *v1alpha1.Rollout) *DueView {
+	d := rollout.DueOf(r.Spec, r.Status)
+	if d.NextStep.IsZero() && d.NoData.IsZero() {
+		return nil
+	}
+	v := &DueView{}
+	if !d.NextStep.IsZero() {
+		t := d.NextStep.UTC()
+		v.NextStepAt = &t
+		steps := r.Spec.Defaulted().Steps
+		if next := int(r.Status.CurrentStep) + 1; next < len(steps) {
+			v.NextStep = fmt.Sprintf("step %s (%d%%)", rollout.StepOf(int32(next), len(steps)), steps[next])
+			if steps[next] == 100 {
+				v.NextStep = "100%"
+			}
+		}
+	}
+	if !d.NoData.IsZero() {
+		t := d.NoData.UTC()
+		v.NoDataAt, v.NoDataAction = &t, strings.ToLower(d.NoDataAction)
+	}
+	return v
 }

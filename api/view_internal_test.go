@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -113,5 +114,42 @@ func TestViewShowsTheReleases(t *testing.T) {
 	}
 	if got := v.Releases[0]; got.Running || !got.Stable || got.Duration != "2h05m" {
 		t.Errorf("the release now stable: %+v", got)
+	}
+}
+
+// TestViewSaysWhatIsOpenAndWhatIsDue: the operations follow the phase, and
+// a progressing rollout carries the times of its countdowns, named as
+// every surface names steps.
+func TestViewSaysWhatIsOpenAndWhatIsDue(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	r := &v1alpha1.Rollout{}
+	r.Spec.Steps = []int32{10, 25, 50, 100}
+	r.Spec.StepInterval = &metav1.Duration{Duration: 30 * time.Second}
+	r.Status = v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseProgressing, CurrentStep: 1, CanaryWeight: 25,
+		StepStartedAt: &metav1.Time{Time: t0}}
+	v := view(r)
+	if got := fmt.Sprint(v.Operations); got != "[pause promote abort]" {
+		t.Errorf("operations of a progressing rollout: %s", got)
+	}
+	if v.Due == nil || v.Due.NextStepAt == nil || !v.Due.NextStepAt.Equal(t0.Add(30*time.Second)) || v.Due.NextStep != "step 3/4 (50%)" {
+		t.Fatalf("due: %+v, want step 3/4 (50%%) at %v", v.Due, t0.Add(30*time.Second))
+	}
+	if v.Due.NoDataAt != nil {
+		t.Errorf("no-data deadline for an analysis with data: %v", v.Due.NoDataAt)
+	}
+	r.Status.CurrentStep, r.Status.CanaryWeight = 2, 50
+	r.Status.Analysis.InconclusiveSince = &metav1.Time{Time: t0.Add(5 * time.Second)}
+	v = view(r)
+	if v.Due.NextStep != "100%" || v.Due.NoDataAt == nil || !v.Due.NoDataAt.Equal(t0.Add(65*time.Second)) || v.Due.NoDataAction != "rollback" {
+		t.Errorf("due before the last step, without data: %+v", v.Due)
+	}
+	r.Status.Phase = v1alpha1.PhaseRolledBack
+	v = view(r)
+	if got := fmt.Sprint(v.Operations); got != "[retry]" || v.Due != nil {
+		t.Errorf("a rolled-back rollout: operations %s, due %+v", got, v.Due)
+	}
+	r.Status.Phase = v1alpha1.PhaseSucceeded
+	if v = view(r); len(v.Operations) != 0 {
+		t.Errorf("a succeeded rollout offers %v", v.Operations)
 	}
 }
