@@ -108,10 +108,14 @@ type CheckResult struct {
 	StableAboveLimit bool `json:"stableAboveLimit,omitempty"`
 	// NoData says a side had no data at all (as opposed to a sample still
 	// too small).
-	NoData  bool   `json:"noData,omitempty"`
-	Reason  string `json:"reason"`
-	DryRun  bool   `json:"dryRun,omitempty"`
-	TraceID string `json:"traceID,omitempty"`
+	NoData bool `json:"noData,omitempty"`
+	// Since is the start of the window the check counts: the built-in
+	// checks count every request since the analysis began. It is zero for
+	// custom checks, whose query names its own range.
+	Since   time.Time `json:"since,omitzero"`
+	Reason  string    `json:"reason"`
+	DryRun  bool      `json:"dryRun,omitempty"`
+	TraceID string    `json:"traceID,omitempty"`
 }
 
 func judgeCustom(cr CheckResult, m Measurement, where string) CheckResult {

@@ -92,7 +92,19 @@ func (r *Runner) Analyze(ctx context.Context, req Request) (Result, error) {
 		}
 		ms = append(ms, r.custom(ctx, req, cfg)...)
 	}
-	return Evaluate(ms, cfg), nil
+	return withSince(Evaluate(ms, cfg), st.tracker.Start()), nil
+}
+
+// withSince names the window of every check judged from the evidence
+// since the analysis start: all but the custom checks, whose query has its
+// own range.
+func withSince(res Result, start time.Time) Result {
+	for i := range res.Checks {
+		if res.Checks[i].Kind != KindCustom {
+			res.Checks[i].Since = start
+		}
+	}
+	return res
 }
 
 // state returns the rollout's analysis state, new when the rollout's

@@ -114,6 +114,35 @@ func TestRunnerBaselineAtTheAnalysisStart(t *testing.T) {
 	}
 }
 
+// Every built-in check names its window, the analysis start; a custom
+// check, whose query has its own range, names none.
+func TestRunnerNamesEachCheckWindow(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Hops = false
+	cfg.Custom = []CustomCheck{{Name: "orders-ok", Query: "vector(1)", Op: ">", Threshold: 0}}
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90},
+		Traces: &fakeTraces{n: 30, ms: 10}, ScrapeInterval: time.Second})
+	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(10 * time.Second)}
+	res, err := r.Analyze(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]bool{}
+	for _, c := range res.Checks {
+		want := t0
+		if c.Kind == KindCustom {
+			want = time.Time{}
+		}
+		if !c.Since.Equal(want) {
+			t.Errorf("%s %s (%s): since %v, want %v", c.Check, c.Hop, c.Source, c.Since, want)
+		}
+		sources[c.Source+" "+string(c.Kind)] = true
+	}
+	if !sources["prometheus error-rate"] || !sources["jaeger error-rate"] || !sources["prometheus custom"] {
+		t.Errorf("checks %v, want metrics, traces and the custom check judged", sources)
+	}
+}
+
 // A regression is caught on the tick after it is in the counters.
 func TestRunnerFailsABadCanary(t *testing.T) {
 	cfg := DefaultConfig()

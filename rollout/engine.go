@@ -584,8 +584,8 @@ func (e *Engine) event(ro *v1alpha1.Rollout, ev Event) {
 	if ev.Kind == EventRolledBack {
 		return // notified once the route is confirmed back at 100/0, with the timings
 	}
-	if ro.Spec.Notifications != nil {
-		ev.Channels = ro.Spec.Notifications.Channels
+	if n := ro.Spec.Notifications; n != nil {
+		ev.Channels, ev.Runbook = n.Channels, n.Runbook
 	}
 	e.queue.push(ev)
 }
@@ -597,8 +597,8 @@ func rollbackEvent(ro *v1alpha1.Rollout, now time.Time, from int32) Event {
 	st := ro.Status
 	ev := Event{Kind: EventRolledBack, Namespace: ro.Namespace, Name: ro.Name, Time: now, Message: st.Message,
 		Step: st.CurrentStep, Steps: len(ro.Spec.Defaulted().Steps), CompletedAt: now, Weight: from}
-	if ro.Spec.Notifications != nil {
-		ev.Channels = ro.Spec.Notifications.Channels
+	if n := ro.Spec.Notifications; n != nil {
+		ev.Channels, ev.Runbook = n.Channels, n.Runbook
 	}
 	if f := st.Analysis.FirstFailureAt; f != nil {
 		ev.DetectedAt = f.Time

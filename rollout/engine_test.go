@@ -11,7 +11,7 @@ import (
 
 func TestRollbackEventCarriesWhyAndHowLong(t *testing.T) {
 	ro := &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout-v2"}}
-	ro.Spec.Notifications = &v1alpha1.Notifications{Channels: []string{"oncall"}}
+	ro.Spec.Notifications = &v1alpha1.Notifications{Channels: []string{"oncall"}, Runbook: "https://wiki.example.com/checkout"}
 	ro.Status = v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseRolledBack, CurrentStep: 1, Message: "rolled back",
 		Analysis: v1alpha1.AnalysisStatus{
 			FirstFailureAt: ptrTime(t0.Add(10 * time.Second)),
@@ -38,6 +38,9 @@ func TestRollbackEventCarriesWhyAndHowLong(t *testing.T) {
 	}
 	if len(ev.Channels) != 1 || ev.Channels[0] != "oncall" {
 		t.Errorf("channels %v, want the rollout's", ev.Channels)
+	}
+	if ev.Runbook != "https://wiki.example.com/checkout" {
+		t.Errorf("runbook %q, want the rollout's", ev.Runbook)
 	}
 }
 

@@ -46,11 +46,15 @@ type Event struct {
 	Steps int
 	// Message explains it in plain words.
 	Message string
-	// By names who asked for it, for pause, promote and abort.
+	// By names who asked for it, for promote, abort, retry and a release
+	// made through serin.
 	By string
 	// Channels are the notification channels the Rollout names; empty
 	// means every channel that wants this kind of event.
 	Channels []string
+	// Runbook is the URL the Rollout names for what to do when it fails
+	// (spec.notifications.runbook), or empty.
+	Runbook string
 	// Checks are the failed checks behind a rollback, with canary, stable,
 	// limit, hop and an example trace.
 	Checks []analysis.CheckResult

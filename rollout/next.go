@@ -224,7 +224,7 @@ func (d *decider) abort() {
 	}
 	d.st.CanaryWeight = 0
 	d.enter(v1alpha1.PhaseAborted, "Aborted", msg+"; traffic returned to stable (100/0)")
-	d.events[len(d.events)-1].By = d.obs.Abort.By
+	d.actedBy(d.obs.Abort.By)
 }
 
 func (d *decider) pending() {
@@ -318,7 +318,7 @@ func (d *decider) promote(r *Request) {
 		msg += ": " + r.Reason
 	}
 	d.enter(v1alpha1.PhaseSucceeded, "Promoted", msg+d.nextRolloutHint())
-	d.events[len(d.events)-1].By = r.By
+	d.actedBy(r.By)
 }
 
 func (d *decider) paused() {
@@ -607,6 +607,20 @@ func (d *decider) transition(p v1alpha1.Phase, reason, msg string, kind EventKin
 	d.events = append(d.events, d.event(kind, msg))
 }
 
+// actedBy names the person behind the transition just recorded, in its
+// history entry and in its event, for a request that says who made it.
+func (d *decider) actedBy(by string) {
+	if by == "" {
+		return
+	}
+	if n := len(d.st.History); n > 0 {
+		d.st.History[n-1].By = clip(by, 256)
+	}
+	if n := len(d.events); n > 0 {
+		d.events[n-1].By = by
+	}
+}
+
 func (d *decider) event(kind EventKind, msg string) Event {
 	return Event{Kind: kind, Time: d.now, Weight: d.st.CanaryWeight, Step: d.st.CurrentStep, Steps: len(d.spec.Steps), Message: msg}
 }
@@ -662,8 +676,8 @@ func checkStatuses(crs []analysis.CheckResult) []v1alpha1.CheckStatus {
 			Limit: finite(c.Limit), Unit: c.Unit,
 			CanaryRequests: finite(c.CanaryRequests), StableRequests: finite(c.StableRequests),
 			Evidence: finite(c.Evidence), Threshold: finite(c.Threshold), EvidenceAtSeconds: finite(c.EvidenceAtSeconds),
-			StableAboveLimit: c.StableAboveLimit,
-			Reason:           clip(c.Reason, 300), DryRun: c.DryRun, TraceID: c.TraceID,
+			StableAboveLimit: c.StableAboveLimit, NoData: c.NoData, Since: optTime(c.Since),
+			Reason: clip(c.Reason, 300), DryRun: c.DryRun, TraceID: c.TraceID,
 		})
 		if len(out) == 100 {
 			break
@@ -680,7 +694,24 @@ func checkResultOf(c v1alpha1.CheckStatus) analysis.CheckResult {
 		Stable: c.Stable, StableLow: c.StableLow, StableHigh: c.StableHigh, Limit: c.Limit, Unit: c.Unit,
 		CanaryRequests: c.CanaryRequests, StableRequests: c.StableRequests,
 		Evidence: c.Evidence, Threshold: c.Threshold, EvidenceAtSeconds: c.EvidenceAtSeconds,
-		StableAboveLimit: c.StableAboveLimit, Reason: c.Reason, DryRun: c.DryRun, TraceID: c.TraceID}
+		StableAboveLimit: c.StableAboveLimit, NoData: c.NoData, Since: timeOf(c.Since),
+		Reason: c.Reason, DryRun: c.DryRun, TraceID: c.TraceID}
+}
+
+// optTime is t for the status, nil when it is zero.
+func optTime(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return ptrTime(t)
+}
+
+// timeOf is the time of a status timestamp, zero when it is unset.
+func timeOf(t *metav1.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time
 }
 
 // finite keeps NaN and infinities, which JSON cannot carry, out of the status.

@@ -60,6 +60,7 @@ type want struct {
 	events  []EventKind
 	msg     string // substring of status.message
 	requeue time.Duration
+	by      string // who the transition and its event name
 }
 
 func TestNext(t *testing.T) {
@@ -102,12 +103,16 @@ func TestNext(t *testing.T) {
 		{"resume continues with a fresh dwell", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused }), spec(), live(25), later,
 			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, events: []EventKind{EventResumed}, requeue: 2 * time.Second}},
 		{"promote jumps to 100", at(0, t0), spec(), Observation{Generation: 1, LiveWeight: 10, LiveKnown: true, Promote: &Request{By: "alice"}}, t0,
-			want{phase: v1alpha1.PhaseSucceeded, step: 3, weight: 100, events: []EventKind{EventSucceeded}, msg: "promoted to 100% by alice"}},
+			want{phase: v1alpha1.PhaseSucceeded, step: 3, weight: 100, events: []EventKind{EventSucceeded}, msg: "promoted to 100% by alice", by: "alice"}},
 		{"promote while paused", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused }), paused(spec()),
 			Observation{Generation: 1, LiveWeight: 25, LiveKnown: true, Promote: &Request{}}, t0,
 			want{phase: v1alpha1.PhaseSucceeded, step: 3, weight: 100, events: []EventKind{EventSucceeded}}},
 		{"abort returns to 100/0", at(2, t0), spec(), Observation{Generation: 1, LiveWeight: 50, LiveKnown: true, Abort: &Request{By: "bob", Reason: "bad smell"}}, t0,
-			want{phase: v1alpha1.PhaseAborted, step: 2, weight: 0, events: []EventKind{EventAborted}, msg: "aborted by bob: bad smell"}},
+			want{phase: v1alpha1.PhaseAborted, step: 2, weight: 0, events: []EventKind{EventAborted}, msg: "aborted by bob: bad smell", by: "bob"}},
+		{"a retry names who asked", with(at(1, t0), func(s *v1alpha1.RolloutStatus) {
+			s.Phase, s.CanaryWeight, s.AppliedWeight = v1alpha1.PhaseRolledBack, 0, 0
+		}), spec(), Observation{Generation: 1, Retry: &Request{By: "olga"}}, t0,
+			want{phase: v1alpha1.PhasePending, step: -1, weight: 0, events: []EventKind{EventRetried}, msg: "retried by olga", by: "olga"}},
 		{"abort before start", v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1, Abort: &Request{Reason: "changed my mind"}}, t0,
 			want{phase: v1alpha1.PhaseAborted, step: -1, weight: 0, events: []EventKind{EventAborted}}},
 		{"a failure rolls back at once: the evidence is already weighed", passed(at(1, t0), 3), spec(), withResult(live(25), analysis.Fail, "error rate 3% > 1%"), later,
@@ -172,6 +177,14 @@ func TestNext(t *testing.T) {
 			}
 			if !strings.Contains(st.Message, tc.want.msg) {
 				t.Errorf("message %q does not contain %q", st.Message, tc.want.msg)
+			}
+			if n := len(st.History); n > len(before.History) && st.History[n-1].By != tc.want.by {
+				t.Errorf("history %q is by %q, want %q", st.History[n-1].Reason, st.History[n-1].By, tc.want.by)
+			}
+			for _, e := range d.Events {
+				if e.Kind != EventWarning && e.By != tc.want.by {
+					t.Errorf("event %s is by %q, want %q", e.Kind, e.By, tc.want.by)
+				}
 			}
 			if tc.want.requeue != 0 && d.RequeueAfter != tc.want.requeue {
 				t.Errorf("RequeueAfter = %v, want %v", d.RequeueAfter, tc.want.requeue)
@@ -376,5 +389,27 @@ func TestNextInjectionWarning(t *testing.T) {
 	ok := Next(v1alpha1.RolloutStatus{}, spec(), Observation{Generation: 1, Preflight: &PreflightReport{}}, t0)
 	if c := meta.FindStatusCondition(ok.Status.Conditions, CondSidecarInjection); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("SidecarInjection condition %+v on a clean preflight, want True", c)
+	}
+}
+
+// A check's window and whether it had data go into the status and come
+// back out for the notifications unchanged.
+func TestCheckStatusCarriesWindowAndNoData(t *testing.T) {
+	since := t0.Add(-42 * time.Second)
+	in := []analysis.CheckResult{
+		{Check: "error-rate", Kind: analysis.KindErrorRate, Source: "prometheus", Verdict: analysis.Inconclusive, NoData: true, Since: since},
+		{Check: "orders-ok", Kind: analysis.KindCustom, Source: "prometheus", Verdict: analysis.Pass},
+	}
+	sts := checkStatuses(in)
+	if sts[0].Since == nil || !sts[0].Since.Time.Equal(since) || !sts[0].NoData {
+		t.Errorf("status %+v, want noData and since %s", sts[0], since)
+	}
+	if sts[1].Since != nil || sts[1].NoData {
+		t.Errorf("custom check status %+v, want no window and data", sts[1])
+	}
+	for i, st := range sts {
+		if got := checkResultOf(st); !got.Since.Equal(in[i].Since) || got.NoData != in[i].NoData {
+			t.Errorf("check %s back from the status: since %s noData %v, want %s %v", st.Check, got.Since, got.NoData, in[i].Since, in[i].NoData)
+		}
 	}
 }

@@ -286,6 +286,7 @@ func (r *releaser) startRelease(rev string, again bool) {
 	}
 	r.transition(v1alpha1.PhasePending, ReasonReleaseStarted, fmt.Sprintf("release of revision %s (%s): %s; starting %s",
 		rev, ImagesString(r.ws.Images), how, r.w.CanaryCopy()), EventReleaseStarted)
+	r.actedBy(by)
 	r.setCondition(CondProgressing, metav1.ConditionUnknown, ReasonReleaseStarted, r.st.Message)
 	r.act(ActionSetTrack, TrackCanary, rev, r.canaryReplicas())
 	r.requeue = releaseWaitForWorkload

@@ -325,4 +325,7 @@ func TestNextReleaseRecordsWhoSetTheImages(t *testing.T) {
 	if r := d.Status.Releases[0]; r.By != "olga" || !strings.Contains(d.Status.Message, "images set by olga") {
 		t.Fatalf("release %+v message %q, want it by olga", r, d.Status.Message)
 	}
+	if h := d.Status.History[len(d.Status.History)-1]; h.By != "olga" || d.Events[len(d.Events)-1].By != "olga" {
+		t.Errorf("release transition %+v (event by %q), want it by olga", h, d.Events[len(d.Events)-1].By)
+	}
 }

@@ -85,7 +85,7 @@ func (d *decider) restart() {
 	d.st = v1alpha1.RolloutStatus{Phase: v1alpha1.PhasePending, CurrentStep: -1, History: d.st.History}
 	msg := fmt.Sprintf("retried%s after %s; starting again from the first step after a fresh preflight", byWhom(d.obs.Retry.By), from)
 	d.transition(v1alpha1.PhasePending, ReasonRetried, msg, EventRetried)
-	d.events[len(d.events)-1].By = d.obs.Retry.By
+	d.actedBy(d.obs.Retry.By)
 	d.setCondition(CondProgressing, metav1.ConditionUnknown, ReasonRetried, msg)
 	d.unannotate = append(append([]string(nil), retryRequests...), replacedRequests...)
 }

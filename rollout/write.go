@@ -46,14 +46,16 @@ func lastShown(s v1alpha1.RolloutStatus) time.Time {
 
 // shown is the status without the figures that change on every tick: the
 // latest tick's time, reason and values, the passing-tick count (which
-// every tick recomputes) and the verdict history.
+// every tick recomputes) and the verdict history. A check's verdict, its
+// window and whether it has data at all are kept: they change rarely, and
+// people read them.
 func shown(s v1alpha1.RolloutStatus) v1alpha1.RolloutStatus {
 	out := *s.DeepCopy()
 	a := &out.Analysis
 	a.LastTickAt, a.LastReason, a.History, a.PassedTicks = nil, "", nil, 0
 	for i, c := range a.Checks {
 		a.Checks[i] = v1alpha1.CheckStatus{Check: c.Check, Kind: c.Kind, Hop: c.Hop, Source: c.Source,
-			Verdict: c.Verdict, DryRun: c.DryRun, StableAboveLimit: c.StableAboveLimit}
+			Verdict: c.Verdict, DryRun: c.DryRun, StableAboveLimit: c.StableAboveLimit, NoData: c.NoData, Since: c.Since}
 	}
 	return out
 }

@@ -39,6 +39,8 @@ func TestWorthWriting(t *testing.T) {
 		{"the weight changed", tick(2*time.Second, func(s *v1alpha1.RolloutStatus) { s.CanaryWeight = 50 }), true},
 		{"the message changed", tick(2*time.Second, func(s *v1alpha1.RolloutStatus) { s.Message = "holding" }), true},
 		{"stable went above its SLO", tick(2*time.Second, func(s *v1alpha1.RolloutStatus) { s.Analysis.StableAboveSLO = true }), true},
+		{"a check lost its data", tick(2*time.Second, func(s *v1alpha1.RolloutStatus) { s.Analysis.Checks[0].NoData = true }), true},
+		{"a check's window changed", tick(2*time.Second, func(s *v1alpha1.RolloutStatus) { s.Analysis.Checks[0].Since = ptrTime(t0) }), true},
 	} {
 		if got := worthWriting(base, tc.next); got != tc.want {
 			t.Errorf("%s: worthWriting = %v, want %v", tc.name, got, tc.want)

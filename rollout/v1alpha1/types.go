@@ -348,6 +348,13 @@ type Notifications struct {
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=63
 	Channels []string `json:"channels,omitempty"`
+	// Runbook is the URL of what to do when this rollout fails, e.g.
+	// "https://wiki.example.com/checkout/canary". Notifications link it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^\s<>"]+$`
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != ''",message="notifications.runbook must be an absolute http or https URL with a host"
+	Runbook string `json:"runbook,omitempty"`
 }
 
 // Schedule says when a rollout may start and advance.
@@ -831,8 +838,18 @@ type CheckStatus struct {
 	EvidenceAtSeconds float64 `json:"evidenceAtSeconds,omitempty"`
 	// StableAboveLimit says stable itself is above the absolute limit.
 	// +optional
-	StableAboveLimit bool   `json:"stableAboveLimit,omitempty"`
-	Reason           string `json:"reason"`
+	StableAboveLimit bool `json:"stableAboveLimit,omitempty"`
+	// NoData says a side had no data at all, as opposed to a sample still
+	// too small.
+	// +optional
+	NoData bool `json:"noData,omitempty"`
+	// Since is the start of the window the check counts: every request
+	// since then. The built-in checks count from the analysis start
+	// (status.analysis.since); it is unset for custom checks, whose query
+	// names its own range.
+	// +optional
+	Since  *metav1.Time `json:"since,omitempty"`
+	Reason string       `json:"reason"`
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
 	// TraceID is an example canary trace on this hop.
@@ -860,6 +877,12 @@ type Transition struct {
 	// Message explains the transition in plain words.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// By names who acted, for a transition a person asked for (pause,
+	// resume, promote, abort, retry, release); empty when serin acted by
+	// itself or the person is not known.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	By string `json:"by,omitempty"`
 	// DataPlaneConfirmedAt is when the proxies had the weight this
 	// transition set (a step, a rollback), when serin reads istiod.
 	// +optional
