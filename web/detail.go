@@ -29,7 +29,8 @@ type detailView struct {
 	Changed         time.Time
 	Paused          bool
 	Terminal        bool
-	// Retryable says the rollout may run again (rollout.Retryable).
+	// Retryable says the rollout may run again (rollout.Operations offers
+	// retry), as the API's view of it says to rollout.js.
 	Retryable bool
 	// Outcome says how a rollout ended without success, and OutcomeWhy
 	// the controller's message, unless the failing checks say it.
@@ -63,7 +64,8 @@ func (c *Console) detail(ro *v1alpha1.Rollout) detailView {
 		Namespace: ro.Namespace, Name: ro.Name, ResourceVersion: ro.ResourceVersion,
 		Phase: string(sum.Phase), Message: st.Message,
 		Created: sum.CreatedAt, Changed: sum.UpdatedAt,
-		Paused: ro.Spec.Paused, Terminal: st.Phase.Terminal(), Retryable: rollout.Retryable(st.Phase),
+		Paused: ro.Spec.Paused, Terminal: st.Phase.Terminal(),
+		Retryable: slices.Contains(rollout.Operations(st.Phase, ro.Spec.Paused), rollout.OpRetry),
 		Weight: st.CanaryWeight, Stable: 100 - st.CanaryWeight,
 		Target: sum.Target, TraceURL: c.opts.TraceURL, DataPlane: readmodel.DataPlaneLine(ro),
 	}

@@ -127,33 +127,44 @@
     document.getElementById('no-hops').hidden = rows.length > 0;
   }
 
-  // Charts: one per inbound check, keyed as the API keys a check's
-  // points (readmodel.CheckKey), so that two checks of the same name are
-  // two charts, and the points of /series and of the stream's events
-  // meet on the same key.
-  const series = new Map(); // key -> {title, points (oldest first), latest}
+  // Charts: one per inbound check, and one per hop check that failed or
+  // is a dry run (the others are in the per-hop table), keyed as the API
+  // keys a check's points (readmodel.CheckKey), so that two checks of the
+  // same name are two charts, and the points of /series and of the
+  // stream's events meet on the same key.
+  const series = new Map(); // key -> {title, hop, points (oldest first), latest, failed}
+  // marks are the moments drawn across every chart: step changes (from
+  // the weight's points) and the rollout's end (from its history).
+  let endMarks = [];
+  // dryKeys are the hop checks the latest status reports as dry runs.
+  let dryKeys = new Set();
+  // since is when the analysis began: every sequential check counts the
+  // requests since then, which the captions say.
+  let since = '';
 
-  function push(key, title, p) {
-    if (!series.has(key)) series.set(key, { title, points: [] });
-    const pts = series.get(key).points;
+  function push(key, title, p, hop) {
+    if (!series.has(key)) series.set(key, { title, hop: hop || '', points: [] });
+    const s = series.get(key);
+    if (p.verdict === 'Fail') s.failed = true;
+    const pts = s.points;
     if (pts.length && pts[pts.length - 1].t >= p.t) return;
     pts.push(p);
     if (pts.length > MAX_POINTS) pts.shift();
   }
 
+  const titleOf = (c) => [c.check, c.hop, c.source === 'prometheus' ? '' : c.source].filter(Boolean).join(' · ');
+
   // addPoint records one analysis tick (a readmodel.Point): the weight
-  // and every inbound check that measured something. An undecided or
-  // skipped check has no numbers, and must not plot as zeros.
+  // and every check that measured something. An undecided or skipped
+  // check has no numbers, and must not plot as zeros.
   function addPoint(p) {
     const t = Date.parse((p && p.time) || '');
     if (!Number.isFinite(t)) return;
     if (typeof p.canaryWeight === 'number') push(WEIGHT, WEIGHT, { t, canary: p.canaryWeight, unit: '%' });
     for (const c of p.checks || []) {
-      if (c.hop) continue;
-      const title = c.source === 'prometheus' ? c.check : `${c.check} · ${c.source}`;
       if (series.has(c.key)) series.get(c.key).latest = c;
       if (c.verdict !== 'Pass' && c.verdict !== 'Fail') continue;
-      push(c.key, title, { t, canary: c.canary, stable: c.stable, limit: c.limit, unit: c.unit || '', verdict: c.verdict });
+      push(c.key, titleOf(c), { t, canary: c.canary, stable: c.stable, limit: c.limit, unit: c.unit || '', verdict: c.verdict }, c.hop);
       series.get(c.key).latest = c;
     }
   }
@@ -161,12 +172,41 @@
   // setSeries replaces the points with /series' answer, keeping the
   // stream's points that are newer.
   function setSeries(points) {
-    const live = new Map([...series].map(([k, s]) => [k, s.points]));
-    const titles = new Map([...series].map(([k, s]) => [k, s.title]));
+    const live = new Map([...series].map(([k, s]) => [k, s]));
     series.clear();
     for (const p of points) addPoint(p);
-    for (const [k, pts] of live) for (const p of pts) push(k, titles.get(k), p);
+    for (const [k, s] of live) for (const p of s.points) push(k, s.title, p, s.hop);
   }
+
+  // setRollout takes what the charts need of the rollout drawn: its dry
+  // runs, when its analysis began, and the moment it ended, if it did.
+  function setRollout(r) {
+    const a = r.status.analysis || {};
+    dryKeys = new Set((a.checks || []).filter((c) => c.dryRun && c.hop).map((c) => `${c.check}|${c.hop}|${c.source}`));
+    since = a.since || '';
+    endMarks = (r.status.history || [])
+      .filter((h) => /^(RolledBack|Aborted)\b/.test(h.to || ''))
+      .map((h) => ({ t: Date.parse(h.time), label: h.to.startsWith('RolledBack') ? 'rollback' : 'abort', cls: 'mark-end' }))
+      .filter((m) => Number.isFinite(m.t));
+  }
+
+  // marks are the step changes, read from the weight's points, and the
+  // rollout's end.
+  function marks() {
+    const w = series.get(WEIGHT);
+    const out = [];
+    if (w) {
+      for (let i = 1; i < w.points.length; i++) {
+        const a = w.points[i - 1], b = w.points[i];
+        if (b.canary !== a.canary && b.canary > 0) out.push({ t: b.t, label: `${b.canary}%`, cls: 'mark-step' });
+      }
+    }
+    return out.concat(endMarks);
+  }
+
+  // charted says whether a series has a chart: the weight, every inbound
+  // check, and a hop's check that failed or is a dry run.
+  const charted = (key, s) => key === WEIGHT || !s.hop || s.failed || dryKeys.has(key);
 
   function legend(weightOnly) {
     const item = (cls, label) => {
@@ -188,12 +228,15 @@
           : 'no data yet'));
     }
     parts.push(legend(key === WEIGHT));
+    if (key !== WEIGHT && since) parts.push(el('span', { class: 'window muted' }, 'each point counts every request since the analysis began, ', timeEl(since)));
     return parts;
   }
 
   function drawCharts() {
     const box = document.getElementById('charts');
-    const keys = [...series.keys()].sort((a, b) => (a === WEIGHT ? -1 : b === WEIGHT ? 1 : a.localeCompare(b)));
+    const keys = [...series.keys()].filter((k) => charted(k, series.get(k)))
+      .sort((a, b) => (a === WEIGHT ? -1 : b === WEIGHT ? 1 : a.localeCompare(b)));
+    const ms = marks();
     for (const key of keys) {
       let fig = box.querySelector(`figure[data-check="${CSS.escape(key)}"]`);
       if (!fig) {
@@ -202,7 +245,8 @@
       }
       const s = series.get(key);
       fig.querySelector('figcaption').replaceChildren(...caption(key, s));
-      S.drawChart(fig, s.points);
+      fig.classList.toggle('failing-hop', !!s.hop && !!s.failed);
+      S.drawChart(fig, s.points, { marks: ms, log: key !== WEIGHT });
     }
     const none = document.getElementById('no-charts');
     if (none && keys.length) none.remove();
@@ -216,5 +260,5 @@
   }, 150);
   new ResizeObserver(redraw).observe(document.getElementById('charts'));
 
-  S.analysis = { summary, drawSummary, drawFailures, drawHops, addPoint, setSeries, drawCharts, hasValues };
+  S.analysis = { summary, drawSummary, drawFailures, drawHops, addPoint, setSeries, setRollout, drawCharts, hasValues };
 })();

@@ -33,9 +33,30 @@
     return n;
   }
 
+  // scale is the y axis of values lo..hi: linear from zero, or, when
+  // log is asked for and the positive values span more than 10×, a log
+  // scale from the smallest positive value (zeros sit on its floor). It
+  // returns [y(v), ticks to label, whether it is a log scale].
+  function scale(values, log, T, bottom) {
+    const pos = values.filter((v) => v > 0);
+    const hi = pos.length ? Math.max(...pos) : 1;
+    const lo = pos.length ? Math.min(...pos) : 0;
+    if (log && lo > 0 && hi / lo > 10) {
+      const l0 = Math.log10(lo), l1 = Math.log10(hi) + 0.06;
+      const y = (v) => T + (1 - (Math.log10(Math.max(v, lo)) - l0) / (l1 - l0)) * (bottom - T);
+      return [y, [lo, hi], true];
+    }
+    const max = hi * 1.15;
+    return [(v) => T + (1 - v / max) * (bottom - T), [0, hi], false];
+  }
+
   // drawChart replaces the chart's SVG. points are {t (ms), canary,
-  // stable, limit, unit, verdict}, oldest first.
-  function drawChart(fig, points) {
+  // stable, limit, unit, verdict}, oldest first. opts.marks are moments
+  // drawn across the chart ({t, label, cls}: a step change, the
+  // rollback); opts.log allows a log scale when the values span more
+  // than 10×.
+  function drawChart(fig, points, opts) {
+    const o = opts || {};
     const old = fig.querySelector(':scope > svg.plot');
     if (old) old.remove();
     const [W, H] = size(fig);
@@ -46,22 +67,29 @@
       return;
     }
     const unit = points[points.length - 1].unit || '';
-    let max = 0;
+    const values = [];
     for (const p of points) for (const k of ['canary', 'stable', 'limit']) {
-      if (typeof p[k] === 'number' && Number.isFinite(p[k])) max = Math.max(max, p[k]);
+      if (typeof p[k] === 'number' && Number.isFinite(p[k])) values.push(p[k]);
     }
-    const top = max > 0 ? max : 1; // the highest value, labelled
-    max = top * 1.15;
     const t0 = points[0].t, t1 = Math.max(points[points.length - 1].t, t0 + 1000);
     const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
-    const y = (v) => T + (1 - v / max) * (H - T - B);
+    const [y, [lo, top], isLog] = scale(values, !!o.log, T, H - B);
+    fig.dataset.scale = isLog ? 'log' : 'linear';
     s.append(
-      svg('line', { x1: L, y1: y(0), x2: W - R, y2: y(0), class: 'axis-line' }),
-      svg('line', { x1: L, y1: T, x2: L, y2: y(0), class: 'axis-line' }),
-      text(L - 6, y(0) + 4, fmt(0, unit), 'axis', 'end'),
+      svg('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, class: 'axis-line' }),
+      svg('line', { x1: L, y1: T, x2: L, y2: H - B, class: 'axis-line' }),
+      text(L - 6, H - B + 4, fmt(lo, unit), 'axis', 'end'),
       text(L - 6, y(top) + 4, fmt(top, unit), 'axis', 'end'),
       text(L, H - 8, hms(t0), 'axis'),
       text(W - R, H - 8, hms(t1), 'axis', 'end'));
+    if (isLog) s.append(text(L + 4, T + 8, 'log scale', 'axis scale-note'));
+    for (const m of o.marks || []) {
+      if (!(m.t >= t0 && m.t <= t1)) continue;
+      const mx = x(m.t).toFixed(1);
+      const g = svg('g', { class: `mark ${m.cls || ''}` });
+      g.append(svg('line', { x1: mx, y1: T, x2: mx, y2: H - B, class: 'mark-line' }), text(Number(mx) + 3, T + 8, m.label, 'axis mark-label'));
+      s.append(g);
+    }
     for (const [key, cls] of [['limit', 'limit'], ['stable', 'stable'], ['canary', 'canary']]) {
       const d = path(points, key, x, y);
       if (d) s.append(svg('path', { d, class: `line ${cls}` }));

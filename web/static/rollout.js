@@ -100,20 +100,16 @@
     $('no-releases').hidden = rs.length > 0;
   }
 
-  // RETRYABLE are the phases a rollout may be retried from
-  // (rollout.Retryable): it ended with its traffic back on stable.
-  // TODO(api): the API's view could list the operations open to each
-  // rollout, so that this rule is not written twice.
-  const RETRYABLE = ['RolledBack', 'Aborted'];
-
-  // drawControls shows the controls that apply: those of a running
-  // rollout, Retry alone for a rolled-back or aborted one, none for one
-  // that succeeded or failed. While an action is pending all are disabled.
+  // drawControls shows the controls open to the rollout, as the API's
+  // view lists them (rollout.Operations): those of a running rollout,
+  // Retry alone for a rolled-back or aborted one, none for one that
+  // succeeded or failed; of these, only the buttons this user was given.
+  // While an action is pending all are disabled.
   function drawControls(r) {
     const box = $('controls');
     if (!box) return;
-    const phase = r.status.phase;
-    const running = !terminal(phase), retry = RETRYABLE.includes(phase) && !!$('op-retry');
+    const open = new Set(r.operations || []);
+    const running = open.has('abort'), retry = open.has('retry') && !!$('op-retry');
     const paused = !!r.spec.paused, busy = !!pending;
     const state = { pause: busy || paused, resume: busy || !paused, promote: busy, abort: busy, retry: busy };
     for (const [op, disabled] of Object.entries(state)) {
@@ -131,6 +127,34 @@
     const dialog = $('confirm-dialog');
     if (dialog && dialog.open && !(dialog.dataset.op === 'retry' ? retry : running)) dialog.close('cancel');
   }
+
+  // drawDue draws the countdowns of a progressing rollout from the API's
+  // view (rollout.DueOf): the next step, and while the analysis has no
+  // data, when the inconclusive limit acts. tickDue keeps them counting.
+  function drawDue(r) {
+    const box = $('due');
+    if (!box) return;
+    const d = r.due || {};
+    box.replaceChildren(...[
+      d.nextStepAt ? el('span', { class: 'due-step', 'data-at': d.nextStepAt, 'data-what': d.nextStep || 'the next step' }) : null,
+      d.noDataAt ? el('span', { class: 'due-nodata', 'data-at': d.noDataAt, 'data-action': d.noDataAction || 'rollback' }) : null,
+    ].filter(Boolean));
+    box.hidden = !box.firstChild;
+    tickDue();
+  }
+  const secondsTo = (iso) => Math.max(0, Math.ceil((Date.parse(iso) - Date.now()) / 1000));
+  function tickDue() {
+    for (const n of document.querySelectorAll('#due [data-at]')) {
+      const s = secondsTo(n.dataset.at);
+      if (n.classList.contains('due-step')) {
+        n.textContent = s > 0 ? `Next: ${n.dataset.what} in ${s} s, if the analysis passes.` : `Next: ${n.dataset.what} once the analysis passes.`;
+      } else {
+        const act = n.dataset.action === 'pause' ? 'pauses' : 'rolls back';
+        n.textContent = s > 0 ? `No data: ${act} in ${s} s if none arrives.` : `No data: ${act} at the next tick if none arrives.`;
+      }
+    }
+  }
+  setInterval(tickDue, 1000);
 
   function drawPending() {
     const p = $('pending');
@@ -153,10 +177,13 @@
     const shown = drawHeader(r);
     drawControls(r);
     drawLadder(r);
+    drawDue(r);
     drawWeight(r);
     const a = r.status.analysis || {};
     A.drawSummary(a, terminal(r.status.phase));
     A.drawHops(a, traceURL);
+    A.setRollout(r);
+    A.drawCharts();
     drawHistory(r, shown);
     drawReleases(r);
     refreshTimes();
