@@ -59,6 +59,9 @@ type Rollout struct {
 	Workload *WorkloadView `json:"workload,omitempty"`
 	// Releases are the workload's releases, newest first.
 	Releases []ReleaseView `json:"releases,omitempty"`
+	// Graph is the canary's neighbourhood, callers → stable and canary →
+	// each downstream service, with each edge's traffic (graph.go).
+	Graph Graph `json:"graph"`
 	// DataPlane says whether the proxies carry the route's weight, when
 	// the controller follows them (readmodel.DataPlaneLine); empty when
 	// it does not.

@@ -23,6 +23,9 @@ type viewDoc struct {
 	// differ describes each field named like one of origin's that shows
 	// something else (a display string, another order).
 	differ map[string]string
+	// own describes the view's fields that show no field of the
+	// resource, such as rates computed from it.
+	own map[string]string
 }
 
 // targetText describes the target as the list and the rollout view show it.
@@ -66,6 +69,44 @@ var viewDocs = map[reflect.Type]viewDoc{
 	reflect.TypeFor[WorkloadView](): {origin: "status.workload",
 		renamed: map[string]string{"deployment": "spec.workload.deployment"},
 	},
+	reflect.TypeFor[Graph](): {origin: "status.analysis", own: map[string]string{
+		"service": "The service the rollout shifts, as its hops name it.",
+		"seconds": "How long the requests behind the rates were counted: from status.analysis.since to the latest tick (0 before the first).",
+		"nodes":   "The callers, the service's stable and canary versions, and each other service an edge reaches.",
+		"edges":   "The inbound edge, then each hop in the order the analysis first saw it.",
+	}},
+	reflect.TypeFor[GraphNode](): {origin: "status", own: map[string]string{
+		"id":     `What edges name the node by: "callers", "stable", "canary", or "svc:" and the service's name.`,
+		"kind":   "callers, stable, canary or service.",
+		"label":  `The node as people read it: "callers", "stable v1", "canary v2", "payments".`,
+		"column": "Where the node stands in the flow: 0 callers, 1 the service's versions, 2 the services it calls, 3 beyond.",
+	}},
+	reflect.TypeFor[GraphEdge](): {origin: "status.analysis.checks[]",
+		differ: map[string]string{
+			"hop":     `The edge as the checks name it: "inbound" for the canary's own traffic, or "checkout → payments".`,
+			"source":  `What the values were measured from: "metrics" when Prometheus measured the hop, else "traces".`,
+			"canary":  "The canary's traffic on the edge.",
+			"stable":  "Stable's traffic on the edge.",
+			"verdict": "The worst verdict of the edge's checks, from both sources: Fail, Inconclusive, Pass or Skipped.",
+		},
+		own: map[string]string{
+			"from":       `The node the edge leaves; "service" stands for both versions.`,
+			"to":         `The node the edge reaches; "service" stands for both versions.`,
+			"state":      "How the edge is coloured: pass, fail, gathering (evidence) or nodata.",
+			"stateLabel": `The state in words: "pass", "fail", "gathering evidence", "no data", "fail (dry run)" or "too few calls".`,
+			"failing":    "A check of the edge failed and acts (not a dry run): one that rolls the canary back.",
+			"checks":     "The keys of the edge's checks (as the series key them: check|hop|source), failing ones first.",
+			"summary":    "The edge in one sentence, for an accessible label.",
+		},
+	},
+	reflect.TypeFor[GraphSide](): {origin: "status.analysis.checks[]", own: map[string]string{
+		"rps":           "Requests per second over the checks' window, from status.analysis.checks[].since (else status.analysis.since) to the latest tick; traced calls, from traces; absent when not measured.",
+		"rpsText":       `The rate with three significant figures and its unit, "12.3 req/s", or "no data".`,
+		"errorRate":     "The error rate in %, from the edge's error-rate check; absent when not measured.",
+		"errorRateText": `The error rate with three significant figures, "0.52%", or "no data".`,
+		"p99":           "The p99 latency in ms, from the edge's latency-p99 check; absent when not measured.",
+		"p99Text":       `The p99 with three significant figures and its unit, "450 ms", or "no data".`,
+	}},
 }
 
 // crdPath returns the path of the CRD field that field name of the view
@@ -75,6 +116,9 @@ func (d viewDoc) crdPath(name string) string {
 		return p
 	}
 	if _, ok := d.differ[name]; ok || d.origin == "" {
+		return ""
+	}
+	if _, ok := d.own[name]; ok {
 		return ""
 	}
 	if p := d.origin + "." + name; crdNode(p) != nil {
@@ -98,6 +142,9 @@ func (g *schemas) documented(owner reflect.Type, name string, s map[string]any) 
 		enum = node["enum"]
 	} else {
 		desc = d.differ[name]
+		if own, ok := d.own[name]; ok {
+			desc = own
+		}
 	}
 	if desc == "" && enum == nil {
 		return s

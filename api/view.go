@@ -48,7 +48,7 @@ func view(r *v1alpha1.Rollout) Rollout {
 		Namespace: r.Namespace, Name: r.Name, UID: string(r.UID),
 		ResourceVersion: r.ResourceVersion, CreatedAt: r.CreationTimestamp.UTC(),
 		Phase: readmodel.PhaseOf(r), Step: readmodel.StepLabel(r), Target: readmodel.TargetOf(r.Spec), Checks: checkViews(r.Status.Analysis.Checks),
-		Workload: workloadView(r), Releases: releaseViews(r), DataPlane: readmodel.DataPlaneLine(r),
+		Workload: workloadView(r), Releases: releaseViews(r), DataPlane: readmodel.DataPlaneLine(r), Graph: graphOf(r),
 		Operations: rollout.Operations(r.Status.Phase, r.Spec.Paused), Due: dueView(r),
 		Spec: r.Spec, Status: r.Status,
 	}
