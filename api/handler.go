@@ -38,6 +38,9 @@ type Options struct {
 	// Workloads sets the images of the Deployments that Rollouts deliver
 	// (POST .../release). nil refuses releases with 501.
 	Workloads WorkloadWriter
+	// Traces reads the example traces of checks (GET .../traces/{id})
+	// from the tracing backend. nil answers them with 501.
+	Traces TraceReader
 	// Tenancy is the operator's grant of namespaces that custom queries
 	// may select beyond the rollout's own; nil grants none.
 	Tenancy *analysis.Tenancy
@@ -178,6 +181,7 @@ func engine(s *server) *gin.Engine {
 	reads.GET("/rollouts", s.listRollouts)
 	reads.GET("/rollouts/:ns/:name", s.getRollout)
 	reads.GET("/rollouts/:ns/:name/series", s.getSeries)
+	reads.GET("/rollouts/:ns/:name/traces/:traceID", s.getTrace)
 	reads.GET("/rollouts/:ns/:name/events", s.streamRollout)
 	reads.GET("/events", s.streamAll)
 

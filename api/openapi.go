@@ -65,6 +65,12 @@ var operations = []operation{
 		status: 200, result: reflect.TypeFor[Rollout](), errors: []int{403, 404, 503}},
 	{method: "GET", path: "/api/v1/rollouts/{ns}/{name}/series", id: "getSeries", summary: "The rollout's recent analysis ticks, oldest first, for charts. Needs get.",
 		status: 200, result: reflect.TypeFor[SeriesList](), errors: []int{403, 404, 503}},
+	{method: "GET", path: "/api/v1/rollouts/{ns}/{name}/traces/{traceID}", id: "getTrace",
+		summary: "An example trace of one of the rollout's checks (status.analysis.checks[].traceID), read from Jaeger and laid out for a waterfall: " +
+			"each span's offset and duration in µs, whether it failed, and which version (canary or stable) emitted it, as the analysis counted it, " +
+			"with the canary's failed or slowest span on the check's hop marked. Only a trace the rollout's status names is served: any other ID is a 404. " +
+			"501 when the server has no trace source; 502 when Jaeger cannot be asked. Needs get.",
+		status: 200, result: reflect.TypeFor[TraceView](), errors: []int{403, 404, 501, 502, 503}},
 	{method: "GET", path: "/api/v1/rollouts/{ns}/{name}/events", id: "streamRollout", stream: true, status: 200, errors: []int{403, 404, 429, 503},
 		events: "event: rollout, data: RolloutEvent (first, whole); event: patch, data: a JSON merge patch (RFC 7386) from the previous event's RolloutEvent to the new one; event: deleted, data: DeletedEvent",
 		summary: "Server-Sent Events: \"rollout\" (the whole RolloutEvent) first, then a \"patch\" per change: a JSON merge patch (RFC 7386) of the previous event's RolloutEvent, " +
@@ -103,13 +109,14 @@ var statusText = map[int]string{
 	400: "Malformed JSON, unknown or duplicate fields, a body over the size limit, or a bad query parameter.",
 	401: "No bearer token, or one that is not valid.",
 	403: "The user may not do this.",
-	404: "No such rollout (or, for a release, no such Deployment).",
+	404: "No such rollout (or, for a release, no such Deployment; for a trace, one the rollout's status does not name, or the trace store no longer has).",
 	409: "A conflict: the name is taken, another rollout runs on the route, the rollout has finished (or, for a retry, is not RolledBack or Aborted), or it changed concurrently; " +
 		"for a release, the rollout delivers no Deployment, or its template already runs these images.",
 	422: "The request does not validate (the CRD's rules); details name the fields.",
 	429: "Too many: the client's address has failed to authenticate too often (its bearer tokens are not checked for a while), or the user's event streams are at their cap. Retry after Retry-After seconds.",
 	500: "An internal error; the cause is logged, not shown.",
-	501: "This server was started without a writer of Deployments, so it cannot release.",
+	501: "This server was started without what the operation needs: a writer of Deployments, to release; a trace source (--jaeger-url), to read traces.",
+	502: "The trace source (Jaeger) could not be asked, or its answer did not parse; retry.",
 	503: "The read model is still loading; retry (Retry-After).",
 }
 

@@ -69,6 +69,19 @@ var viewDocs = map[reflect.Type]viewDoc{
 	reflect.TypeFor[WorkloadView](): {origin: "status.workload",
 		renamed: map[string]string{"deployment": "spec.workload.deployment"},
 	},
+	reflect.TypeFor[TraceView](): {origin: "status.analysis.checks[]",
+		differ: map[string]string{
+			"hop": `The hop of the check whose example the trace is, "checkout → payments", or "inbound" for the canary's own traffic.`,
+		},
+		own: map[string]string{
+			"side":       "Which version the trace went through, as the analysis counted it: canary, stable, or empty for neither or both.",
+			"durationUs": "From the first span's start to the last span's end, in microseconds.",
+			"marked":     "The spanID of the span to look at first (the canary's end of the failed, else the slowest, call on the hop); empty for none.",
+			"mark":       `Why that span is marked: "failed" or "slowest"; empty for none.`,
+			"spans":      "The spans in tree order: each after its parent, siblings by start.",
+			"omitted":    "How many spans of a very large trace were left out.",
+		},
+	},
 	reflect.TypeFor[Graph](): {origin: "status.analysis", own: map[string]string{
 		"service": "The service the rollout shifts, as its hops name it.",
 		"seconds": "How long the requests behind the rates were counted: from status.analysis.since to the latest tick (0 before the first).",

@@ -18,6 +18,7 @@ var noResourceFields = map[reflect.Type]string{
 	reflect.TypeFor[SeriesList]():     "a list of Points",
 	reflect.TypeFor[RolloutEvent]():   "a Rollout (documented as the Rollout) and a Point",
 	reflect.TypeFor[DueView]():        "times computed from the spec and status by the controller's rules (rollout.DueOf)",
+	reflect.TypeFor[SpanView]():       "a span of a trace read from Jaeger",
 }
 
 // viewTypes are the structs of the API's answers and bodies that are

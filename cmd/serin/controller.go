@@ -459,10 +459,19 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	writer := api.KubeWriter{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+	var traces api.TraceReader // nil without --jaeger-url: the API answers traces with 501
+	if o.JaegerURL != "" {
+		j, err := jaeger.New(jaeger.Options{QueryURL: o.JaegerURL})
+		if err != nil {
+			return nil, fmt.Errorf("--jaeger-url: %w", err)
+		}
+		traces = j
+	}
 	apiHandler, err := api.New(api.Options{
 		Store:         store,
 		Writer:        writer,
 		Workloads:     writer,
+		Traces:        traces,
 		Authenticator: authn,
 		Authorizer:    authz,
 		Sessions:      console,
