@@ -211,3 +211,109 @@ func FormatWithInterval(v, low, high float64, unit string) string {
 	}
 	return s
 }
+
+// SourceName names a data source for people: "metrics" for prometheus,
+// "traces" for jaeger, any other as it is.
+func SourceName(source string) string {
+	switch source {
+	case "prometheus":
+		return "metrics"
+	case "jaeger":
+		return "traces"
+	}
+	return source
+}
+
+// HopName names a check's edge for people: the hop, or "inbound traffic"
+// for the canary's own.
+func HopName(hop string) string {
+	if hop == "" {
+		return "inbound traffic"
+	}
+	return hop
+}
+
+// TimesLimit is how many times its limit the canary's value is, when it
+// is above a positive limit: 15.6 for 780 ms against a 50 ms limit. It is
+// 0 when the canary is within its limit, and for custom checks, whose
+// operator may want a value above the threshold.
+func (c CheckResult) TimesLimit() float64 {
+	if c.Kind == KindCustom || c.Limit <= 0 || !(c.Canary > c.Limit) || math.IsInf(c.Canary, 0) {
+		return 0
+	}
+	return c.Canary / c.Limit
+}
+
+// FormatTimesLimit says how far over its limit the canary is, "×15.6 the
+// limit", or "" when it is not over (see TimesLimit).
+func FormatTimesLimit(c CheckResult) string {
+	x := c.TimesLimit()
+	if x == 0 {
+		return ""
+	}
+	return "×" + sig3(x) + " the limit"
+}
+
+// FormatWindow says what a check counted at time at: "since the analysis
+// began, 42 s of data" for a check that counts every request since the
+// analysis start, or "" when it names no window (custom checks).
+func FormatWindow(since, at time.Time) string {
+	if since.IsZero() {
+		return ""
+	}
+	return "since the analysis began, " + formatSpan(max(at.Sub(since), 0)) + " of data"
+}
+
+// formatSpan rounds a span of data for people: "42 s", "3 min 5 s",
+// "2 h 10 min".
+func formatSpan(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	switch {
+	case s < 120:
+		return strconv.FormatInt(s, 10) + " s"
+	case s < 2*3600:
+		if s%60 == 0 {
+			return strconv.FormatInt(s/60, 10) + " min"
+		}
+		return strconv.FormatInt(s/60, 10) + " min " + strconv.FormatInt(s%60, 10) + " s"
+	}
+	return strconv.FormatInt(s/3600, 10) + " h " + strconv.FormatInt(s%3600/60, 10) + " min"
+}
+
+// Summary says a check's result once, in plain text, from its fields, as
+// every surface that lists failures shows it (notifications, Kubernetes
+// Events): its check, hop, source and window, the canary's value with its
+// interval, stable's, the limit and how far over it the canary is, and the
+// evidence. at is when it was judged (the window's end). For example
+// "error-rate on checkout → payments from traces, since the analysis
+// began, 42 s of data: canary 5.2% [3.1–8.4%] vs stable 0.1%, limit 1%
+// (×5.2 the limit); evidence 1/α reached at 2.4 s".
+func (c CheckResult) Summary(at time.Time) string {
+	var b strings.Builder
+	if c.Kind == KindCustom {
+		b.WriteString(c.Check + " (custom query) from " + SourceName(c.Source))
+	} else {
+		b.WriteString(c.Check + " on " + HopName(c.Hop) + " from " + SourceName(c.Source))
+	}
+	if w := FormatWindow(c.Since, at); w != "" {
+		b.WriteString(", " + w)
+	}
+	if c.Kind == KindCustom {
+		b.WriteString(": " + FormatValue(c.Canary, c.Unit) + ", threshold " + FormatValue(c.Limit, c.Unit))
+		return b.String()
+	}
+	b.WriteString(": canary " + FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit))
+	if c.Stable == 0 && c.StableRequests == 0 {
+		b.WriteString(" vs stable n/a (no stable traffic)")
+	} else {
+		b.WriteString(" vs stable " + FormatWithInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit))
+	}
+	b.WriteString(", limit " + FormatValue(c.Limit, c.Unit))
+	if x := FormatTimesLimit(c); x != "" {
+		b.WriteString(" (" + x + ")")
+	}
+	if e := FormatEvidence(c.Evidence, c.Threshold, c.EvidenceAtSeconds); e != "" {
+		b.WriteString("; " + e)
+	}
+	return b.String()
+}

@@ -463,8 +463,14 @@ func (e *Engine) unannotate(ctx context.Context, ro *v1alpha1.Rollout, keys []st
 	return nil
 }
 
+// events records the decision's events. A rollback carries the failed
+// checks of the status just recorded, so that its Kubernetes Event lists
+// each failure from their fields (Event.Note).
 func (e *Engine) events(ro *v1alpha1.Rollout, evs []Event) {
 	for _, ev := range evs {
+		if ev.Kind == EventRolledBack && ev.Checks == nil {
+			ev.Checks = failedChecks(ro.Status)
+		}
 		e.event(ro, ev)
 	}
 }
@@ -578,7 +584,7 @@ func (e *Engine) event(ro *v1alpha1.Rollout, ev Event) {
 		if ev.Warning() {
 			typ = corev1.EventTypeWarning
 		}
-		e.o.Recorder.Eventf(ro, nil, typ, string(ev.Kind), string(ev.Kind), "%s", ev.Message)
+		e.o.Recorder.Eventf(ro, nil, typ, string(ev.Kind), string(ev.Kind), "%s", ev.Note())
 	}
 	e.o.Log.Info("rollout event", "rollout", ro.Namespace+"/"+ro.Name, "kind", ev.Kind, "weight", ev.Weight, "message", ev.Message)
 	if ev.Kind == EventRolledBack {
@@ -613,11 +619,7 @@ func rollbackEvent(ro *v1alpha1.Rollout, now time.Time, from int32) Event {
 	if ev.LastPassAt.IsZero() && st.StepStartedAt != nil && st.StepStartedAt.Time.Before(ev.DetectedAt) {
 		ev.LastPassAt = st.StepStartedAt.Time
 	}
-	for _, c := range st.Analysis.Checks {
-		if c.Verdict == string(analysis.Fail) && !c.DryRun {
-			ev.Checks = append(ev.Checks, checkResultOf(c))
-		}
-	}
+	ev.Checks = failedChecks(st)
 	return ev
 }
 

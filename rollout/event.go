@@ -1,9 +1,13 @@
 package rollout
 
 import (
+	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
 // EventKind names what happened to a rollout.
@@ -77,4 +81,69 @@ func (e Event) Warning() bool {
 		return true
 	}
 	return false
+}
+
+// MaxEventNote is the longest note a Kubernetes Event takes, in bytes
+// (events.k8s.io/v1 refuses a longer one).
+const MaxEventNote = 1024
+
+// Note is the event's text for a Kubernetes Event. A rollback with failed
+// checks says each failure once, one a line, from the checks' fields
+// (analysis.CheckResult.Summary), instead of the engine's joined message;
+// any other event is its message. It fits MaxEventNote: the failures that
+// do not fit are counted.
+func (e Event) Note() string {
+	if e.Kind != EventRolledBack || len(e.Checks) == 0 {
+		return clipBytes(e.Message, MaxEventNote)
+	}
+	head := fmt.Sprintf("rolled back at step %s (%d%%); traffic returned to stable (100/0). Failed:", StepOf(e.Step, e.Steps), e.Weight)
+	if e.Steps == 0 {
+		head = fmt.Sprintf("rolled back at %d%%; traffic returned to stable (100/0). Failed:", e.Weight)
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	for i, c := range e.Checks {
+		line := "\n" + c.Summary(e.Time)
+		more := ""
+		if rest := len(e.Checks) - i - 1; rest > 0 {
+			more = fmt.Sprintf("\n… and %d more", rest)
+		}
+		switch {
+		case b.Len()+len(line)+len(more) <= MaxEventNote:
+			b.WriteString(line)
+		case i == 0:
+			// One failure, clipped, is better than none.
+			b.WriteString(clipBytes(line, MaxEventNote-b.Len()-len(more)))
+		default:
+			b.WriteString(fmt.Sprintf("\n… and %d more", len(e.Checks)-i))
+			return clipBytes(b.String(), MaxEventNote)
+		}
+	}
+	return b.String()
+}
+
+// clipBytes shortens s to at most n bytes, on a rune boundary, marking the
+// cut with an ellipsis.
+func clipBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ell = "…"
+	cut := max(n-len(ell), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ell
+}
+
+// failedChecks are the acting checks of a status that failed: the ones
+// behind a rollback.
+func failedChecks(st v1alpha1.RolloutStatus) []analysis.CheckResult {
+	var out []analysis.CheckResult
+	for _, c := range st.Analysis.Checks {
+		if c.Verdict == string(analysis.Fail) && !c.DryRun {
+			out = append(out, checkResultOf(c))
+		}
+	}
+	return out
 }

@@ -33,10 +33,13 @@ const (
 	TypeWebhook    Type = "webhook"
 )
 
-// DefaultEvents are the events a channel gets when it lists none.
+// DefaultEvents are the events a channel gets when it lists none. A retry
+// is among them: it starts a rollout that a channel saw end, by a
+// person's request.
 var DefaultEvents = []rollout.EventKind{
 	rollout.EventStarted, rollout.EventStepAdvanced, rollout.EventPaused,
 	rollout.EventSucceeded, rollout.EventRolledBack, rollout.EventAborted, rollout.EventFailed,
+	rollout.EventRetried,
 }
 
 // optInEvents may be listed but are not sent by default: Resumed follows

@@ -32,6 +32,7 @@ func hostileAbort() rollout.Event {
 func hostileRollback() rollout.Event {
 	ev := rolledBack()
 	ev.Message = hostile
+	ev.Runbook = "https://wiki.example/a)b [login](https://evil.example) <!here> `x`|y"
 	ev.Checks = []analysis.CheckResult{{Check: "error-rate", Hop: "checkout → [pay](https://evil.example) @channel *x*", Source: "jaeger",
 		Verdict: analysis.Fail, Canary: 5.2, Stable: 0.1, Limit: 1, Unit: "%", CanaryRequests: 80, StableRequests: 400,
 		Reason: hostile, TraceID: "4bf92f3577b34da6"}}

@@ -89,7 +89,7 @@ func slackPayload(m message) slackMessage {
 	if len(m.Links) > 0 {
 		var ls []string
 		for _, l := range m.Links {
-			ls = append(ls, "<"+l.URL+"|"+slackEscape.Replace(l.Label)+">")
+			ls = append(ls, "<"+slackEscape.Replace(l.URL)+"|"+slackEscape.Replace(l.Label)+">")
 		}
 		blocks = append(blocks, slackBlock{Type: "section", Text: &slackText{"mrkdwn", strings.Join(ls, " · ")}})
 	}
@@ -124,7 +124,8 @@ type discordMessage struct {
 }
 
 // mdLinks renders links as Markdown, for Discord and Mattermost. The
-// labels are escaped; the URLs are serin's own, built with PathEscape.
+// labels are escaped; the URLs went through linkURL, which encodes what
+// could end a link.
 func mdLinks(ls []link) string {
 	var s []string
 	for _, l := range ls {
@@ -144,9 +145,7 @@ func mdBody(m message) string {
 
 func discordPayload(m message) discordMessage {
 	e := discordEmbed{Title: truncateEscaped(markdown(m.Title), 256), Description: truncateEscaped(mdBody(m), 4096), Color: m.Severity.color()}
-	if len(m.Links) > 0 && strings.HasPrefix(m.Links[0].Label, "Open in console") {
-		e.URL = m.Links[0].URL
-	}
+	e.URL = m.console()
 	if !m.Event.Time.IsZero() {
 		e.Timestamp = m.Event.Time.UTC().Format(time.RFC3339)
 	}
@@ -185,9 +184,7 @@ func mattermostPayload(m message) mattermostMessage {
 	// needs its mentions broken.
 	a := mattermostAttachment{Fallback: noMentions(m.plain()), Color: fmt.Sprintf("#%06X", m.Severity.color()),
 		Title: markdown(m.Title), Text: mdBody(m)}
-	if len(m.Links) > 0 && strings.HasPrefix(m.Links[0].Label, "Open in console") {
-		a.TitleLink = m.Links[0].URL
-	}
+	a.TitleLink = m.console()
 	for _, f := range m.Fields {
 		a.Fields = append(a.Fields, mattermostField{Short: true, Title: markdown(f.Label), Value: markdown(f.Value)})
 	}

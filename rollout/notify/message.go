@@ -25,8 +25,41 @@ const (
 // field, a Teams fact.
 type field struct{ Label, Value string }
 
-// link is a labelled URL.
-type link struct{ Label, URL string }
+// link is a labelled URL, of a kind that formats tell apart by its
+// field, never by its label.
+type link struct {
+	Kind       linkKind
+	Label, URL string
+}
+
+// linkKind says what a link opens.
+type linkKind int
+
+const (
+	linkConsole linkKind = iota + 1
+	linkTrace
+	linkRunbook
+)
+
+// console returns m's console link, or "".
+func (m message) console() string {
+	for _, l := range m.Links {
+		if l.Kind == linkConsole {
+			return l.URL
+		}
+	}
+	return ""
+}
+
+// runbook returns m's runbook link, or "".
+func (m message) runbook() string {
+	for _, l := range m.Links {
+		if l.Kind == linkRunbook {
+			return l.URL
+		}
+	}
+	return ""
+}
 
 // message is what every format renders: the event, said once in plain
 // words. Text is plain text, one statement per line; formats add markup.
@@ -73,40 +106,66 @@ func (l links) trace(id string) string {
 func build(ev rollout.Event, l links) message {
 	ro := ev.Namespace + "/" + ev.Name
 	m := message{Event: ev, ID: EventID(ev), Severity: sevInfo}
-	switch ev.Kind {
-	case rollout.EventStarted:
-		m.Title = "Rollout started: " + ro
-	case rollout.EventStepAdvanced:
-		m.Title = fmt.Sprintf("Rollout advanced: %s to %d%%", ro, ev.Weight)
-	case rollout.EventPaused:
-		m.Title, m.Severity = "Rollout paused: "+ro, sevWarn
-	case rollout.EventResumed:
-		m.Title = "Rollout resumed: " + ro
-	case rollout.EventSucceeded:
-		m.Title, m.Severity = "Rollout succeeded: "+ro, sevGood
-	case rollout.EventRolledBack:
-		m.Title, m.Severity = "Rolled back: "+ro, sevBad
-	case rollout.EventAborted:
-		m.Title, m.Severity = "Rollout aborted: "+ro, sevBad
-	case rollout.EventFailed:
-		m.Title, m.Severity = "Rollout failed: "+ro, sevBad
-	default:
-		m.Title, m.Severity = fmt.Sprintf("Rollout %s: %s", strings.ToLower(string(ev.Kind)), ro), sevWarn
-	}
+	m.Title, m.Severity = title(ev, ro)
 	if ev.Kind == rollout.EventRolledBack {
 		m.rollback(l)
 	}
-	if ev.Message != "" {
+	// A rollback that lists its failed checks says each once: the
+	// engine's message joins the same reasons.
+	if ev.Message != "" && (ev.Kind != rollout.EventRolledBack || len(m.Failed) == 0) {
 		m.Text = append(m.Text, reasonLabel(ev.Kind)+ev.Message)
 	}
 	if ev.By != "" {
 		m.Text = append(m.Text, byLabel(ev.Kind)+ev.By)
 	}
-	m.Fields = append([]field{{"Rollout", ro}, {"Weight", fmt.Sprintf("%d%%", ev.Weight)}, {"Step", strconv.Itoa(int(ev.Step))}}, m.Fields...)
-	if u := l.console(ev); u != "" {
-		m.Links = append([]link{{"Open in console", u}}, m.Links...)
+	m.Fields = append([]field{{"Rollout", ro}, {"Weight", fmt.Sprintf("%d%%", ev.Weight)}, {"Step", stepName(ev)}}, m.Fields...)
+	if u := linkURL(l.console(ev)); u != "" {
+		m.Links = append([]link{{linkConsole, "Open in console", u}}, m.Links...)
+	}
+	if u := linkURL(ev.Runbook); u != "" && m.Severity >= sevWarn {
+		m.Links = append(m.Links, link{linkRunbook, "Runbook", u})
 	}
 	return m
+}
+
+// title names the event and picks its colour.
+func title(ev rollout.Event, ro string) (string, severity) {
+	switch ev.Kind {
+	case rollout.EventStarted:
+		return "Rollout started: " + ro, sevInfo
+	case rollout.EventStepAdvanced:
+		return fmt.Sprintf("Rollout advanced: %s to %d%%", ro, ev.Weight), sevInfo
+	case rollout.EventPaused:
+		return "Rollout paused: " + ro, sevWarn
+	case rollout.EventResumed:
+		return "Rollout resumed: " + ro, sevInfo
+	case rollout.EventSucceeded:
+		return "Rollout succeeded: " + ro, sevGood
+	case rollout.EventRolledBack:
+		return "Rolled back: " + ro, sevBad
+	case rollout.EventAborted:
+		return "Rollout aborted: " + ro, sevBad
+	case rollout.EventFailed:
+		return "Rollout failed: " + ro, sevBad
+	case rollout.EventRetried:
+		return "Rollout retried: " + ro, sevInfo
+	case rollout.EventReleaseStarted:
+		return "Release started: " + ro, sevInfo
+	case rollout.EventStableUpdated:
+		return "Stable updated: " + ro, sevGood
+	case rollout.EventAdopted:
+		return "Workload adopted: " + ro, sevInfo
+	}
+	return fmt.Sprintf("Rollout %s: %s", strings.ToLower(string(ev.Kind)), ro), sevWarn
+}
+
+// stepName is the step as every surface shows it, "2/4", when the event
+// knows how many steps there are.
+func stepName(ev rollout.Event) string {
+	if ev.Steps > 0 {
+		return rollout.StepOf(ev.Step, ev.Steps)
+	}
+	return strconv.Itoa(int(ev.Step) + 1)
 }
 
 func reasonLabel(k rollout.EventKind) string {
@@ -127,29 +186,35 @@ func byLabel(k rollout.EventKind) string {
 		return "Paused by "
 	case rollout.EventSucceeded:
 		return "Promoted by "
+	case rollout.EventRetried:
+		return "Retried by "
+	case rollout.EventReleaseStarted:
+		return "Released by "
 	}
 	return "By "
 }
 
-// rollback adds what a rollback message must say: the failed checks with
-// values and limits, the hop, the weight, how long detection and rollback
-// took, and the trace links.
+// rollback adds what a rollback message must say: each failed check once,
+// with its hop, source and window, values, limit and how far over it; the
+// weight; how long detection and rollback took; and the trace links.
 func (m *message) rollback(l links) {
 	ev := m.Event
-	m.Text = append(m.Text, fmt.Sprintf("Canary weight was %d%% (step %s) when the analysis failed.", ev.Weight, rollout.StepOf(ev.Step, ev.Steps)))
 	for _, c := range failedChecks(ev.Checks) {
-		cl := checkLine{CheckResult: c, Text: describeCheck(c), TraceURL: l.trace(c.TraceID)}
-		m.Failed = append(m.Failed, cl)
+		m.Failed = append(m.Failed, checkLine{CheckResult: c, Text: c.Summary(ev.Time), TraceURL: linkURL(l.trace(c.TraceID))})
+	}
+	at := fmt.Sprintf("Canary weight was %d%% (step %s)", ev.Weight, stepName(ev))
+	if len(m.Failed) > 0 {
+		at += " when the analysis failed"
+	}
+	m.Text = append(m.Text, at+".")
+	for _, cl := range m.Failed {
 		m.Text = append(m.Text, "Failed: "+cl.Text)
 		if cl.TraceURL != "" {
-			m.Links = append(m.Links, link{"Trace (" + checkName(c) + ")", cl.TraceURL})
+			m.Links = append(m.Links, link{linkTrace, "Trace (" + checkName(cl.CheckResult) + ")", cl.TraceURL})
 		}
 	}
 	if len(m.Failed) > 0 {
-		c := m.Failed[0]
-		m.Fields = append(m.Fields, field{"Check", c.Check}, field{"Hop", hopName(c.Hop)},
-			field{"Canary", analysis.FormatValue(c.Canary, c.Unit)}, field{"Stable", stableValue(c.CheckResult)},
-			field{"Limit", analysis.FormatValue(c.Limit, c.Unit)})
+		m.Fields = append(m.Fields, field{"Failed checks", strconv.Itoa(len(m.Failed))})
 	}
 	var timing []string
 	if !ev.LastPassAt.IsZero() && !ev.DetectedAt.IsZero() {
@@ -189,12 +254,16 @@ func dataPlaneLine(dp rollout.DataPlaneNote) string {
 	return "Traffic off the canary on the VirtualService, but not confirmed on the proxies."
 }
 
-// failedChecks returns the checks that failed, or all of them when none is
-// marked Fail (the engine may pass only the culprits).
+// failedChecks returns the checks that failed, each once (a check is
+// its name, kind, hop and source), or all of them when none is marked Fail
+// (the engine may pass only the culprits).
 func failedChecks(cs []analysis.CheckResult) []analysis.CheckResult {
 	var out []analysis.CheckResult
+	seen := map[[4]string]bool{}
 	for _, c := range cs {
-		if c.Verdict == analysis.Fail && !c.DryRun {
+		key := [4]string{c.Check, string(c.Kind), c.Hop, c.Source}
+		if c.Verdict == analysis.Fail && !c.DryRun && !seen[key] {
+			seen[key] = true
 			out = append(out, c)
 		}
 	}
@@ -204,33 +273,35 @@ func failedChecks(cs []analysis.CheckResult) []analysis.CheckResult {
 	return out
 }
 
-// describeCheck says, e.g., "error-rate on checkout → payments: canary
-// 5.2% [3.1–8.4%] vs stable 0.1% [0.05–0.2%] (limit 0.6%), evidence 1/α
-// reached at 2.4 s".
-func describeCheck(c analysis.CheckResult) string {
-	s := fmt.Sprintf("%s: canary %s vs stable %s (limit %s)",
-		checkName(c), analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit), stableValue(c), analysis.FormatValue(c.Limit, c.Unit))
-	if e := analysis.FormatEvidence(c.Evidence, c.Threshold, c.EvidenceAtSeconds); e != "" {
-		s += ", " + e
-	}
-	return s
+// checkName names a check for a link label: "error-rate on checkout →
+// payments from traces".
+func checkName(c analysis.CheckResult) string {
+	return c.Check + " on " + analysis.HopName(c.Hop) + " from " + analysis.SourceName(c.Source)
 }
 
-func checkName(c analysis.CheckResult) string { return c.Check + " on " + hopName(c.Hop) }
-
-func hopName(h string) string {
-	if h == "" {
-		return "inbound traffic"
+// linkURL is u made safe to put in any dialect's link markup: an absolute
+// http or https URL without user information, with the characters that
+// could end a link or open markup in it (space, quotes, angle brackets,
+// parentheses, brackets, pipe, backslash, backquote) percent-encoded after
+// the host. It is "" when u is not such a URL. The runbook URL comes from
+// the Rollout's author; the CRD already refuses most of this, and this is
+// the line that holds when a stored object bypassed it.
+func linkURL(u string) string {
+	p, err := url.Parse(strings.TrimSpace(u))
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Opaque != "" {
+		return ""
 	}
-	return h
+	p.User = nil
+	origin := p.Scheme + "://" + p.Host
+	rest := strings.TrimPrefix(p.String(), origin)
+	if strings.ContainsAny(p.Host, " \"<>()|`") {
+		return ""
+	}
+	return origin + linkEscaper.Replace(rest)
 }
 
-func stableValue(c analysis.CheckResult) string {
-	if c.Stable == 0 && c.StableRequests == 0 {
-		return "n/a (no stable traffic)"
-	}
-	return analysis.FormatWithInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit)
-}
+var linkEscaper = strings.NewReplacer(" ", "%20", `"`, "%22", "'", "%27", "<", "%3C", ">", "%3E", "(", "%28", ")", "%29",
+	"[", "%5B", "]", "%5D", "|", "%7C", `\`, "%5C", "`", "%60")
 
 // duration rounds d for people: "850ms", "1.3s", "2m5s".
 func duration(d time.Duration) string {

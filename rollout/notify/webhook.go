@@ -30,7 +30,7 @@ type WebhookPayload struct {
 	// again, so receivers can deduplicate on it.
 	ID string `json:"id"`
 	// Kind is Started, StepAdvanced, Paused, Resumed, Succeeded,
-	// RolledBack, Aborted, Failed or Warning.
+	// RolledBack, Aborted, Failed, Retried or Warning.
 	Kind    string         `json:"kind"`
 	Rollout WebhookRollout `json:"rollout"`
 	// Time is when the event happened (RFC 3339); SentAt when this
@@ -40,8 +40,8 @@ type WebhookPayload struct {
 	// Weight is the canary weight in percent; Step the step index.
 	Weight int32 `json:"weight"`
 	Step   int32 `json:"step"`
-	// Message is the engine's explanation; By who asked (pause, promote,
-	// abort). Title and Text are the human rendering other channels show.
+	// Message is the engine's explanation; By who asked (promote, abort,
+	// retry, a release). Title and Text are the human rendering other channels show.
 	Message string `json:"message,omitempty"`
 	By      string `json:"by,omitempty"`
 	Title   string `json:"title"`
@@ -58,6 +58,10 @@ type WebhookPayload struct {
 	RollbackSeconds  *float64   `json:"rollbackSeconds,omitempty"`
 	// ConsoleURL links to the rollout in the console, when configured.
 	ConsoleURL string `json:"consoleURL,omitempty"`
+	// RunbookURL is the Rollout's runbook (spec.notifications.runbook),
+	// for the events that need one: a rollback, an abort, a failure, a
+	// pause or a warning.
+	RunbookURL string `json:"runbookURL,omitempty"`
 	// DataPlane is what the proxies carried of a rollback, when the
 	// controller reads istiod.
 	DataPlane *WebhookDataPlane `json:"dataPlane,omitempty"`
@@ -84,21 +88,28 @@ type WebhookRollout struct {
 }
 
 // WebhookCheck is one failed check. Canary, Stable and Limit are in Unit
-// ("%" or "ms"); Hop is empty for the canary's inbound traffic.
+// ("%" or "ms"); Hop is empty for the canary's inbound traffic. Since is
+// the start of the window it counted (every request since the analysis
+// began), absent for custom checks; TimesLimit is canary over limit when
+// the canary is above it. Summary is the check said for people, as the
+// chat formats show it.
 type WebhookCheck struct {
-	Check          string  `json:"check"`
-	Hop            string  `json:"hop,omitempty"`
-	Source         string  `json:"source"`
-	Verdict        string  `json:"verdict"`
-	Canary         float64 `json:"canary"`
-	Stable         float64 `json:"stable"`
-	Limit          float64 `json:"limit"`
-	Unit           string  `json:"unit"`
-	CanaryRequests float64 `json:"canaryRequests"`
-	StableRequests float64 `json:"stableRequests"`
-	Reason         string  `json:"reason"`
-	TraceID        string  `json:"traceID,omitempty"`
-	TraceURL       string  `json:"traceURL,omitempty"`
+	Check          string     `json:"check"`
+	Hop            string     `json:"hop,omitempty"`
+	Source         string     `json:"source"`
+	Verdict        string     `json:"verdict"`
+	Canary         float64    `json:"canary"`
+	Stable         float64    `json:"stable"`
+	Limit          float64    `json:"limit"`
+	Unit           string     `json:"unit"`
+	CanaryRequests float64    `json:"canaryRequests"`
+	StableRequests float64    `json:"stableRequests"`
+	Reason         string     `json:"reason"`
+	TraceID        string     `json:"traceID,omitempty"`
+	TraceURL       string     `json:"traceURL,omitempty"`
+	Since          *time.Time `json:"since,omitempty"`
+	TimesLimit     float64    `json:"timesLimit,omitempty"`
+	Summary        string     `json:"summary"`
 }
 
 func webhookPayload(m message, now time.Time) WebhookPayload {
@@ -114,9 +125,7 @@ func webhookPayload(m message, now time.Time) WebhookPayload {
 	if m.Rollback != 0 {
 		p.RollbackSeconds = ptr(m.Rollback.Seconds())
 	}
-	if len(m.Links) > 0 && m.Links[0].Label == "Open in console" {
-		p.ConsoleURL = m.Links[0].URL
-	}
+	p.ConsoleURL, p.RunbookURL = m.console(), m.runbook()
 	if dp := ev.DataPlane; dp != nil {
 		p.DataPlane = &WebhookDataPlane{Proxies: dp.Proxies, ConfirmedAt: timePtr(dp.ConfirmedAt), Stragglers: dp.Stragglers, Reason: dp.Why}
 		if !dp.ConfirmedAt.IsZero() {
@@ -127,7 +136,7 @@ func webhookPayload(m message, now time.Time) WebhookPayload {
 		p.Checks = append(p.Checks, WebhookCheck{Check: c.Check, Hop: c.Hop, Source: c.Source,
 			Verdict: string(c.Verdict), Canary: c.Canary, Stable: c.Stable, Limit: c.Limit, Unit: c.Unit,
 			CanaryRequests: c.CanaryRequests, StableRequests: c.StableRequests, Reason: c.Reason,
-			TraceID: c.TraceID, TraceURL: c.TraceURL})
+			TraceID: c.TraceID, TraceURL: c.TraceURL, Since: timePtr(c.Since), TimesLimit: c.TimesLimit(), Summary: c.Text})
 	}
 	return p
 }
