@@ -116,8 +116,12 @@ func TestRolloutPageTellsEachThingOnce(t *testing.T) {
 	if strings.Contains(hops, "0 ms / 0 ms") || strings.Contains(hops, "0.0 ms") {
 		t.Errorf("the per-hop table shows zeros for a check with no data:\n%s", hops)
 	}
-	if href := eval[string](b, `document.querySelector('#hops a').href`); href != "http://jaeger.test/trace/abc123" {
-		t.Errorf("the example trace links to %q", href)
+	// The example trace opens on the page (trace.js), not in a Jaeger UI.
+	if id := eval[string](b, `(document.querySelector('#hops button.trace-open') || {dataset: {}}).dataset.trace || ''`); id != "abc123" {
+		t.Errorf("the example trace's button opens %q, want abc123", id)
+	}
+	if n := eval[int](b, `document.querySelectorAll('#hops a').length`); n != 0 {
+		t.Errorf("the per-hop table has %d links, want none (no Jaeger UI)", n)
 	}
 	if n := eval[int](b, occurrencesJS("advanced to step 1: canary weight 25%")); n != 1 {
 		t.Errorf("the controller's message is on the page %d times, want once", n)

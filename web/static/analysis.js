@@ -114,9 +114,10 @@
     const rows = hopRows(a.checks || []);
     document.getElementById('hops').replaceChildren(...rows.map((h) => {
       const w = worst(h.checks);
-      const trace = !h.trace ? '' : traceURL
-        ? el('a', { href: traceURL + encodeURIComponent(h.trace), target: '_blank', rel: 'noopener noreferrer' }, h.trace)
-        : el('code', {}, h.trace);
+      // The example trace opens as a waterfall on this page (trace.js),
+      // read through the API: no link to a Jaeger UI that may not exist.
+      const trace = !h.trace ? '' : el('button', { type: 'button', class: 'trace-open', 'data-trace': h.trace, 'data-hop': h.edge,
+        title: `Show trace ${h.trace}` }, el('code', {}, h.trace.slice(0, 8)), '…');
       return el('tr', { class: hasValues(w) ? '' : 'no-data' },
         cell('Edge', h.edge), cell('Source', h.source),
         el('td', { class: 'num', 'data-label': 'p99 canary / stable' }, pair(h.p99)),
