@@ -182,6 +182,7 @@
     const a = r.status.analysis || {};
     A.drawSummary(a, terminal(r.status.phase));
     A.drawHops(a, traceURL);
+    S.graph.draw(r.graph);
     A.setRollout(r);
     A.drawCharts();
     drawHistory(r, shown);
