@@ -99,6 +99,7 @@ func TestDemo(t *testing.T) {
 	t.Run("Istio's analyzers find the mesh valid", func(t *testing.T) { meshValid(t, info, "before the rollout") })
 	t.Run("good canary succeeds", func(t *testing.T) { goodCanary(t, info, tmp) })
 	t.Run("Istio's analyzers find the mesh valid after it", func(t *testing.T) { meshValid(t, info, "after the rollout") })
+	t.Run("the banner's reset is one command that restores the start", func(t *testing.T) { bannerReset(t, info) })
 
 	d.interruptAndWait(t)
 	assertGone(t, info, tmp)
@@ -322,4 +323,33 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// bannerReset runs the subsets story's reset, pasted from the banner after
+// the good canary and a fault: the finished rollout is gone, the route is
+// 100/0 on v1 and no fault is left, so that the bad canary that follows
+// in the banner starts as a new rollout.
+func bannerReset(t *testing.T, info readyInfo) {
+	req, _ := http.NewRequest(http.MethodPut, info.MeshControlURL+"/faults/checkout/v2", strings.NewReader(`{"errorRate":0.2}`))
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	cmds := section(t, bannerSections(banner(info, stack.RepoRoot())), "2. Once it has ended, reset")
+	if len(cmds) != 1 {
+		t.Fatalf("the reset is %d commands, want one: %q", len(cmds), cmds)
+	}
+	bashAfter(t, setupLines(info, stack.RepoRoot()), cmds[0])
+	if out := kubectl(t, info, "get", "rollouts", "-n", "shop", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Errorf("rollouts left after the reset: %s", out)
+	}
+	weights := kubectl(t, info, "get", "virtualservice", "-n", "shop", "checkout", "-o",
+		`jsonpath={range .spec.http[0].route[*]}{.destination.subset}={.weight} {end}`)
+	if strings.TrimSpace(weights) != "v1=100 v2=0" {
+		t.Errorf("the route after the reset: %q, want v1=100 v2=0", weights)
+	}
+	var faults map[string]any
+	must(t, get(info.MeshControlURL+"/faults", &faults))
+	if len(faults) != 0 {
+		t.Errorf("faults after the reset: %v", faults)
+	}
 }
