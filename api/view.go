@@ -38,7 +38,16 @@ type CheckView struct {
 	Limit  string `json:"limit"`
 	// Evidence is the sequential test's evidence against its threshold.
 	Evidence string `json:"evidence"`
-	Reason   string `json:"reason"`
+	// TimesLimit says how far over its limit the canary is, "×15.6 the
+	// limit"; empty when it is not over.
+	TimesLimit string `json:"timesLimit,omitempty"`
+	// Window says what the check counted, "since the analysis began, 42 s
+	// of data"; empty for a custom check, whose query names its own.
+	Window string `json:"window,omitempty"`
+	// NoData says a side had no data at all: the values are not
+	// measurements, and surfaces say "no data" instead.
+	NoData bool   `json:"noData,omitempty"`
+	Reason string `json:"reason"`
 }
 
 // view is the API's view of r: the resource, and the status as people
@@ -47,7 +56,7 @@ func view(r *v1alpha1.Rollout) Rollout {
 	v := Rollout{
 		Namespace: r.Namespace, Name: r.Name, UID: string(r.UID),
 		ResourceVersion: r.ResourceVersion, CreatedAt: r.CreationTimestamp.UTC(),
-		Phase: readmodel.PhaseOf(r), Step: readmodel.StepLabel(r), Target: readmodel.TargetOf(r.Spec), Checks: checkViews(r.Status.Analysis.Checks),
+		Phase: readmodel.PhaseOf(r), Step: readmodel.StepLabel(r), Target: readmodel.TargetOf(r.Spec), Checks: checkViews(r.Status.Analysis.Checks, tickTime(r)),
 		Workload: workloadView(r), Releases: releaseViews(r), DataPlane: readmodel.DataPlaneLine(r), Graph: graphOf(r),
 		Operations: rollout.Operations(r.Status.Phase, r.Spec.Paused), Due: dueView(r),
 		Spec: r.Spec, Status: r.Status,
@@ -66,11 +75,13 @@ func view(r *v1alpha1.Rollout) Rollout {
 // checkViews renders cs with the failing checks first, keeping the
 // stored order within each group: what rolled the canary back is what a
 // person looks for first.
-func checkViews(cs []v1alpha1.CheckStatus) []CheckView {
+func checkViews(cs []v1alpha1.CheckStatus, at time.Time) []CheckView {
 	out := make([]CheckView, 0, len(cs))
 	for _, c := range cs {
+		cr := rollout.CheckResultOf(c)
 		cv := CheckView{
-			Check: c.Check, Hop: c.Hop, Source: sourceName(c.Source), Verdict: c.Verdict,
+			TimesLimit: analysis.FormatTimesLimit(cr), Window: analysis.FormatWindow(cr.Since, at), NoData: c.NoData,
+			Check: c.Check, Hop: c.Hop, Source: analysis.SourceName(c.Source), Verdict: c.Verdict,
 			Failing: c.Verdict == string(analysis.Fail) && !c.DryRun,
 			Canary:  analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit),
 			Stable:  analysis.FormatWithInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit),
@@ -87,18 +98,6 @@ func checkViews(cs []v1alpha1.CheckStatus) []CheckView {
 	}
 	slices.SortStableFunc(out, func(a, b CheckView) int { return btoi(b.Failing) - btoi(a.Failing) })
 	return out
-}
-
-// sourceName names a check's source by what it reads, as the analysis's
-// messages do ("from traces"); an unknown source keeps its own name.
-func sourceName(s string) string {
-	switch s {
-	case "prometheus":
-		return "metrics"
-	case "jaeger":
-		return "traces"
-	}
-	return s
 }
 
 func btoi(b bool) int {
@@ -146,4 +145,12 @@ func dueView(r *v1alpha1.Rollout) *DueView {
 		v.NoDataAt, v.NoDataAction = &t, strings.ToLower(d.NoDataAction)
 	}
 	return v
+}
+
+// tickTime is when r's latest checks were judged, the end of their window.
+func tickTime(r *v1alpha1.Rollout) time.Time {
+	if t := r.Status.Analysis.LastTickAt; t != nil {
+		return t.Time
+	}
+	return time.Time{}
 }

@@ -153,3 +153,28 @@ func TestViewSaysWhatIsOpenAndWhatIsDue(t *testing.T) {
 		t.Errorf("a succeeded rollout offers %v", v.Operations)
 	}
 }
+
+// TestCheckViewSaysHowFarOverAndOverWhat: a failing check carries how far
+// over its limit it is and the window it counted, once, from its fields;
+// a check without data says so.
+func TestCheckViewSaysHowFarOverAndOverWhat(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	r := &v1alpha1.Rollout{}
+	r.Status.Analysis.LastTickAt = &metav1.Time{Time: t0.Add(42 * time.Second)}
+	r.Status.Analysis.Checks = []v1alpha1.CheckStatus{
+		{Check: "error-rate", Kind: "error-rate", Hop: "checkout → payments", Source: "prometheus", Verdict: "Fail",
+			Canary: 15.6, Stable: 0.1, Limit: 1, Unit: "%", Since: &metav1.Time{Time: t0}},
+		{Check: "latency-p99", Kind: "latency-p99", Source: "jaeger", Verdict: "Inconclusive", Unit: "ms", NoData: true},
+		{Check: "queue", Kind: "custom", Source: "prometheus", Verdict: "Fail", Canary: 9, Limit: 3},
+	}
+	cs := view(r).Checks
+	if cs[0].TimesLimit != "×15.6 the limit" || cs[0].Window != "since the analysis began, 42 s of data" || cs[0].NoData {
+		t.Errorf("the failing hop: %+v", cs[0])
+	}
+	if cs[1].Check != "queue" || cs[1].TimesLimit != "" || cs[1].Window != "" {
+		t.Errorf("a custom check has no limit ratio nor window of serin's: %+v", cs[1])
+	}
+	if !cs[2].NoData || cs[2].TimesLimit != "" {
+		t.Errorf("a check without data: %+v", cs[2])
+	}
+}

@@ -142,7 +142,7 @@ func failedChecks(st v1alpha1.RolloutStatus) []analysis.CheckResult {
 	var out []analysis.CheckResult
 	for _, c := range st.Analysis.Checks {
 		if c.Verdict == string(analysis.Fail) && !c.DryRun {
-			out = append(out, checkResultOf(c))
+			out = append(out, CheckResultOf(c))
 		}
 	}
 	return out

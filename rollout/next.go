@@ -542,16 +542,7 @@ func (d *decider) dwellStart() time.Time {
 	if d.st.StepStartedAt != nil {
 		start = d.st.StepStartedAt.Time
 	}
-	if c := d.st.Analysis.CleanSince; c != nil && c.After(start) {
-		start = c.Time
-	}
-	if c := d.st.WeightConfirmedAt; c != nil && c.After(start) {
-		start = c.Time
-	}
-	if dp := d.st.DataPlane; d.obs.DataPlane != nil && dp != nil && dp.Weight == d.st.CanaryWeight && dp.ConfirmedAt != nil && dp.ConfirmedAt.After(start) {
-		start = dp.ConfirmedAt.Time
-	}
-	return start
+	return dwellStart(d.st, start, d.obs.DataPlane != nil)
 }
 
 func (d *decider) gotoStep(i int32, reason, msg string) {
@@ -686,9 +677,10 @@ func checkStatuses(crs []analysis.CheckResult) []v1alpha1.CheckStatus {
 	return out
 }
 
-// checkResultOf is the inverse of checkStatuses for one check: what a
-// notification renders, with the intervals and the evidence.
-func checkResultOf(c v1alpha1.CheckStatus) analysis.CheckResult {
+// CheckResultOf is the inverse of checkStatuses for one check: what a
+// notification and the API's view render, with the intervals, the window
+// and the evidence.
+func CheckResultOf(c v1alpha1.CheckStatus) analysis.CheckResult {
 	return analysis.CheckResult{Check: c.Check, Kind: analysis.Kind(c.Kind), Hop: c.Hop, Source: c.Source,
 		Verdict: analysis.Verdict(c.Verdict), Canary: c.Canary, CanaryLow: c.CanaryLow, CanaryHigh: c.CanaryHigh,
 		Stable: c.Stable, StableLow: c.StableLow, StableHigh: c.StableHigh, Limit: c.Limit, Unit: c.Unit,

@@ -408,7 +408,7 @@ func TestCheckStatusCarriesWindowAndNoData(t *testing.T) {
 		t.Errorf("custom check status %+v, want no window and data", sts[1])
 	}
 	for i, st := range sts {
-		if got := checkResultOf(st); !got.Since.Equal(in[i].Since) || got.NoData != in[i].NoData {
+		if got := CheckResultOf(st); !got.Since.Equal(in[i].Since) || got.NoData != in[i].NoData {
 			t.Errorf("check %s back from the status: since %s noData %v, want %s %v", st.Check, got.Since, got.NoData, in[i].Since, in[i].NoData)
 		}
 	}

@@ -135,7 +135,7 @@ func TestRolloutPageTellsEachThingOnce(t *testing.T) {
 	b.waitFor(`document.querySelectorAll('#failures li').length === 1 && document.getElementById('history').rows.length === 2`,
 		`document.getElementById('outcome').innerText`, 10*time.Second, "the rollback of fell")
 	failure := eval[string](b, `document.querySelector('#failures li').textContent`)
-	for _, want := range []string{"error-rate", "inbound · prometheus", "canary 16.7% [2.89–43.6%]", "stable 0% [0–2.33%]", "limit 0.5%"} {
+	for _, want := range []string{"error-rate", "inbound · metrics", "canary 16.7% [2.89–43.6%]", "stable 0% [0–2.33%]", "limit 0.5%", "(×33.3 the limit)"} {
 		if !strings.Contains(failure, want) {
 			t.Errorf("the failing check reads %q, want %q in it", failure, want)
 		}

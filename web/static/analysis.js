@@ -5,7 +5,7 @@
 (() => {
   'use strict';
   const S = window.serin;
-  const { el, svg, lower, formatValue, formatInterval, timeEl } = S;
+  const { el, svg, lower, formatValue, timeEl } = S;
   const MAX_POINTS = 600;
   const WEIGHT = 'canary weight';
 
@@ -13,8 +13,8 @@
   // was skipped or had no data before anything was measured. Such a check
   // leaves its limit at zero (a judged one always has a limit), so that
   // its zeros must not be shown as a measurement.
-  // TODO(api): a typed noData field on the check would say it directly.
-  const hasValues = (c) => c.verdict === 'Pass' || c.verdict === 'Fail' || c.limit > 0 || c.canary > 0 || c.stable > 0;
+  // A check whose side had no data at all says so (noData).
+  const hasValues = (c) => !c.noData && (c.verdict === 'Pass' || c.verdict === 'Fail' || c.limit > 0 || c.canary > 0 || c.stable > 0);
 
   // verdictLabel is how a verdict reads: an undecided check is gathering
   // evidence, calmly, not a warning.
@@ -64,22 +64,19 @@
     s.replaceChildren(text, ...at);
   }
 
-  // figures is a check's numbers for people: each side with its interval
-  // and the limit.
-  function figures(c) {
-    if (!hasValues(c)) return 'no data yet';
-    const side = (v, lo, hi) => [formatValue(v, c.unit), formatInterval(lo, hi, c.unit)].filter(Boolean).join(' ');
-    return `canary ${side(c.canary, c.canaryLow, c.canaryHigh)} vs stable ${side(c.stable, c.stableLow, c.stableHigh)} · limit ${formatValue(c.limit, c.unit)}`;
-  }
-
-  // drawFailures lists the checks that failed, from their fields, in the
-  // outcome banner; it returns how many there are.
+  // drawFailures lists the checks that failed in the outcome banner, from
+  // the API's view of each (api.CheckView: values with intervals and
+  // units, the limit, how far over it, the window); it returns how many
+  // there are.
   function drawFailures(r) {
     const list = document.getElementById('failures');
     const rolledBack = r.status.phase === 'RolledBack';
-    const fails = rolledBack ? ((r.status.analysis || {}).checks || []).filter(failing) : [];
+    const fails = rolledBack ? (r.checks || []).filter((c) => c.failing) : [];
     list.replaceChildren(...fails.map((c) => el('li', {},
-      el('strong', {}, c.check), ' ', el('span', { class: 'where' }, where(c)), ': ', figures(c))));
+      el('strong', {}, c.check), ' ', el('span', { class: 'where' }, `${c.hop} · ${c.source}`), ': ',
+      `canary ${c.canary} vs stable ${c.stable} · limit ${c.limit}`,
+      c.timesLimit ? el('span', { class: 'times-limit' }, ` (${c.timesLimit})`) : '',
+      c.window ? el('span', { class: 'window muted' }, ` · ${c.window}`) : '')));
     list.hidden = fails.length === 0;
     return fails.length;
   }

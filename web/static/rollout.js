@@ -78,7 +78,7 @@
     $('history').replaceChildren(...h.map((x, i) => el('tr', {},
       el('td', { 'data-label': 'Time' }, timeEl(x.time)),
       el('td', { 'data-label': 'From → to' }, `${x.from} → ${x.to}`),
-      el('td', { 'data-label': 'Reason' }, x.reason),
+      el('td', { 'data-label': 'Reason' }, x.reason, x.by ? el('span', { class: 'by muted' }, ` by ${x.by}`) : ''),
       el('td', { 'data-label': 'Message' }, i === above ? el('span', { class: 'muted' }, 'shown above') : x.message || ''))));
   }
 
