@@ -17,7 +17,9 @@ import (
 // fine, and the rollout is rolled back for that hop. Its page, open from
 // the start, shows the graph's checkout → payments edge marked failing
 // (a link, labelled so, coloured as a failure) with both versions'
-// values, and the inbound edge not failing; the console logs no error.
+// values, and the inbound edge not failing; the hop's chart has its limit
+// line and the rollback mark, and the banner lists the hop's values with
+// the limit and "×N the limit"; the console logs no error.
 func TestConsoleGraphMarksTheFailingHop(t *testing.T) {
 	b := newBrowser(t)
 	e := newMeshEnv(t, 50, "")
@@ -52,6 +54,26 @@ func TestConsoleGraphMarksTheFailingHop(t *testing.T) {
 	}
 	if in := edges["inbound"]; strings.Contains(in.Cls, "failing") || in.Tag == "a" {
 		t.Errorf("the inbound edge is marked failing (%q) when only the hop failed", in.Cls)
+	}
+	// The failing hop has its chart, with the limit line and the
+	// rollback drawn across it, and the banner lists its values with the
+	// limit and how far over it the canary went.
+	chart := `document.querySelector('#charts figure.failing-hop[data-check^="latency-p99|` + hop + `|"]')`
+	b.waitJS(chart+` !== null && `+chart+`.querySelector('path.line.limit') !== null && `+chart+`.querySelector('.mark-end') !== null`,
+		5*time.Second, "the failing hop's chart with its limit line and the rollback mark")
+	var failure string
+	for _, li := range strings.Split(b.eval(`[...document.querySelectorAll('#failures li')].map((li) => li.textContent).join('\n')`), "\n") {
+		if strings.HasPrefix(li, "latency-p99 "+hop) {
+			failure = li
+		}
+	}
+	for _, w := range []string{"· metrics", "canary ", "vs stable ", "limit ", " the limit)", "since the analysis began"} {
+		if !strings.Contains(failure, w) {
+			t.Errorf("the banner's line for latency-p99 on %s reads %q, without %q", hop, failure, w)
+		}
+	}
+	if !strings.Contains(failure, "(×") {
+		t.Errorf("the banner's line for latency-p99 on %s does not say how far over the limit it is: %q", hop, failure)
 	}
 	b.screenshot("graph-hop-rollback")
 	if errs := b.errors(); len(errs) > 0 {

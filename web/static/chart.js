@@ -67,6 +67,9 @@
       return;
     }
     const unit = points[points.length - 1].unit || '';
+    // A long unit ("calls/req") does not fit the axis's margin: the axis
+    // shows numbers, and the caption says the unit.
+    const axisUnit = unit.length > 2 ? '' : unit;
     const values = [];
     for (const p of points) for (const k of ['canary', 'stable', 'limit']) {
       if (typeof p[k] === 'number' && Number.isFinite(p[k])) values.push(p[k]);
@@ -78,16 +81,20 @@
     s.append(
       svg('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, class: 'axis-line' }),
       svg('line', { x1: L, y1: T, x2: L, y2: H - B, class: 'axis-line' }),
-      text(L - 6, H - B + 4, fmt(lo, unit), 'axis', 'end'),
-      text(L - 6, y(top) + 4, fmt(top, unit), 'axis', 'end'),
+      text(L - 6, H - B + 4, fmt(lo, axisUnit), 'axis', 'end'),
+      text(L - 6, y(top) + 4, fmt(top, axisUnit), 'axis', 'end'),
       text(L, H - 8, hms(t0), 'axis'),
       text(W - R, H - 8, hms(t1), 'axis', 'end'));
     if (isLog) s.append(text(L + 4, T + 8, 'log scale', 'axis scale-note'));
     for (const m of o.marks || []) {
       if (!(m.t >= t0 && m.t <= t1)) continue;
-      const mx = x(m.t).toFixed(1);
+      const mx = x(m.t);
+      // The label sits low, clear of the axis labels, and to the left of
+      // a mark near the right edge.
+      const right = mx > W - R - 60;
       const g = svg('g', { class: `mark ${m.cls || ''}` });
-      g.append(svg('line', { x1: mx, y1: T, x2: mx, y2: H - B, class: 'mark-line' }), text(Number(mx) + 3, T + 8, m.label, 'axis mark-label'));
+      g.append(svg('line', { x1: mx.toFixed(1), y1: T, x2: mx.toFixed(1), y2: H - B, class: 'mark-line' }),
+        text(right ? mx - 3 : mx + 3, H - B - 5, m.label, 'axis mark-label', right ? 'end' : 'start'));
       s.append(g);
     }
     for (const [key, cls] of [['limit', 'limit'], ['stable', 'stable'], ['canary', 'canary']]) {
