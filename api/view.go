@@ -18,6 +18,9 @@ import (
 // applied here, once; the figures themselves stay in
 // status.analysis.checks for charts.
 type CheckView struct {
+	// Key identifies the check as its points in the series do
+	// (readmodel.CheckKey), so that a surface can join the two.
+	Key   string `json:"key"`
 	Check string `json:"check"`
 	// Hop is the edge, "checkout → payments", or "inbound" for the
 	// canary's own traffic.
@@ -81,7 +84,7 @@ func checkViews(cs []v1alpha1.CheckStatus, at time.Time) []CheckView {
 		cr := rollout.CheckResultOf(c)
 		cv := CheckView{
 			TimesLimit: analysis.FormatTimesLimit(cr), Window: analysis.FormatWindow(cr.Since, at), NoData: c.NoData,
-			Check: c.Check, Hop: c.Hop, Source: analysis.SourceName(c.Source), Verdict: c.Verdict,
+			Key: readmodel.CheckKey(c.Check, c.Hop, c.Source), Check: c.Check, Hop: c.Hop, Source: analysis.SourceName(c.Source), Verdict: c.Verdict,
 			Failing: c.Verdict == string(analysis.Fail) && !c.DryRun,
 			Canary:  analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit),
 			Stable:  analysis.FormatWithInterval(c.Stable, c.StableLow, c.StableHigh, c.Unit),

@@ -83,9 +83,6 @@ type Options struct {
 	// random key of this process: sessions then end with it and hold on
 	// this replica only, which is logged. A shorter key is an error.
 	SessionKey []byte
-	// TraceURL, when set, turns a check's example trace ID into a link:
-	// the ID is appended to it (e.g. "http://jaeger:16686/trace/").
-	TraceURL string
 	// Throttle counts failed sign-ins per client address; share the API's
 	// (api.Options.Throttle) so that a client has one budget for both.
 	// nil means a throttle of the console's own.

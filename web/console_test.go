@@ -135,7 +135,7 @@ func newFixtureWrapped(t testing.TB, secure bool, seed func(testing.TB, *readmod
 	markSynced(t, store)
 	f := &fixture{store: store, writer: &fakeWriter{store: store}, logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
 	log := slog.New(slog.NewTextHandler(lockedWriter{f.logMu, f.logs}, nil))
-	console, err := web.New(web.Options{Store: store, Authenticator: tokens, Authorizer: tokens, SecureCookies: secure, Log: log, TraceURL: "http://jaeger.test/trace/"})
+	console, err := web.New(web.Options{Store: store, Authenticator: tokens, Authorizer: tokens, SecureCookies: secure, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,6 @@ type detailView struct {
 	// ShowControls says whether any of Ops applies in the rollout's phase:
 	// a finished rollout offers none, or Retry alone.
 	ShowControls bool
-	TraceURL     string // prefix of example-trace links
 	// Deployment is the Deployment the rollout delivers, empty when it
 	// delivers none; the page then has a releases table, which
 	// rollout.js draws from the API's view (its releases and workload).
@@ -67,7 +66,7 @@ func (c *Console) detail(ro *v1alpha1.Rollout) detailView {
 		Paused: ro.Spec.Paused, Terminal: st.Phase.Terminal(),
 		Retryable: slices.Contains(rollout.Operations(st.Phase, ro.Spec.Paused), rollout.OpRetry),
 		Weight: st.CanaryWeight, Stable: 100 - st.CanaryWeight,
-		Target: sum.Target, TraceURL: c.opts.TraceURL, DataPlane: readmodel.DataPlaneLine(ro),
+		Target: sum.Target, DataPlane: readmodel.DataPlaneLine(ro),
 	}
 	if w, ok := rollout.WorkloadOf(ro); ok {
 		v.Deployment = w.Deployment

@@ -129,7 +129,7 @@ func TestServiceGraph(t *testing.T) {
 	b.waitFor(`(() => {
 		const a = document.activeElement;
 		const chart = a.matches('figure[data-check]') && a.dataset.check === `+jsString(hopFailKey)+`;
-		const row = a.matches('#hops tr') && a.cells[0].textContent === 'checkout → payments' && a.cells[1].textContent === 'prometheus';
+		const row = a.matches('#hops tr') && a.cells[0].textContent === 'checkout → payments' && a.cells[1].textContent === 'metrics';
 		const r = a.getBoundingClientRect();
 		return (chart || row) && r.top < innerHeight && r.bottom > 0;
 	})()`, `document.activeElement.outerHTML.slice(0, 200)`, 5*time.Second, "the failing hop's chart or row focused and in view")
@@ -140,7 +140,7 @@ func TestServiceGraph(t *testing.T) {
 	b.do(chromedp.Click(chromedp.CSS(`#graph a.failing`)))
 	b.waitFor(`(() => {
 		const a = document.activeElement, r = a.getBoundingClientRect();
-		return a.matches('#hops tr') && a.cells[0].textContent === 'checkout → payments' && a.cells[1].textContent === 'prometheus' && r.top < innerHeight && r.bottom > 0;
+		return a.matches('#hops tr') && a.cells[0].textContent === 'checkout → payments' && a.cells[1].textContent === 'metrics' && r.top < innerHeight && r.bottom > 0;
 	})()`, `document.activeElement.outerHTML.slice(0, 200)`, 5*time.Second, "the failing hop's row focused and in view")
 
 	b.do(chromedp.Navigate(f.srv.URL+"/rollouts/shop/hop-failed"), chromedp.EmulateViewport(390, 844))

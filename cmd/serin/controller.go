@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -451,9 +450,6 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 	throttle := api.NewFailureThrottle(nil) // one budget of failed authentications for the API and the console
 	wo := web.Options{Store: store, Authenticator: authn, Authorizer: authz, SecureCookies: o.SecureCookies, Log: log, Throttle: throttle,
 		SessionKey: sessionKey}
-	if o.JaegerURL != "" {
-		wo.TraceURL = strings.TrimSuffix(o.JaegerURL, "/") + "/trace/"
-	}
 	console, err := web.New(wo)
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)

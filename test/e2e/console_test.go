@@ -138,7 +138,7 @@ func consoleServer(t *testing.T, e *env) *httptest.Server {
 	must(t, os.WriteFile(tokenFile, []byte(fmt.Sprintf("%s,olga,operator\n%s,vic,viewer\n", consoleOperatorToken, consoleViewerToken)), 0o600))
 	tokens, err := api.LoadStaticTokens(tokenFile)
 	must(t, err)
-	console, err := web.New(web.Options{Store: store, Authenticator: tokens, Authorizer: tokens, TraceURL: st.JaegerQueryURL + "/trace/"})
+	console, err := web.New(web.Options{Store: store, Authenticator: tokens, Authorizer: tokens})
 	must(t, err)
 	apiHandler, err := api.New(api.Options{Store: store, Writer: api.KubeWriter{Client: e.c}, Authenticator: tokens, Authorizer: tokens, Sessions: console})
 	must(t, err)

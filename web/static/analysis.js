@@ -81,6 +81,10 @@
     return fails.length;
   }
 
+  // keyOf is a status check's key, as the API keys its points and its
+  // view (readmodel.CheckKey).
+  const keyOf = (c) => `${c.check}|${c.hop || ''}|${c.source}`;
+
   function cell(label, ...children) { return el('td', { 'data-label': label }, ...children); }
 
   // hopRows groups the latency and error checks by edge and source, each
@@ -107,7 +111,10 @@
   }
   const pair = (c) => (!c ? '–' : hasValues(c) ? `${formatValue(c.canary, c.unit)} / ${formatValue(c.stable, c.unit)}` : 'no data');
 
-  function drawHops(a, traceURL) {
+  // drawHops draws the per-hop table from the status's checks, each
+  // source named as the API's view of the checks names it (views).
+  function drawHops(a, views) {
+    const names = new Map(views.map((v) => [v.key, v.source]));
     const rows = hopRows(a.checks || []);
     document.getElementById('hops').replaceChildren(...rows.map((h) => {
       const w = worst(h.checks);
@@ -115,8 +122,8 @@
       // read through the API: no link to a Jaeger UI that may not exist.
       const trace = !h.trace ? '' : el('button', { type: 'button', class: 'trace-open', 'data-trace': h.trace, 'data-hop': h.edge,
         title: `Show trace ${h.trace}` }, el('code', {}, h.trace.slice(0, 8)), '…');
-      return el('tr', { class: hasValues(w) ? '' : 'no-data' },
-        cell('Edge', h.edge), cell('Source', h.source),
+      return el('tr', { class: hasValues(w) ? '' : 'no-data', 'data-hop': h.checks[0].hop || '', 'data-source': h.source },
+        cell('Edge', h.edge), cell('Source', names.get(keyOf(h.checks[0])) || h.source),
         el('td', { class: 'num', 'data-label': 'p99 canary / stable' }, pair(h.p99)),
         el('td', { class: 'num', 'data-label': 'Errors canary / stable' }, pair(h.err)),
         cell('Verdict', el('span', { class: verdictClass(w.verdict), title: w.reason || '' }, verdictLabel(w.verdict))),
@@ -180,7 +187,7 @@
   // runs, when its analysis began, and the moment it ended, if it did.
   function setRollout(r) {
     const a = r.status.analysis || {};
-    dryKeys = new Set((a.checks || []).filter((c) => c.dryRun && c.hop).map((c) => `${c.check}|${c.hop}|${c.source}`));
+    dryKeys = new Set((a.checks || []).filter((c) => c.dryRun && c.hop).map(keyOf));
     since = a.since || '';
     endMarks = (r.status.history || [])
       .filter((h) => /^(RolledBack|Aborted)\b/.test(h.to || ''))

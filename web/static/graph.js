@@ -134,7 +134,7 @@
     }
     const [, hop, source] = (e.checks[0] || '').split('|');
     const rows = [...document.querySelectorAll('#hops tr')];
-    return rows.find((tr) => tr.cells.length > 1 && tr.cells[0].textContent === (hop || 'inbound') && tr.cells[1].textContent === source) ||
+    return rows.find((tr) => tr.dataset.hop === (hop || '') && tr.dataset.source === source) ||
       document.getElementById('hops');
   }
 

@@ -13,7 +13,6 @@
   const { api, el, timeEl, lower, phaseOf, stepsOf, changedAt, refreshTimes, stale, terminal } = S;
   const root = document.getElementById('rollout');
   const ns = root.dataset.ns, name = root.dataset.name;
-  const traceURL = root.dataset.traceUrl || '';
   const base = `/api/v1/rollouts/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
   const $ = (id) => document.getElementById(id);
 
@@ -181,7 +180,7 @@
     drawWeight(r);
     const a = r.status.analysis || {};
     A.drawSummary(a, terminal(r.status.phase));
-    A.drawHops(a, traceURL);
+    A.drawHops(a, r.checks || []);
     S.graph.draw(r.graph);
     A.setRollout(r);
     A.drawCharts();
