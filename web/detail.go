@@ -65,7 +65,7 @@ func (c *Console) detail(ro *v1alpha1.Rollout) detailView {
 		Created: sum.CreatedAt, Changed: sum.UpdatedAt,
 		Paused: ro.Spec.Paused, Terminal: st.Phase.Terminal(),
 		Retryable: slices.Contains(rollout.Operations(st.Phase, ro.Spec.Paused), rollout.OpRetry),
-		Weight: st.CanaryWeight, Stable: 100 - st.CanaryWeight,
+		Weight:    st.CanaryWeight, Stable: 100 - st.CanaryWeight,
 		Target: sum.Target, DataPlane: readmodel.DataPlaneLine(ro),
 	}
 	if w, ok := rollout.WorkloadOf(ro); ok {
