@@ -263,15 +263,29 @@ func (w *sseWriter) sendRaw(event string, b []byte) error {
 // delta is what a stream of one rollout sent last: the data of its
 // previous event, decoded, to make the next patch from.
 type delta struct {
-	resourceVersion string
-	doc             map[string]any // nil before the first event
+	version string
+	doc     map[string]any // nil before the first event
+}
+
+// versionOf is what tells two states of a rollout apart for a stream: its
+// resourceVersion, and the time of its latest tick, which the controller
+// shows from memory between writes (readmodel.Store.Live).
+func versionOf(r *v1alpha1.Rollout) string {
+	if r.ResourceVersion == "" {
+		return ""
+	}
+	v := r.ResourceVersion
+	if t := r.Status.Analysis.LastTickAt; t != nil {
+		v += "@" + t.UTC().Format(time.RFC3339Nano)
+	}
+	return v
 }
 
 // rollout sends r: whole in a "rollout" event the first time, then as a
 // "patch" event holding only what changed since the previous event, and
-// nothing when nothing did (the same resourceVersion, or the same JSON).
+// nothing when nothing did (the same version, or the same JSON).
 func (w *sseWriter) rollout(d *delta, r *v1alpha1.Rollout, p *readmodel.Point) error {
-	if d.doc != nil && r.ResourceVersion != "" && r.ResourceVersion == d.resourceVersion {
+	if v := versionOf(r); d.doc != nil && v != "" && v == d.version {
 		return nil
 	}
 	b, err := json.Marshal(RolloutEvent{Rollout: view(r), Point: p})
@@ -284,7 +298,7 @@ func (w *sseWriter) rollout(d *delta, r *v1alpha1.Rollout, p *readmodel.Point) e
 	}
 	doc := v.(map[string]any) // a RolloutEvent is an object
 	prev := d.doc
-	d.doc, d.resourceVersion = doc, r.ResourceVersion
+	d.doc, d.version = doc, versionOf(r)
 	if prev == nil {
 		return w.sendRaw(sseRollout, b)
 	}

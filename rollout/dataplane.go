@@ -151,7 +151,7 @@ func (e *Engine) followDataPlane(ctx context.Context, ro *v1alpha1.Rollout) (*Da
 	if confirmedNow {
 		stampTransition(ro.Status.History, dp)
 	}
-	if err := e.o.Client.Status().Update(ctx, ro); err != nil {
+	if err := e.writeStatus(ctx, ro); err != nil {
 		return nil, fmt.Errorf("record the data plane of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	if notify {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -67,6 +68,9 @@ type Options struct {
 	// DataPlaneTimeout is how long the proxies get to carry a written
 	// weight before the rollout is held; zero is DefaultDataPlaneTimeout.
 	DataPlaneTimeout time.Duration
+	// Live is told each tick's status that was not written (see
+	// LiveStatus), for the read model; nil tells no one.
+	Live LiveStatus
 }
 
 // Engine reconciles Rollouts: on each tick it observes, calls Next and
@@ -77,6 +81,7 @@ type Engine struct {
 	metrics  *engineMetrics
 	meshes   meshChecks
 	analyses *analyses
+	live     *liveStatuses
 }
 
 // NewEngine checks the options and returns an engine.
@@ -102,7 +107,7 @@ func NewEngine(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m, analyses: newAnalyses()}, nil
+	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m, analyses: newAnalyses(), live: newLiveStatuses()}, nil
 }
 
 // SetupWithManager registers the engine as the Rollout controller. Ticks
@@ -147,9 +152,11 @@ func (e *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		if apierrors.IsNotFound(err) {
 			e.metrics.forget(req.Namespace, req.Name) // deleted: no stale series
 			e.analyses.forget(req.NamespacedName)
+			e.live.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	e.live.overlay(ro)
 	e.metrics.observed(ro)
 	res, err := e.tick(ctx, ro)
 	if err == nil {
@@ -430,13 +437,24 @@ func (e *Engine) apply(ctx context.Context, ro *v1alpha1.Rollout, d Decision) er
 		// The pause bumped the generation; the status reflects it.
 		d.Status.ObservedGeneration = ro.Generation
 	}
-	if worthWriting(ro.Status, d.Status) {
+	switch {
+	case worthWriting(ro.Status, d.Status):
 		ro.Status = d.Status
 		if err := e.o.Client.Status().Update(ctx, ro); err != nil {
 			return fmt.Errorf("update status of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 		}
+		e.live.forget(key(ro))
 		e.events(ro, d.Events)
 		d.Events = nil
+	case !equality.Semantic.DeepEqual(ro.Status, d.Status):
+		// Only the latest figures changed: they live in memory, for
+		// this engine's next tick and for the read model.
+		e.live.keep(ro, d.Status)
+		if e.o.Live != nil {
+			shown := ro.DeepCopy()
+			shown.Status = *d.Status.DeepCopy()
+			e.o.Live.Live(shown)
+		}
 	}
 	if len(d.Unannotate) == 0 {
 		return nil
@@ -446,6 +464,14 @@ func (e *Engine) apply(ctx context.Context, ro *v1alpha1.Rollout, d Decision) er
 	}
 	e.events(ro, d.Events) // a request refused without a status change
 	return nil
+}
+
+// writeStatus writes ro's status, its summary brought up to date with
+// what the engine changed outside Next (the applied weight, the data
+// plane).
+func (e *Engine) writeStatus(ctx context.Context, ro *v1alpha1.Rollout) error {
+	ro.Status.Summary = SummaryOf(ro.Status)
+	return e.o.Client.Status().Update(ctx, ro)
 }
 
 // unannotate removes the request annotations keys from ro. The patch
@@ -521,7 +547,7 @@ func (e *Engine) converge(ctx context.Context, ro *v1alpha1.Rollout, live *int32
 			ro.Status.DataPlane.DecidedAt = ptrMicro(decided)
 		}
 	}
-	if err := e.o.Client.Status().Update(ctx, ro); err != nil {
+	if err := e.writeStatus(ctx, ro); err != nil {
 		return fmt.Errorf("record applied weight of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	if st.Phase == v1alpha1.PhaseRolledBack {

@@ -125,6 +125,7 @@ func Next(st v1alpha1.RolloutStatus, spec v1alpha1.RolloutSpec, obs Observation,
 	}
 	d.st.ObservedGeneration = obs.Generation
 	d.st.Step = StepOf(d.st.CurrentStep, len(d.spec.Steps))
+	d.st.Summary = SummaryOf(d.st)
 	return d.decision()
 }
 

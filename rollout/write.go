@@ -1,47 +1,23 @@
 package rollout
 
 import (
-	"time"
-
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
-// statusFreshness is how often a status whose only changes are the latest
-// analysis figures is written anyway, so that what people read is never
-// older than this.
-const statusFreshness = 10 * time.Second
-
 // worthWriting reports whether next differs from stored in anything a
-// person would see (the phase, step, weights, a verdict, a message, a
-// condition, a timestamp of the rollout's progress), or only in the
-// latest analysis figures and those were last written more than
-// statusFreshness ago. A steady rollout's status is then written about
-// every statusFreshness instead of on every tick, and `kubectl get -w`
-// shows each change once.
+// person would see: the phase, step, weights, a verdict, a message, a
+// condition, a timestamp of the rollout's progress. A tick that changes
+// only the latest analysis figures is not written: the engine keeps it in
+// memory for its next tick, and the read model shows it (LiveStatus). A
+// steady rollout's status is then written only when something changes for
+// people, and `kubectl get -w` shows each change once.
 func worthWriting(stored, next v1alpha1.RolloutStatus) bool {
 	if equality.Semantic.DeepEqual(stored, next) {
 		return false
 	}
-	if !equality.Semantic.DeepEqual(shown(stored), shown(next)) {
-		return true
-	}
-	last, now := lastShown(stored), next.Analysis.LastTickAt
-	return last.IsZero() || now == nil || now.Sub(last) >= statusFreshness
-}
-
-// lastShown is when the stored status last changed for people: its latest
-// analysis figures or its latest transition, whichever is later.
-func lastShown(s v1alpha1.RolloutStatus) time.Time {
-	var t time.Time
-	if s.Analysis.LastTickAt != nil {
-		t = s.Analysis.LastTickAt.Time
-	}
-	if n := len(s.History); n > 0 && s.History[n-1].Time.After(t) {
-		t = s.History[n-1].Time.Time
-	}
-	return t
+	return !equality.Semantic.DeepEqual(shown(stored), shown(next))
 }
 
 // shown is the status without the figures that change on every tick: the

@@ -4,13 +4,11 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/serin-dev/serin/rollout/v1alpha1"
 )
 
 // A steady rollout's status is not rewritten on ticks where nothing it
-// shows has changed; it is when something does, and for freshness.
+// shows has changed, however long; it is when something does.
 func TestWorthWriting(t *testing.T) {
 	base := at(1, t0)
 	base.Analysis.LastTickAt = ptrTime(t0)
@@ -34,7 +32,7 @@ func TestWorthWriting(t *testing.T) {
 	}{
 		{"unchanged", base, false},
 		{"new figures two seconds later", tick(2*time.Second, nil), false},
-		{"new figures past the freshness bound", tick(statusFreshness, nil), true},
+		{"new figures a minute later", tick(time.Minute, nil), false},
 		{"a verdict changed", tick(2*time.Second, func(s *v1alpha1.RolloutStatus) { s.Analysis.Checks[0].Verdict = "Fail" }), true},
 		{"the weight changed", tick(2*time.Second, func(s *v1alpha1.RolloutStatus) { s.CanaryWeight = 50 }), true},
 		{"the message changed", tick(2*time.Second, func(s *v1alpha1.RolloutStatus) { s.Message = "holding" }), true},
@@ -45,22 +43,5 @@ func TestWorthWriting(t *testing.T) {
 		if got := worthWriting(base, tc.next); got != tc.want {
 			t.Errorf("%s: worthWriting = %v, want %v", tc.name, got, tc.want)
 		}
-	}
-}
-
-// Freshness counts from the latest change people saw, a transition
-// included: a rollout just paused is not rewritten for its figures alone.
-func TestWorthWritingAfterATransition(t *testing.T) {
-	stored := at(1, t0)
-	stored.Analysis.LastTickAt = ptrTime(t0)
-	stored.History = []v1alpha1.Transition{{Time: metav1.NewTime(t0.Add(20 * time.Second)), Reason: "PausedByUser"}}
-	next := *stored.DeepCopy()
-	next.Analysis.LastTickAt = ptrTime(t0.Add(22 * time.Second))
-	if worthWriting(stored, next) {
-		t.Error("new figures 2 s after a transition were written")
-	}
-	next.Analysis.LastTickAt = ptrTime(t0.Add(20*time.Second + statusFreshness))
-	if !worthWriting(stored, next) {
-		t.Error("new figures a freshness interval after the transition were not written")
 	}
 }

@@ -120,7 +120,7 @@ func (s *Store) record(r *v1alpha1.Rollout) *Point {
 		rg = newRing(SeriesLen)
 		s.series[key] = rg
 	}
-	if last := rg.last(); last == nil || !last.Time.Equal(p.Time) {
+	if last := rg.last(); last == nil || p.Time.After(last.Time) {
 		rg.add(p)
 	}
 	return rg.last()

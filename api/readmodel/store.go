@@ -38,7 +38,11 @@ const (
 // The Rollout is a deep copy owned by the store and never mutated; readers
 // get their own copies.
 type record struct {
-	ID             string // namespace/name
+	ID string // namespace/name
+	// Live says the Rollout's status is the controller's latest tick,
+	// from memory (Store.Live), newer than the stored one at the same
+	// resourceVersion.
+	Live           bool
 	VirtualService string // namespace/virtualService
 	Rollout        *v1alpha1.Rollout
 	Row            *Row // shared and immutable
@@ -150,6 +154,12 @@ func (s *Store) Upsert(r *v1alpha1.Rollout) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	txn := s.db.Txn(true)
+	if cur := current(txn, rec.ID); cur != nil && cur.Live && sameVersion(cur.Rollout, r) {
+		// A resync of the version whose latest tick the store already
+		// shows from memory: that tick stays.
+		txn.Abort()
+		return nil
+	}
 	if err := txn.Insert(table, rec); err != nil {
 		txn.Abort()
 		return fmt.Errorf("read model: store Rollout %s: %w", rec.ID, err)
@@ -157,6 +167,53 @@ func (s *Store) Upsert(r *v1alpha1.Rollout) error {
 	txn.Commit()
 	s.hub.publish(Event{Type: EventUpsert, Rollout: r, Row: rec.Row, Point: s.record(r)})
 	return nil
+}
+
+// Live shows r's status, the controller's latest tick kept in memory
+// (rollout.LiveStatus), in place of the stored one: only while the store
+// holds r at the same uid and resourceVersion, and only if the tick is
+// newer than the one shown. It records the tick in the series and
+// notifies subscribers, as Upsert does. The status written next, or any
+// other version, replaces it.
+func (s *Store) Live(r *v1alpha1.Rollout) {
+	r = r.DeepCopy()
+	r.ManagedFields = nil
+	rec := newRecord(r)
+	rec.Live = true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	txn := s.db.Txn(true)
+	cur := current(txn, rec.ID)
+	if cur == nil || !sameVersion(cur.Rollout, r) || !tickAfter(r, cur.Rollout) {
+		txn.Abort()
+		return
+	}
+	if err := txn.Insert(table, rec); err != nil {
+		txn.Abort()
+		return
+	}
+	txn.Commit()
+	s.hub.publish(Event{Type: EventUpsert, Rollout: r, Row: rec.Row, Point: s.record(r)})
+}
+
+// current is the record of id in txn, or nil.
+func current(txn *memdb.Txn, id string) *record {
+	raw, err := txn.First(table, indexID, id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*record)
+}
+
+// sameVersion says a and b are the same stored version of one Rollout.
+func sameVersion(a, b *v1alpha1.Rollout) bool {
+	return a.UID == b.UID && a.ResourceVersion == b.ResourceVersion
+}
+
+// tickAfter says r's latest tick is later than was's.
+func tickAfter(r, was *v1alpha1.Rollout) bool {
+	t, w := r.Status.Analysis.LastTickAt, was.Status.Analysis.LastTickAt
+	return t != nil && (w == nil || t.After(w.Time))
 }
 
 // Delete removes the Rollout namespace/name and its series, if present,

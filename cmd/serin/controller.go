@@ -336,6 +336,14 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	store, err := newReadModel(ctx, o, log, mgr)
+	if err != nil {
+		return err
+	}
+	var live rollout.LiveStatus // an interface holding a nil *Store would not be nil
+	if store != nil {
+		live = store
+	}
 	engine, err := rollout.NewEngine(rollout.Options{
 		Client:    mgr.GetClient(),
 		Router:    router,
@@ -350,6 +358,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		DataPlane:               dataPlane,
 		DataPlaneTimeout:        o.DataPlaneTimeout,
+		Live:                    live,
 	})
 	if err != nil {
 		return err
@@ -357,7 +366,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err := engine.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up rollout controller: %w", err)
 	}
-	apiHandler, err := newAPI(ctx, o, log, mgr, tenancy)
+	apiHandler, err := newAPI(o, log, mgr, tenancy, store)
 	if err != nil {
 		return err
 	}
@@ -424,12 +433,11 @@ func newNotifier(ctx context.Context, o controllerOptions, cfg *rest.Config, log
 	return n, nil
 }
 
-// newAPI builds the REST API and the console on a read model fed by the
-// manager's cache, on one handler; or returns nil when --auth=none: there
-// are no anonymous requests.
-func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager, tenancy *analysis.Tenancy) (http.Handler, error) {
+// newReadModel is the read model of the REST API and the console, fed by
+// the manager's cache and by the engine's unwritten ticks; nil when
+// --auth=none, which serves neither.
+func newReadModel(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager) (*readmodel.Store, error) {
 	if o.Auth == "none" {
-		log.Warn("the REST API and console are off (--auth=none)")
 		return nil, nil
 	}
 	store, err := readmodel.New()
@@ -438,6 +446,16 @@ func newAPI(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl
 	}
 	if err := store.Feed(ctx, mgr.GetCache(), log); err != nil {
 		return nil, fmt.Errorf("feed the read model: %w", err)
+	}
+	return store, nil
+}
+
+// newAPI builds the REST API and the console on store, on one handler; or
+// returns nil when --auth=none: there are no anonymous requests.
+func newAPI(o controllerOptions, log *slog.Logger, mgr ctrl.Manager, tenancy *analysis.Tenancy, store *readmodel.Store) (http.Handler, error) {
+	if o.Auth == "none" {
+		log.Warn("the REST API and console are off (--auth=none)")
+		return nil, nil
 	}
 	authn, authz, err := newAuth(o, mgr)
 	if err != nil {

@@ -83,6 +83,7 @@ const Finalizer = "serin.dev/restore-route"
 // +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`
 // +kubebuilder:printcolumn:name="VirtualService",type=string,JSONPath=`.spec.virtualService`,priority=1
 // +kubebuilder:printcolumn:name="Deployment",type=string,JSONPath=`.spec.workload.deployment`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.summary`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Rollout struct {
@@ -578,6 +579,15 @@ type RolloutStatus struct {
 	// Message says, in plain words, why the rollout is where it is.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// Summary is where the rollout is, in a few words, kubectl's Reason
+	// column: "25% on the route · 3/5 checks pass", "rolled back:
+	// error-rate on checkout → payments ×15.6 the limit". It changes only
+	// with what a person reads in the status, so that `kubectl get -w`
+	// prints a line for each change.
+	// +optional
+	// +kubebuilder:validation:MaxLength=120
+	Summary string `json:"summary,omitempty"`
 
 	// Conditions are the standard Kubernetes conditions: Preflight,
 	// MTLSStrict and Progressing.

@@ -389,7 +389,8 @@ func TestDeleteMidwayRestores(t *testing.T) {
 // TestIdleReconcilesWriteNothing: a paused rollout is still analysed (a
 // held canary that regresses is rolled back), but once its first verdict
 // is stored, ticks that change only the latest figures are not written
-// within the status freshness, and the VirtualService is never written.
+// (TestKubectlWatchPrintsEachChangeOnce holds it for 12 s), and the
+// VirtualService is never written.
 func TestIdleReconcilesWriteNothing(t *testing.T) {
 	e := newEnv(t)
 	e.mesh(nil)
@@ -411,7 +412,7 @@ func TestIdleReconcilesWriteNothing(t *testing.T) {
 
 	before := e.get("idle")
 	roRV, vsRV := before.ResourceVersion, e.vs().ResourceVersion
-	time.Sleep(4 * time.Second) // four analysis intervals, under the 10 s freshness
+	time.Sleep(4 * time.Second) // four analysis intervals
 	if got := e.get("idle"); got.ResourceVersion != roRV {
 		t.Errorf("paused Rollout was written: resourceVersion %s -> %s\nbefore: %+v\nafter: %+v",
 			roRV, got.ResourceVersion, before.Status, got.Status)
@@ -434,7 +435,7 @@ func TestKubectl(t *testing.T) {
 		t.Fatalf("kubectl get rollouts: %v\n%s", err, out)
 	}
 	header := strings.Fields(strings.SplitN(string(out), "\n", 2)[0])
-	if want := []string{"NAME", "PHASE", "STEP", "WEIGHT", "AGE"}; !slices.Equal(header, want) {
+	if want := []string{"NAME", "PHASE", "STEP", "WEIGHT", "REASON", "AGE"}; !slices.Equal(header, want) {
 		t.Errorf("kubectl get rollouts columns %v, want %v\n%s", header, want, out)
 	}
 	if !strings.Contains(string(out), "Succeeded") || !strings.Contains(string(out), "100") {

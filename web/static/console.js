@@ -210,6 +210,16 @@
     return rv.length < held.length || (rv.length === held.length && rv < held);
   }
 
+  // staleRollout is stale for two views of a rollout: between two writes
+  // of its status the controller shows its latest ticks from memory, at
+  // the same resourceVersion, so that a later tick (lastTickAt) at the
+  // same version is newer.
+  function staleRollout(r, held) {
+    if (!held || r.resourceVersion !== held.resourceVersion) return stale(r.resourceVersion, held && held.resourceVersion);
+    const tick = (x) => Date.parse(((x.status || {}).analysis || {}).lastTickAt || '') || 0;
+    return tick(r) <= tick(held);
+  }
+
   // sig3 is analysis.sig3: three significant figures, never in exponent
   // form, with no trailing zeros (0.00123, 1.5, 23.4, 498, 12300). The API
   // sends numbers, not their text; formatValue is analysis.FormatValue,
@@ -250,7 +260,7 @@
 
   window.serin = {
     api, el, svg, ago, timeEl, refreshTimes, setLive, live, debounce, parseFrames,
-    rolloutOf, mergePatch, lower, phaseOf, stepsOf, changedAt, stale, sig3, formatValue, formatInterval, terminal,
+    rolloutOf, mergePatch, lower, phaseOf, stepsOf, changedAt, stale, staleRollout, sig3, formatValue, formatInterval, terminal,
   };
   refreshTimes();
   setInterval(refreshTimes, 5000);

@@ -10,7 +10,7 @@
   'use strict';
   const S = window.serin;
   const A = S.analysis;
-  const { api, el, timeEl, lower, phaseOf, stepsOf, changedAt, refreshTimes, stale, terminal } = S;
+  const { api, el, timeEl, lower, phaseOf, stepsOf, changedAt, refreshTimes, stale, staleRollout, terminal } = S;
   const root = document.getElementById('rollout');
   const ns = root.dataset.ns, name = root.dataset.name;
   const base = `/api/v1/rollouts/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
@@ -165,8 +165,7 @@
   // one. It returns whether it drew.
   function show(r) {
     if (!r || r.namespace !== ns || r.name !== name) return false;
-    const held = current ? current.resourceVersion : '';
-    if (held && stale(r.resourceVersion, held)) return false;
+    if (current && staleRollout(r, current)) return false;
     current = r;
     if (pending && phaseOf(r) !== pending.phase) {
       pending = null;
