@@ -92,8 +92,14 @@ func (s *server) setPaused(paused bool) gin.HandlerFunc {
 		if !s.authorizeOp(c, op) {
 			return
 		}
+		user := userOf(c)
 		s.mutate(c, op, func(r *v1alpha1.Rollout) error {
-			r.Spec.Paused = paused
+			if r.Spec.Paused != paused {
+				// The write makes the next generation; the controller
+				// credits the pause or resume to user at that one.
+				r.Spec.Paused = paused
+				setAnnotations(r, v1alpha1.AnnotationPausedBy, fmt.Sprintf("%d/%s", r.Generation+1, user))
+			}
 			return nil
 		})
 	}

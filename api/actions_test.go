@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,8 +25,11 @@ func TestActions(t *testing.T) {
 	}
 
 	post("pause", "")
-	if !e.get(t, ns, "ro").Spec.Paused {
+	if r := e.get(t, ns, "ro"); !r.Spec.Paused {
 		t.Error("pause did not set spec.paused")
+	} else if got, want := r.Annotations[v1alpha1.AnnotationPausedBy], fmt.Sprintf("%d/olga", r.Generation); got != want {
+		// The generation the pause made: the controller credits it to olga there only.
+		t.Errorf("paused-by = %q, want %q", got, want)
 	}
 	// Read your writes: the answer waited for the read model.
 	var seen api.Rollout
@@ -34,8 +38,10 @@ func TestActions(t *testing.T) {
 		t.Errorf("GET right after the pause: status %d, paused %v: %s", g.status, seen.Spec.Paused, g.body)
 	}
 	post("resume", "")
-	if e.get(t, ns, "ro").Spec.Paused {
+	if r := e.get(t, ns, "ro"); r.Spec.Paused {
 		t.Error("resume did not clear spec.paused")
+	} else if got, want := r.Annotations[v1alpha1.AnnotationPausedBy], fmt.Sprintf("%d/olga", r.Generation); got != want {
+		t.Errorf("paused-by after the resume = %q, want %q", got, want)
 	}
 	post("promote", "")
 	if a := e.get(t, ns, "ro").Annotations; a[v1alpha1.AnnotationPromote] != "true" || a[v1alpha1.AnnotationPromoteBy] != "olga" {

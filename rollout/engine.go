@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -271,7 +273,7 @@ func sinceTick(after time.Duration, start, now time.Time) time.Duration {
 // observe gathers what Next needs. A non-zero wait means the analysis tick
 // is not due yet and nothing should be decided now.
 func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Time) (Observation, time.Duration, error) {
-	obs := Observation{Generation: ro.Generation, Abort: abortRequest(ro), Promote: promoteRequest(ro), Retry: retryRequest(ro),
+	obs := Observation{Generation: ro.Generation, Abort: abortRequest(ro), Promote: promoteRequest(ro), Retry: retryRequest(ro), PausedBy: pausedBy(ro),
 		Created: ro.CreationTimestamp.Time}
 	if obs.Retry != nil {
 		// A retry is decided from the request and the status alone; the
@@ -647,6 +649,16 @@ func rollbackEvent(ro *v1alpha1.Rollout, now time.Time, from int32) Event {
 	}
 	ev.Checks = failedChecks(st)
 	return ev
+}
+
+// pausedBy is who set ro's spec.paused as it is now, through serin; ""
+// when no one did at this generation (AnnotationPausedBy).
+func pausedBy(ro *v1alpha1.Rollout) string {
+	gen, user, ok := strings.Cut(ro.Annotations[v1alpha1.AnnotationPausedBy], "/")
+	if !ok || gen != strconv.FormatInt(ro.Generation, 10) {
+		return ""
+	}
+	return user
 }
 
 func abortRequest(ro *v1alpha1.Rollout) *Request {

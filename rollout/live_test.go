@@ -47,3 +47,21 @@ func TestLiveStatusIsTheBasisOfItsVersionOnly(t *testing.T) {
 		t.Errorf("a version written since took the unwritten tick (%d), or it was kept (%d)", written.Status.Analysis.PassedTicks, len(l.m))
 	}
 }
+
+// TestPausedByCountsAtItsGenerationOnly: a pause or resume made through
+// serin is credited to its author at the generation it made, and a later
+// hand edit of spec.paused (a newer generation) to no one.
+func TestPausedByCountsAtItsGenerationOnly(t *testing.T) {
+	ro := &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Generation: 5, Annotations: map[string]string{v1alpha1.AnnotationPausedBy: "5/alice"}}}
+	if got := pausedBy(ro); got != "alice" {
+		t.Errorf("at its generation: %q, want alice", got)
+	}
+	ro.Generation = 6
+	if got := pausedBy(ro); got != "" {
+		t.Errorf("after a hand edit: %q, want no one", got)
+	}
+	ro.Annotations[v1alpha1.AnnotationPausedBy] = "alice"
+	if got := pausedBy(ro); got != "" {
+		t.Errorf("without a generation: %q, want no one", got)
+	}
+}

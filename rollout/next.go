@@ -37,6 +37,9 @@ type Observation struct {
 	Abort   *Request
 	Promote *Request
 	Retry   *Request
+	// PausedBy is who set spec.paused as it is, through serin; "" if no
+	// one did at this generation.
+	PausedBy string
 	// Created is the Rollout's creation time, from which a scheduled
 	// start is computed.
 	Created time.Time
@@ -172,6 +175,7 @@ func (d *decider) decide() {
 		d.promote(d.obs.Promote)
 	case d.spec.Paused:
 		d.enter(v1alpha1.PhasePaused, "PausedByUser", "paused by request; the weight is held until spec.paused is false")
+		d.actedBy(d.obs.PausedBy)
 	default:
 		d.progressing()
 	}
@@ -334,6 +338,7 @@ func (d *decider) paused() {
 	}
 	d.resetDwell()
 	d.enter(v1alpha1.PhaseProgressing, "Resumed", fmt.Sprintf("resumed at step %s (%d%%)", StepOf(d.st.CurrentStep, len(d.spec.Steps)), d.st.CanaryWeight))
+	d.actedBy(d.obs.PausedBy)
 	d.requeue = d.spec.Analysis.Interval.Duration
 }
 

@@ -41,6 +41,11 @@ func with(st v1alpha1.RolloutStatus, f func(*v1alpha1.RolloutStatus)) v1alpha1.R
 
 func live(w int32) Observation { return Observation{Generation: 1, LiveWeight: w, LiveKnown: true} }
 
+func withPausedBy(o Observation, by string) Observation {
+	o.PausedBy = by
+	return o
+}
+
 func withResult(o Observation, v analysis.Verdict, reason string) Observation {
 	o.Result = &analysis.Result{Verdict: v, Reason: reason}
 	return o
@@ -98,6 +103,11 @@ func TestNext(t *testing.T) {
 			want{phase: v1alpha1.PhaseSucceeded, step: 3, weight: 100, events: []EventKind{EventSucceeded}, msg: "stable one for the next rollout"}},
 		{"pause holds the weight", passed(at(1, t0), 3), paused(spec()), live(25), later,
 			want{phase: v1alpha1.PhasePaused, step: 1, weight: 25, events: []EventKind{EventPaused}, msg: "paused by request"}},
+		{"a pause through serin names who paused", passed(at(1, t0), 3), paused(spec()), withPausedBy(live(25), "vic"), later,
+			want{phase: v1alpha1.PhasePaused, step: 1, weight: 25, events: []EventKind{EventPaused}, msg: "paused by request", by: "vic"}},
+		{"a resume through serin names who resumed", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused }), spec(),
+			withPausedBy(live(25), "olga"), later,
+			want{phase: v1alpha1.PhaseProgressing, step: 1, weight: 25, events: []EventKind{EventResumed}, requeue: 2 * time.Second, by: "olga"}},
 		{"paused stays paused", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused }), paused(spec()), live(25), later,
 			want{phase: v1alpha1.PhasePaused, step: 1, weight: 25}},
 		{"resume continues with a fresh dwell", with(at(1, t0), func(s *v1alpha1.RolloutStatus) { s.Phase = v1alpha1.PhasePaused }), spec(), live(25), later,

@@ -61,6 +61,12 @@ const (
 	// author; one made otherwise (kubectl set image) records none.
 	AnnotationReleaseBy     = "serin.dev/release-by"
 	AnnotationReleaseImages = "serin.dev/release-images"
+	// AnnotationPausedBy names who last set spec.paused through serin
+	// (the REST API, the CLI, the console), after the generation that
+	// change made: "5/alice". A pause or resume is credited to them only
+	// at that generation, so that a later hand edit of spec.paused is
+	// credited to no one rather than to the wrong person.
+	AnnotationPausedBy = "serin.dev/paused-by"
 )
 
 // LabelTrack is the pod label of serin's copies of a delivered workload:
