@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # timing honest on 2 cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 45m
 
-.PHONY: all build image krew tools vet test helm-test generate dashboards verify-generate demo bench chaos bench-scale test-scale clean
+.PHONY: all build image krew tools vet test helm-test generate dashboards verify-generate demo demo-reset bench chaos bench-scale test-scale clean
 
 all: build
 
@@ -98,6 +98,12 @@ demo: tools build
 	@echo "==> building bin/serin-demo"
 	$(GO) build -o bin/serin-demo ./test/demo
 	bin/serin-demo $(DEMO_FLAGS)
+
+# Brings the running demo back to its start in one command (the subsets
+# story: the rollout deleted, the route 100/0 on v1, the faults cleared).
+demo-reset:
+	$(GO) build -o bin/serin-demo ./test/demo
+	bin/serin-demo reset
 
 # The Analysis benchmarks against the real local stack: rollback latency,
 # false rollbacks of healthy canaries, and Prometheus queries per tick. Each

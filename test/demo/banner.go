@@ -31,9 +31,11 @@ type readyInfo struct {
 	Kubectl         string `json:"kubectl"`
 	Istioctl        string `json:"istioctl"` // for istioctl analyze, Istio's own validator
 	StackDir        string `json:"stackDir"`
-	Story           string `json:"story"` // storyWorkload or storySubsets
-	Serin           string `json:"serin"` // the serin binary, for the CLI commands
-	PIDs            []int  `json:"pids"`  // every child process: the stack's and the controller
+	Story           string `json:"story"`     // storyWorkload or storySubsets
+	Serin           string `json:"serin"`     // the serin binary, for the CLI commands
+	Demo            string `json:"demo"`      // this binary, for serin-demo reset
+	ReadyFile       string `json:"readyFile"` // this file
+	PIDs            []int  `json:"pids"`      // every child process: the stack's and the controller
 }
 
 // info gathers the readyInfo of a started demo.
@@ -58,6 +60,8 @@ func (d *demo) info() readyInfo {
 		StackDir:        d.st.Dir,
 		Story:           d.opts.Story,
 		Serin:           d.opts.Serin,
+		Demo:            demoBinary(),
+		ReadyFile:       d.opts.ReadyFile,
 		PIDs:            append(d.st.PIDs(), d.ctrl.proc.PID()),
 	}
 }
@@ -70,6 +74,9 @@ func (d *demo) writeReadyFile() error {
 	}
 	b, err := json.MarshalIndent(d.info(), "", "  ")
 	if err != nil {
+		return fmt.Errorf("ready file: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(d.opts.ReadyFile), 0o755); err != nil {
 		return fmt.Errorf("ready file: %w", err)
 	}
 	tmp := d.opts.ReadyFile + ".tmp"
@@ -198,8 +205,8 @@ func subsetStory(w func(string, ...any), i readyInfo) {
 	w("   kubectl apply -f deploy/demo/rollout-checkout.yaml")
 	w("")
 	w(" 2. Once it has ended, reset: the finished rollout deleted, the route back to 100/0 on v1,")
-	w(" the faults cleared (re-applying a finished rollout would only say \"unchanged\"):")
-	w("   kubectl delete rollout -n shop checkout-v2 --ignore-not-found && kubectl apply --server-side --force-conflicts -f deploy/demo/mesh.yaml && curl -fsS -X DELETE %s/faults", i.MeshControlURL)
+	w(" the faults cleared (re-applying a finished rollout would only say \"unchanged\"; make demo-reset does the same):")
+	w("   %s reset%s", shellQuote(i.Demo), resetFlag(i))
 	w("")
 	w(" 3. A bad canary (checkout v2 answers 20%% errors; serin returns traffic to v1, and the")
 	w(" console and `serin rollout status -n shop checkout-v2` say why):")
@@ -207,6 +214,24 @@ func subsetStory(w func(string, ...any), i readyInfo) {
 	w("   kubectl apply -f deploy/demo/rollout-checkout.yaml")
 	w("")
 	w(" Reset again the same way (step 2) before another run.")
+}
+
+// demoBinary is the path of this binary, for the banner's reset command.
+func demoBinary() string {
+	p, err := os.Executable()
+	if err != nil {
+		return filepath.Join(stack.RepoRoot(), "bin", "serin-demo")
+	}
+	return p
+}
+
+// resetFlag is the -ready-file flag the reset command needs to find this
+// demo, or "" when it is at its default place.
+func resetFlag(i readyInfo) string {
+	if i.ReadyFile == "" || i.ReadyFile == defaultReadyFile() {
+		return ""
+	}
+	return " -ready-file " + shellQuote(i.ReadyFile)
 }
 
 // shellQuote quotes s for a POSIX shell when it holds anything but safe

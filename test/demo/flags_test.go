@@ -12,7 +12,7 @@ import (
 func TestParseFlags(t *testing.T) {
 	o, err := parseFlags(nil, io.Discard)
 	must(t, err)
-	if want := filepath.Join(stack.RepoRoot(), "bin", "serin"); o.Serin != want || o.RPS != 50 || o.ReadyFile != "" || o.NoBanner ||
+	if want := filepath.Join(stack.RepoRoot(), "bin", "serin"); o.Serin != want || o.RPS != 50 || o.ReadyFile != defaultReadyFile() || o.NoBanner ||
 		o.Story != storyWorkload || o.StepInterval != 0 {
 		t.Errorf("defaults = %+v, want serin %s, rps 50, story workload", o, want)
 	}

@@ -61,6 +61,9 @@ func main() { os.Exit(run()) }
 // run parses the flags, starts the demo, waits for a signal and stops the
 // demo. It returns the process exit code.
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == "reset" {
+		return runReset(os.Args[2:], os.Stdout, os.Stderr)
+	}
 	o, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -105,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Serin, "serin", filepath.Join(stack.RepoRoot(), "bin", "serin"), "path of the serin binary (make build)")
 	fs.Float64Var(&o.RPS, "rps", meshsim.DefaultRPS, "background requests per second into the simulated frontend")
-	fs.StringVar(&o.ReadyFile, "ready-file", "", "write a JSON file with the URLs and PIDs once everything is ready")
+	fs.StringVar(&o.ReadyFile, "ready-file", defaultReadyFile(), "write a JSON file with the URLs and PIDs once everything is ready (serin-demo reset reads it)")
 	fs.BoolVar(&o.NoBanner, "no-banner", false, "do not print the banner")
 	fs.Uint64Var(&o.MeshSeed, "meshsim-seed", 0, "seed of the mesh simulator's random errors and latencies (0 = pick one and log it)")
 	fs.StringVar(&o.Story, "story", storyWorkload, "what the demo sets up: "+storyWorkload+
