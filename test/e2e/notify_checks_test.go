@@ -71,14 +71,31 @@ func checkFailedChecks(t *testing.T, n slackNote, failed []v1alpha1.CheckStatus)
 	text, f := n.msg.Text, n.fields()
 	traced := 0
 	for _, c := range failed {
-		line := fmt.Sprintf("Failed: %s on %s: canary %s vs stable %s (limit %s), %s",
-			c.Check, hopLabel(c.Hop), analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit), stableLabel(c),
-			analysis.FormatValue(c.Limit, c.Unit), analysis.FormatEvidence(c.Evidence, c.Threshold, c.EvidenceAtSeconds))
-		if !strings.Contains(text, line) {
-			t.Errorf("the message does not say %q", line)
+		// Each failure once, named by check, hop and source, with its
+		// window, both sides' values with their intervals, the limit,
+		// how far over it and the evidence: the status's own figures.
+		head := fmt.Sprintf("Failed: %s on %s from %s, since the analysis began, ", c.Check, hopLabel(c.Hop), analysis.SourceName(c.Source))
+		if n := strings.Count(text, head); n != 1 {
+			t.Errorf("the message says %q %d times, want once:\n%s", head, n, text)
+			continue
 		}
-		if !strings.Contains(line, "evidence 1/α reached at") || !strings.Contains(line, "[") {
-			t.Errorf("the failed check %q carries no interval or evidence", line)
+		_, line, _ := strings.Cut(text, head)
+		line, _, _ = strings.Cut(line, "\n")
+		limit := "limit " + analysis.FormatValue(c.Limit, c.Unit)
+		if x := analysis.FormatTimesLimit(rollout.CheckResultOf(c)); x != "" {
+			limit += " (" + x + ")"
+		}
+		for _, part := range []string{
+			"canary " + analysis.FormatWithInterval(c.Canary, c.CanaryLow, c.CanaryHigh, c.Unit),
+			"vs stable " + stableLabel(c), limit,
+			analysis.FormatEvidence(c.Evidence, c.Threshold, c.EvidenceAtSeconds),
+		} {
+			if !strings.Contains(line, part) {
+				t.Errorf("the failure %q%s lacks %q", head, line, part)
+			}
+		}
+		if !strings.Contains(line, "evidence 1/α reached at") || !strings.Contains(line, "[") || !strings.Contains(line, " s of data") {
+			t.Errorf("the failed check %q carries no interval, evidence or window", line)
 		}
 		if c.Unit != "%" && c.Check == "error-rate" {
 			t.Errorf("the error-rate check from %s has unit %q, want %%", c.Source, c.Unit)
@@ -95,11 +112,7 @@ func checkFailedChecks(t *testing.T, n slackNote, failed []v1alpha1.CheckStatus)
 		}
 	}
 	t.Logf("%d failed checks, %d from traces with a trace link", len(failed), traced)
-	first := failed[0]
-	for label, want := range map[string]string{
-		"Check": first.Check, "Hop": hopLabel(first.Hop), "Weight": "10%",
-		"Canary": analysis.FormatValue(first.Canary, first.Unit), "Stable": stableLabel(first), "Limit": analysis.FormatValue(first.Limit, first.Unit),
-	} {
+	for label, want := range map[string]string{"Weight": "10%", "Failed checks": strconv.Itoa(len(failed))} {
 		if f[label] != want {
 			t.Errorf("field %s is %q, want %q", label, f[label], want)
 		}
