@@ -81,6 +81,10 @@
     return fails.length;
   }
 
+  // names are the checks' sources as the API's view names them
+  // (metrics, traces), by key: every surface says them one way.
+  let names = new Map();
+
   // keyOf is a status check's key, as the API keys its points and its
   // view (readmodel.CheckKey).
   const keyOf = (c) => `${c.check}|${c.hop || ''}|${c.source}`;
@@ -114,7 +118,7 @@
   // drawHops draws the per-hop table from the status's checks, each
   // source named as the API's view of the checks names it (views).
   function drawHops(a, views) {
-    const names = new Map(views.map((v) => [v.key, v.source]));
+    names = new Map(views.map((v) => [v.key, v.source]));
     const rows = hopRows(a.checks || []);
     document.getElementById('hops').replaceChildren(...rows.map((h) => {
       const w = worst(h.checks);
@@ -157,7 +161,12 @@
     if (pts.length > MAX_POINTS) pts.shift();
   }
 
-  const titleOf = (c) => [c.check, c.hop, c.source === 'prometheus' ? '' : c.source].filter(Boolean).join(' · ');
+  // titleOf names a chart: the check, its hop, and its source unless it
+  // is the inbound metrics, the default.
+  const titleOf = (c) => {
+    const source = names.get(c.key) || c.source;
+    return [c.check, c.hop, !c.hop && source === 'metrics' ? '' : source].filter(Boolean).join(' · ');
+  };
 
   // addPoint records one analysis tick (a readmodel.Point): the weight
   // and every check that measured something. An undecided or skipped
@@ -225,7 +234,7 @@
 
   function caption(key, s) {
     const c = s.latest;
-    const parts = [el('strong', {}, s.title), ' '];
+    const parts = [el('strong', {}, c ? titleOf(c) : s.title), ' '];
     if (c) {
       parts.push(el('span', { class: verdictClass(c.verdict) }, verdictLabel(c.verdict)), ' ',
         el('span', { class: 'muted' }, hasValues(c)
