@@ -254,30 +254,37 @@ type call struct {
 // failed when either span did. Spans whose parent is not in the trace
 // (partial traces) are not children of anything and are skipped.
 func traceCalls(spans []span, m matcher) []call {
+	var out []call
+	m.eachCall(spans, func(e analysis.Edge, parent, child, measured span) {
+		if e.From == e.To || (e.From != m.service && e.To != m.service) {
+			return
+		}
+		out = append(out, call{Edge: e, Ms: measured.DurationMs(), Failed: parent.Failed || child.Failed})
+	})
+	return out
+}
+
+// eachCall calls f for each call in one trace's spans: a span and its
+// parent, the edge between their services, and the span that measures
+// the call (the caller's CLIENT span when there is one, as the caller
+// waited for it, else the callee's). The analysis and the trace view
+// both read calls this way.
+func (m matcher) eachCall(spans []span, f func(e analysis.Edge, parent, child, measured span)) {
 	byID := make(map[string]span, len(spans))
 	for _, s := range spans {
 		byID[s.SpanID] = s
 	}
-	var out []call
 	for _, child := range spans {
-		if child.ParentID == "" {
-			continue
-		}
 		parent, ok := byID[child.ParentID]
-		if !ok {
+		if child.ParentID == "" || !ok {
 			continue
 		}
-		e := analysis.Edge{From: m.name(parent.Service), To: m.name(child.Service)}
-		if e.From == e.To || (e.From != m.service && e.To != m.service) {
-			continue
-		}
-		ms := child.DurationMs()
+		measured := child
 		if parent.Kind == kindClient {
-			ms = parent.DurationMs()
+			measured = parent
 		}
-		out = append(out, call{Edge: e, Ms: ms, Failed: parent.Failed || child.Failed})
+		f(analysis.Edge{From: m.name(parent.Service), To: m.name(child.Service)}, parent, child, measured)
 	}
-	return out
 }
 
 // sideStats accumulates one side of one edge.

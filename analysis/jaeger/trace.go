@@ -241,22 +241,10 @@ func (p *markPick) offer(id string, ns int64, failed bool) {
 // of the call: the callee's span when the canary was called, the
 // caller's when it called.
 func (m matcher) hopMark(spans []span, sides map[string]side, hop analysis.Edge) markPick {
-	byID := make(map[string]span, len(spans))
-	for _, sp := range spans {
-		byID[sp.SpanID] = sp
-	}
 	var pk markPick
-	for _, child := range spans {
-		parent, ok := byID[child.ParentID]
-		if child.ParentID == "" || !ok {
-			continue
-		}
-		if (analysis.Edge{From: m.name(parent.Service), To: m.name(child.Service)}) != hop {
-			continue
-		}
-		measured := child
-		if parent.Kind == kindClient {
-			measured = parent
+	m.eachCall(spans, func(e analysis.Edge, parent, child, measured span) {
+		if e != hop {
+			return
 		}
 		mark := measured
 		switch {
@@ -266,7 +254,7 @@ func (m matcher) hopMark(spans []span, sides map[string]side, hop analysis.Edge)
 			mark = parent
 		}
 		pk.offer(mark.SpanID, measured.EndNs-measured.StartNs, parent.Failed || child.Failed)
-	}
+	})
 	return pk
 }
 
