@@ -130,7 +130,7 @@ FUZZ ?= 10000
 chaos: tools
 	@echo "==> $(SEEDS) randomized histories of $(OPS) operations (real stack; about 50 s each)"
 	HISTORY_SEEDS=$(SEEDS) HISTORY_OPS=$(OPS) $(GO) test ./test/e2e/ -run '^TestRandomHistories$$' -count 1 -timeout 600m -v \
-		| grep -E '^(\||randomized|---|ok|FAIL|PASS)|seed [0-9]+:|violation'
+		| grep -E '^(\||randomized|---|ok|FAIL|PASS)|^ +--- FAIL|^ +[a-z_]+_test\.go:[0-9]+: |seed [0-9]+:|violation'
 	@echo "==> REST API fuzz test, $(FUZZ) inputs (real kube-apiserver; about 3 minutes for 10,000)"
 	$(GO) test ./api/ -run '^$$' -fuzz '^FuzzCreateRollout$$' -fuzztime $(FUZZ)x -parallel 1 -timeout 120m
 
