@@ -46,6 +46,16 @@ type DataPlane struct {
 	proxies map[string]*proxyState
 	okAt    time.Time // the last poll that istiod answered
 	lastErr error
+
+	// lagging holds the proxies that Confirm found lagging since the last
+	// poll. The poller reads their dumps again every redump even when
+	// istiod has sent them nothing new, so that a dump read in a race
+	// with a push, or one istiod answered from an older state, cannot
+	// hold a rollout for good: a held rollout writes nothing, so nothing
+	// new would be pushed to correct it.
+	lagMu   sync.Mutex
+	lagging map[string]bool
+	redump  time.Duration
 }
 
 // proxyState is what the poller knows of one connected proxy.
@@ -93,7 +103,8 @@ func NewDataPlane(o DataPlaneOptions) (*DataPlane, error) {
 		return nil, err
 	}
 	return &DataPlane{c: c, poll: o.PollInterval, settle: 500 * time.Millisecond, stale: 2 * time.Second,
-		log: o.Log, now: time.Now, ready: make(chan struct{}), proxies: map[string]*proxyState{}}, nil
+		redump: time.Second, log: o.Log, now: time.Now, ready: make(chan struct{}),
+		proxies: map[string]*proxyState{}, lagging: map[string]bool{}}, nil
 }
 
 // Start polls istiod until ctx ends. It satisfies controller-runtime's
@@ -121,7 +132,8 @@ func (d *DataPlane) Start(ctx context.Context) error {
 func (d *DataPlane) NeedLeaderElection() bool { return true }
 
 // pollOnce reads /debug/syncz, then the config dump of every proxy that
-// was sent routes since its dump was read.
+// was sent routes since its dump was read, and again that of a proxy found
+// lagging whose dump is older than redump.
 func (d *DataPlane) pollOnce(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, max(d.poll*10, 2*time.Second))
 	defer cancel()
@@ -138,6 +150,10 @@ func (d *DataPlane) pollOnce(ctx context.Context) {
 	d.mu.RLock()
 	known := d.proxies
 	d.mu.RUnlock()
+	d.lagMu.Lock()
+	lagging := d.lagging
+	d.lagging = map[string]bool{}
+	d.lagMu.Unlock()
 	next := make(map[string]*proxyState, len(ss))
 	for _, s := range ss {
 		if s.ProxyType != "" && s.ProxyType != "sidecar" {
@@ -148,7 +164,7 @@ func (d *DataPlane) pollOnce(ctx context.Context) {
 			*p = *old
 		}
 		p.routeSent, p.routeAcked = s.RouteSent, s.RouteAcked
-		if !p.dumped || p.dumpFor != s.RouteSent {
+		if !p.dumped || p.dumpFor != s.RouteSent || lagging[s.ProxyID] && d.now().Sub(p.dumpAt) >= d.redump {
 			if r, err := d.c.configDump(ctx, s.ProxyID); err == nil {
 				p.routes, p.dumpFor, p.dumpAt, p.dumped = r, s.RouteSent, d.now(), true
 			} else {
@@ -181,34 +197,75 @@ func (d *DataPlane) Confirm(ctx context.Context, t rollout.Target, w int32) (rol
 	}
 	vs := t.Namespace + "/" + t.VirtualService
 	var rep rollout.DataPlaneReport
+	var lag []string
 	for id, p := range d.proxies {
 		routes, ok := p.routes.byVS[vs]
 		if !ok && p.dumped {
 			continue // this proxy does not route the service
 		}
 		rep.Proxies++
-		if !d.carries(p, routes, t, w) {
+		if ok, why, stale := d.carries(p, routes, t, w); !ok {
 			rep.Stragglers = append(rep.Stragglers, id)
+			rep.Lag = append(rep.Lag, why)
+			if stale {
+				lag = append(lag, id)
+			}
 		}
 	}
-	slices.Sort(rep.Stragglers)
+	sortLag(&rep)
+	if len(lag) > 0 {
+		d.lagMu.Lock()
+		for _, id := range lag {
+			d.lagging[id] = true
+		}
+		d.lagMu.Unlock()
+	}
 	return rep, nil
 }
 
-// carries reports whether proxy p routes w% of t's traffic to the canary
-// and has acknowledged it.
-func (d *DataPlane) carries(p *proxyState, routes []vsRoute, t rollout.Target, w int32) bool {
-	if !p.dumped {
-		return false
+// sortLag sorts a report's stragglers by name, with their reasons.
+func sortLag(rep *rollout.DataPlaneReport) {
+	idx := make([]int, len(rep.Stragglers))
+	for i := range idx {
+		idx[i] = i
 	}
-	r, ok := targetRoute(routes, t)
-	if !ok || canaryShare(r, t) != w {
-		return false
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(rep.Stragglers[a], rep.Stragglers[b]) })
+	ids, why := make([]string, len(idx)), make([]string, len(idx))
+	for i, j := range idx {
+		ids[i], why[i] = rep.Stragglers[j], rep.Lag[j]
+	}
+	rep.Stragglers, rep.Lag = ids, why
+}
+
+// carries reports whether proxy p routes w% of t's traffic to the canary
+// and has acknowledged it, and when not, why, for people: what its routes
+// send to the canary, and whether it has acknowledged them. reread says
+// that its dump shows other routes: only a newer dump can change that,
+// while the acknowledgement comes from syncz and settling from time.
+func (d *DataPlane) carries(p *proxyState, routes []vsRoute, t rollout.Target, w int32) (ok bool, why string, reread bool) {
+	if !p.dumped {
+		return false, "its routes not read yet", false
+	}
+	r, found := targetRoute(routes, t)
+	if !found {
+		return false, "no route of the VirtualService", true
+	}
+	if share := canaryShare(r, t); share != w {
+		if share < 0 {
+			return false, "its route sends no weight", true
+		}
+		return false, fmt.Sprintf("its routes send %d%%", share), true
 	}
 	if acked := pushCounter(p.routeAcked); acked >= 0 && acked >= pushCounter(p.routes.version) {
-		return true
+		return true, "", false
 	}
-	return p.routeAcked == p.routeSent && p.routeSent == p.dumpFor && d.now().Sub(p.dumpAt) >= d.settle
+	if p.routeAcked == p.routeSent && p.routeSent == p.dumpFor && d.now().Sub(p.dumpAt) >= d.settle {
+		return true, "", false
+	}
+	if p.routeAcked != p.routeSent {
+		return false, "not acknowledged", false
+	}
+	return false, "settling", false
 }
 
 // targetRoute picks the rollout's route among a VirtualService's routes on

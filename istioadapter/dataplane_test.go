@@ -235,3 +235,55 @@ func TestDataPlaneSendsTheToken(t *testing.T) {
 		t.Errorf("Authorization headers %q, want the file's token each time", seen)
 	}
 }
+
+// TestDataPlaneRereadsALaggingProxy: a dump that shows older routes than
+// the push whose nonce it was read for (a race with the push, or istiod
+// answering from an older state) is read again while the proxy lags, even
+// though istiod sends it nothing new: a held rollout writes nothing that
+// would make istiod push again. Each straggler says why it lags.
+func TestDataPlaneRereadsALaggingProxy(t *testing.T) {
+	f := &fakeIstiod{proxies: map[string]*fakeProxy{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	dp, err := NewDataPlane(DataPlaneOptions{URL: srv.URL, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 12, 1, 20, 30, 0, 0, time.UTC)
+	dp.now = func() time.Time { return clock }
+	close(dp.ready)
+	ctx := context.Background()
+	target := rollout.Target{Namespace: "shop", VirtualService: "checkout", Route: "primary", StableSubset: "v1", CanarySubset: "v2"}
+	confirm := func(w int32) rollout.DataPlaneReport {
+		t.Helper()
+		dp.pollOnce(ctx)
+		rep, err := dp.Confirm(ctx, target, w)
+		if err != nil {
+			t.Fatalf("Confirm: %v", err)
+		}
+		return rep
+	}
+	// Push 6 sent the 10% routes, but the dump read for it shows 0%.
+	f.set("frontend", fakeProxy{sent: 6, acked: 6, version: 5, vs: "checkout", clusters: subsetSplit(0)})
+	f.set("checkout", fakeProxy{sent: 6, acked: 5, version: 6, vs: "checkout", clusters: subsetSplit(10)})
+	rep := confirm(10)
+	if !slices.Equal(rep.Stragglers, []string{"checkout", "frontend"}) ||
+		!slices.Equal(rep.Lag, []string{"not acknowledged", "its routes send 0%"}) {
+		t.Fatalf("report %+v, want checkout not acknowledged and frontend at 0%%", rep)
+	}
+	// istiod now answers with the routes it sent; no new nonce.
+	f.set("frontend", fakeProxy{sent: 6, acked: 6, version: 6, vs: "checkout", clusters: subsetSplit(10)})
+	if rep := confirm(10); !slices.Contains(rep.Stragglers, "frontend") {
+		t.Errorf("report %+v within the re-read interval, want frontend still lagging on its last dump", rep)
+	}
+	clock = clock.Add(time.Second)
+	if rep := confirm(10); slices.Contains(rep.Stragglers, "frontend") {
+		t.Errorf("report %+v after the re-read interval, want frontend's dump read again and carrying 10%%", rep)
+	}
+	// A proxy that carries the weight is not read again: its dump stands.
+	f.set("frontend", fakeProxy{sent: 6, acked: 6, version: 6, vs: "checkout", clusters: subsetSplit(0)})
+	clock = clock.Add(time.Minute)
+	if rep := confirm(10); slices.Contains(rep.Stragglers, "frontend") {
+		t.Errorf("report %+v, want frontend's dump not read again while it carries the weight", rep)
+	}
+}

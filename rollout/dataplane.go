@@ -83,8 +83,21 @@ func dataPlaneUpdate(dp *v1alpha1.DataPlaneStatus, applied int32, rep DataPlaneR
 		return dp
 	}
 	dp.Message = clip(fmt.Sprintf("%d of %d proxies do not carry canary weight %d%% yet: %s",
-		len(rep.Stragglers), rep.Proxies, applied, strings.Join(dp.Stragglers, ", ")), 2000)
+		len(rep.Stragglers), rep.Proxies, applied, strings.Join(lagging(rep, len(dp.Stragglers)), ", ")), 2000)
 	return dp
+}
+
+// lagging names the first n stragglers of rep, each with why it lags when
+// the report says: "frontend-v1.shop (its routes send 0%)".
+func lagging(rep DataPlaneReport, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = rep.Stragglers[i]
+		if i < len(rep.Lag) && rep.Lag[i] != "" {
+			out[i] += " (" + rep.Lag[i] + ")"
+		}
+	}
+	return out
 }
 
 // stampTransition records the confirmation on the latest transition

@@ -36,6 +36,8 @@ func TestDataPlaneUpdate(t *testing.T) {
 		{"no proxy routes the service: nothing to wait for", pending, 25, DataPlaneReport{}, nil, true, nil, "", written},
 		{"stragglers named", pending, 25, DataPlaneReport{Proxies: 12, Stragglers: []string{"sidecar~10.0.0.1~a.shop~shop.svc.cluster.local", "b"}}, nil, false,
 			[]string{"sidecar~10.0.0.1~a.shop~shop.svc.cluster.local", "b"}, "2 of 12 proxies do not carry canary weight 25%", written},
+		{"each straggler says why it lags", pending, 25, DataPlaneReport{Proxies: 12, Stragglers: []string{"a", "b"}, Lag: []string{"its routes send 10%", "not acknowledged"}}, nil, false,
+			[]string{"a", "b"}, "2 of 12 proxies do not carry canary weight 25% yet: a (its routes send 10%), b (not acknowledged)", written},
 		{"istiod down: not confirmed, says why", pending, 25, DataPlaneReport{}, down, false, nil, "connection refused", written},
 		{"a confirmation stands when istiod goes away", confirmed, 25, DataPlaneReport{}, down, true, nil, "", written},
 		{"another weight starts over", confirmed, 50, DataPlaneReport{Proxies: 3, Stragglers: []string{"a"}}, nil, false, []string{"a"}, "canary weight 50%", t0.Add(2 * time.Second)},

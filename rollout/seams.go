@@ -175,6 +175,9 @@ type DataPlaneReport struct {
 	// Stragglers name the proxies among them that do not carry the weight
 	// or have not acknowledged it, sorted.
 	Stragglers []string
+	// Lag says why each straggler lags, for people, in the same order
+	// ("its routes send 0%", "not acknowledged"); it may be empty.
+	Lag []string
 }
 
 // Confirmed reports whether every proxy carries the weight.
