@@ -124,6 +124,8 @@ type Source struct {
 	// recentPast is how far back a later shared answer serves a reading
 	// (see sharedReader); tests shorten it.
 	recentPast time.Duration
+	// sets shares the label sets of the series between answers.
+	sets *labelSets
 }
 
 // maxPastQueries bounds the queries of past readings sent at once.
@@ -163,6 +165,7 @@ func New(o Options) (*Source, error) {
 		namespaces: map[string]nsSeen{},
 		past:       make(chan struct{}, maxPastQueries),
 		recentPast: recentPast,
+		sets:       newLabelSets(maxLabelSets),
 	}
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
@@ -423,7 +426,9 @@ func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *r
 	if err == nil {
 		vec, ok := val.(model.Vector)
 		if ok {
-			r.samples = newTable(samplesOf(vec))
+			rows := samplesOf(vec)
+			s.sets.share(rows)
+			r.samples = newTable(rows)
 			r.samples.at = at
 		} else {
 			err = fmt.Errorf("answer is a %s, want a vector", val.Type())
