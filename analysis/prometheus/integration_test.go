@@ -158,6 +158,7 @@ func TestRealPrometheus(t *testing.T) {
 	checkDifferences(ctx, t, s, target)
 	compareWithPromQL(ctx, t, target)
 	checkScopeOnPrometheus(ctx, t, s)
+	checkPackedOnPrometheus(ctx, t, s)
 	checkFirstError(ctx, t, s, mesh)
 
 	// Prometheus goes away: the last answer serves a reading while the
@@ -447,5 +448,35 @@ func assertBetween(t *testing.T, what string, got, lo, hi float64) {
 	t.Helper()
 	if !(got > lo && got <= hi) {
 		t.Errorf("%s = %v, want in (%v, %v]", what, got, lo, hi)
+	}
+}
+
+// checkPackedOnPrometheus checks that a packed latency query, once
+// unpacked, holds exactly the series and values of the same sum without
+// packing, on a real Prometheus.
+func checkPackedOnPrometheus(ctx context.Context, t *testing.T, s *Source) {
+	t.Helper()
+	at := time.Now()
+	for _, tmpl := range []string{InboundLatencyQuery, HopLatencyQuery} {
+		packed := MeshQuery(tmpl, nil)
+		// The inner sum, as the query was before packing.
+		inner := packed[strings.Index(packed, "label_join(")+len("label_join(") : strings.LastIndex(packed, `, "`+packLabel+`"`)]
+		got := s.fetch(ctx, "packed", packed, at)
+		want := s.fetch(ctx, "unpacked", inner, at)
+		if got.err != nil || want.err != nil {
+			t.Fatalf("packed %v, unpacked %v", got.err, want.err)
+		}
+		render := func(tb *table) []string {
+			var out []string
+			for _, r := range tb.all() {
+				out = append(out, fmt.Sprintf("%s %g", r.labels, r.value))
+			}
+			slices.Sort(out)
+			return out
+		}
+		g, w := render(got.samples), render(want.samples)
+		if len(w) == 0 || !slices.Equal(g, w) {
+			t.Errorf("%.50s...: unpacked %d series %.3q, want the %d of the sum without packing %.3q", tmpl, len(g), g, len(w), w)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package prometheus
 
 import (
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/common/model"
@@ -21,6 +23,9 @@ type labelSets struct {
 	mu        sync.Mutex
 	max       int
 	cur, prev map[model.Fingerprint]model.Metric
+	// packed holds the label sets of packed answers by their packed
+	// value and the labels besides it, in two generations too.
+	packed, packedPrev map[string]model.Metric
 }
 
 // maxLabelSets bounds one generation of labelSets: four shared queries of
@@ -28,7 +33,7 @@ type labelSets struct {
 const maxLabelSets = 200_000
 
 func newLabelSets(max int) *labelSets {
-	return &labelSets{max: max, cur: map[model.Fingerprint]model.Metric{}}
+	return &labelSets{max: max, cur: map[model.Fingerprint]model.Metric{}, packed: map[string]model.Metric{}}
 }
 
 // share replaces each sample's labels with an equal set already held,
@@ -51,5 +56,60 @@ func (ls *labelSets) share(samples []sample) {
 			ls.prev, ls.cur = ls.cur, make(map[model.Fingerprint]model.Metric, len(ls.cur))
 		}
 		ls.cur[fp] = m
+	}
+}
+
+// unpack restores the labels of a packed answer (see pack): each sample's
+// packLabel becomes the labels names, in order, and the other labels (le)
+// stay. A label whose value is empty is left out, as Prometheus leaves
+// out a label a series does not have. A set already held is shared; a
+// sample without packLabel is shared as it is.
+func (ls *labelSets) unpack(samples []sample, names []model.LabelName) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var key strings.Builder
+	var others []model.LabelName
+	for i := range samples {
+		m := samples[i].labels
+		packed, ok := m[packLabel]
+		if !ok {
+			continue
+		}
+		key.Reset()
+		key.WriteString(string(packed))
+		others = others[:0]
+		for name := range m {
+			if name != packLabel {
+				others = append(others, name)
+			}
+		}
+		slices.Sort(others) // le alone, in the answers of pack's queries
+		for _, name := range others {
+			key.WriteString("\x00" + string(name) + "=" + string(m[name]))
+		}
+		k := key.String()
+		if old, ok := ls.packed[k]; ok {
+			samples[i].labels = old
+			continue
+		}
+		out, ok := ls.packedPrev[k]
+		if !ok {
+			out = make(model.Metric, len(m)-1+len(names))
+			for name, v := range m {
+				if name != packLabel {
+					out[name] = v
+				}
+			}
+			for j, v := range strings.SplitN(string(packed), packSep, len(names)) {
+				if v != "" {
+					out[names[j]] = model.LabelValue(v)
+				}
+			}
+		}
+		if len(ls.packed) >= ls.max {
+			ls.packedPrev, ls.packed = ls.packed, make(map[string]model.Metric, len(ls.packed))
+		}
+		ls.packed[k] = out
+		samples[i].labels = out
 	}
 }

@@ -427,7 +427,11 @@ func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *r
 		vec, ok := val.(model.Vector)
 		if ok {
 			rows := samplesOf(vec)
-			s.sets.share(rows)
+			if names := packedBy(query); names != nil {
+				s.sets.unpack(rows, names)
+			} else {
+				s.sets.share(rows)
+			}
 			r.samples = newTable(rows)
 			r.samples.at = at
 		} else {
