@@ -244,12 +244,12 @@ func (r *Router) adoptSubsets(ctx context.Context, t rollout.Target, host string
 // that apply to host mesh-wide: those for the host with no workload
 // selector, where serin's subsets live.
 func (r *Router) hostRules(ctx context.Context, ns, host string, cached bool) ([]*netv1.DestinationRule, error) {
-	drs, err := r.destinationRules(ctx, ns, cached)
+	drs, err := r.destinationRulesFor(ctx, ns, host, cached)
 	if err != nil {
 		return nil, fmt.Errorf("list DestinationRules in %s: %w", ns, err)
 	}
 	return slices.DeleteFunc(drs, func(dr *netv1.DestinationRule) bool {
-		return !sameHost(dr.Spec.GetHost(), host, ns) || len(dr.Spec.GetWorkloadSelector().GetMatchLabels()) > 0
+		return len(dr.Spec.GetWorkloadSelector().GetMatchLabels()) > 0
 	}), nil
 }
 

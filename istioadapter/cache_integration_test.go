@@ -39,13 +39,17 @@ func cachedEnv(t *testing.T, tr *tripper) *env {
 	if err != nil {
 		t.Fatalf("cache: %v", err)
 	}
-	go func() { _ = c.Start(e.ctx) }()
-	if !c.WaitForCacheSync(e.ctx) {
-		t.Fatal("cache did not sync")
-	}
 	r, err := NewRouter(Options{Istio: e.istio, Kube: e.kube, MeshRootNamespace: e.rootNS, Cache: c})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// As the controller does: DestinationRules are read by host.
+	if err := r.IndexFields(e.ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = c.Start(e.ctx) }()
+	if !c.WaitForCacheSync(e.ctx) {
+		t.Fatal("cache did not sync")
 	}
 	e.router = r
 	return e

@@ -136,15 +136,12 @@ func failReport(rep rollout.PreflightReport, err error) rollout.PreflightReport 
 // returns one failure that names every DestinationRule it looked at and
 // what each lacks.
 func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, host string, t rollout.Target, cached bool) ([]rollout.Finding, *netv1.DestinationRule, error) {
-	items, err := r.destinationRules(ctx, vs.Namespace, cached)
+	items, err := r.destinationRulesFor(ctx, vs.Namespace, host, cached)
 	if err != nil {
 		return nil, nil, fmt.Errorf("preflight: list DestinationRules in namespace %s: %w", vs.Namespace, err)
 	}
 	var looked []string
 	for _, dr := range items {
-		if !sameHost(dr.Spec.GetHost(), host, dr.Namespace) {
-			continue
-		}
 		missing := missingSubsets(dr.Spec.GetSubsets(), t.StableSubset, t.CanarySubset)
 		if len(missing) == 0 {
 			return nil, dr, nil
@@ -152,11 +149,19 @@ func (r *Router) checkSubsets(ctx context.Context, vs *netv1.VirtualService, hos
 		looked = append(looked, fmt.Sprintf("DestinationRule %s/%s (host %q) defines no subset %s (subsets: %s)",
 			dr.Namespace, dr.Name, dr.Spec.GetHost(), strings.Join(missing, " or "), subsetNames(dr.Spec.GetSubsets())))
 	}
-	msg := fmt.Sprintf("no DestinationRule in namespace %s has host %q (DestinationRules there: %s); subsets %q and %q are undefined",
-		vs.Namespace, host, drNames(items), t.StableSubset, t.CanarySubset)
+	var msg string
 	if len(looked) > 0 {
 		sort.Strings(looked)
 		msg = strings.Join(looked, "; ")
+	} else {
+		// None for the host: name those there are, read in full only
+		// on this path.
+		all, err := r.destinationRules(ctx, vs.Namespace, cached)
+		if err != nil {
+			return nil, nil, fmt.Errorf("preflight: list DestinationRules in namespace %s: %w", vs.Namespace, err)
+		}
+		msg = fmt.Sprintf("no DestinationRule in namespace %s has host %q (DestinationRules there: %s); subsets %q and %q are undefined",
+			vs.Namespace, host, drNames(all), t.StableSubset, t.CanarySubset)
 	}
 	return []rollout.Finding{finding("DestinationRule", CodeReferencedResourceNotFound,
 		"referenced host+subset in destinationrule not found: %s+%s, %s+%s: %s", host, t.StableSubset, host, t.CanarySubset, msg)}, nil, nil

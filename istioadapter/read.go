@@ -106,6 +106,52 @@ func (r *Router) virtualService(ctx context.Context, ns, name string, cached boo
 	return r.istio.NetworkingV1().VirtualServices(ns).Get(ctx, name, metav1.GetOptions{})
 }
 
+// drHostField indexes the cached DestinationRules by the FQDN of their
+// host.
+const drHostField = "serin.dev/destinationrule-host"
+
+// IndexFields registers the indexes of the cache (Options.Cache) that the
+// Router reads through, on the manager's field indexer, before the cache
+// starts: DestinationRules by host. Without it a rollout's checks list
+// the whole namespace's DestinationRules from the cache, with a deep copy
+// of each, on every tick: a thousand rollouts in one namespace made that
+// a quarter of the controller's CPU.
+func (r *Router) IndexFields(ctx context.Context, fi client.FieldIndexer) error {
+	err := fi.IndexField(ctx, &netv1.DestinationRule{}, drHostField, func(o client.Object) []string {
+		dr, ok := o.(*netv1.DestinationRule)
+		if !ok || dr.Spec.GetHost() == "" {
+			return nil
+		}
+		return []string{canonicalHost(dr.Spec.GetHost(), dr.Namespace)}
+	})
+	if err != nil {
+		return fmt.Errorf("index DestinationRules by host: %w", err)
+	}
+	r.drIndexed = true
+	return nil
+}
+
+// destinationRulesFor lists the DestinationRules of ns for host, by name,
+// from the cache's index when cached is true.
+func (r *Router) destinationRulesFor(ctx context.Context, ns, host string, cached bool) ([]*netv1.DestinationRule, error) {
+	if host == "" {
+		return nil, nil
+	}
+	if cached && r.cache != nil && r.drIndexed {
+		var list netv1.DestinationRuleList
+		if err := r.cache.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{drHostField: canonicalHost(host, ns)}); err != nil {
+			return nil, fmt.Errorf("cached DestinationRules: %w", err)
+		}
+		slices.SortFunc(list.Items, func(a, b *netv1.DestinationRule) int { return strings.Compare(a.Name, b.Name) })
+		return list.Items, nil
+	}
+	drs, err := r.destinationRules(ctx, ns, cached)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(drs, func(dr *netv1.DestinationRule) bool { return !sameHost(dr.Spec.GetHost(), host, ns) }), nil
+}
+
 // destinationRules lists the DestinationRules of ns, from the cache when
 // cached is true.
 func (r *Router) destinationRules(ctx context.Context, ns string, cached bool) ([]*netv1.DestinationRule, error) {

@@ -61,7 +61,10 @@ type Router struct {
 	rootNS       string
 	fieldManager string
 	cache        client.Reader
-	reads        reads
+	// drIndexed says the cache indexes DestinationRules by host
+	// (IndexFields).
+	drIndexed bool
+	reads     reads
 }
 
 var _ rollout.TrafficRouter = (*Router)(nil)

@@ -311,6 +311,9 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	if err := router.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	o.ScrapeInterval = scrapeInterval(ctx, o, log) // Prometheus's own when it answers
 	queries, err := rollout.NewQueryMetrics(ctrlmetrics.Registry)
 	if err != nil {
