@@ -190,8 +190,13 @@ func (m *engineMetrics) analysed(ns, name string, now time.Time, res analysis.Re
 	}
 }
 
+// deleteCheck removes the series of one check, one per verdict, by their
+// full label values: a partial match would scan every series of every
+// rollout, a thousand rollouts' worth on each tick.
 func (m *engineMetrics) deleteCheck(ns, name string, k checkKey) {
-	m.verdicts.DeletePartialMatch(prometheus.Labels{"namespace": ns, "rollout": name, "check": k.check, "hop": k.hop, "source": k.source})
+	for _, v := range allVerdicts {
+		m.verdicts.DeleteLabelValues(ns, name, k.check, k.hop, k.source, string(v))
+	}
 }
 
 // finished forgets the last tick's time of a rollout that is no longer
