@@ -1,7 +1,6 @@
 package prometheus
 
 import (
-	"slices"
 	"strings"
 	"sync"
 
@@ -25,7 +24,7 @@ type labelSets struct {
 	cur, prev map[model.Fingerprint]model.Metric
 	// packed holds the label sets of packed answers by their packed
 	// value and the labels besides it, in two generations too.
-	packed, packedPrev map[string]model.Metric
+	packed, packedPrev map[model.Fingerprint]model.Metric
 }
 
 // maxLabelSets bounds one generation of labelSets: four shared queries of
@@ -33,7 +32,7 @@ type labelSets struct {
 const maxLabelSets = 200_000
 
 func newLabelSets(max int) *labelSets {
-	return &labelSets{max: max, cur: map[model.Fingerprint]model.Metric{}, packed: map[string]model.Metric{}}
+	return &labelSets{max: max, cur: map[model.Fingerprint]model.Metric{}, packed: map[model.Fingerprint]model.Metric{}}
 }
 
 // share replaces each sample's labels with an equal set already held,
@@ -62,38 +61,26 @@ func (ls *labelSets) share(samples []sample) {
 // unpack restores the labels of a packed answer (see pack): each sample's
 // packLabel becomes the labels names, in order, and the other labels (le)
 // stay. A label whose value is empty is left out, as Prometheus leaves
-// out a label a series does not have. A set already held is shared; a
-// sample without packLabel is shared as it is.
+// out a label a series does not have. A set already held is shared: it is
+// found by the fingerprint of the packed labels and checked against them,
+// so that the sets held cost no key strings. A sample without packLabel
+// is left as it is.
 func (ls *labelSets) unpack(samples []sample, names []model.LabelName) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	var key strings.Builder
-	var others []model.LabelName
 	for i := range samples {
 		m := samples[i].labels
 		packed, ok := m[packLabel]
 		if !ok {
 			continue
 		}
-		key.Reset()
-		key.WriteString(string(packed))
-		others = others[:0]
-		for name := range m {
-			if name != packLabel {
-				others = append(others, name)
-			}
-		}
-		slices.Sort(others) // le alone, in the answers of pack's queries
-		for _, name := range others {
-			key.WriteString("\x00" + string(name) + "=" + string(m[name]))
-		}
-		k := key.String()
-		if old, ok := ls.packed[k]; ok {
+		fp := m.Fingerprint()
+		if old, ok := ls.packed[fp]; ok && unpacks(old, m, names) {
 			samples[i].labels = old
 			continue
 		}
-		out, ok := ls.packedPrev[k]
-		if !ok {
+		out, ok := ls.packedPrev[fp]
+		if !ok || !unpacks(out, m, names) {
 			out = make(model.Metric, len(m)-1+len(names))
 			for name, v := range m {
 				if name != packLabel {
@@ -107,9 +94,41 @@ func (ls *labelSets) unpack(samples []sample, names []model.LabelName) {
 			}
 		}
 		if len(ls.packed) >= ls.max {
-			ls.packedPrev, ls.packed = ls.packed, make(map[string]model.Metric, len(ls.packed))
+			ls.packedPrev, ls.packed = ls.packed, make(map[model.Fingerprint]model.Metric, len(ls.packed))
 		}
-		ls.packed[k] = out
+		ls.packed[fp] = out
 		samples[i].labels = out
 	}
+}
+
+// unpacks reports whether out is what the packed labels m unpack to,
+// without allocating.
+func unpacks(out, m model.Metric, names []model.LabelName) bool {
+	rest := string(m[packLabel])
+	n := len(m) - 1 // the labels besides packLabel
+	for j, name := range names {
+		v := rest
+		if j < len(names)-1 {
+			var found bool
+			if v, rest, found = strings.Cut(rest, packSep); !found {
+				return false
+			}
+		}
+		got, ok := out[name]
+		if string(got) != v || ok != (v != "") {
+			return false
+		}
+		if ok {
+			n++
+		}
+	}
+	if len(out) != n {
+		return false
+	}
+	for name, v := range m {
+		if name != packLabel && out[name] != v {
+			return false
+		}
+	}
+	return true
 }
