@@ -142,10 +142,14 @@ chaos: tools
 # API latency, and fault → canary 0% for a canary with 50% errors.
 # SCALE_NS picks the counts (default 1,50,1000); SCALE_WINDOW, SCALE_TRIALS,
 # SCALE_RPS and SCALE_INTERVAL are read too (see test/scale/bench_test.go).
+# The controller runs with the memory limit deploy/deployment.yaml gives it
+# (SERIN_MEMORY_LIMIT, 256 MiB), as in a cluster; SERIN_MEMORY_LIMIT= runs
+# it without.
 SCALE_NS ?= 1,50,1000
+SERIN_MEMORY_LIMIT ?= 268435456
 bench-scale: tools
 	@echo "==> go test -bench ./test/scale (N = $(SCALE_NS) rollouts in progress; up to half an hour with 1,000)"
-	SCALE_NS=$(SCALE_NS) $(GO) test ./test/scale/ -run '^$$' -bench BenchmarkScale -benchtime 1x -count 1 -timeout 120m
+	SERIN_MEMORY_LIMIT=$(SERIN_MEMORY_LIMIT) SCALE_NS=$(SCALE_NS) $(GO) test ./test/scale/ -run '^$$' -bench BenchmarkScale -benchtime 1x -count 1 -timeout 120m
 
 # The scale issue's (#11) acceptance test alone: 100 rollouts on the real
 # stack, no tick gap over 3 intervals, a faulty canary rolled back within 2

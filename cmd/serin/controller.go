@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -203,6 +204,15 @@ func runController(args []string) int {
 		return 2
 	}
 	log := newLogger(o)
+	limit, err := softMemoryLimit(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "serin controller: %v\n", err)
+		return 2
+	}
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+		log.Info("Go soft memory limit set to 90% of the container's", "limit_bytes", limit, "from", memoryLimitEnv)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := controller(ctx, o, log); err != nil {

@@ -94,6 +94,16 @@ func TestDefaultRender(t *testing.T) {
 	if c.Resources.Limits.Memory().String() != "256Mi" || c.Resources.Requests.Cpu().String() != "50m" {
 		t.Errorf("resources %+v: want deploy/'s", c.Resources)
 	}
+	checkMemoryLimitEnv(t, "the chart", c.Env)
+	var kd appsv1.Deployment
+	into(t, readObjects(t, filepath.Join(stack.RepoRoot(), "deploy", "deployment.yaml")).must(t, "Deployment", "serin-controller"), &kd)
+	checkMemoryLimitEnv(t, "deploy/deployment.yaml", kd.Spec.Template.Spec.Containers[0].Env)
+	// extraEnv adds to it.
+	extra := deployment(t, render(t, "--set", "extraEnv[0].name=TZ", "--set", "extraEnv[0].value=UTC")).Spec.Template.Spec.Containers[0].Env
+	if len(extra) != 2 || extra[1].Name != "TZ" || extra[1].Value != "UTC" {
+		t.Errorf("env with extraEnv %+v, want SERIN_MEMORY_LIMIT then TZ=UTC", extra)
+	}
+	checkMemoryLimitEnv(t, "the chart with extraEnv", extra[:1])
 	var svc corev1.Service
 	into(t, objs.must(t, "Service", "serin-controller"), &svc)
 	if !maps.Equal(svc.Spec.Selector, d.Spec.Template.Labels) || svc.Spec.Ports[0].TargetPort.String() != "http" {
@@ -338,4 +348,19 @@ func baseNames(paths []string) []string {
 		names = append(names, filepath.Base(p))
 	}
 	return names
+}
+
+// checkMemoryLimitEnv checks that a container is told its memory limit
+// (SERIN_MEMORY_LIMIT from the downward API), which sets Go's soft limit.
+func checkMemoryLimitEnv(t *testing.T, where string, env []corev1.EnvVar) {
+	t.Helper()
+	for _, e := range env {
+		if e.Name == "SERIN_MEMORY_LIMIT" {
+			if e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil || e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
+				t.Errorf("%s: SERIN_MEMORY_LIMIT %+v, want it from resourceFieldRef limits.memory", where, e)
+			}
+			return
+		}
+	}
+	t.Errorf("%s: env %+v has no SERIN_MEMORY_LIMIT", where, env)
 }

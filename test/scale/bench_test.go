@@ -144,7 +144,7 @@ func medianRollback(rbs []rollback) float64 {
 
 func printTable(out *os.File, cfg benchConfig, rows []row) {
 	fmt.Fprintf(out, "\nBenchmarkScale: N rollouts in progress on one controller, the real local stack, %.0f rps per service (10%% to each canary), "+
-		"analysis every %v, window %v, scrape 1 s\n", cfg.rps, cfg.interval, cfg.window)
+		"analysis every %v, window %v, scrape 1 s, controller memory limit %s\n", cfg.rps, cfg.interval, cfg.window, memoryLimit())
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "N\tat first step (s)\tanalysed once (s)\tCPU (cores)\tRSS (MiB)\tPrometheus/harness CPU\tqueries/tick\twrites/s\t"+
 		"tick p50 (s)\ttick p99 (s)\tqueue avg/max\tlist p50/p99 (ms)\tlist KB\tfault → 0% (s), ticks\t")
@@ -216,4 +216,16 @@ func orDash(x float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f", x)
+}
+
+// memoryLimit describes the memory limit the controller runs with: the
+// SERIN_MEMORY_LIMIT it inherits (make bench-scale passes the one
+// deploy/deployment.yaml sets), or none.
+func memoryLimit() string {
+	v := os.Getenv("SERIN_MEMORY_LIMIT")
+	n, err := strconv.ParseInt(v, 10, 64)
+	if v == "" || err != nil {
+		return "none"
+	}
+	return fmt.Sprintf("%d MiB (SERIN_MEMORY_LIMIT; Go's soft limit at 90%%)", n>>20)
 }
