@@ -38,9 +38,13 @@ type Runner struct {
 type rolloutState struct {
 	mu        sync.Mutex // one tick of a rollout at a time
 	tracker   *Tracker
-	baselined bool      // the metrics baseline was read
-	traced    time.Time // the end of the latest trace search
-	used      time.Time
+	baselined bool // the metrics baseline was read
+	// hopsBaselined says the hops' baseline was read: apart from the
+	// inbound one, so that a slow hop query (the largest answer of a big
+	// mesh) leaves the inbound checks judged, only the hops waiting.
+	hopsBaselined bool
+	traced        time.Time // the end of the latest trace search
+	used          time.Time
 }
 
 // ingestLag is how long Prometheus may take to make a scrape queryable:
@@ -154,20 +158,24 @@ func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Reque
 		// A side with no series yet has all zero counters: its first
 		// series count from zero.
 		st.tracker.ObserveInbound(start, in)
-		if req.Config.Hops {
-			hops, err := r.o.Metrics.Hops(ctx, t, start)
-			if err != nil && !errors.Is(err, ErrNoData) {
-				return err, err
-			}
-			st.tracker.ObserveHops(start, hops)
-		}
 		st.baselined = true
+	}
+	if req.Config.Hops && !st.hopsBaselined {
+		// Hops are never observed before their baseline: a first reading
+		// now would count every call since the counters began.
+		hops, err := r.o.Metrics.Hops(ctx, t, start)
+		if err != nil && !errors.Is(err, ErrNoData) {
+			hopsErr = err
+		} else {
+			st.tracker.ObserveHops(start, hops)
+			st.hopsBaselined = true
+		}
 	}
 	in, inErr := r.o.Metrics.Inbound(ctx, t, req.Now)
 	if inErr == nil || errors.Is(inErr, ErrNoData) {
 		st.tracker.ObserveInbound(req.Now, in)
 	}
-	if req.Config.Hops {
+	if req.Config.Hops && st.hopsBaselined {
 		var hops map[string]Pair
 		hops, hopsErr = r.o.Metrics.Hops(ctx, t, req.Now)
 		if hopsErr == nil {

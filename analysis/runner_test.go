@@ -247,3 +247,55 @@ func TestRunnerFirstTraceSearchIsOnTheGrid(t *testing.T) {
 		}
 	}
 }
+
+// slowHops is fakeMetrics whose hop reading fails its first fail times,
+// as the largest shared query of a big mesh times out; it records the
+// instants hops were asked for.
+type slowHops struct {
+	fakeMetrics
+	fail  int
+	asked []time.Time
+}
+
+func (s *slowHops) Hops(_ context.Context, _ Target, at time.Time) (map[string]Pair, error) {
+	s.asked = append(s.asked, at)
+	if s.fail > 0 {
+		s.fail--
+		return nil, fmt.Errorf("hop latency: context deadline exceeded: %w", ErrUnavailable)
+	}
+	return map[string]Pair{"db": {Canary: side(5, 0, 20), Stable: side(45, 0, 20)}}, nil
+}
+
+// TestRunnerHopBaselineApartFromInbound: a hop reading that fails at the
+// baseline leaves the inbound checks judged, only the hops without data;
+// the hops' baseline is read at the start on a later tick, never taken
+// from a reading of now.
+func TestRunnerHopBaselineApartFromInbound(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Traces = false
+	m := &slowHops{fakeMetrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90}, fail: 1}
+	r := NewRunner(RunnerOptions{Metrics: m, ScrapeInterval: time.Second})
+	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(10 * time.Second)}
+	res, err := r.Analyze(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Checks {
+		switch {
+		case c.Hop == "" && c.Source == "prometheus" && (c.Verdict != Pass || c.CanaryRequests != 90):
+			t.Errorf("inbound %s: %s (%s), %v canary requests; want judged and passed on 90", c.Check, c.Verdict, c.Reason, c.CanaryRequests)
+		case c.Hop != "" && (c.Verdict != Inconclusive || !strings.Contains(c.Reason, "hop latency")):
+			t.Errorf("hop %s %s: %s (%s); want Inconclusive naming the hop reading", c.Hop, c.Check, c.Verdict, c.Reason)
+		}
+	}
+	if len(m.asked) != 1 || !m.asked[0].Equal(t0.Add(time.Second)) {
+		t.Fatalf("hops asked at %v, want only the baseline (the first scrape after the start)", m.asked)
+	}
+	req.Now = t0.Add(12 * time.Second)
+	if _, err := r.Analyze(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.asked) != 3 || !m.asked[1].Equal(t0.Add(time.Second)) || !m.asked[2].Equal(req.Now) {
+		t.Errorf("hops asked at %v, want the baseline again, then now", m.asked)
+	}
+}
