@@ -115,13 +115,20 @@ func seedCheckout(t testing.TB, store *readmodel.Store) {
 // stores.
 func newFixtureWith(t testing.TB, secure bool, seed func(testing.TB, *readmodel.Store)) *fixture {
 	t.Helper()
-	return newFixtureWrapped(t, secure, seed, nil)
+	return newFixtureWrapped(t, secure, seed, fixtureOptions{})
 }
 
-// newFixtureWrapped is newFixtureWith whose server answers through wrap
-// (nil: none), so that a test can hold or reorder the API's answers as a
-// slow network would.
-func newFixtureWrapped(t testing.TB, secure bool, seed func(testing.TB, *readmodel.Store), wrap func(http.Handler) http.Handler) *fixture {
+// fixtureOptions are the rest of a fixture's parts.
+type fixtureOptions struct {
+	// wrap is what the server answers through (nil: none), so that a
+	// test can hold or reorder the API's answers as a slow network would.
+	wrap func(http.Handler) http.Handler
+	// traces reads the example traces of checks (nil: none).
+	traces api.TraceReader
+}
+
+// newFixtureWrapped is newFixtureWith with the parts in o.
+func newFixtureWrapped(t testing.TB, secure bool, seed func(testing.TB, *readmodel.Store), o fixtureOptions) *fixture {
 	t.Helper()
 	tokens, err := api.ParseStaticTokens(strings.NewReader(operatorToken + ",olga,operator\n" + viewerToken + ",vic,viewer\n"))
 	if err != nil {
@@ -139,7 +146,7 @@ func newFixtureWrapped(t testing.TB, secure bool, seed func(testing.TB, *readmod
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiHandler, err := api.New(api.Options{Store: store, Writer: f.writer, Authenticator: tokens, Authorizer: tokens, Sessions: console, Log: log})
+	apiHandler, err := api.New(api.Options{Store: store, Writer: f.writer, Authenticator: tokens, Authorizer: tokens, Sessions: console, Traces: o.traces, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +154,8 @@ func newFixtureWrapped(t testing.TB, secure bool, seed func(testing.TB, *readmod
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/", console)
 	var h http.Handler = mux
-	if wrap != nil {
-		h = wrap(mux)
+	if o.wrap != nil {
+		h = o.wrap(mux)
 	}
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(func() {

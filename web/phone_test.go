@@ -119,7 +119,7 @@ func countStreams(open *atomic.Int64) func(http.Handler) http.Handler {
 // (over HTTP/1.1 six of them would stall the next page).
 func TestNoPageLogsAnError(t *testing.T) {
 	var open atomic.Int64
-	f := newFixtureWrapped(t, false, seedPhone, countStreams(&open))
+	f := newFixtureWrapped(t, false, seedPhone, fixtureOptions{wrap: countStreams(&open)})
 	b := newBrowser(t)
 	// The browser logs the 404 status of a missing page as an error of
 	// that page; it is the answer asked for, and no script's error.

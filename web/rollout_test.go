@@ -184,7 +184,7 @@ func holdPOST(path string, posted chan<- string, release <-chan struct{}) func(h
 func TestRolloutPageDrawsNoOlderAnswer(t *testing.T) {
 	posted, release := make(chan string, 1), make(chan struct{})
 	path := "/api/v1/rollouts/shop/checkout-v2/abort"
-	f := newFixtureWrapped(t, false, seedCheckout, holdPOST(path, posted, release))
+	f := newFixtureWrapped(t, false, seedCheckout, fixtureOptions{wrap: holdPOST(path, posted, release)})
 	t.Cleanup(func() {
 		select {
 		case <-release:

@@ -1,14 +1,11 @@
 package web_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,10 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/analysis/jaeger"
-	"github.com/serin-dev/serin/api"
 	"github.com/serin-dev/serin/api/readmodel"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
-	"github.com/serin-dev/serin/web"
 )
 
 // slowTraceID is the example trace of the slow rollout's failing hop.
@@ -109,35 +104,7 @@ func newTraceFixture(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := api.ParseStaticTokens(strings.NewReader(operatorToken + ",olga,operator\n" + viewerToken + ",vic,viewer\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := readmodel.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seedSlow(t, store)
-	markSynced(t, store)
-	log := slog.New(slog.NewTextHandler(lockedWriter{&sync.Mutex{}, &bytes.Buffer{}}, nil))
-	console, err := web.New(web.Options{Store: store, Authenticator: tokens, Authorizer: tokens, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiHandler, err := api.New(api.Options{Store: store, Writer: &fakeWriter{store: store}, Authenticator: tokens, Authorizer: tokens,
-		Sessions: console, Traces: traces, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/", apiHandler)
-	mux.Handle("/", console)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.CloseClientConnections() // the browser's event streams
-		srv.Close()
-	})
-	return srv
+	return newFixtureWrapped(t, false, seedSlow, fixtureOptions{traces: traces}).srv
 }
 
 // waterfallJS reads the drawn waterfall: each row's name, duration and
