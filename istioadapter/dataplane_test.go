@@ -113,10 +113,17 @@ func subsetSplit(w uint32) map[string]uint32 {
 	return m
 }
 
-func TestDataPlaneConfirm(t *testing.T) {
+// confirmTarget is the rollout the Confirm tests ask about.
+var confirmTarget = rollout.Target{Namespace: "shop", VirtualService: "checkout", Route: "primary", StableSubset: "v1", CanarySubset: "v2"}
+
+// newConfirmFixture is a DataPlane polling a fakeIstiod by hand, on a
+// clock the test moves, and confirm: one poll, then Confirm of
+// confirmTarget at weight w.
+func newConfirmFixture(t *testing.T) (*fakeIstiod, *DataPlane, *time.Time, func(w int32) rollout.DataPlaneReport) {
+	t.Helper()
 	f := &fakeIstiod{proxies: map[string]*fakeProxy{}}
 	srv := httptest.NewServer(f)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	dp, err := NewDataPlane(DataPlaneOptions{URL: srv.URL, PollInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -124,17 +131,21 @@ func TestDataPlaneConfirm(t *testing.T) {
 	clock := time.Date(2026, 12, 1, 20, 30, 0, 0, time.UTC)
 	dp.now = func() time.Time { return clock }
 	close(dp.ready)
-	ctx := context.Background()
-	target := rollout.Target{Namespace: "shop", VirtualService: "checkout", Route: "primary", StableSubset: "v1", CanarySubset: "v2"}
 	confirm := func(w int32) rollout.DataPlaneReport {
 		t.Helper()
-		dp.pollOnce(ctx)
-		rep, err := dp.Confirm(ctx, target, w)
+		dp.pollOnce(context.Background())
+		rep, err := dp.Confirm(context.Background(), confirmTarget, w)
 		if err != nil {
 			t.Fatalf("Confirm: %v", err)
 		}
 		return rep
 	}
+	return f, dp, &clock, confirm
+}
+
+func TestDataPlaneConfirm(t *testing.T) {
+	f, dp, clock, confirm := newConfirmFixture(t)
+	ctx, target := context.Background(), confirmTarget
 
 	f.set("frontend", fakeProxy{sent: 5, acked: 5, version: 5, vs: "checkout", clusters: subsetSplit(25)})
 	f.set("checkout", fakeProxy{sent: 5, acked: 4, version: 5, vs: "checkout", clusters: subsetSplit(25)}) // not acked yet
@@ -156,7 +167,7 @@ func TestDataPlaneConfirm(t *testing.T) {
 	if rep := confirm(0); !slices.Equal(rep.Stragglers, []string{"checkout"}) {
 		t.Errorf("report %+v right after the dump, want checkout to settle first", rep)
 	}
-	clock = clock.Add(time.Second)
+	*clock = clock.Add(time.Second)
 	if rep := confirm(0); !rep.Confirmed() {
 		t.Errorf("report %+v once settled, want confirmed", rep)
 	}
@@ -168,7 +179,7 @@ func TestDataPlaneConfirm(t *testing.T) {
 	if _, err := dp.Confirm(ctx, target, 0); err != nil {
 		t.Errorf("Confirm right after one failed poll: %v, want the last answer", err)
 	}
-	clock = clock.Add(5 * time.Second)
+	*clock = clock.Add(5 * time.Second)
 	dp.pollOnce(ctx)
 	if _, err := dp.Confirm(ctx, target, 0); !errors.Is(err, rollout.ErrControlPlaneUnreachable) {
 		t.Errorf("Confirm with istiod down: %v, want ErrControlPlaneUnreachable", err)
@@ -242,27 +253,7 @@ func TestDataPlaneSendsTheToken(t *testing.T) {
 // though istiod sends it nothing new: a held rollout writes nothing that
 // would make istiod push again. Each straggler says why it lags.
 func TestDataPlaneRereadsALaggingProxy(t *testing.T) {
-	f := &fakeIstiod{proxies: map[string]*fakeProxy{}}
-	srv := httptest.NewServer(f)
-	defer srv.Close()
-	dp, err := NewDataPlane(DataPlaneOptions{URL: srv.URL, PollInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := time.Date(2026, 12, 1, 20, 30, 0, 0, time.UTC)
-	dp.now = func() time.Time { return clock }
-	close(dp.ready)
-	ctx := context.Background()
-	target := rollout.Target{Namespace: "shop", VirtualService: "checkout", Route: "primary", StableSubset: "v1", CanarySubset: "v2"}
-	confirm := func(w int32) rollout.DataPlaneReport {
-		t.Helper()
-		dp.pollOnce(ctx)
-		rep, err := dp.Confirm(ctx, target, w)
-		if err != nil {
-			t.Fatalf("Confirm: %v", err)
-		}
-		return rep
-	}
+	f, _, clock, confirm := newConfirmFixture(t)
 	// Push 6 sent the 10% routes, but the dump read for it shows 0%.
 	f.set("frontend", fakeProxy{sent: 6, acked: 6, version: 5, vs: "checkout", clusters: subsetSplit(0)})
 	f.set("checkout", fakeProxy{sent: 6, acked: 5, version: 6, vs: "checkout", clusters: subsetSplit(10)})
@@ -276,13 +267,13 @@ func TestDataPlaneRereadsALaggingProxy(t *testing.T) {
 	if rep := confirm(10); !slices.Contains(rep.Stragglers, "frontend") {
 		t.Errorf("report %+v within the re-read interval, want frontend still lagging on its last dump", rep)
 	}
-	clock = clock.Add(time.Second)
+	*clock = clock.Add(time.Second)
 	if rep := confirm(10); slices.Contains(rep.Stragglers, "frontend") {
 		t.Errorf("report %+v after the re-read interval, want frontend's dump read again and carrying 10%%", rep)
 	}
 	// A proxy that carries the weight is not read again: its dump stands.
 	f.set("frontend", fakeProxy{sent: 6, acked: 6, version: 6, vs: "checkout", clusters: subsetSplit(0)})
-	clock = clock.Add(time.Minute)
+	*clock = clock.Add(time.Minute)
 	if rep := confirm(10); slices.Contains(rep.Stragglers, "frontend") {
 		t.Errorf("report %+v, want frontend's dump not read again while it carries the weight", rep)
 	}
