@@ -112,6 +112,10 @@ func NewEngine(o Options) (*Engine, error) {
 	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m, analyses: newAnalyses(), live: newLiveStatuses()}, nil
 }
 
+// Series are the engine's series labelled by namespace and rollout, to be
+// served beside the registry of Options.Metrics (see RolloutSeries).
+func (e *Engine) Series() *RolloutSeries { return e.metrics.series }
+
 // SetupWithManager registers the engine as the Rollout controller. Ticks
 // come from RequeueAfter; status-only updates (the engine's own writes) do
 // not trigger a reconcile.

@@ -3,13 +3,10 @@ package rollout
 import (
 	"context"
 	"errors"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/serin-dev/serin/analysis"
 	"github.com/serin-dev/serin/rollout/v1alpha1"
@@ -43,32 +40,17 @@ type engineMetrics struct {
 	rollbacks *prometheus.CounterVec
 	detection prometheus.Histogram
 	dataPlane prometheus.Histogram
-	// lastTick is when each rollout's analysis last ran: the live figure
-	// that the status, written only on change, no longer carries.
-	lastTick *prometheus.GaugeVec
-	ticks    *prometheus.CounterVec
-	info     *prometheus.GaugeVec
-	phase    *prometheus.GaugeVec
-	weight   *prometheus.GaugeVec
-	step     *prometheus.GaugeVec
-	verdicts *prometheus.GaugeVec
-
-	mu sync.Mutex
-	// seen is, per rollout, what its series were last set to, so that a
-	// changed label value replaces its series rather than adding one.
-	seen map[types.NamespacedName]*seenSeries
-}
-
-// seenSeries are the label values last set for one rollout.
-type seenSeries struct {
-	info   []string
-	checks map[checkKey]bool
+	ticks     *prometheus.CounterVec
+	// series are the series of each rollout: its info, phase, weight,
+	// step, the time of its last tick (the live figure that the status,
+	// written only on change, no longer carries) and its checks'
+	// verdicts. They are not in the registry (see RolloutSeries); cmd
+	// serves them beside it.
+	series *RolloutSeries
 }
 
 // checkKey names one check's series: check, hop and source.
 type checkKey struct{ check, hop, source string }
-
-var rolloutLabels = []string{"namespace", "rollout"}
 
 func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 	m := &engineMetrics{
@@ -86,35 +68,11 @@ func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 			Help:    "Time from a rollback's decision until every connected proxy that routes the service had acknowledged 100/0 (with --istiod-url).",
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60},
 		}),
-		lastTick: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "serin_rollout_last_analysis_timestamp_seconds",
-			Help: "When each rollout in progress was last analysed, as a Unix time.",
-		}, rolloutLabels),
 		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "serin_analysis_ticks_total",
 			Help: "Analysis ticks run, all rollouts together, by the tick's verdict.",
 		}, []string{"verdict"}),
-		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "serin_rollout_info",
-			Help: "Always 1: what each Rollout shifts (mode subset, host or workload; its VirtualService; the delivered Deployment, if any).",
-		}, []string{"namespace", "rollout", "mode", "virtual_service", "workload"}),
-		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "serin_rollout_phase",
-			Help: "1 for each Rollout's current phase, 0 for every other phase (kube-state-metrics' convention).",
-		}, []string{"namespace", "rollout", "phase"}),
-		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "serin_rollout_canary_weight",
-			Help: "The canary weight, in percent, last confirmed on each Rollout's route.",
-		}, rolloutLabels),
-		step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "serin_rollout_step",
-			Help: "The index into spec.steps of each Rollout's current step; -1 before the first.",
-		}, rolloutLabels),
-		verdicts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "serin_analysis_check_verdict",
-			Help: "1 for the verdict of each check in a rollout's latest analysis tick, 0 for the other verdicts; gone with the check, the Rollout, or the end of the rollout unless it rolled back.",
-		}, []string{"namespace", "rollout", "check", "hop", "source", "verdict"}),
-		seen: map[types.NamespacedName]*seenSeries{},
+		series: newRolloutSeries(),
 	}
 	for _, r := range RollbackReasons {
 		m.rollbacks.WithLabelValues(string(r))
@@ -122,7 +80,7 @@ func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 	for _, v := range allVerdicts {
 		m.ticks.WithLabelValues(string(v))
 	}
-	return m, register(reg, m.rollbacks, m.detection, m.dataPlane, m.lastTick, m.ticks, m.info, m.phase, m.weight, m.step, m.verdicts)
+	return m, register(reg, m.rollbacks, m.detection, m.dataPlane, m.ticks)
 }
 
 // register registers cs with reg, nil registering none. A collector
@@ -167,52 +125,19 @@ func (m *engineMetrics) decided(d Decision) {
 // analysed records that a rollout was analysed at now with res: the tick,
 // its time, and each check's verdict, replacing the previous tick's.
 func (m *engineMetrics) analysed(ns, name string, now time.Time, res analysis.Result) {
-	m.lastTick.WithLabelValues(ns, name).Set(float64(now.UnixNano()) / 1e9)
 	m.ticks.WithLabelValues(string(res.Verdict)).Inc()
-	checks := map[checkKey]analysis.Verdict{}
-	for _, c := range res.Checks {
-		checks[checkKey{c.Check, c.Hop, c.Source}] = c.Verdict
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.seenLocked(ns, name)
-	for k := range s.checks {
-		if _, ok := checks[k]; !ok {
-			m.deleteCheck(ns, name, k)
-			delete(s.checks, k)
-		}
-	}
-	for k, verdict := range checks {
-		for _, v := range allVerdicts {
-			m.verdicts.WithLabelValues(ns, name, k.check, k.hop, k.source, string(v)).Set(b2f(v == verdict))
-		}
-		s.checks[k] = true
-	}
-}
-
-// deleteCheck removes the series of one check, one per verdict, by their
-// full label values: a partial match would scan every series of every
-// rollout, a thousand rollouts' worth on each tick.
-func (m *engineMetrics) deleteCheck(ns, name string, k checkKey) {
-	for _, v := range allVerdicts {
-		m.verdicts.DeleteLabelValues(ns, name, k.check, k.hop, k.source, string(v))
-	}
+	checks := sortedChecks(res)
+	m.series.update(ns, name, func(s *rolloutState) {
+		s.ticked, s.lastTick = true, float64(now.UnixNano())/1e9
+		s.checks = checks
+	})
 }
 
 // finished forgets the last tick's time of a rollout that is no longer
 // analysed, so that the gauge's series stay bounded by the rollouts in
 // progress.
 func (m *engineMetrics) finished(ns, name string) {
-	m.lastTick.DeleteLabelValues(ns, name)
-}
-
-// forgetChecksLocked removes the check verdicts of a rollout; the caller holds
-// m.mu.
-func (m *engineMetrics) forgetChecksLocked(ns, name string, s *seenSeries) {
-	for k := range s.checks {
-		m.deleteCheck(ns, name, k)
-	}
-	clear(s.checks)
+	m.series.update(ns, name, func(s *rolloutState) { s.ticked = false })
 }
 
 // observed records the state of ro as stored: its target, phase, weight
@@ -226,61 +151,29 @@ func (m *engineMetrics) observed(ro *v1alpha1.Rollout) {
 		m.forget(ro.Namespace, ro.Name)
 		return
 	}
-	ns, name := ro.Namespace, ro.Name
-	info := []string{ns, name, modeOf(ro), ro.Spec.VirtualService, ""}
+	info := infoLabels{mode: modeOf(ro), virtualService: ro.Spec.VirtualService}
 	if w, ok := WorkloadOf(ro); ok {
-		info[4] = w.Deployment
+		info.workload = w.Deployment
 	}
 	phase := ro.Status.Phase
 	if phase == "" {
 		phase = v1alpha1.PhasePending
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.seenLocked(ns, name)
-	if !slices.Equal(s.info, info) {
-		if s.info != nil {
-			m.info.DeleteLabelValues(s.info...)
-		}
-		m.info.WithLabelValues(info...).Set(1)
-		s.info = info
-	}
-	if phase.Terminal() && phase != v1alpha1.PhaseRolledBack {
-		m.forgetChecksLocked(ns, name, s)
-	}
-	for _, p := range allPhases {
-		m.phase.WithLabelValues(ns, name, string(p)).Set(b2f(p == phase))
-	}
-	m.weight.WithLabelValues(ns, name).Set(float64(ro.Status.AppliedWeight))
 	step := ro.Status.CurrentStep
 	if ro.Status.Phase == "" {
 		step = -1 // not started: the zero value is no step
 	}
-	m.step.WithLabelValues(ns, name).Set(float64(step))
+	m.series.update(ro.Namespace, ro.Name, func(s *rolloutState) {
+		s.observed, s.info, s.phase = true, info, phase
+		s.weight, s.step = float64(ro.Status.AppliedWeight), float64(step)
+		if phase.Terminal() && phase != v1alpha1.PhaseRolledBack {
+			s.checks = nil
+		}
+	})
 }
 
 // forget removes every series of a Rollout that no longer exists.
-func (m *engineMetrics) forget(ns, name string) {
-	labels := prometheus.Labels{"namespace": ns, "rollout": name}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, v := range []*prometheus.GaugeVec{m.lastTick, m.info, m.phase, m.weight, m.step, m.verdicts} {
-		v.DeletePartialMatch(labels)
-	}
-	delete(m.seen, types.NamespacedName{Namespace: ns, Name: name})
-}
-
-// seenLocked returns the rollout's seen series, adding them; the caller
-// holds m.mu.
-func (m *engineMetrics) seenLocked(ns, name string) *seenSeries {
-	key := types.NamespacedName{Namespace: ns, Name: name}
-	s, ok := m.seen[key]
-	if !ok {
-		s = &seenSeries{checks: map[checkKey]bool{}}
-		m.seen[key] = s
-	}
-	return s
-}
+func (m *engineMetrics) forget(ns, name string) { m.series.forget(ns, name) }
 
 // modeOf names how a Rollout splits traffic: by subset, by host, or
 // delivering a Deployment (whose subsets serin owns).

@@ -23,8 +23,8 @@ func metricsRollout(phase v1alpha1.Phase, step, weight int32) *v1alpha1.Rollout 
 	return ro
 }
 
-// series returns the registry's series of name as "labels value" lines.
-func series(t *testing.T, reg *prometheus.Registry, name string) []string {
+// series returns the gathered series of name as "labels value" lines.
+func series(t *testing.T, reg prometheus.Gatherer, name string) []string {
 	t.Helper()
 	fams, err := reg.Gather()
 	if err != nil {
@@ -48,11 +48,12 @@ func series(t *testing.T, reg *prometheus.Registry, name string) []string {
 }
 
 func TestRolloutSeriesFollowTheRollout(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	m, err := newEngineMetrics(reg)
+	registry := prometheus.NewPedanticRegistry()
+	m, err := newEngineMetrics(registry)
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.Gatherers{registry, m.series} // checks the families as a registry would
 	m.observed(metricsRollout(v1alpha1.PhaseProgressing, 1, 25))
 	if got := series(t, reg, "serin_rollout_info"); len(got) != 1 || got[0] != "mode=subset,namespace=shop,rollout=checkout,virtual_service=checkout,workload= 1" {
 		t.Errorf("info = %v", got)
@@ -97,11 +98,12 @@ func TestRolloutSeriesFollowTheRollout(t *testing.T) {
 }
 
 func TestCheckVerdictSeries(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	m, err := newEngineMetrics(reg)
+	registry := prometheus.NewPedanticRegistry()
+	m, err := newEngineMetrics(registry)
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.Gatherers{registry, m.series} // checks the families as a registry would
 	now := time.Now()
 	errRate := analysis.CheckResult{Check: "error-rate", Source: "prometheus", Verdict: analysis.Pass}
 	hop := analysis.CheckResult{Check: "latency-p99", Hop: "checkout → payments", Source: "jaeger", Verdict: analysis.Inconclusive}
@@ -181,4 +183,100 @@ func TestQueryOutcomes(t *testing.T) {
 			t.Errorf("%d duration histograms, want one per source", len(f.GetMetric()))
 		}
 	}
+}
+
+func TestRolloutSeriesGatherNames(t *testing.T) {
+	m, err := newEngineMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1700000000, 0)
+	for _, name := range []string{"b", "a"} {
+		ro := metricsRollout(v1alpha1.PhaseProgressing, 0, 10)
+		ro.Name = name
+		m.observed(ro)
+		m.analysed("shop", name, now, analysis.Result{Verdict: analysis.Pass, Checks: []analysis.CheckResult{
+			{Check: "latency-p99", Source: "prometheus", Verdict: analysis.Pass},
+			{Check: "error-rate", Source: "prometheus", Verdict: analysis.Fail},
+			{Check: "error-rate", Source: "prometheus", Verdict: analysis.Pass}, // the last of a key wins
+		}})
+	}
+	fams := m.series.GatherNames([]string{"serin_rollout_last_analysis_timestamp_seconds", "not_ours"})
+	if len(fams) != 1 || fams[0].GetName() != "serin_rollout_last_analysis_timestamp_seconds" {
+		t.Fatalf("GatherNames of one family gave %d families: %v", len(fams), fams)
+	}
+	var got []string
+	for _, s := range fams[0].GetMetric() {
+		got = append(got, fmt.Sprintf("%s=%s,%s=%s %g", s.GetLabel()[0].GetName(), s.GetLabel()[0].GetValue(),
+			s.GetLabel()[1].GetName(), s.GetLabel()[1].GetValue(), s.GetGauge().GetValue()))
+	}
+	if want := []string{"namespace=shop,rollout=a 1.7e+09", "namespace=shop,rollout=b 1.7e+09"}; !slices.Equal(got, want) {
+		t.Errorf("last analysis = %v, want %v (sorted by rollout)", got, want)
+	}
+	if fams := m.series.GatherNames([]string{"not_ours"}); len(fams) != 0 {
+		t.Errorf("a name of no family of ours gave %d families", len(fams))
+	}
+	all, _ := m.series.Gather()
+	var names []string
+	for _, f := range all {
+		names = append(names, f.GetName())
+	}
+	if !slices.IsSorted(names) || len(names) != len(seriesFamilies) {
+		t.Errorf("families = %v, want all %d, sorted", names, len(seriesFamilies))
+	}
+	verdicts := series(t, m.series, "serin_analysis_check_verdict")
+	if want := "check=error-rate,hop=,namespace=shop,rollout=a,source=prometheus,verdict=Pass 1"; len(verdicts) != 2*2*len(allVerdicts) || verdicts[0] != want {
+		t.Errorf("verdicts = %v, want 2 checks of 2 rollouts, the first %q", verdicts, want)
+	}
+
+	m.finished("shop", "a")
+	if got := series(t, m.series, "serin_rollout_last_analysis_timestamp_seconds"); len(got) != 1 || !strings.Contains(got[0], "rollout=b") {
+		t.Errorf("last analysis after a finished = %v, want b's alone", got)
+	}
+}
+
+// BenchmarkGatherRolloutSeries gathers the series of 1,000 rollouts with
+// 16 checks each (51,000 series), and the same series held in GaugeVecs
+// of a registry, as they were before RolloutSeries.
+func BenchmarkGatherRolloutSeries(b *testing.B) {
+	const rollouts, checks = 1000, 16
+	m, err := newEngineMetrics(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	verdicts := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "v"}, []string{"namespace", "rollout", "check", "hop", "source", "verdict"})
+	reg.MustRegister(verdicts)
+	res := analysis.Result{Verdict: analysis.Pass}
+	for c := range checks {
+		res.Checks = append(res.Checks, analysis.CheckResult{Check: fmt.Sprint("check-", c%4), Hop: fmt.Sprint("hop-", c/4), Source: "prometheus", Verdict: analysis.Pass})
+	}
+	for r := range rollouts {
+		ro := metricsRollout(v1alpha1.PhaseProgressing, 1, 25)
+		ro.Name = fmt.Sprint("checkout-", r)
+		m.observed(ro)
+		m.analysed(ro.Namespace, ro.Name, time.Now(), res)
+		for _, c := range res.Checks {
+			for _, v := range allVerdicts {
+				verdicts.WithLabelValues(ro.Namespace, ro.Name, c.Check, c.Hop, c.Source, string(v)).Set(b2f(v == c.Verdict))
+			}
+		}
+	}
+	b.Run("RolloutSeries", func(b *testing.B) {
+		for b.Loop() {
+			m.series.GatherNames(nil)
+		}
+	})
+	b.Run("RolloutSeries/one-family", func(b *testing.B) {
+		for b.Loop() {
+			m.series.GatherNames([]string{lastTickFamily})
+		}
+	})
+	b.Run("registry/verdicts-only", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := reg.Gather(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	netv1 "istio.io/client-go/pkg/apis/networking/v1"
 	secv1 "istio.io/client-go/pkg/apis/security/v1"
 	istio "istio.io/client-go/pkg/clientset/versioned"
@@ -379,11 +378,12 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 	if err := engine.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up rollout controller: %w", err)
 	}
+	registry := serveSeriesToo(engine.Series())
 	apiHandler, err := newAPI(o, log, mgr, tenancy, store)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, o, log, mgr, apiHandler)
+	return serve(ctx, o, log, mgr, registry, apiHandler)
 }
 
 // newDataPlane returns the reader of istiod's debug API for --istiod-url,
@@ -623,7 +623,7 @@ func checkScrapeInterval(ctx context.Context, src intervalSource, configured tim
 
 // serve runs the manager and the HTTP endpoints together, and shuts both
 // down when ctx ends.
-func serve(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager, apiHandler http.Handler) error {
+func serve(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.Manager, registry withSeries, apiHandler http.Handler) error {
 	ln, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr %s: %w", o.HTTPAddr, err)
@@ -631,7 +631,7 @@ func serve(ctx context.Context, o controllerOptions, log *slog.Logger, mgr ctrl.
 	var ready atomic.Bool
 	mux := httpMux(&ready)
 	if o.MetricsAddr == "" {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", metricsHandler(registry))
 	}
 	if apiHandler != nil {
 		mux.Handle("/", apiHandler) // the API under /api/ and the console
