@@ -1,6 +1,9 @@
 package prometheus
 
 import (
+	"bytes"
+	"hash/maphash"
+	"slices"
 	"strings"
 	"sync"
 
@@ -12,8 +15,10 @@ import (
 // cache holds several answers at once (the newest, the one being replaced,
 // the ones baselines were read from); decoded apart, each answer would
 // hold its own map and strings for every series: hundreds of megabytes
-// with a thousand services' latency buckets. A label set already held is
-// used in place of the newly decoded one, which is then garbage.
+// with a thousand services' latency buckets. The decoder (decodeVector)
+// looks each series up by a hash of its labels as they arrived, packed or
+// not, and checks the set found against them without allocating, so that
+// the sets held cost no key strings; only a series not held yet is built.
 //
 // It keeps two generations: once the current one holds max sets it
 // becomes the previous one and a new one starts, so a series that is gone
@@ -21,10 +26,8 @@ import (
 type labelSets struct {
 	mu        sync.Mutex
 	max       int
-	cur, prev map[model.Fingerprint]model.Metric
-	// packed holds the label sets of packed answers by their packed
-	// value and the labels besides it, in two generations too.
-	packed, packedPrev map[model.Fingerprint]model.Metric
+	seed      maphash.Seed
+	cur, prev map[uint64]model.Metric
 }
 
 // maxLabelSets bounds one generation of labelSets: four shared queries of
@@ -32,103 +35,116 @@ type labelSets struct {
 const maxLabelSets = 200_000
 
 func newLabelSets(max int) *labelSets {
-	return &labelSets{max: max, cur: map[model.Fingerprint]model.Metric{}, packed: map[model.Fingerprint]model.Metric{}}
+	return &labelSets{max: max, seed: maphash.MakeSeed(), cur: map[uint64]model.Metric{}}
 }
 
-// share replaces each sample's labels with an equal set already held,
-// and holds the ones not seen before.
-func (ls *labelSets) share(samples []sample) {
+// of returns the label set of a series whose labels arrived as pairs: a
+// set held already when there is one, otherwise a new one, held from now
+// on. With names (a packed answer, see pack), the value of packLabel
+// becomes the labels names, in order, and the other labels (le) stay; a
+// label whose value is empty is left out, as Prometheus leaves out a
+// label a series does not have. A pair whose name repeats keeps its last
+// value, as a JSON decoder would.
+func (ls *labelSets) of(pairs []rawPair, names []model.LabelName) model.Metric {
+	var h maphash.Hash
+	h.SetSeed(ls.seed)
+	h.WriteByte(byte(len(names)))
+	for _, p := range pairs {
+		h.Write(p.name)
+		h.WriteByte(0xff)
+		h.Write(p.value)
+		h.WriteByte(0xff)
+	}
+	key := h.Sum64()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	for i := range samples {
-		m := samples[i].labels
-		fp := m.Fingerprint()
-		if old, ok := ls.cur[fp]; ok && old.Equal(m) {
-			samples[i].labels = old
-			continue
-		}
-		if old, ok := ls.prev[fp]; ok && old.Equal(m) {
-			m = old
-			samples[i].labels = old
-		}
-		if len(ls.cur) >= ls.max {
-			ls.prev, ls.cur = ls.cur, make(map[model.Fingerprint]model.Metric, len(ls.cur))
-		}
-		ls.cur[fp] = m
+	if m, ok := ls.cur[key]; ok && holds(m, pairs, names) {
+		return m
 	}
+	m, ok := ls.prev[key]
+	if !ok || !holds(m, pairs, names) {
+		m = build(pairs, names)
+	}
+	if len(ls.cur) >= ls.max {
+		ls.prev, ls.cur = ls.cur, make(map[uint64]model.Metric, len(ls.cur))
+	}
+	ls.cur[key] = m
+	return m
 }
 
-// unpack restores the labels of a packed answer (see pack): each sample's
-// packLabel becomes the labels names, in order, and the other labels (le)
-// stay. A label whose value is empty is left out, as Prometheus leaves
-// out a label a series does not have. A set already held is shared: it is
-// found by the fingerprint of the packed labels and checked against them,
-// so that the sets held cost no key strings. A sample without packLabel
-// is left as it is.
-func (ls *labelSets) unpack(samples []sample, names []model.LabelName) {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	for i := range samples {
-		m := samples[i].labels
-		packed, ok := m[packLabel]
-		if !ok {
+// build makes the label set of pairs (see labelSets.of).
+func build(pairs []rawPair, names []model.LabelName) model.Metric {
+	m := make(model.Metric, len(pairs)+len(names))
+	for _, p := range pairs {
+		if names != nil && string(p.name) == packLabel {
 			continue
 		}
-		fp := m.Fingerprint()
-		if old, ok := ls.packed[fp]; ok && unpacks(old, m, names) {
-			samples[i].labels = old
-			continue
-		}
-		out, ok := ls.packedPrev[fp]
-		if !ok || !unpacks(out, m, names) {
-			out = make(model.Metric, len(m)-1+len(names))
-			for name, v := range m {
-				if name != packLabel {
-					out[name] = v
-				}
-			}
-			for j, v := range strings.SplitN(string(packed), packSep, len(names)) {
-				if v != "" {
-					out[names[j]] = model.LabelValue(v)
-				}
-			}
-		}
-		if len(ls.packed) >= ls.max {
-			ls.packedPrev, ls.packed = ls.packed, make(map[model.Fingerprint]model.Metric, len(ls.packed))
-		}
-		ls.packed[fp] = out
-		samples[i].labels = out
+		m[model.LabelName(p.name)] = model.LabelValue(p.value)
 	}
+	if names == nil {
+		return m
+	}
+	packed, ok := lastValue(pairs, packLabel)
+	if !ok {
+		return m // not packed after all: kept as it is
+	}
+	for j, v := range strings.SplitN(packed, packSep, len(names)) {
+		if v != "" {
+			m[names[j]] = model.LabelValue(v)
+		} else {
+			delete(m, names[j])
+		}
+	}
+	return m
 }
 
-// unpacks reports whether out is what the packed labels m unpack to,
-// without allocating.
-func unpacks(out, m model.Metric, names []model.LabelName) bool {
-	rest := string(m[packLabel])
-	n := len(m) - 1 // the labels besides packLabel
-	for j, name := range names {
-		v := rest
-		if j < len(names)-1 {
-			var found bool
-			if v, rest, found = strings.Cut(rest, packSep); !found {
+// lastValue returns the last value of the label name among pairs.
+func lastValue(pairs []rawPair, name string) (string, bool) {
+	for i := len(pairs) - 1; i >= 0; i-- {
+		if string(pairs[i].name) == name {
+			return string(pairs[i].value), true
+		}
+	}
+	return "", false
+}
+
+// holds reports whether m is the label set of pairs, without allocating.
+// What Prometheus never sends (a label twice, a plain label that a
+// packed one would set) is never held, and is built anew each time.
+func holds(m model.Metric, pairs []rawPair, names []model.LabelName) bool {
+	n := 0 // the labels of m that pairs account for
+	for _, p := range pairs {
+		if names == nil || string(p.name) != packLabel {
+			if names != nil && slices.Contains(names, model.LabelName(p.name)) {
 				return false
 			}
-		}
-		got, ok := out[name]
-		if string(got) != v || ok != (v != "") {
-			return false
-		}
-		if ok {
+			if v, ok := m[model.LabelName(p.name)]; !ok || string(v) != string(p.value) {
+				return false
+			}
 			n++
+			continue
+		}
+		// As strings.SplitN(value, packSep, len(names)) would split it.
+		rest, done := p.value, false
+		for j, name := range names {
+			var v []byte
+			switch {
+			case done: // fewer parts than names: the rest are absent
+			case j == len(names)-1:
+				v = rest
+			default:
+				var found bool
+				v, rest, found = bytes.Cut(rest, []byte(packSep))
+				done = !found
+			}
+			got, ok := m[name]
+			if string(got) != string(v) || ok != (len(v) > 0) {
+				return false
+			}
+			if ok {
+				n++
+			}
 		}
 	}
-	if len(out) != n {
-		return false
-	}
-	for name, v := range m {
-		if name != packLabel && out[name] != v {
-			return false
-		}
-	}
-	return true
+	return len(m) == n
 }

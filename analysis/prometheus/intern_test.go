@@ -1,20 +1,42 @@
 package prometheus
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/common/model"
 )
 
-func answer(services ...string) []sample {
-	var out []sample
+// answerJSON is a vector answer as Prometheus sends it, of the series
+// given as JSON metric objects, each valued 1.
+func answerJSON(metrics ...string) []byte {
+	var rs []string
+	for _, m := range metrics {
+		rs = append(rs, fmt.Sprintf(`{"metric":%s,"value":[1700000000.5,"1"]}`, m))
+	}
+	return []byte(`{"status":"success","data":{"resultType":"vector","result":[` + strings.Join(rs, ",") + `]}}`)
+}
+
+// latencyAnswer is an answer with three le buckets for each service.
+func latencyAnswer(services ...string) []byte {
+	var ms []string
 	for _, s := range services {
 		for _, le := range []string{"10", "100", "+Inf"} {
-			out = append(out, sample{labels: model.Metric{"destination_service_name": model.LabelValue(s), "le": model.LabelValue(le)}, value: 1})
+			ms = append(ms, fmt.Sprintf(`{"destination_service_name":%q,"le":%q}`, s, le))
 		}
 	}
-	return out
+	return answerJSON(ms...)
+}
+
+func decoded(t *testing.T, body []byte, ls *labelSets, names []model.LabelName) []sample {
+	t.Helper()
+	rows, err := decodeVector(body, ls, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
 
 func samePointer(a, b model.Metric) bool {
@@ -23,36 +45,36 @@ func samePointer(a, b model.Metric) bool {
 
 // TestLabelSetsShareSeriesBetweenAnswers: the second answer of the same
 // series holds the first one's label sets, not its own; a series not seen
-// before keeps its own; and the sets held stay bounded.
+// before gets its own; and the sets held stay bounded.
 func TestLabelSetsShareSeriesBetweenAnswers(t *testing.T) {
 	ls := newLabelSets(6)
-	first := answer("checkout", "payments")
-	ls.share(first)
-	second := answer("checkout", "payments")
-	ls.share(second)
+	first := decoded(t, latencyAnswer("checkout", "payments"), ls, nil)
+	second := decoded(t, latencyAnswer("checkout", "payments"), ls, nil)
 	for i := range second {
 		if !samePointer(first[i].labels, second[i].labels) {
 			t.Errorf("sample %d %v: want the first answer's label set", i, second[i].labels)
 		}
-		if !second[i].labels.Equal(answer("checkout", "payments")[i].labels) {
-			t.Errorf("sample %d: labels changed to %v", i, second[i].labels)
-		}
 	}
-	third := answer("inventory")
-	own := third[0].labels
-	ls.share(third)
-	if !samePointer(third[0].labels, own) {
+	if want := (model.Metric{"destination_service_name": "payments", "le": "+Inf"}); !second[5].labels.Equal(want) {
+		t.Errorf("sample 5 = %v, want %v", second[5].labels, want)
+	}
+	third := decoded(t, latencyAnswer("inventory"), ls, nil)
+	if third[0].labels["destination_service_name"] != "inventory" {
 		t.Errorf("a new series took another's label set: %v", third[0].labels)
 	}
 	// Six sets per generation: inventory's started a new one, and the
 	// ones before it are still found in the previous.
-	fourth := answer("checkout")
-	ls.share(fourth)
+	fourth := decoded(t, latencyAnswer("checkout"), ls, nil)
 	if !samePointer(fourth[0].labels, first[0].labels) {
 		t.Errorf("a set of the previous generation was not shared")
 	}
 	if len(ls.cur) > 6 || len(ls.prev) > 6 {
 		t.Errorf("generations of %d and %d sets, want at most 6 each", len(ls.cur), len(ls.prev))
+	}
+	// A series that differs in one value only is not taken for another.
+	other := decoded(t, answerJSON(`{"destination_service_name":"checkout","le":"1000"}`), ls, nil)
+	if other[0].labels["le"] != "1000" {
+		t.Errorf("le 1000 read as %v", other[0].labels)
 	}
 }
 
@@ -71,21 +93,18 @@ func TestUnpackRestoresTheLabels(t *testing.T) {
 	if got := packedBy(MeshQuery(InboundRequestsQuery, nil)); got != nil {
 		t.Errorf("packedBy(inbound requests) = %v, want nil: it is not packed", got)
 	}
-	packedAnswer := func() []sample {
-		return []sample{
-			{labels: model.Metric{packLabel: "shop|checkout.shop.svc.cluster.local|checkout|checkout|checkout-v2|v2", "le": "100"}, value: 3},
-			{labels: model.Metric{packLabel: "shop|checkout.shop.svc.cluster.local|checkout|checkout|checkout-v1|", "le": "+Inf"}, value: 9},
-			{labels: model.Metric{"le": "5"}, value: 1}, // not packed: kept as it is
-		}
-	}
+	packedAnswer := answerJSON(
+		`{"le":"100","serin_series":"shop|checkout.shop.svc.cluster.local|checkout|checkout|checkout-v2|v2"}`,
+		`{"le":"+Inf","serin_series":"shop|checkout.shop.svc.cluster.local|checkout|checkout|checkout-v1|"}`,
+		`{"le":"5"}`, // not packed: kept as it is
+		`{"le":"7","serin_series":"shop|checkout"}`) // fewer parts: the rest absent
 	ls := newLabelSets(100)
-	first := packedAnswer()
-	ls.unpack(first, names)
+	first := decoded(t, packedAnswer, ls, names)
 	want := model.Metric{"destination_workload_namespace": "shop", "destination_service": "checkout.shop.svc.cluster.local",
 		"destination_service_name": "checkout", "destination_canonical_service": "checkout", "destination_workload": "checkout-v2",
 		"destination_version": "v2", "le": "100"}
-	if !first[0].labels.Equal(want) || first[0].value != 3 {
-		t.Errorf("unpacked %v %v, want %v 3", first[0].labels, first[0].value, want)
+	if !first[0].labels.Equal(want) || first[0].value != 1 {
+		t.Errorf("unpacked %v %v, want %v 1", first[0].labels, first[0].value, want)
 	}
 	if _, ok := first[1].labels["destination_version"]; ok || first[1].labels["destination_workload"] != "checkout-v1" || first[1].labels["le"] != "+Inf" {
 		t.Errorf("unpacked %v: want no destination_version (empty), workload checkout-v1, le +Inf", first[1].labels)
@@ -93,9 +112,13 @@ func TestUnpackRestoresTheLabels(t *testing.T) {
 	if !first[2].labels.Equal(model.Metric{"le": "5"}) {
 		t.Errorf("a sample without %s became %v", packLabel, first[2].labels)
 	}
-	second := packedAnswer()
-	ls.unpack(second, names)
-	if !samePointer(first[0].labels, second[0].labels) || !samePointer(first[1].labels, second[1].labels) {
-		t.Errorf("the second answer's series did not share the first one's label sets")
+	if want := (model.Metric{"le": "7", "destination_workload_namespace": "shop", "destination_service": "checkout"}); !first[3].labels.Equal(want) {
+		t.Errorf("a short packed value became %v, want %v", first[3].labels, want)
+	}
+	second := decoded(t, packedAnswer, ls, names)
+	for i := range second {
+		if !samePointer(first[i].labels, second[i].labels) {
+			t.Errorf("sample %d of the second answer did not share the first one's label set", i)
+		}
 	}
 }

@@ -99,6 +99,7 @@ const sharedTimeout = 30 * time.Second
 type Source struct {
 	addr    string
 	api     v1.API
+	client  api.Client // for the shared queries, whose answers decodeVector reads
 	timeout time.Duration
 	ttl     time.Duration
 	stale   time.Duration    // Options.MaxStale
@@ -157,6 +158,7 @@ func New(o Options) (*Source, error) {
 	s := &Source{
 		addr:       o.Address,
 		api:        v1.NewAPI(client),
+		client:     client,
 		timeout:    o.Timeout,
 		ttl:        o.CacheTTL,
 		now:        time.Now,
@@ -422,23 +424,11 @@ func (s *Source) fetch(ctx context.Context, name, query string, at time.Time) *r
 	defer cancel()
 	r := &result{at: at}
 	began := s.now()
-	val, err := s.query(ctx, query, at)
+	rows, err := s.fetchRows(ctx, query, at, packedBy(query))
 	if err == nil {
-		vec, ok := val.(model.Vector)
-		if ok {
-			rows := samplesOf(vec)
-			if names := packedBy(query); names != nil {
-				s.sets.unpack(rows, names)
-			} else {
-				s.sets.share(rows)
-			}
-			r.samples = newTable(rows)
-			r.samples.at = at
-		} else {
-			err = fmt.Errorf("answer is a %s, want a vector", val.Type())
-		}
-	}
-	if err != nil {
+		r.samples = newTable(rows)
+		r.samples.at = at
+	} else {
 		r.err = s.unavailable(name, err)
 	}
 	r.fetched = s.now()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,20 +19,6 @@ import (
 type sample struct {
 	labels model.Metric
 	value  float64
-}
-
-// samplesOf keeps the finite samples of a vector: NaN and ±Inf values are
-// treated as absent.
-func samplesOf(vec model.Vector) []sample {
-	out := make([]sample, 0, len(vec))
-	for _, s := range vec {
-		v := float64(s.Value)
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			continue
-		}
-		out = append(out, sample{labels: s.Metric, value: v})
-	}
-	return out
 }
 
 // Inbound returns the cumulative requests, 5xx errors and latency buckets
