@@ -168,3 +168,53 @@ func TestCachedTicksAskTheAPIServerNothing(t *testing.T) {
 		t.Errorf("100 ticks and 20 mesh re-checks sent %d GETs to the API server, want 0", n)
 	}
 }
+
+// TestCachedPodCountsByLabelIndex: the subset check's pod counts come
+// from the cache's label index, narrowed by the Service's selector, and
+// count the pods that have every label: not a pod of another service
+// with the subset's labels, not one of the service's other version.
+// (The env holds a v1 and a v2 pod of each of services too.)
+func TestCachedPodCountsByLabelIndex(t *testing.T) {
+	tr := &tripper{}
+	e := cachedEnv(t, tr)
+	e.pod("cart-v1", map[string]string{"app": "cart", "version": "v1"})
+	e.pod("cart-v2", map[string]string{"app": "cart", "version": "v2", "tier": "web"})
+	e.pod("stray-v2", map[string]string{"app": "other", "version": "v2"})
+	svc := map[string]string{"app": "cart"}
+	count := func(set map[string]string, by map[string]string) int {
+		t.Helper()
+		n, err := e.router.countPods(e.ctx, e.ns, set, by, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	pods := 2*len(services) + 3 // the env's and these
+	for count(map[string]string{}, nil) < pods {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cache never held the %d pods", pods)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := tr.gets.Load()
+	for _, c := range []struct {
+		set, by map[string]string
+		want    int
+	}{
+		{map[string]string{"app": "cart", "version": "v2"}, svc, 1},
+		{map[string]string{"app": "cart", "version": "v1"}, svc, 1},
+		{map[string]string{"app": "cart", "version": "v3"}, svc, 0},
+		{map[string]string{"app": "cart"}, svc, 2},
+		{map[string]string{"app": "cart", "version": "v2", "tier": "web"}, map[string]string{"app": "cart", "tier": "web"}, 1},
+		{map[string]string{"app": "nothing"}, map[string]string{"app": "nothing"}, 0},
+		{map[string]string{"version": "v2"}, nil, len(services) + 2}, // no Service selector: the namespace's pods are matched
+	} {
+		if got := count(c.set, c.by); got != c.want {
+			t.Errorf("pods with %v (narrowed by %v) = %d, want %d", c.set, c.by, got, c.want)
+		}
+	}
+	if n := tr.gets.Load() - before; n != 0 {
+		t.Errorf("the counts sent %d GETs to the API server, want 0", n)
+	}
+}

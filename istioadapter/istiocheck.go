@@ -241,7 +241,7 @@ func (r *Router) checkSubsetPods(ctx context.Context, dr *netv1.DestinationRule,
 			continue // reported by checkSubsets
 		}
 		set := labels.Merge(svc.Spec.Selector, dr.Spec.GetSubsets()[i].GetLabels())
-		n, err := r.countPods(ctx, svc.Namespace, set.AsSelector(), cached)
+		n, err := r.countPods(ctx, svc.Namespace, set, svc.Spec.Selector, cached)
 		if err != nil {
 			return nil, fmt.Errorf("preflight: pods of subset %s of DestinationRule %s/%s: %w", name, dr.Namespace, dr.Name, err)
 		}

@@ -3,6 +3,7 @@ package istioadapter
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -110,6 +111,10 @@ func (r *Router) virtualService(ctx context.Context, ns, name string, cached boo
 // host.
 const drHostField = "serin.dev/destinationrule-host"
 
+// podLabelField indexes the cached pods' metadata by each of their
+// labels, as "key=value".
+const podLabelField = "serin.dev/pod-label"
+
 // IndexFields registers the indexes of the cache (Options.Cache) that the
 // Router reads through, on the manager's field indexer, before the cache
 // starts: DestinationRules by host. Without it a rollout's checks list
@@ -127,7 +132,19 @@ func (r *Router) IndexFields(ctx context.Context, fi client.FieldIndexer) error 
 	if err != nil {
 		return fmt.Errorf("index DestinationRules by host: %w", err)
 	}
-	r.drIndexed = true
+	pod := &metav1.PartialObjectMetadata{}
+	pod.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	err = fi.IndexField(ctx, pod, podLabelField, func(o client.Object) []string {
+		out := make([]string, 0, len(o.GetLabels()))
+		for k, v := range o.GetLabels() {
+			out = append(out, k+"="+v)
+		}
+		return out
+	})
+	if err != nil {
+		return fmt.Errorf("index pods by label: %w", err)
+	}
+	r.drIndexed, r.podsIndexed = true, true
 	return nil
 }
 
@@ -231,14 +248,23 @@ func (r *Router) serviceEntries(ctx context.Context, cached bool) ([]*netv1.Serv
 	return list.Items, nil
 }
 
-// countPods counts the pods of ns that sel selects, from a metadata-only
+// countPods counts the pods of ns that set selects, from a metadata-only
 // cache when cached is true (labels are all the check needs, and a pod's
-// metadata is a small part of it).
-func (r *Router) countPods(ctx context.Context, ns string, sel labels.Selector, cached bool) (int, error) {
+// metadata is a small part of it). by names the labels of set that
+// narrow the pods down most, a Service's selector: with the cache's
+// index, only the pods with the first of them (by key) are matched, not
+// every pod of the namespace, which at a thousand services made this
+// check, run on every tick, most of the controller's work.
+func (r *Router) countPods(ctx context.Context, ns string, set labels.Set, by map[string]string, cached bool) (int, error) {
+	sel := set.AsSelector()
 	if cached && r.cache != nil {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-		if err := r.cache.List(ctx, list, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		opts := []client.ListOption{client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy}
+		if keys := slices.Sorted(maps.Keys(by)); r.podsIndexed && len(keys) > 0 {
+			opts = append(opts, client.MatchingFields{podLabelField: keys[0] + "=" + set[keys[0]]})
+		}
+		if err := r.cache.List(ctx, list, opts...); err != nil {
 			return 0, fmt.Errorf("cached pods: %w", err)
 		}
 		return len(list.Items), nil

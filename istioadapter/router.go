@@ -61,10 +61,10 @@ type Router struct {
 	rootNS       string
 	fieldManager string
 	cache        client.Reader
-	// drIndexed says the cache indexes DestinationRules by host
-	// (IndexFields).
-	drIndexed bool
-	reads     reads
+	// drIndexed and podsIndexed say the cache indexes DestinationRules
+	// by host and pods by label (IndexFields).
+	drIndexed, podsIndexed bool
+	reads                  reads
 }
 
 var _ rollout.TrafficRouter = (*Router)(nil)

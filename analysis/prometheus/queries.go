@@ -56,7 +56,7 @@ const (
 // in every bucket: 13.5 MB at a thousand services, which a busy
 // Prometheus took seconds to encode and serin to decode. So they are
 // packed: the labels grouped by are joined into one (packLabel) with
-// label_join, and they are restored from it on arrival (labelSets.unpack). The answer is
+// label_join, and they are restored from it on arrival (labelSets.of). The answer is
 // less than half the size, and the series serin holds are the same.
 var (
 	// InboundLatencyQuery is the cumulative latency histogram of the
