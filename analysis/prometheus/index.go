@@ -1,6 +1,7 @@
 package prometheus
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -18,12 +19,20 @@ type table struct {
 	rows []sample
 	at   time.Time // the evaluation time of the answer
 
-	mu sync.Mutex
-	by map[model.LabelName]map[model.LabelValue][]sample
+	// by holds an index for each of selective, built once, on first
+	// use; once built it is read without a lock, by every analysis at
+	// once (a single lock had dozens of them queued behind each other).
+	by []lazyIndex
+}
+
+// lazyIndex is the index of a table by one label.
+type lazyIndex struct {
+	once sync.Once
+	by   map[model.LabelValue][]sample
 }
 
 // newTable wraps the samples of one answer. It indexes nothing yet.
-func newTable(rows []sample) *table { return &table{rows: rows} }
+func newTable(rows []sample) *table { return &table{rows: rows, by: make([]lazyIndex, len(selective))} }
 
 // all returns every sample of the answer; nil for a nil table.
 func (t *table) all() []sample {
@@ -34,27 +43,32 @@ func (t *table) all() []sample {
 }
 
 // where returns the samples whose label name has exactly value, building
-// the index on name the first time it is asked for. The answer is shared:
-// the caller must not change it.
+// the index on name the first time it is asked for; a name that is not
+// one of selective is not indexed, and its samples are looked for one by
+// one. The answer is shared: the caller must not change it.
 func (t *table) where(name model.LabelName, value string) []sample {
 	if t == nil {
 		return nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	idx, ok := t.by[name]
-	if !ok {
-		idx = map[model.LabelValue][]sample{}
+	i := slices.Index(selective, name)
+	if i < 0 {
+		var out []sample
+		for _, s := range t.rows {
+			if string(s.labels[name]) == value {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	idx := &t.by[i]
+	idx.once.Do(func() {
+		idx.by = map[model.LabelValue][]sample{}
 		for _, s := range t.rows {
 			v := s.labels[name]
-			idx[v] = append(idx[v], s)
+			idx.by[v] = append(idx.by[v], s)
 		}
-		if t.by == nil {
-			t.by = map[model.LabelName]map[model.LabelValue][]sample{}
-		}
-		t.by[name] = idx
-	}
-	return idx[model.LabelValue(value)]
+	})
+	return idx.by[model.LabelValue(value)]
 }
 
 // selective are the labels worth indexing, most selective first: each
