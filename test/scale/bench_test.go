@@ -145,6 +145,9 @@ func medianRollback(rbs []rollback) float64 {
 func printTable(out *os.File, cfg benchConfig, rows []row) {
 	fmt.Fprintf(out, "\nBenchmarkScale: N rollouts in progress on one controller, the real local stack, %.0f rps per service (10%% to each canary), "+
 		"analysis every %v, window %v, scrape 1 s, controller memory limit %s\n", cfg.rps, cfg.interval, cfg.window, memoryLimit())
+	if extra := os.Getenv("SCALE_CONTROLLER_ARGS"); extra != "" {
+		fmt.Fprintf(out, "controller flags added (SCALE_CONTROLLER_ARGS): %s\n", extra)
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "N\tat first step (s)\tanalysed once (s)\tCPU (cores)\tRSS (MiB)\tPrometheus/harness CPU\tqueries/tick\twrites/s\t"+
 		"tick p50 (s)\ttick p99 (s)\tqueue avg/max\tlist p50/p99 (ms)\tlist KB\tfault → 0% (s), ticks\t")

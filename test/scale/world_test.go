@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,6 +168,9 @@ func (w *world) startController() {
 	if a := os.Getenv("SCALE_PPROF"); a != "" {
 		args = append(args, "--pprof-addr", a) // to profile the controller during a run
 	}
+	// SCALE_CONTROLLER_ARGS adds flags, to measure another setting
+	// (--max-concurrent-reconciles=64, say); the table's header says so.
+	args = append(args, strings.Fields(os.Getenv("SCALE_CONTROLLER_ARGS"))...)
 	p, err := stack.StartProcess(dir, "serin-controller", serinBin, args...)
 	must(w.t, err)
 	w.ctrl = p
