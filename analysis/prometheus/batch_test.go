@@ -119,7 +119,7 @@ func extraMatchers(q string) (string, func(sample) bool, error) {
 	}
 	keep := func(s sample) bool {
 		for _, m := range ms {
-			if !m.Matches(string(s.labels[model.LabelName(m.Name)])) {
+			if !m.Matches(string(s.labels.get(model.LabelName(m.Name)))) {
 				return false
 			}
 		}

@@ -31,7 +31,7 @@ func reference(body []byte) ([]sample, bool) {
 	var out []sample
 	for _, s := range vec {
 		if v := float64(s.Value); s.Histogram == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
-			out = append(out, sample{labels: s.Metric, value: v})
+			out = append(out, sample{labels: setOf(s.Metric), value: v})
 		}
 	}
 	return out, true
@@ -42,7 +42,7 @@ func sameSamples(a, b []sample) error {
 		return fmt.Errorf("%d samples, want %d", len(a), len(b))
 	}
 	for i := range a {
-		if !a[i].labels.Equal(b[i].labels) || a[i].value != b[i].value {
+		if !a[i].labels.metric().Equal(b[i].labels.metric()) || a[i].value != b[i].value {
 			return fmt.Errorf("sample %d = %v %v, want %v %v", i, a[i].labels, a[i].value, b[i].labels, b[i].value)
 		}
 	}

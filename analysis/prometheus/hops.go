@@ -22,7 +22,7 @@ type workloadKey struct{ namespace, name string }
 // rows picks from a shared answer the few series keep may accept, through
 // the answer's index.
 type caller struct {
-	keep func(model.Metric) bool
+	keep func(labelSet) bool
 	rows func(*table) []sample
 }
 
@@ -33,10 +33,10 @@ type caller struct {
 func callerOf(t analysis.Target, side analysis.Side, role string, inbound *table) (caller, error) {
 	if !byWorkload(t, side) {
 		return caller{
-			keep: func(l model.Metric) bool {
-				return (t.Namespace == "" || string(l["source_workload_namespace"]) == t.Namespace) &&
-					string(l["source_canonical_service"]) == t.Service &&
-					string(l["source_version"]) == side.Version
+			keep: func(l labelSet) bool {
+				return (t.Namespace == "" || string(l.get("source_workload_namespace")) == t.Namespace) &&
+					string(l.get("source_canonical_service")) == t.Service &&
+					string(l.get("source_version")) == side.Version
 			},
 			rows: func(tb *table) []sample { return tb.where("source_canonical_service", t.Service) },
 		}, nil
@@ -45,9 +45,9 @@ func callerOf(t analysis.Target, side analysis.Side, role string, inbound *table
 	workloads := map[workloadKey]bool{}
 	names := map[string]bool{}
 	for _, s := range inbound.candidates(m) {
-		if matches(s.labels, m) && s.labels["destination_workload"] != "" {
-			workloads[workloadKey{string(s.labels["destination_workload_namespace"]), string(s.labels["destination_workload"])}] = true
-			names[string(s.labels["destination_workload"])] = true
+		if matches(s.labels, m) && s.labels.get("destination_workload") != "" {
+			workloads[workloadKey{string(s.labels.get("destination_workload_namespace")), string(s.labels.get("destination_workload"))}] = true
+			names[string(s.labels.get("destination_workload"))] = true
 		}
 	}
 	if len(workloads) == 0 {
@@ -55,8 +55,8 @@ func callerOf(t analysis.Target, side analysis.Side, role string, inbound *table
 			describe(t, side, role), formatMatchers(m), analysis.ErrNoData)
 	}
 	return caller{
-		keep: func(l model.Metric) bool {
-			return workloads[workloadKey{string(l["source_workload_namespace"]), string(l["source_workload"])}]
+		keep: func(l labelSet) bool {
+			return workloads[workloadKey{string(l.get("source_workload_namespace")), string(l.get("source_workload"))}]
 		},
 		rows: func(tb *table) []sample {
 			var out []sample
@@ -70,9 +70,9 @@ func callerOf(t analysis.Target, side analysis.Side, role string, inbound *table
 
 // calledService names the destination of a hop series: its canonical
 // service, else its service name, else its host.
-func calledService(l model.Metric) string {
+func calledService(l labelSet) string {
 	for _, name := range []model.LabelName{"destination_canonical_service", "destination_service_name", "destination_service"} {
-		if v := string(l[name]); v != "" && v != "unknown" {
+		if v := string(l.get(name)); v != "" && v != "unknown" {
 			return v
 		}
 	}
@@ -102,7 +102,7 @@ func splitHops(t analysis.Target, counts, latency, inbound *table) (map[string]a
 	}
 	out := make(map[string]analysis.Pair, len(called))
 	for svc := range called {
-		to := func(l model.Metric) bool { return calledService(l) == svc }
+		to := func(l labelSet) bool { return calledService(l) == svc }
 		var p analysis.Pair
 		p.Canary, _ = statsOf(rowsC.counts, rowsC.latency, to)
 		p.Stable, _ = statsOf(rowsS.counts, rowsS.latency, to)
@@ -115,7 +115,7 @@ func splitHops(t analysis.Target, counts, latency, inbound *table) (map[string]a
 }
 
 // keepOnly returns the samples that keep accepts, in a new slice.
-func keepOnly(rows []sample, keep func(model.Metric) bool) []sample {
+func keepOnly(rows []sample, keep func(labelSet) bool) []sample {
 	var out []sample
 	for _, s := range rows {
 		if keep(s.labels) {

@@ -54,7 +54,7 @@ func (t *table) where(name model.LabelName, value string) []sample {
 	if i < 0 {
 		var out []sample
 		for _, s := range t.rows {
-			if string(s.labels[name]) == value {
+			if string(s.labels.get(name)) == value {
 				out = append(out, s)
 			}
 		}
@@ -64,7 +64,7 @@ func (t *table) where(name model.LabelName, value string) []sample {
 	idx.once.Do(func() {
 		idx.by = map[model.LabelValue][]sample{}
 		for _, s := range t.rows {
-			v := s.labels[name]
+			v := s.labels.get(name)
 			idx.by[v] = append(idx.by[v], s)
 		}
 	})

@@ -6,8 +6,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/prometheus/common/model"
-
 	"github.com/serin-dev/serin/analysis"
 )
 
@@ -107,7 +105,7 @@ func scanInbound(t analysis.Target, counts, latency []sample) (analysis.Pair, er
 		out  *analysis.Stats
 	}{{t.Canary, &pair.Canary}, {t.Stable, &pair.Stable}} {
 		m := inboundMatchers(t, side.side)
-		st, found := statsOf(counts, latency, func(l model.Metric) bool { return matches(l, m) })
+		st, found := statsOf(counts, latency, func(l labelSet) bool { return matches(l, m) })
 		if !found {
 			err = analysis.ErrNoData
 			continue
@@ -132,8 +130,8 @@ func scanHops(t analysis.Target, counts, latency, inbound []sample) (map[string]
 		}
 	}
 	for svc := range out {
-		to := func(c caller) func(model.Metric) bool {
-			return func(l model.Metric) bool { return c.keep(l) && calledService(l) == svc }
+		to := func(c caller) func(labelSet) bool {
+			return func(l labelSet) bool { return c.keep(l) && calledService(l) == svc }
 		}
 		var p analysis.Pair
 		p.Canary, _ = statsOf(counts, latency, to(canary))

@@ -3,6 +3,7 @@ package prometheus
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,8 +40,18 @@ func decoded(t *testing.T, body []byte, ls *labelSets, names []model.LabelName) 
 	return rows
 }
 
-func samePointer(a, b model.Metric) bool {
+func samePointer(a, b labelSet) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// setOf is the label set of m, as labelSets builds it.
+func setOf(m model.Metric) labelSet {
+	out := make(labelSet, 0, len(m))
+	for name, v := range m {
+		out = append(out, labelPair{name, v})
+	}
+	slices.SortFunc(out, func(a, b labelPair) int { return strings.Compare(string(a.name), string(b.name)) })
+	return out
 }
 
 // TestLabelSetsShareSeriesBetweenAnswers: the second answer of the same
@@ -55,11 +66,11 @@ func TestLabelSetsShareSeriesBetweenAnswers(t *testing.T) {
 			t.Errorf("sample %d %v: want the first answer's label set", i, second[i].labels)
 		}
 	}
-	if want := (model.Metric{"destination_service_name": "payments", "le": "+Inf"}); !second[5].labels.Equal(want) {
+	if want := (model.Metric{"destination_service_name": "payments", "le": "+Inf"}); !second[5].labels.metric().Equal(want) {
 		t.Errorf("sample 5 = %v, want %v", second[5].labels, want)
 	}
 	third := decoded(t, latencyAnswer("inventory"), ls, nil)
-	if third[0].labels["destination_service_name"] != "inventory" {
+	if third[0].labels.get("destination_service_name") != "inventory" {
 		t.Errorf("a new series took another's label set: %v", third[0].labels)
 	}
 	// Six sets per generation: inventory's started a new one, and the
@@ -73,7 +84,7 @@ func TestLabelSetsShareSeriesBetweenAnswers(t *testing.T) {
 	}
 	// A series that differs in one value only is not taken for another.
 	other := decoded(t, answerJSON(`{"destination_service_name":"checkout","le":"1000"}`), ls, nil)
-	if other[0].labels["le"] != "1000" {
+	if other[0].labels.get("le") != "1000" {
 		t.Errorf("le 1000 read as %v", other[0].labels)
 	}
 }
@@ -103,16 +114,16 @@ func TestUnpackRestoresTheLabels(t *testing.T) {
 	want := model.Metric{"destination_workload_namespace": "shop", "destination_service": "checkout.shop.svc.cluster.local",
 		"destination_service_name": "checkout", "destination_canonical_service": "checkout", "destination_workload": "checkout-v2",
 		"destination_version": "v2", "le": "100"}
-	if !first[0].labels.Equal(want) || first[0].value != 1 {
+	if !first[0].labels.metric().Equal(want) || first[0].value != 1 {
 		t.Errorf("unpacked %v %v, want %v 1", first[0].labels, first[0].value, want)
 	}
-	if _, ok := first[1].labels["destination_version"]; ok || first[1].labels["destination_workload"] != "checkout-v1" || first[1].labels["le"] != "+Inf" {
+	if _, ok := first[1].labels.lookup("destination_version"); ok || first[1].labels.get("destination_workload") != "checkout-v1" || first[1].labels.get("le") != "+Inf" {
 		t.Errorf("unpacked %v: want no destination_version (empty), workload checkout-v1, le +Inf", first[1].labels)
 	}
-	if !first[2].labels.Equal(model.Metric{"le": "5"}) {
+	if !first[2].labels.metric().Equal(model.Metric{"le": "5"}) {
 		t.Errorf("a sample without %s became %v", packLabel, first[2].labels)
 	}
-	if want := (model.Metric{"le": "7", "destination_workload_namespace": "shop", "destination_service": "checkout"}); !first[3].labels.Equal(want) {
+	if want := (model.Metric{"le": "7", "destination_workload_namespace": "shop", "destination_service": "checkout"}); !first[3].labels.metric().Equal(want) {
 		t.Errorf("a short packed value became %v, want %v", first[3].labels, want)
 	}
 	second := decoded(t, packedAnswer, ls, names)

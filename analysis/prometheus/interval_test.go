@@ -46,7 +46,7 @@ func newFakeTargets(t *testing.T, targets []fakeTarget, istioJobs []string, conf
 			}
 			var samples []sample
 			for _, job := range istioJobs {
-				samples = append(samples, sample{labels: model.Metric{model.JobLabel: model.LabelValue(job)}, value: 3})
+				samples = append(samples, sample{labels: setOf(model.Metric{model.JobLabel: model.LabelValue(job)}), value: 3})
 			}
 			fmt.Fprint(w, vectorBody(samples...))
 		case "/api/v1/status/config":

@@ -107,7 +107,7 @@ func promTime(v string) (time.Time, error) {
 func vectorBody(samples ...sample) string {
 	vec := make(model.Vector, 0, len(samples))
 	for _, s := range samples {
-		vec = append(vec, &model.Sample{Metric: s.labels, Value: model.SampleValue(s.value), Timestamp: 1_700_000_000_000})
+		vec = append(vec, &model.Sample{Metric: s.labels.metric(), Value: model.SampleValue(s.value), Timestamp: 1_700_000_000_000})
 	}
 	return dataBody("vector", vec)
 }

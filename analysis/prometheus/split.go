@@ -17,7 +17,7 @@ import (
 
 // sample is one series of a shared query: its labels and finite value.
 type sample struct {
-	labels model.Metric
+	labels labelSet
 	value  float64
 }
 
@@ -129,9 +129,9 @@ func isFQDN(host string) bool {
 }
 
 // matches reports whether labels has every label of m with its value.
-func matches(labels model.Metric, m map[string]string) bool {
+func matches(labels labelSet, m map[string]string) bool {
 	for k, v := range m {
-		if string(labels[model.LabelName(k)]) != v {
+		if string(labels.get(model.LabelName(k))) != v {
 			return false
 		}
 	}
@@ -168,7 +168,7 @@ func splitInbound(t analysis.Target, counts, latency *table) (analysis.Pair, err
 		out  *analysis.Stats
 	}{{"canary", t.Canary, &pair.Canary}, {"stable", t.Stable, &pair.Stable}} {
 		m := inboundMatchers(t, side.side)
-		keep := func(l model.Metric) bool { return matches(l, m) }
+		keep := func(l labelSet) bool { return matches(l, m) }
 		st, found := statsOf(counts.candidates(m), latency.candidates(m), keep)
 		if !found {
 			errs = append(errs, fmt.Errorf("no inbound series for %s (%s): %w",
@@ -186,14 +186,14 @@ func splitInbound(t analysis.Target, counts, latency *table) (analysis.Pair, err
 // statsOf adds up the counters of the series that keep accepts (errors
 // are the 5xx codes) and computes the p99 of their latency buckets. found
 // is false when no count series was accepted.
-func statsOf(counts, latency []sample, keep func(model.Metric) bool) (st analysis.Stats, found bool) {
+func statsOf(counts, latency []sample, keep func(labelSet) bool) (st analysis.Stats, found bool) {
 	for _, s := range counts {
 		if !keep(s.labels) {
 			continue
 		}
 		found = true
 		st.Requests += s.value
-		if is5xx(string(s.labels["response_code"])) {
+		if is5xx(string(s.labels.get("response_code"))) {
 			st.Errors += s.value
 		}
 	}
@@ -209,13 +209,13 @@ func is5xx(code string) bool {
 // p99 adds up the latency buckets of the series that keep accepts by le
 // and returns their 99th percentile (NaN without usable buckets) and the
 // buckets, sorted by bound.
-func p99(latency []sample, keep func(model.Metric) bool) (float64, []analysis.Bucket) {
+func p99(latency []sample, keep func(labelSet) bool) (float64, []analysis.Bucket) {
 	byLE := map[float64]float64{}
 	for _, s := range latency {
 		if !keep(s.labels) {
 			continue
 		}
-		le, err := strconv.ParseFloat(string(s.labels[model.BucketLabel]), 64)
+		le, err := strconv.ParseFloat(string(s.labels.get(model.BucketLabel)), 64)
 		if err != nil {
 			continue // a bucket without a valid bound: histogram_quantile ignores it too
 		}

@@ -17,7 +17,7 @@ func smp(v float64, kv ...string) sample {
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[model.LabelName(kv[i])] = model.LabelValue(kv[i+1])
 	}
-	return sample{labels: m, value: v}
+	return sample{labels: setOf(m), value: v}
 }
 
 const checkoutFQDN = "checkout.shop.svc.cluster.local"
@@ -35,8 +35,10 @@ func in(v float64, version, code string, extra ...string) sample {
 // inLE is an inbound latency bucket series of checkout in shop.
 func inLE(v float64, version, le string) sample {
 	s := in(v, version, "")
-	delete(s.labels, "response_code")
-	s.labels["le"] = model.LabelValue(le)
+	m := s.labels.metric()
+	delete(m, "response_code")
+	m["le"] = model.LabelValue(le)
+	s.labels = setOf(m)
 	return s
 }
 
@@ -158,8 +160,10 @@ func hop(v float64, workload, service, version, called, code string) sample {
 // hopLE is a hop latency bucket series.
 func hopLE(v float64, workload, service, version, called, le string) sample {
 	s := hop(v, workload, service, version, called, "")
-	delete(s.labels, "response_code")
-	s.labels["le"] = model.LabelValue(le)
+	m := s.labels.metric()
+	delete(m, "response_code")
+	m["le"] = model.LabelValue(le)
+	s.labels = setOf(m)
 	return s
 }
 
@@ -172,7 +176,9 @@ func TestSplitHops(t *testing.T) {
 		hop(55, "cart-v2", "cart", "v2", "payments", "500"), // another service
 	}
 	unknownCanonical := hop(5, "checkout-v1", "checkout", "v1", "fraud", "200")
-	unknownCanonical.labels["destination_canonical_service"] = "unknown"
+	m := unknownCanonical.labels.metric()
+	m["destination_canonical_service"] = "unknown"
+	unknownCanonical.labels = setOf(m)
 	counts = append(counts, unknownCanonical)
 	latency := []sample{
 		hopLE(0, "checkout-v2", "checkout", "v2", "payments", "500"), hopLE(100, "checkout-v2", "checkout", "v2", "payments", "1000"),
