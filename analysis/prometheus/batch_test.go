@@ -232,6 +232,34 @@ func TestBatching(t *testing.T) {
 	}
 }
 
+// TestReaderJoinsTheRefreshUnderWay: a reading that finds the newest
+// answer too old while the refresh behind it still runs (it takes longer
+// than the last) waits for that refresh, and sends no second copy of the
+// shared queries.
+func TestReaderJoinsTheRefreshUnderWay(t *testing.T) {
+	f := newMeshProm(t, 3, time.Second)
+	s := newSource(t, f.URL, time.Second)
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	s.now = clock.Now
+	at := clock.Now()
+	if err := checkInbound(t.Context(), s, 1, at); err != nil {
+		t.Fatal(err)
+	}
+	assertQueries(t, s, f, 2, "the first reading")
+	// Past the TTL: answered from the last answer, a refresh behind it.
+	clock.Add(time.Second)
+	if err := checkInbound(t.Context(), s, 1, at.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// Past MaxStale while that refresh is still under way (the fake takes
+	// a second of real time): the reading waits for it.
+	clock.Add(1500 * time.Millisecond)
+	if err := checkInbound(t.Context(), s, 1, at.Add(2500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	waitQueries(t, s, f, 4, "a reading past MaxStale during a refresh")
+}
+
 func assertQueries(t *testing.T, s *Source, f *fakeProm, want int64, when string) {
 	t.Helper()
 	if got, sent := f.queries.Load(), s.Queries(); got != want || sent != want {

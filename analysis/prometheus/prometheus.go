@@ -376,13 +376,15 @@ func (s *Source) staleBound(r *result) time.Duration {
 }
 
 // refresh evaluates query at the present in the background, once however
-// many callers ask, and stores the result for the next readers.
+// many callers ask, and stores the result for the next readers. It is
+// the query's one shared flight (joinShared's): a reader that finds the
+// newest answer too old while the refresh runs (it took longer than the
+// last) joins it, rather than sending the whole mesh's query a second
+// time just when Prometheus is slow to answer it.
 func (s *Source) refresh(ctx context.Context, name, query string) {
 	s.refreshing.Add(1)
-	ch := s.flights.DoChan("refresh "+query, func() (any, error) {
-		r := s.fetch(context.WithoutCancel(ctx), name, query, s.now())
-		s.store(query, r)
-		return r, nil
+	ch := s.flights.DoChan(query, func() (any, error) {
+		return (<-s.exactly(context.WithoutCancel(ctx), name, query, s.now())).Val, nil
 	})
 	go func() { <-ch; s.refreshing.Done() }()
 }
