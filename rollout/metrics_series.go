@@ -176,7 +176,8 @@ func (s *RolloutSeries) GatherNames(names []string) []*dto.MetricFamily {
 
 	fams := make([]*dto.MetricFamily, 0, len(want))
 	for _, name := range want {
-		fam := &dto.MetricFamily{Name: &name, Help: ptr(seriesHelp[name]), Type: dto.MetricType_GAUGE.Enum()}
+		help := seriesHelp[name]
+		fam := &dto.MetricFamily{Name: &name, Help: &help, Type: dto.MetricType_GAUGE.Enum()}
 		for i := range entries {
 			e := &entries[i]
 			ns, ro := pair(&lnNamespace, e.key.Namespace), pair(&lnRollout, e.key.Name)
@@ -230,7 +231,5 @@ func pair(name *string, value string) *dto.LabelPair {
 func gaugeOf(v float64, labels ...*dto.LabelPair) *dto.Metric {
 	return &dto.Metric{Label: labels, Gauge: &dto.Gauge{Value: &v}}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 var _ prometheus.Gatherer = (*RolloutSeries)(nil)

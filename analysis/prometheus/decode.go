@@ -29,13 +29,7 @@ import (
 // finite samples, their label sets shared through s.sets and, for a
 // packed query, unpacked by names.
 func (s *Source) fetchRows(ctx context.Context, query string, at time.Time, names []model.LabelName) ([]sample, error) {
-	s.queries.Add(1)
-	start := time.Now()
-	rows, err := s.sendRows(ctx, query, at, names)
-	if s.obs != nil {
-		s.obs.ObserveQuery(time.Since(start), err)
-	}
-	return rows, err
+	return counted(s, func() ([]sample, error) { return s.sendRows(ctx, query, at, names) })
 }
 
 func (s *Source) sendRows(ctx context.Context, query string, at time.Time, names []model.LabelName) ([]sample, error) {

@@ -232,13 +232,19 @@ func (s *Source) Scalar(ctx context.Context, query string, at time.Time) (float6
 
 // query sends one query, counts it and tells the Observer.
 func (s *Source) query(ctx context.Context, query string, at time.Time) (model.Value, error) {
+	return counted(s, func() (model.Value, error) { return s.send(ctx, query, at) })
+}
+
+// counted runs send, one query to Prometheus, counts it and tells the
+// Observer how long it took and how it ended.
+func counted[T any](s *Source, send func() (T, error)) (T, error) {
 	s.queries.Add(1)
 	start := time.Now()
-	val, err := s.send(ctx, query, at)
+	v, err := send()
 	if s.obs != nil {
 		s.obs.ObserveQuery(time.Since(start), err)
 	}
-	return val, err
+	return v, err
 }
 
 func (s *Source) send(ctx context.Context, query string, at time.Time) (model.Value, error) {
