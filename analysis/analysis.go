@@ -42,6 +42,13 @@ type Request struct {
 	// route. Zero means it begins at Now. The sequential tests count
 	// nothing from before it.
 	Start time.Time
+	// Shown says a result of this analysis is already in the rollout's
+	// status, so its tests have been shown from Start: when the runner
+	// holds no tests for it (a controller restart), it rebuilds them from
+	// the counters at Start. When false, nothing of it was ever shown, and
+	// a first tick that comes long after Start (a thousand rollouts
+	// queued for their first step) begins the tests later instead.
+	Shown bool
 }
 
 // Result is the judgement of one tick.

@@ -45,6 +45,10 @@ type rolloutState struct {
 	hopsBaselined bool
 	traced        time.Time // the end of the latest trace search
 	used          time.Time
+	// base is the instant the baseline was read at (baselineAt), and since
+	// when the tests' evidence begins when that is not the tracker's start:
+	// the later baseline of a first tick that came late.
+	base, since time.Time
 }
 
 // ingestLag is how long Prometheus may take to make a scrape queryable:
@@ -96,7 +100,11 @@ func (r *Runner) Analyze(ctx context.Context, req Request) (Result, error) {
 		}
 		ms = append(ms, r.custom(ctx, req, cfg)...)
 	}
-	return withSince(Evaluate(ms, cfg), st.tracker.Start()), nil
+	since := st.since
+	if since.IsZero() {
+		since = st.tracker.Start()
+	}
+	return withSince(Evaluate(ms, cfg), since), nil
 }
 
 // withSince names the window of every check judged from the evidence
@@ -151,23 +159,29 @@ func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Reque
 		return err, err
 	}
 	if !st.baselined {
-		in, err := r.o.Metrics.Inbound(ctx, t, start)
+		base := r.baselineAt(req, start)
+		in, err := r.o.Metrics.Inbound(ctx, t, base)
 		if err != nil && !errors.Is(err, ErrNoData) {
 			return err, err
 		}
+		if base.After(start) {
+			st.since = base
+		}
 		// A side with no series yet has all zero counters: its first
 		// series count from zero.
-		st.tracker.ObserveInbound(start, in)
-		st.baselined = true
+		st.tracker.ObserveInbound(base, in)
+		st.base, st.baselined = base, true
 	}
 	if req.Config.Hops && !st.hopsBaselined {
 		// Hops are never observed before their baseline: a first reading
-		// now would count every call since the counters began.
-		hops, err := r.o.Metrics.Hops(ctx, t, start)
+		// now would count every call since the counters began. A hop
+		// baseline read on a later tick (the first reading failed) is of
+		// the same instant as the inbound one.
+		hops, err := r.o.Metrics.Hops(ctx, t, st.base)
 		if err != nil && !errors.Is(err, ErrNoData) {
 			hopsErr = err
 		} else {
-			st.tracker.ObserveHops(start, hops)
+			st.tracker.ObserveHops(st.base, hops)
 			st.hopsBaselined = true
 		}
 	}
@@ -183,6 +197,33 @@ func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Reque
 		}
 	}
 	return inErr, hopsErr
+}
+
+// lateBaseline is how far back the baseline of a first tick that came
+// late is read: an instant that recent is served by the answers that
+// every tick shares (the Prometheus source serves up to 30 s back from
+// them), where an older one is a query of the rollout's own.
+const lateBaseline = 10 * time.Second
+
+// baselineAt is the instant the baseline is read at: the first scrape
+// after the start, or, for a first tick more than lateBaseline after it
+// when nothing of this analysis was ever shown, lateBaseline before now.
+//
+// Any instant after the first scrape is a valid baseline: a later one only
+// leaves the traffic in between out of the tests, and never counts any
+// from before the start, so the tests' error bounds hold from it (it is
+// chosen by the queue, not by the data). A thousand rollouts queued for
+// their first step reach their first tick a minute or more after their
+// start; reading each one's start would be a query of its own (four, with
+// the hops), and at that count those queries kept Prometheus from
+// answering the shared ones for minutes. A rollout whose tests were shown
+// from its start (req.Shown, after a controller restart) reads its start
+// again, so that the evidence it had gathered is not lost.
+func (r *Runner) baselineAt(req Request, first time.Time) time.Time {
+	if req.Shown || req.Now.Sub(first) <= lateBaseline {
+		return first
+	}
+	return req.Now.Add(-lateBaseline)
 }
 
 // withErrors replaces the measurements a failed reading could not refresh

@@ -94,7 +94,7 @@ func TestRunnerBaselineAtTheAnalysisStart(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Traces, cfg.Hops = false, false
 	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90, asked: &asked}, ScrapeInterval: time.Second})
-	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(10 * time.Second)}
+	req := Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(90 * time.Second), Shown: true}
 	res, err := r.Analyze(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -103,14 +103,58 @@ func TestRunnerBaselineAtTheAnalysisStart(t *testing.T) {
 	if len(asked) != 2 || !asked[0].Equal(t0.Add(time.Second)) || !asked[1].Equal(req.Now) {
 		t.Fatalf("asked for counters at %v, want a scrape after the start, then now", asked)
 	}
-	if c := check(t, res, KindErrorRate); c.CanaryRequests != 90 || c.StableRequests != 810 || res.Verdict != Pass {
-		t.Errorf("check %+v, verdict %s: want the 9 s since the first scrape after the start counted, and a pass", c, res.Verdict)
+	if c := check(t, res, KindErrorRate); c.CanaryRequests != 890 || c.StableRequests != 8010 || res.Verdict != Pass || !c.Since.Equal(t0) {
+		t.Errorf("check %+v, verdict %s: want the 89 s since the first scrape after the start counted, since the start, and a pass", c, res.Verdict)
 	}
 	// A new start (a new rollout of the same name) starts a new test.
 	req.Start, req.Now = t0.Add(20*time.Second), t0.Add(20*time.Second)
 	res, _ = r.Analyze(context.Background(), req)
 	if c := check(t, res, KindErrorRate); c.CanaryRequests != 0 || !res.NoData {
 		t.Errorf("after a new start: check %+v noData %v, want nothing counted yet", c, res.NoData)
+	}
+}
+
+// A rollout whose first tick comes long after its start, with nothing of
+// its analysis shown yet (a thousand rollouts queued for their first
+// step), begins its tests lateBaseline before that tick: a reading the
+// shared answers serve, not a query of its own for the start. One that
+// comes within lateBaseline of the first scrape reads that scrape.
+func TestRunnerLateFirstTickBeginsLater(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Traces, cfg.Hops = false, false
+	for _, tc := range []struct {
+		late      time.Duration // first tick after the start
+		wantFirst time.Time     // the baseline asked for
+		requests  float64       // the canary's requests counted
+	}{
+		{late: 90 * time.Second, wantFirst: t0.Add(80 * time.Second), requests: 100},
+		{late: 11 * time.Second, wantFirst: t0.Add(time.Second), requests: 100},
+		{late: 5 * time.Second, wantFirst: t0.Add(time.Second), requests: 40},
+	} {
+		var asked []time.Time
+		r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90, asked: &asked}, ScrapeInterval: time.Second})
+		req := Request{Namespace: "shop", Name: "ro", Config: cfg, Start: t0, Now: t0.Add(tc.late)}
+		res, err := r.Analyze(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(asked) != 2 || !asked[0].Equal(tc.wantFirst) || !asked[1].Equal(req.Now) {
+			t.Errorf("first tick %v after the start: asked for counters at %v, want %v then now", tc.late, asked, tc.wantFirst)
+		}
+		wantSince := t0 // the start, or the later baseline
+		if tc.wantFirst.After(t0.Add(time.Second)) {
+			wantSince = tc.wantFirst
+		}
+		if c := check(t, res, KindErrorRate); c.CanaryRequests != tc.requests || !c.Since.Equal(wantSince) {
+			t.Errorf("first tick %v after the start: check %+v, want %v canary requests counted since %v", tc.late, c, tc.requests, wantSince)
+		}
+		// The next tick goes on from the same baseline.
+		req.Now = req.Now.Add(2 * time.Second)
+		asked = nil
+		res, _ = r.Analyze(context.Background(), req)
+		if c := check(t, res, KindErrorRate); len(asked) != 1 || c.CanaryRequests != tc.requests+20 {
+			t.Errorf("next tick: asked %v, check %+v, want now only and 20 more requests", asked, c)
+		}
 	}
 }
 

@@ -153,7 +153,8 @@ func analysisRequest(ro *v1alpha1.Rollout, cfg analysis.Config, now time.Time) a
 	start := AnalysisStart(ro.Status, now)
 	return analysis.Request{
 		Namespace: ro.Namespace, Name: ro.Name, Target: t, Config: cfg, Now: now, Start: start,
-		Vars: queryVars(ro.Spec, rt, ro.Namespace, ro.Name),
+		Shown: ro.Status.Analysis.Since != nil,
+		Vars:  queryVars(ro.Spec, rt, ro.Namespace, ro.Name),
 	}
 }
 
