@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -45,6 +46,7 @@ type rolloutState struct {
 	hopsBaselined bool
 	traced        time.Time // the end of the latest trace search
 	used          time.Time
+	target        Target // of the latest tick, for Suspects
 	// base is the instant the baseline was read at (baselineAt), and since
 	// when the tests' evidence begins when that is not the tracker's start:
 	// the later baseline of a first tick that came late.
@@ -79,6 +81,7 @@ func (r *Runner) Analyze(ctx context.Context, req Request) (Result, error) {
 	st := r.state(req)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.target = req.Target
 	var ms []Measurement
 	if r.o.Traces != nil && cfg.Traces {
 		if err := r.observeTraces(ctx, st, req); err != nil {
@@ -105,6 +108,46 @@ func (r *Runner) Analyze(ctx context.Context, req Request) (Result, error) {
 		since = st.tracker.Start()
 	}
 	return withSince(Evaluate(ms, cfg), since), nil
+}
+
+// RolloutKey names a rollout.
+type RolloutKey struct{ Namespace, Name string }
+
+// Suspects names the rollouts whose canary the newest counters the metric
+// source holds suggest has begun to fail (Tracker.Suspect), when it can
+// tell without asking its server (HeldSource); nil otherwise. A rollout
+// whose tick is under way is left to it. Run once per scrape interval,
+// it is one pass over the shared answers that finds every failing canary,
+// so that the caller ticks those first instead of in their turn.
+func (r *Runner) Suspects() []RolloutKey {
+	held, ok := r.o.Metrics.(HeldSource)
+	if !ok {
+		return nil
+	}
+	r.mu.Lock()
+	keys, states := make([]string, 0, len(r.states)), make([]*rolloutState, 0, len(r.states))
+	for k, st := range r.states {
+		keys, states = append(keys, k), append(states, st)
+	}
+	r.mu.Unlock()
+	var out []RolloutKey
+	for i, st := range states {
+		if !st.mu.TryLock() {
+			continue
+		}
+		suspect := false
+		if st.baselined {
+			if p, ok := held.HeldInbound(st.target); ok {
+				suspect = st.tracker.Suspect(p)
+			}
+		}
+		st.mu.Unlock()
+		if suspect {
+			ns, name, _ := strings.Cut(keys[i], "/")
+			out = append(out, RolloutKey{Namespace: ns, Name: name})
+		}
+	}
+	return out
 }
 
 // withSince names the window of every check judged from the evidence

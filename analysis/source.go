@@ -149,6 +149,14 @@ type MetricSource interface {
 	Scalar(ctx context.Context, query string, at time.Time) (float64, error)
 }
 
+// HeldSource is a MetricSource that can tell, without asking its server,
+// what the newest answer it holds says of t: Inbound's requests and
+// errors (no latency buckets), with Pair.At. ok is false when it holds
+// none for t. The Runner's Suspects reads it between ticks.
+type HeldSource interface {
+	HeldInbound(t Target) (p Pair, ok bool)
+}
+
 // Edge is a call from one service to another, as seen in traces.
 type Edge struct {
 	From string

@@ -127,6 +127,36 @@ func (t *Tracker) ObserveInbound(now time.Time, p Pair) {
 	t.inSinceHops.Stable.Requests += ds.Requests
 }
 
+// Suspect reports whether the inbound counters p, newer than the latest
+// reading observed, would take the canary's error tests more than half-way
+// to rejection (in log scale: past √(1/α), the bar of rollout.Urgent). It
+// changes nothing: the rollout's own tick observes p and judges. It is a
+// screen, to be run between ticks on counters a source already holds, so
+// that a canary that began to fail is ticked at once rather than in its
+// turn; a tick more or less leaves the tests' error bounds as they are.
+func (t *Tracker) Suspect(p Pair) bool {
+	l := t.cfg.ErrorRate
+	if t.inReading == nil || t.in == nil || l.Disabled || l.DryRun || !p.At.After(t.inAt) {
+		return false
+	}
+	dc, ds := increase(p.Canary, t.inReading.Canary), increase(p.Stable, t.inReading.Stable)
+	if dc.Errors <= 0 {
+		return false
+	}
+	bar := math.Sqrt(1 / t.alphaInbound())
+	split := t.in.errSplit // a copy: OddsTest is a value
+	split.Update(dc.Errors, dc.Errors+ds.Errors, share(dc.Requests, ds.Requests))
+	if split.Evidence() >= bar {
+		return true
+	}
+	if l.Max > 0 {
+		slo := t.in.errSLO[0]
+		slo.Update(dc.Errors, dc.Requests, l.Max)
+		return slo.Evidence() >= bar
+	}
+	return false
+}
+
 // ObserveHops feeds the cumulative hop counters read at now, keyed by the
 // called service. Call it after ObserveInbound for the same reading, so
 // that calls per request use the same interval's inbound traffic. A hop

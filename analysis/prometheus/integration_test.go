@@ -160,6 +160,7 @@ func TestRealPrometheus(t *testing.T) {
 	checkScopeOnPrometheus(ctx, t, s)
 	checkPackedOnPrometheus(ctx, t, s)
 	checkFirstError(ctx, t, s, mesh)
+	checkHeldOnPrometheus(ctx, t, target)
 
 	// Prometheus goes away: the last answer serves a reading while the
 	// refresh behind it runs; once that refresh has failed, queries are
@@ -181,6 +182,36 @@ func TestRealPrometheus(t *testing.T) {
 		t.Errorf("Hops after Prometheus stopped = %v, want ErrUnavailable", err)
 	}
 	t.Logf("after stop: %v", err)
+}
+
+// checkHeldOnPrometheus: HeldInbound tells, without a query, what the
+// newest shared inbound answer held says of a target: nothing before the
+// first reading, then that reading's requests, errors and time.
+func checkHeldOnPrometheus(ctx context.Context, t *testing.T, target analysis.Target) {
+	t.Helper()
+	s, err := New(Options{Address: st.PrometheusURL, CacheTTL: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := s.HeldInbound(target); ok || s.Queries() != 0 {
+		t.Errorf("HeldInbound before any reading = %+v, %v after %d queries; want nothing held and no query", p, ok, s.Queries())
+	}
+	read, err := s.Inbound(ctx, target, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := s.Queries()
+	held, ok := s.HeldInbound(target)
+	switch {
+	case !ok || s.Queries() != sent:
+		t.Errorf("HeldInbound after a reading: ok %v, %d queries sent by it; want the answer held, no query", ok, s.Queries()-sent)
+	case held.Canary.Requests != read.Canary.Requests || held.Canary.Errors != read.Canary.Errors ||
+		held.Stable.Requests != read.Stable.Requests || held.Stable.Errors != read.Stable.Errors || !held.At.Equal(read.At):
+		t.Errorf("HeldInbound = canary %s, stable %s at %v; want the reading's canary %s, stable %s at %v",
+			brief(held.Canary), brief(held.Stable), held.At, brief(read.Canary), brief(read.Stable), read.At)
+	case held.Canary.Requests == 0 || len(held.Canary.Buckets) != 0:
+		t.Errorf("HeldInbound canary %+v: want the requests counted, and no latency buckets", held.Canary)
+	}
 }
 
 // waitForData polls until the counters hold at least 450 requests (9 s of

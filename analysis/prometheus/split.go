@@ -49,6 +49,21 @@ func (s *Source) Inbound(ctx context.Context, t analysis.Target, at time.Time) (
 	return splitInbound(t, counts, latency)
 }
 
+// HeldInbound returns the requests and errors of each side of t in the
+// newest shared inbound answer held, without asking Prometheus (the latency
+// buckets are left out); ok is false when none is held, it was a failure,
+// or a side has no series in it. It is analysis.HeldSource.
+func (s *Source) HeldInbound(t analysis.Target) (analysis.Pair, bool) {
+	r := s.newest(MeshQuery(InboundRequestsQuery, s.scope(t, s.now())))
+	if r == nil || r.err != nil || r.samples == nil {
+		return analysis.Pair{}, false
+	}
+	p, err := splitInbound(t, r.samples, nil)
+	return p, err == nil
+}
+
+var _ analysis.HeldSource = (*Source)(nil)
+
 // Hops returns the cumulative calls each side of t has made downstream, as
 // of at, keyed by the called service's short name (its canonical service,
 // or its service name when that is unknown), with the same fields as
