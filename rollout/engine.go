@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -73,6 +74,10 @@ type Options struct {
 	// Live is told each tick's status that was not written (see
 	// LiveStatus), for the read model; nil tells no one.
 	Live LiveStatus
+	// ScreenEvery is how often an Analyzer that is a Screener is asked
+	// for the rollouts to tick first (see screen.go); zero is
+	// DefaultScreenEvery.
+	ScreenEvery time.Duration
 }
 
 // Engine reconciles Rollouts: on each tick it observes, calls Next and
@@ -84,6 +89,7 @@ type Engine struct {
 	meshes   meshChecks
 	analyses *analyses
 	live     *liveStatuses
+	hurried  *hurried
 }
 
 // NewEngine checks the options and returns an engine.
@@ -109,7 +115,11 @@ func NewEngine(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m, analyses: newAnalyses(), live: newLiveStatuses()}, nil
+	h := newHurried()
+	if err := register(o.Metrics, h.suspects); err != nil {
+		return nil, err
+	}
+	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m, analyses: newAnalyses(), live: newLiveStatuses(), hurried: h}, nil
 }
 
 // Series are the engine's series labelled by namespace and rollout, to be
@@ -122,6 +132,11 @@ func (e *Engine) Series() *RolloutSeries { return e.metrics.series }
 func (e *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(e.queue); err != nil {
 		return fmt.Errorf("add notification queue: %w", err)
+	}
+	if s, ok := e.o.Analyzer.(Screener); ok {
+		if err := mgr.Add(e.screenRunnable(s)); err != nil {
+			return fmt.Errorf("add the screen of suspect canaries: %w", err)
+		}
 	}
 	// checkRouteFree lists the Rollouts of one VirtualService, not of the
 	// namespace: starting N rollouts in one namespace costs N, not N².
@@ -330,10 +345,12 @@ func (e *Engine) observe(ctx context.Context, ro *v1alpha1.Rollout, now time.Tim
 	if !analyze {
 		return obs, 0, nil
 	}
+	hurried := e.hurried.take(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name})
 	if last := ro.Status.Analysis.LastTickAt; last != nil {
 		// Reconciles can come early (an annotation changed); ticks keep
-		// their interval.
-		if due := last.Add(spec.Analysis.Interval.Duration); now.Before(due) {
+		// their interval, but for a canary the screen found beginning to
+		// fail (see screen.go).
+		if due := last.Add(spec.Analysis.Interval.Duration); now.Before(due) && !hurried {
 			return obs, due.Sub(now), nil
 		}
 	}

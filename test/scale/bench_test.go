@@ -80,6 +80,8 @@ type row struct {
 	list    []float64
 	listLen int
 	trials  []rollback
+	// suspects is how many rollouts the screen named, over the run.
+	suspects float64
 }
 
 // BenchmarkScale runs, for each N of SCALE_NS, N rollouts in progress on
@@ -124,6 +126,7 @@ func benchOne(b *testing.B, cfg benchConfig, n int) row {
 	out.steady = r.measure(cfg.window)
 	out.list, out.listLen = r.listTimes(cfg.listRequests)
 	out.trials = r.trials(cfg.trials, cfg.trialTimeout)
+	out.suspects = r.smp.screened()
 	if fails, last := r.smp.failures(); fails > 0 {
 		logf(b, "%d samples of the controller's /metrics failed (last: %s)", fails, last)
 	}
@@ -166,8 +169,8 @@ func printTable(out *os.File, cfg benchConfig, rows []row) {
 		"queries: Prometheus's inner_eval count over the ticks of the window; list: GET /api/v1/rollouts (first page)")
 	for _, r := range rows {
 		s := r.steady
-		fmt.Fprintf(out, "N=%d: %d ticks and %.0f queries in %.1f s; writes %d Rollout, %d VirtualService, %d Event; peak RSS %.0f MiB\n",
-			r.n, s.ticks, s.queries, s.window.Seconds(), s.rolloutWrites, s.vsWrites, s.eventWrites, s.peakMiB)
+		fmt.Fprintf(out, "N=%d: %d ticks and %.0f queries in %.1f s; writes %d Rollout, %d VirtualService, %d Event; peak RSS %.0f MiB; the screen named %.0f suspects over the run\n",
+			r.n, s.ticks, s.queries, s.window.Seconds(), s.rolloutWrites, s.vsWrites, s.eventWrites, s.peakMiB, r.suspects)
 		for _, rb := range r.trials {
 			if rb.note != "" {
 				fmt.Fprintf(out, "N=%d: %s: %s\n", r.n, rb.rollout, rb.note)

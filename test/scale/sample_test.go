@@ -33,11 +33,12 @@ func sampleEvery(interval time.Duration) time.Duration { return min(interval/2, 
 const (
 	lastAnalysisMetric = "serin_rollout_last_analysis_timestamp_seconds"
 	queueDepthMetric   = "workqueue_depth" // controller-runtime's, name="rollout"
+	suspectsMetric     = "serin_screen_suspects_total"
 )
 
 // sampledMetrics is the query that asks the controller's /metrics for
 // the sampled families alone.
-var sampledMetrics = url.Values{"name[]": {lastAnalysisMetric, queueDepthMetric}}.Encode()
+var sampledMetrics = url.Values{"name[]": {lastAnalysisMetric, queueDepthMetric, suspectsMetric}}.Encode()
 
 // sampler reads the controller's /metrics and its /proc entries every
 // sampleEvery: each rollout's last-analysis gauge, whose every new value is
@@ -55,6 +56,9 @@ type sampler struct {
 	rss     []timed              // bytes
 	fails   int                  // samples that failed
 	lastErr string
+	// suspects is the latest count of rollouts the screen between ticks
+	// named (see rollout/screen.go).
+	suspects float64
 }
 
 // timed is one sampled value.
@@ -104,6 +108,11 @@ func (s *sampler) once(ctx context.Context) {
 			}
 		}
 	}
+	if f := fams[suspectsMetric]; f != nil {
+		for _, m := range f.GetMetric() {
+			s.suspects = m.GetCounter().GetValue()
+		}
+	}
 	if f := fams[lastAnalysisMetric]; f != nil {
 		for _, m := range f.GetMetric() {
 			name, v := label(m, "rollout"), m.GetGauge().GetValue()
@@ -112,6 +121,13 @@ func (s *sampler) once(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// screened is how many suspects the screen has named so far.
+func (s *sampler) screened() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.suspects
 }
 
 // ticksOf returns the tick times of a rollout, sorted.
