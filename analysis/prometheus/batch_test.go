@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,7 +254,8 @@ func TestReaderJoinsTheRefreshUnderWay(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Past MaxStale while that refresh is still under way (the fake takes
-	// a second of real time): the reading waits for it.
+	// a second of real time): the reading waits for it, a TTL at most
+	// (then it is served the answer held), and sends no query of its own.
 	clock.Add(1500 * time.Millisecond)
 	if err := checkInbound(t.Context(), s, 1, at.Add(2500*time.Millisecond)); err != nil {
 		t.Fatal(err)
@@ -395,4 +398,98 @@ func TestSlowPrometheusIsNotAskedOncePerCaller(t *testing.T) {
 	if got, most := len(f.received(0)), 2*(int(run/(2*delay))+3); got > most {
 		t.Errorf("%d queries in %v with answers taking %v, want at most %d", got, run, delay, most)
 	}
+}
+
+// TestLateRefreshServesTheHeldAnswer: a reading of the present whose
+// answer is too old to serve outright, while the flight that replaces it
+// is late, is served the answer held after one TTL instead of failing;
+// a flight that fails is said, not hidden behind the held answer; and an
+// answer older than sharedTimeout is never served.
+func TestLateRefreshServesTheHeldAnswer(t *testing.T) {
+	series := meshSeries(2)
+	var mode atomic.Int32 // 0 answers, 1 holds the answer until released, 2 fails
+	release := make(chan struct{})
+	f := newFakePromAt(t, func(ctx context.Context, q string, at time.Time) (int, string) {
+		switch mode.Load() {
+		case 1:
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			if mode.Load() == 2 {
+				return 503, `{"status":"error","errorType":"unavailable","error":"overloaded"}`
+			}
+		case 2:
+			return 503, `{"status":"error","errorType":"unavailable","error":"overloaded"}`
+		}
+		q, keep, err := extraMatchers(q)
+		if err != nil {
+			return 400, err.Error()
+		}
+		for tmpl, samples := range series {
+			if q == MeshQuery(tmpl, nil) {
+				return 200, vectorBody(slices.DeleteFunc(slices.Clone(samples), func(s sample) bool { return !keep(s) })...)
+			}
+		}
+		return 400, `{"status":"error","errorType":"bad_data","error":"unexpected query"}`
+	})
+	s, err := New(Options{Address: f.URL, Timeout: 5 * time.Second, CacheTTL: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	s.now = clock.Now
+	t0 := clock.Now()
+	if err := checkInbound(t.Context(), s, 1, t0); err != nil {
+		t.Fatal(err)
+	}
+
+	// Prometheus is slow: ten seconds on, the reading is served what is
+	// held, evaluated at t0, and the tests find nothing new in it.
+	mode.Store(1)
+	clock.Add(10 * time.Second)
+	p, err := s.Inbound(t.Context(), meshTarget(1), clock.Now())
+	if err != nil || !p.At.Equal(t0) || p.Canary.Requests != 3 {
+		t.Fatalf("reading during a late refresh = %+v, %v; want the answer held, of %v", p, err, t0)
+	}
+
+	// That flight fails: the failure is said.
+	mode.Store(2)
+	close(release)
+	eventually(t, func() bool {
+		r := s.newest(MeshQuery(InboundRequestsQuery, s.scope(meshTarget(1), clock.Now())))
+		return r != nil && r.err != nil
+	})
+	if _, err := s.Inbound(t.Context(), meshTarget(1), clock.Now()); !errors.Is(err, analysis.ErrUnavailable) {
+		t.Errorf("reading after the refresh failed: err %v, want ErrUnavailable", err)
+	}
+
+	// Answered again, then slow, and the answer held is older than
+	// sharedTimeout: the reading waits, and fails with its own deadline.
+	mode.Store(0)
+	clock.Add(time.Second)
+	if err := checkInbound(t.Context(), s, 1, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	mode.Store(1)
+	release = make(chan struct{})
+	defer close(release)
+	clock.Add(sharedTimeout + time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	if p, err := s.Inbound(ctx, meshTarget(1), clock.Now()); !errors.Is(err, analysis.ErrUnavailable) {
+		t.Errorf("reading with an answer %v old held: %+v, %v; want ErrUnavailable", sharedTimeout+time.Second, p, err)
+	}
+}
+
+// eventually polls cond for up to 5 s.
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not met in 5 s")
 }

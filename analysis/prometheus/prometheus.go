@@ -312,18 +312,48 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 	// The callers of one tick ask for nearly, not exactly, the same time
 	// (each rollout reads its own clock), so they share one flight per
 	// query text, which the first of them leads.
-	r, err := s.joinShared(ctx, name, query, at)
+	//
+	// A reader that holds an answer, a success at most sharedTimeout old,
+	// waits for that flight one TTL at most and is then served the answer
+	// held: the tests find nothing new in it (the Tracker skips an answer
+	// no newer than its last), where an error would make every check it
+	// feeds Inconclusive for want of data, and back on the next tick, a
+	// status write each way for nothing that changed. Only a flight that
+	// is late does that: one that fails is stored and said (recent), and a
+	// hung one fails at sharedTimeout, so no answer older than that is
+	// ever served.
+	held := s.held(query)
+	wait := ctx
+	if held != nil {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, s.ttl)
+		defer cancel()
+	}
+	r, err := s.joinShared(wait, name, query, at)
 	if err == nil && !within(r.at, at, s.staleBound(r)) {
 		// That flight began long before at: join the next, shared
 		// likewise. A query of this caller's own time would be one more
 		// answer of the whole mesh for Prometheus to compute, from every
 		// caller that came late, just when it is slow to answer.
-		r, err = s.joinShared(ctx, name, query, at)
+		r, err = s.joinShared(wait, name, query, at)
+	}
+	if err != nil && held != nil && ctx.Err() == nil {
+		return held.samples, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	return r.samples, r.err
+}
+
+// held returns the newest result of query when it is a success at most
+// sharedTimeout old, or nil (see vector).
+func (s *Source) held(query string) *result {
+	r := s.newest(query)
+	if r == nil || r.err != nil || r.samples == nil || s.now().Sub(r.fetched) > sharedTimeout {
+		return nil
+	}
+	return r
 }
 
 // joinShared joins the flight of query under way, or leads one evaluated
