@@ -44,6 +44,7 @@ type rolloutState struct {
 	// inbound one, so that a slow hop query (the largest answer of a big
 	// mesh) leaves the inbound checks judged, only the hops waiting.
 	hopsBaselined bool
+	hopsFailed    bool      // a reading of the hops' baseline failed
 	traced        time.Time // the end of the latest trace search
 	used          time.Time
 	target        Target // of the latest tick, for Suspects
@@ -217,14 +218,23 @@ func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Reque
 	}
 	if req.Config.Hops && !st.hopsBaselined {
 		// Hops are never observed before their baseline: a first reading
-		// now would count every call since the counters began. A hop
-		// baseline read on a later tick (the first reading failed) is of
-		// the same instant as the inbound one.
-		hops, err := r.o.Metrics.Hops(ctx, t, st.base)
+		// now would count every call since the counters began. It is of
+		// the inbound baseline's instant; when that reading failed, a
+		// later tick reads lateBaseline before now instead, once the
+		// inbound instant is older: the hops' tests then begin later
+		// (calls per request count the inbound traffic from the hops'
+		// own baseline), where reading an instant that grows older would
+		// be a query of the rollout's own on every tick, failing as the
+		// first did when Prometheus is slow.
+		at := st.base
+		if st.hopsFailed {
+			at = r.baselineAt(Request{Now: req.Now}, at)
+		}
+		hops, err := r.o.Metrics.Hops(ctx, t, at)
 		if err != nil && !errors.Is(err, ErrNoData) {
-			hopsErr = err
+			hopsErr, st.hopsFailed = err, true
 		} else {
-			st.tracker.ObserveHops(st.base, hops)
+			st.tracker.ObserveHops(at, hops)
 			st.hopsBaselined = true
 		}
 	}
@@ -266,7 +276,10 @@ func (r *Runner) baselineAt(req Request, first time.Time) time.Time {
 	if req.Shown || req.Now.Sub(first) <= lateBaseline {
 		return first
 	}
-	return req.Now.Add(-lateBaseline)
+	// Whole seconds, as the API server stores the checks' since: a since
+	// that differs from the stored one below the second would be a
+	// status write on every tick.
+	return req.Now.Add(-lateBaseline).Truncate(time.Second)
 }
 
 // withErrors replaces the measurements a failed reading could not refresh

@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,8 @@ func TestRunnerLateFirstTickBeginsLater(t *testing.T) {
 		requests  float64       // the canary's requests counted
 	}{
 		{late: 90 * time.Second, wantFirst: t0.Add(80 * time.Second), requests: 100},
+		// Whole seconds, as the API server stores the checks' since.
+		{late: 90*time.Second + 500*time.Millisecond, wantFirst: t0.Add(80 * time.Second), requests: 105},
 		{late: 11 * time.Second, wantFirst: t0.Add(time.Second), requests: 100},
 		{late: 5 * time.Second, wantFirst: t0.Add(time.Second), requests: 40},
 	} {
@@ -335,11 +338,26 @@ func TestRunnerHopBaselineApartFromInbound(t *testing.T) {
 	if len(m.asked) != 1 || !m.asked[0].Equal(t0.Add(time.Second)) {
 		t.Fatalf("hops asked at %v, want only the baseline (the first scrape after the start)", m.asked)
 	}
-	req.Now = t0.Add(12 * time.Second)
+	req.Now = t0.Add(11 * time.Second)
 	if _, err := r.Analyze(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
 	if len(m.asked) != 3 || !m.asked[1].Equal(t0.Add(time.Second)) || !m.asked[2].Equal(req.Now) {
 		t.Errorf("hops asked at %v, want the baseline again, then now", m.asked)
+	}
+
+	// A hop baseline that keeps failing is read, once the inbound
+	// instant is more than lateBaseline old, lateBaseline before now.
+	m = &slowHops{fakeMetrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90}, fail: 2}
+	r = NewRunner(RunnerOptions{Metrics: m, ScrapeInterval: time.Second})
+	for _, now := range []time.Duration{10 * time.Second, 11 * time.Second, 40 * time.Second} {
+		req.Now = t0.Add(now)
+		if _, err := r.Analyze(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []time.Time{t0.Add(time.Second), t0.Add(time.Second), t0.Add(30 * time.Second), t0.Add(40 * time.Second)}
+	if !slices.Equal(m.asked, want) {
+		t.Errorf("hops asked at %v, want %v: the inbound instant twice, then lateBaseline before now, then now", m.asked, want)
 	}
 }

@@ -62,16 +62,19 @@ type Options struct {
 	// TLS, tests); nil means client_golang's default.
 	RoundTripper http.RoundTripper
 	// MaxStale is how old the newest answer of a shared query may be and
-	// still serve a reading of the present while one refresh runs behind
-	// it, and how long a shared query may take; zero means two CacheTTLs.
-	// On a large mesh one answer can take seconds to compute: a larger
-	// MaxStale lets a tick read the last one instead of waiting, and an
-	// answer that took longer than half of MaxStale to arrive may serve
-	// for twice as long as it took (up to 30 s) anyway. A failed refresh
-	// is never hidden behind it. It is kept short by default
-	// because the inbound and hop answers refresh independently, and the
-	// calls-per-request test compares the two: the older the answers may
-	// be, the further apart their instants can drift within a tick.
+	// still serve a reading of the present as current, one refresh
+	// running behind it once it is as old as it took, and how long a
+	// shared query may take; zero means two CacheTTLs. An answer that
+	// took longer than half of MaxStale to arrive serves as current for
+	// twice as long as it took (up to 30 s). Past that, a refresh runs
+	// at once, and while it does, a reading is still served the answer
+	// held when it is a success at most 30 s old, rather than wait (see
+	// vector). A failed refresh is never hidden behind an older answer.
+	// It is kept short by default because the inbound and hop answers
+	// refresh independently, and the calls-per-request test compares the
+	// two: the older the answers, the further apart their instants can
+	// drift within a tick (a lag that, with weights that only go up,
+	// makes the canary's share of the calls lower, never higher).
 	MaxStale time.Duration
 	// Observer, when set, is told of every query sent, for the
 	// controller's own metrics; nil observes nothing.
@@ -309,36 +312,32 @@ func (s *Source) vector(ctx context.Context, name, query string, at time.Time) (
 		}
 		return r.samples, r.err
 	}
+	// A reader that finds the newest answer too old to serve outright
+	// (the refresh behind it is late: the answer of a thousand services
+	// can take Prometheus longer than its stale bound) is served it all
+	// the same when it is a success at most sharedTimeout old, and the
+	// refresh goes on: a tick never waits on a fetch once the query is
+	// warm. The tests find nothing new in it (the Tracker skips an answer
+	// no newer than its last), where an error would make every check it
+	// feeds Inconclusive for want of data, and back on the next tick, a
+	// status write each way for nothing that changed. A refresh that
+	// fails is stored and said (recent and held serve no older answer
+	// past it), and a hung one fails at sharedTimeout, so no answer older
+	// than that is ever served.
+	if held := s.held(query); held != nil {
+		s.refresh(ctx, name, query)
+		return held.samples, nil
+	}
 	// The callers of one tick ask for nearly, not exactly, the same time
 	// (each rollout reads its own clock), so they share one flight per
 	// query text, which the first of them leads.
-	//
-	// A reader that holds an answer, a success at most sharedTimeout old,
-	// waits for that flight one TTL at most and is then served the answer
-	// held: the tests find nothing new in it (the Tracker skips an answer
-	// no newer than its last), where an error would make every check it
-	// feeds Inconclusive for want of data, and back on the next tick, a
-	// status write each way for nothing that changed. Only a flight that
-	// is late does that: one that fails is stored and said (recent), and a
-	// hung one fails at sharedTimeout, so no answer older than that is
-	// ever served.
-	held := s.held(query)
-	wait := ctx
-	if held != nil {
-		var cancel context.CancelFunc
-		wait, cancel = context.WithTimeout(ctx, s.ttl)
-		defer cancel()
-	}
-	r, err := s.joinShared(wait, name, query, at)
+	r, err := s.joinShared(ctx, name, query, at)
 	if err == nil && !within(r.at, at, s.staleBound(r)) {
 		// That flight began long before at: join the next, shared
 		// likewise. A query of this caller's own time would be one more
 		// answer of the whole mesh for Prometheus to compute, from every
 		// caller that came late, just when it is slow to answer.
-		r, err = s.joinShared(wait, name, query, at)
-	}
-	if err != nil && held != nil && ctx.Err() == nil {
-		return held.samples, nil
+		r, err = s.joinShared(ctx, name, query, at)
 	}
 	if err != nil {
 		return nil, err
