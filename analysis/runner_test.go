@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -359,5 +360,30 @@ func TestRunnerHopBaselineApartFromInbound(t *testing.T) {
 	want := []time.Time{t0.Add(time.Second), t0.Add(time.Second), t0.Add(30 * time.Second), t0.Add(40 * time.Second)}
 	if !slices.Equal(m.asked, want) {
 		t.Errorf("hops asked at %v, want %v: the inbound instant twice, then lateBaseline before now, then now", m.asked, want)
+	}
+}
+
+// The state of a rollout not analysed for five minutes (finished or
+// deleted) is dropped by a later tick of another, and the sweep that
+// drops it runs at most once a minute.
+func TestRunnerForgetsIdleRollouts(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Traces, cfg.Hops = false, false
+	r := NewRunner(RunnerOptions{Metrics: fakeMetrics{t0: t0.Add(-time.Hour), canary: 10, stable: 90}, ScrapeInterval: time.Second})
+	tick := func(name string, at time.Duration) {
+		t.Helper()
+		if _, err := r.Analyze(context.Background(), Request{Namespace: "shop", Name: name, Config: cfg, Start: t0, Now: t0.Add(at)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick("old", 10*time.Second)
+	tick("new", 5*time.Minute)                // a sweep: "old" is not idle yet
+	tick("new", 5*time.Minute+30*time.Second) // idle, but no sweep within a minute of the last
+	if len(r.states) != 2 {
+		t.Errorf("%d states, want both kept", len(r.states))
+	}
+	tick("new", 6*time.Minute+10*time.Second)
+	if _, ok := r.states["shop/old"]; ok || len(r.states) != 1 {
+		t.Errorf("states %v: want the idle rollout's dropped", slices.Collect(maps.Keys(r.states)))
 	}
 }
