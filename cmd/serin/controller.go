@@ -303,6 +303,7 @@ func controller(ctx context.Context, o controllerOptions, log *slog.Logger) erro
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &o.ShutdownTimeout,
 		Cache:                         managerCache(o.Namespace, o.MeshRootNamespace),
+		MapperProvider:                newMemoMapper,
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
