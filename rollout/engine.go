@@ -174,6 +174,7 @@ func (e *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 			e.metrics.forget(req.Namespace, req.Name) // deleted: no stale series
 			e.analyses.forget(req.NamespacedName)
 			e.live.forget(req.NamespacedName)
+			e.hurried.take(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
