@@ -204,7 +204,7 @@ func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Reque
 		return err, err
 	}
 	if !st.baselined {
-		base := r.baselineAt(req, start)
+		base := baselineAt(req, start)
 		in, err := r.o.Metrics.Inbound(ctx, t, base)
 		if err != nil && !errors.Is(err, ErrNoData) {
 			return err, err
@@ -229,7 +229,7 @@ func (r *Runner) observeMetrics(ctx context.Context, st *rolloutState, req Reque
 		// first did when Prometheus is slow.
 		at := st.base
 		if st.hopsFailed {
-			at = r.baselineAt(Request{Now: req.Now}, at)
+			at = notLongBefore(req.Now, at)
 		}
 		hops, err := r.o.Metrics.Hops(ctx, t, at)
 		if err != nil && !errors.Is(err, ErrNoData) {
@@ -273,14 +273,22 @@ const lateBaseline = 10 * time.Second
 // answering the shared ones for minutes. A rollout whose tests were shown
 // from its start (req.Shown, after a controller restart) reads its start
 // again, so that the evidence it had gathered is not lost.
-func (r *Runner) baselineAt(req Request, first time.Time) time.Time {
-	if req.Shown || req.Now.Sub(first) <= lateBaseline {
+func baselineAt(req Request, first time.Time) time.Time {
+	if req.Shown {
 		return first
 	}
-	// Whole seconds, as the API server stores the checks' since: a since
-	// that differs from the stored one below the second would be a
-	// status write on every tick.
-	return req.Now.Add(-lateBaseline).Truncate(time.Second)
+	return notLongBefore(req.Now, first)
+}
+
+// notLongBefore is at, or lateBaseline before now when at is older than
+// that. Whole seconds, as the API server stores the checks' since: a
+// since that differs from the stored one below the second would be a
+// status write on every tick.
+func notLongBefore(now, at time.Time) time.Time {
+	if now.Sub(at) <= lateBaseline {
+		return at
+	}
+	return now.Add(-lateBaseline).Truncate(time.Second)
 }
 
 // withErrors replaces the measurements a failed reading could not refresh

@@ -115,11 +115,7 @@ func NewEngine(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := newHurried()
-	if err := register(o.Metrics, h.suspects); err != nil {
-		return nil, err
-	}
-	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m, analyses: newAnalyses(), live: newLiveStatuses(), hurried: h}, nil
+	return &Engine{o: o, queue: newNotifyQueue(o.Notifier, o.Log), metrics: m, analyses: newAnalyses(), live: newLiveStatuses(), hurried: newHurried()}, nil
 }
 
 // Series are the engine's series labelled by namespace and rollout, to be

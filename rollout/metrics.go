@@ -41,6 +41,8 @@ type engineMetrics struct {
 	detection prometheus.Histogram
 	dataPlane prometheus.Histogram
 	ticks     *prometheus.CounterVec
+	// suspects counts the rollouts the screen named (screen.go).
+	suspects prometheus.Counter
 	// series are the series of each rollout: its info, phase, weight,
 	// step, the time of its last tick (the live figure that the status,
 	// written only on change, no longer carries) and its checks'
@@ -72,6 +74,10 @@ func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 			Name: "serin_analysis_ticks_total",
 			Help: "Analysis ticks run, all rollouts together, by the tick's verdict.",
 		}, []string{"verdict"}),
+		suspects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "serin_screen_suspects_total",
+			Help: "Rollouts the screen between ticks found beginning to fail and queued first for an early tick.",
+		}),
 		series: newRolloutSeries(),
 	}
 	for _, r := range RollbackReasons {
@@ -80,7 +86,7 @@ func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 	for _, v := range allVerdicts {
 		m.ticks.WithLabelValues(string(v))
 	}
-	return m, register(reg, m.rollbacks, m.detection, m.dataPlane, m.ticks)
+	return m, register(reg, m.rollbacks, m.detection, m.dataPlane, m.ticks, m.suspects)
 }
 
 // register registers cs with reg, nil registering none. A collector

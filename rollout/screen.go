@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -40,16 +39,9 @@ const DefaultScreenEvery = time.Second
 type hurried struct {
 	mu   sync.Mutex
 	keys map[types.NamespacedName]bool
-	// suspects counts the rollouts named by the screen.
-	suspects prometheus.Counter
 }
 
-func newHurried() *hurried {
-	return &hurried{keys: map[types.NamespacedName]bool{}, suspects: prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "serin_screen_suspects_total",
-		Help: "Rollouts the screen between ticks found beginning to fail and queued first for an early tick.",
-	})}
-}
+func newHurried() *hurried { return &hurried{keys: map[types.NamespacedName]bool{}} }
 
 // add marks key to be ticked at once.
 func (h *hurried) add(key types.NamespacedName) {
@@ -93,7 +85,7 @@ func (e *Engine) screen(s Screener) {
 	for _, k := range s.Suspects() {
 		key := types.NamespacedName{Namespace: k.Namespace, Name: k.Name}
 		e.hurried.add(key)
-		e.hurried.suspects.Inc()
+		e.metrics.suspects.Inc()
 		select {
 		case e.analyses.done <- event.TypedGenericEvent[analysed]{Object: analysed{key: key, urgent: true}}:
 		default: // the buffer is full: the rollout's own tick comes anyway

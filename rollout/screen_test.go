@@ -16,7 +16,11 @@ func (s suspects) Suspects() []analysis.RolloutKey { return s }
 // One pass of the screen marks each suspect to be ticked at once, once,
 // and queues it urgently; a rollout it did not name is left alone.
 func TestScreenQueuesSuspectsUrgently(t *testing.T) {
-	e := &Engine{analyses: newAnalyses(), hurried: newHurried()}
+	m, err := newEngineMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{analyses: newAnalyses(), hurried: newHurried(), metrics: m}
 	e.screen(suspects{{Namespace: "shop", Name: "checkout"}})
 	key := types.NamespacedName{Namespace: "shop", Name: "checkout"}
 	select {
@@ -36,7 +40,7 @@ func TestScreenQueuesSuspectsUrgently(t *testing.T) {
 	if e.hurried.take(types.NamespacedName{Namespace: "shop", Name: "cart"}) {
 		t.Errorf("a rollout the screen did not name is marked")
 	}
-	if got := testutil.ToFloat64(e.hurried.suspects); got != 1 {
+	if got := testutil.ToFloat64(e.metrics.suspects); got != 1 {
 		t.Errorf("suspects counted %v, want 1", got)
 	}
 	// An empty pass queues nothing.
