@@ -34,7 +34,12 @@ func TestConsoleTraceOfALatencyRollback(t *testing.T) {
 	p := e.startController()
 	b := newBrowser(t)
 	e.rollout("slow", analysed(30*time.Second, func(a *v1alpha1.AnalysisSpec) { a.Hops = &v1alpha1.HopChecks{Disabled: true} }))
-	ro := e.waitPhase("slow", v1alpha1.PhaseRolledBack, 60*time.Second)
+	e.waitPhase("slow", v1alpha1.PhaseRolledBack, 60*time.Second)
+	// The API answers from its read model, which follows the API server a
+	// moment behind: the trace is read as a user of the console finds it,
+	// from the rolled-back status the controller's own API shows.
+	base := "http://" + p.addr
+	ro := apiRolledBack(t, base+"/api/v1/rollouts/"+e.ns+"/slow", 10*time.Second)
 
 	var id string
 	for _, c := range ro.Status.Analysis.Checks {
@@ -47,7 +52,6 @@ func TestConsoleTraceOfALatencyRollback(t *testing.T) {
 	}
 
 	// The API answers the viewer from the real Jaeger.
-	base := "http://" + p.addr
 	code, body := apiCall(t, http.MethodGet, base+"/api/v1/rollouts/"+e.ns+"/slow/traces/"+id, consoleViewerToken, nil)
 	if code != http.StatusOK {
 		t.Fatalf("GET the trace through the controller's API: %d %s", code, body)
@@ -113,5 +117,29 @@ func TestConsoleTraceOfALatencyRollback(t *testing.T) {
 	b.screenshot("trace-rollback-phone")
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the browser console has errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// apiRolledBack polls GET url (one rollout) as the viewer until the API's
+// read model shows the rollout rolled back, and returns it; it fails the
+// test after within.
+func apiRolledBack(t *testing.T, url string, within time.Duration) *v1alpha1.Rollout {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, body := apiCall(t, http.MethodGet, url, consoleViewerToken, nil)
+		var view struct {
+			Status v1alpha1.RolloutStatus `json:"status"`
+		}
+		if code == http.StatusOK {
+			must(t, json.Unmarshal([]byte(body), &view))
+			if view.Status.Phase == v1alpha1.PhaseRolledBack {
+				return &v1alpha1.Rollout{Status: view.Status}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: the API does not show the rollout rolled back within %s: %d %s", url, within, code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
